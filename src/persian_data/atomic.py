@@ -1,0 +1,71 @@
+"""Atomic writes: a file reaches its final path complete or not at all.
+
+Temp files live in the state folder (`.persian-data/tmp`, same filesystem as the layout) so a
+crash never leaves a half-written file, or even a temp file, inside the layout.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_writer(final: Path, tmp_dir: Path, mode: str = "wb", **open_kwargs) -> Iterator[IO]:
+    """Open a temp file in `tmp_dir`; on clean exit fsync it and rename it onto `final`.
+
+    On any exception the temp file is removed and `final` is left as it was.
+    """
+    final = Path(final)
+    tmp_dir = Path(tmp_dir)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix=final.name[:40] + ".", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(final: Path, data: bytes, tmp_dir: Path) -> None:
+    with atomic_writer(final, tmp_dir) as handle:
+        handle.write(data)
+
+
+def atomic_write_text(final: Path, text: str, tmp_dir: Path) -> None:
+    atomic_write_bytes(final, text.encode("utf-8"), tmp_dir)
+
+
+def write_if_changed(final: Path, text: str, tmp_dir: Path) -> bool:
+    """Write only when the content differs, so a rerun leaves mtimes (and hash caches) alone."""
+    data = text.encode("utf-8")
+    try:
+        if final.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write_bytes(final, data, tmp_dir)
+    return True

@@ -1,0 +1,59 @@
+"""Progress for long work: a tqdm bar on a terminal, plain log lines otherwise.
+
+Every stage uses `progress(...)` the same way; when stderr is not a TTY the bar is disabled and
+the stage logs a line every `log_every` seconds instead, so CI logs and the download log stay
+readable.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+
+from tqdm.auto import tqdm
+
+
+def is_interactive() -> bool:
+    return sys.stderr.isatty()
+
+
+class Progress:
+    """Thread-safe counter with a tqdm bar (TTY) or periodic log lines (pipe)."""
+
+    def __init__(self, total: float | None, desc: str, unit: str = "it", *, logger: logging.Logger,
+                 unit_scale: bool = False, log_every: float = 10.0) -> None:
+        self.total, self.desc, self.unit, self.logger = total, desc, unit, logger
+        self.done = 0.0
+        self._lock = threading.Lock()
+        self._log_every = log_every
+        self._last_log = time.monotonic()
+        self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, leave=False,
+                         dynamic_ncols=True) if is_interactive() else None
+
+    def update(self, n: float = 1) -> None:
+        with self._lock:
+            self.done += n
+            if self._bar is not None:
+                self._bar.update(n)
+                return
+            now = time.monotonic()
+            if now - self._last_log >= self._log_every:
+                self._last_log = now
+                of = f"/{self.total:g}" if self.total else ""
+                self.logger.info("%s: %g%s %s", self.desc, self.done, of, self.unit)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def progress(total: float | None, desc: str, unit: str = "it", *, logger: logging.Logger, **kw) -> Progress:
+    return Progress(total, desc, unit, logger=logger, **kw)
