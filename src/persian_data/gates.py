@@ -1,16 +1,23 @@
 """Hard gates: the specification's four, the lock's hashes, and those each stage registers.
 
-A gate is a function `(layout) -> list[GateFailure]`. Stages register theirs with `@gate(...)`;
-`run_gates` runs every registered gate and never stops at the first failure, so the user sees
-the whole list at once.
+A gate is a function `(ctx: GateContext) -> list[GateFailure | GateNote]`. Stages register
+theirs with `@gate(name)`; `run_gates` runs every registered gate and never stops at the first
+failure, so the user sees the whole list at once. `fetch` runs them trusting the hash cache for
+files unchanged since they were hashed; `verify` re-reads every byte.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Callable
 
+import orjson
+
+from .catalog import CATALOG, Source
+from .integrity import HashCache, LockFileError, hash_file, read_lock
 from .layout import Layout
+from .records import counts, data_files
 
 
 @dataclass(frozen=True)
@@ -21,7 +28,7 @@ class GateFailure:
 
     def __str__(self) -> str:
         where = f" {self.path}:" if self.path else ""
-        return f"[{self.gate}]{where} {self.reason}"
+        return f"FAIL [{self.gate}]{where} {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -31,8 +38,28 @@ class GateNote:
     gate: str
     message: str
 
+    def __str__(self) -> str:
+        return f"NOTE [{self.gate}] {self.message}"
 
-GateFn = Callable[[Layout], "list[GateFailure | GateNote]"]
+
+@dataclass
+class GateContext:
+    layout: Layout
+    sources: list[Source] = field(default_factory=lambda: list(CATALOG))
+    cache: HashCache | None = None
+    thorough: bool = False  # verify: re-hash every byte instead of trusting the cache
+
+    def sha256(self, path) -> str:
+        if self.cache is not None and not self.thorough:
+            return self.cache.digests(path).sha256
+        digests = hash_file(path)
+        if self.cache is not None:
+            self.cache.put(path, digests)
+        return digests.sha256
+
+
+Result = "list[GateFailure | GateNote]"
+GateFn = Callable[[GateContext], "list[GateFailure | GateNote]"]
 _REGISTRY: dict[str, GateFn] = {}
 
 
@@ -46,3 +73,147 @@ def gate(name: str) -> Callable[[GateFn], GateFn]:
 
 def registered() -> dict[str, GateFn]:
     return dict(_REGISTRY)
+
+
+def run_gates(ctx: GateContext) -> tuple[list[GateFailure], list[GateNote], list[str]]:
+    """Run every registered gate; return failures, notes, and the names of the gates run."""
+    failures: list[GateFailure] = []
+    notes: list[GateNote] = []
+    for name, fn in _REGISTRY.items():
+        try:
+            results = fn(ctx)
+        except Exception as exc:  # noqa: BLE001 - a crashing gate is itself a failure
+            results = [GateFailure(name, "", f"gate crashed: {type(exc).__name__}: {exc}")]
+        for item in results:
+            (notes if isinstance(item, GateNote) else failures).append(item)
+    return failures, notes, list(_REGISTRY)
+
+
+# -- the specification's gates ------------------------------------------------------------------
+
+@gate("buckets")
+def buckets_gate(ctx: GateContext) -> list[GateFailure]:
+    """All buckets exist and contain non-empty files."""
+    out = []
+    for source in ctx.sources:
+        folder = ctx.layout.content_dir(source)
+        if not folder.is_dir():
+            out.append(GateFailure("buckets", ctx.layout.relative(folder), "missing"))
+        elif not data_files(folder):
+            out.append(GateFailure("buckets", ctx.layout.relative(folder), "holds no non-empty file"))
+    return out
+
+
+@gate("checksums")
+def checksums_gate(ctx: GateContext) -> list[GateFailure]:
+    """checksums/datasets.sha256.txt exists, is non-empty, lists exactly the data files, and every
+    listed hash matches the bytes."""
+    layout = ctx.layout
+    rel = layout.relative(layout.checksums_file)
+    try:
+        text = layout.checksums_file.read_text("utf-8")
+    except FileNotFoundError:
+        return [GateFailure("checksums", rel, "missing")]
+    if not text.strip():
+        return [GateFailure("checksums", rel, "empty")]
+    listed: dict[str, str] = {}
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        digest, sep, path = line.partition("  ")
+        if not sep or len(digest) != 64:
+            out.append(GateFailure("checksums", rel, f"line {number} is not '<sha256>  <path>'"))
+            continue
+        listed[path] = digest
+    actual = {layout.relative(p): p for p in data_files(layout.datasets)}
+    for path in sorted(set(actual) - set(listed)):
+        out.append(GateFailure("checksums", path, f"not listed in {rel}"))
+    for path in sorted(set(listed) - set(actual)):
+        out.append(GateFailure("checksums", path, f"listed in {rel} but not on disk"))
+    for path in sorted(set(actual) & set(listed)):
+        got = ctx.sha256(actual[path])
+        if got != listed[path]:
+            out.append(GateFailure("checksums", path, f"sha256 is {got}, {rel} says {listed[path]}"))
+    return out
+
+
+@gate("counts")
+def counts_gate(ctx: GateContext) -> list[GateFailure]:
+    """logs/dataset_sources.json holds the five keys, non-zero, equal to what is on disk."""
+    layout = ctx.layout
+    rel = layout.relative(layout.sources_json)
+    try:
+        recorded = orjson.loads(layout.sources_json.read_bytes())
+    except FileNotFoundError:
+        return [GateFailure("counts", rel, "missing")]
+    except orjson.JSONDecodeError as exc:
+        return [GateFailure("counts", rel, f"not valid JSON: {exc}")]
+    out = []
+    actual = counts(layout)
+    expected_keys = [s.count_key for s in CATALOG]
+    if not isinstance(recorded, dict) or sorted(recorded) != sorted(expected_keys):
+        out.append(GateFailure("counts", rel, f"keys must be exactly {expected_keys}"))
+        return out
+    for source in ctx.sources:
+        value = recorded.get(source.count_key)
+        if not isinstance(value, int) or value <= 0:
+            out.append(GateFailure("counts", rel, f"{source.count_key} is {value!r}, must be non-zero"))
+        elif value != actual[source.count_key]:
+            out.append(GateFailure("counts", rel, f"{source.count_key} is {value}, the folder holds "
+                                                  f"{actual[source.count_key]}"))
+    return out
+
+
+@gate("readme")
+def readme_gate(ctx: GateContext) -> list[GateFailure]:
+    """Each README.source.md exists with the exact URL."""
+    out = []
+    for source in ctx.sources:
+        path = ctx.layout.source_readme(source)
+        rel = ctx.layout.relative(path)
+        try:
+            lines = path.read_text("utf-8").splitlines()
+        except FileNotFoundError:
+            out.append(GateFailure("readme", rel, "missing"))
+            continue
+        if f"URL: {source.url}" not in lines:
+            out.append(GateFailure("readme", rel, f"does not carry the exact line 'URL: {source.url}'"))
+    return out
+
+
+@gate("lock")
+def lock_gate(ctx: GateContext) -> list[GateFailure]:
+    """Every file of every locked source is in place with the lock's size and hash, and nothing else
+    sits in the content folders."""
+    layout = ctx.layout
+    rel = layout.relative(layout.lock_file)
+    try:
+        lock = read_lock(layout.lock_file)
+    except LockFileError as exc:
+        return [GateFailure("lock", rel, str(exc))]
+    out = []
+    for source in ctx.sources:
+        locked = lock.get(source.key)
+        if locked is None:
+            out.append(GateFailure("lock", rel, f"no entry for {source.key}"))
+            continue
+        content = layout.content_dir(source)
+        for path, entry in sorted(locked.files.items()):
+            final = content / path
+            where = layout.relative(final)
+            try:
+                size = os.lstat(final).st_size
+            except FileNotFoundError:
+                out.append(GateFailure("lock", where, "missing"))
+                continue
+            if size != entry.size:
+                out.append(GateFailure("lock", where, f"size {size}, the lock says {entry.size}"))
+                continue
+            got = ctx.sha256(final)
+            if got != entry.sha256:
+                out.append(GateFailure("lock", where, f"sha256 {got} does not match the lock's {entry.sha256}"))
+        if content.exists():
+            for path in data_files(content):
+                if path.relative_to(content).as_posix() not in locked.files:
+                    out.append(GateFailure("lock", layout.relative(path), f"not part of {source.repo_id}"
+                                                                          f"@{locked.revision[:12]} (lock)"))
+    return out

@@ -1,0 +1,141 @@
+"""Command line: thin. Parses flags, calls the pipeline, prints one clear line per problem."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from . import __version__
+from .catalog import CATALOG, UnknownSourceError, select
+from .errors import PersianDataError
+from .fetch import FetchOptions
+from .layout import Layout
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", type=Path, default=Path("."),
+                   help="folder that holds datasets/, checksums/ and logs/ (default: current directory)")
+    p.add_argument("--only", default=None,
+                   help="comma separated sources: " + ", ".join(s.key for s in CATALOG) + " (or speech, tts)")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+def _hub(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--endpoint", default=None, help="Hub endpoint or mirror URL (default: $HF_ENDPOINT or the Hub)")
+    p.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN); never logged or recorded")
+    p.add_argument("--full", action="store_true", help="mirror whole repos (every FLEURS language, every TTS checkpoint)")
+    p.add_argument("--locked", action="store_true", help="fetch exactly the commits and files in the lock file")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (files, bytes, free space) and stop")
+    p.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8; halves on HTTP 429)")
+    p.add_argument("--retries", type=int, default=5, help="tries per file for transient failures (default 5)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a read is retried")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="persian-data", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"persian-data {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fetch", help="download, verify, lock and record the sources")
+    _common(p)
+    _hub(p)
+
+    p = sub.add_parser("run", help="the main job: fetch, then prepare text and speech, then records and gates")
+    _common(p)
+    _hub(p)
+
+    p = sub.add_parser("verify", help="offline: re-check every gate (re-hashes every file); exit 0 or 1")
+    _common(p)
+    p.add_argument("--quick", action="store_true", help="trust the hash cache for unchanged files")
+
+    p = sub.add_parser("status", help="per source: present / missing / incomplete, files, bytes, revision")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("demo", help="serve small replicas from a built-in local hub and run the whole job on them")
+    p.add_argument("--root", type=Path, default=None, help="where to put the demo layout (default: a temp folder)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def _install_sigint() -> None:
+    """First Ctrl-C: stop cleanly with a resume hint. Second: exit at once."""
+    state = {"count": 0}
+
+    def handler(signum, frame):
+        state["count"] += 1
+        if state["count"] > 1:
+            os._exit(130)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+
+
+def _options(args) -> FetchOptions:
+    return FetchOptions(endpoint=args.endpoint, token=args.token, full=args.full, locked=args.locked,
+                        dry_run=args.dry_run, workers=args.workers, max_tries=args.retries, timeout=args.timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _install_sigint()
+    token = getattr(args, "token", None) or os.environ.get("HF_TOKEN")
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted. Nothing partial was left in the layout; run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    except (PersianDataError, UnknownSourceError) as exc:
+        from .pipeline import redact
+
+        print(f"error: {redact(str(exc), [token])}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+
+
+def _dispatch(args) -> int:
+    from . import pipeline
+
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(args.root, verbose=args.verbose)
+    layout = Layout(args.root)
+    sources = select(args.only)
+    if args.command in ("fetch", "run"):
+        stages = ("text", "speech") if args.command == "run" else ()
+        outcome = pipeline.run_fetch(layout, sources, _options(args), verbose=args.verbose, prepare=stages)
+        if args.dry_run:
+            return 0
+        return _report(outcome)
+    if args.command == "verify":
+        return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose))
+    if args.command == "status":
+        rows = pipeline.source_status(layout, sources)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for row in rows:
+                rev = (row["revision"] or "-")[:12]
+                print(f"{row['source']:<12} {row['state']:<10} {row['files']:>6} files {row['bytes']:>14} bytes  "
+                      f"{rev}  {row['folder']}")
+        return 0 if all(r["state"] == "present" for r in rows) else 1
+    raise AssertionError(args.command)
+
+
+def _report(outcome) -> int:
+    if outcome.ok:
+        print("OK: every gate passed", file=sys.stderr)
+        return 0
+    print(f"FAILED: {len(outcome.failures)} problem(s):", file=sys.stderr)
+    for line in outcome.failures:
+        print(f"  - {line}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

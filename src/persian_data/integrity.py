@@ -1,0 +1,245 @@
+"""Hashes, the hash cache and the lock file.
+
+- `Digests` carries what we know of a file's bytes: sha256 always, and the git blob sha1 when
+  the Hub identifies the file by it (non-LFS files).
+- `HashCache` remembers digests keyed by path, size, mtime and inode, so a rerun re-hashes
+  nothing unchanged. It lives in the state folder and is only ever an optimisation: a missing
+  or damaged cache means "hash again", never "trust".
+- `Lock` is the reproducibility record: per source, the resolved commit and every file with
+  its size and Hub hash. `fetch --locked` replays it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import orjson
+
+from .atomic import atomic_write_bytes
+
+CHUNK = 4 * 1024 * 1024
+LOCK_VERSION = 1
+
+
+def git_blob_header(size: int) -> bytes:
+    return b"blob %d\0" % size
+
+
+@dataclass(frozen=True)
+class Digests:
+    sha256: str
+    blob_sha1: str | None = None
+
+
+class StreamHasher:
+    """Hash bytes as they stream past (download), so nothing is read twice."""
+
+    def __init__(self, size: int | None, blob_sha1: bool) -> None:
+        self._sha256 = hashlib.sha256()
+        self._sha1 = None
+        if blob_sha1:
+            if size is None:
+                raise ValueError("the git blob sha1 needs the size up front")
+            self._sha1 = hashlib.sha1(git_blob_header(size))
+
+    def update(self, chunk: bytes | memoryview) -> None:
+        self._sha256.update(chunk)
+        if self._sha1 is not None:
+            self._sha1.update(chunk)
+
+    def digests(self) -> Digests:
+        return Digests(self._sha256.hexdigest(), self._sha1.hexdigest() if self._sha1 else None)
+
+
+def hash_file(path: Path, blob_sha1: bool = False, on_bytes: Callable[[int], None] | None = None) -> Digests:
+    """sha256 (and optionally git blob sha1) of a file, read once in large chunks.
+
+    hashlib releases the GIL on large updates, so threads hash files truly in parallel.
+    """
+    size = os.path.getsize(path)
+    hasher = StreamHasher(size, blob_sha1)
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as handle:
+        while n := handle.readinto(buf):
+            hasher.update(view[:n])
+            if on_bytes:
+                on_bytes(n)
+    return hasher.digests()
+
+
+def hash_many(paths: Iterable[Path], *, blob_sha1: Callable[[Path], bool] = lambda p: False,
+              workers: int | None = None, on_bytes: Callable[[int], None] | None = None) -> dict[Path, Digests]:
+    paths = list(paths)
+    if not paths:
+        return {}
+    workers = workers or min(8, (os.cpu_count() or 2))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash") as pool:
+        results = pool.map(lambda p: hash_file(p, blob_sha1(p), on_bytes), paths)
+        return dict(zip(paths, results))
+
+
+def _stat_key(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+class HashCache:
+    """Digests keyed by root-relative path and (size, mtime_ns, inode)."""
+
+    def __init__(self, file: Path, root: Path) -> None:
+        self.file, self.root = Path(file), Path(root)
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict] = {}
+        self._dirty = False
+        try:
+            data = orjson.loads(self.file.read_bytes())
+            if isinstance(data, dict) and data.get("version") == 1:
+                self._entries = data.get("entries", {})
+        except (FileNotFoundError, orjson.JSONDecodeError, OSError):
+            self._entries = {}
+
+    def _key(self, path: Path) -> str:
+        return Path(path).absolute().relative_to(self.root).as_posix()
+
+    def lookup(self, path: Path, st: os.stat_result | None = None) -> Digests | None:
+        """Cached digests if the file is unchanged since they were taken, else None."""
+        try:
+            st = st or os.stat(path)
+        except FileNotFoundError:
+            return None
+        entry = self._entries.get(self._key(path))
+        if not entry or entry.get("stat") != _stat_key(st):
+            return None
+        return Digests(entry["sha256"], entry.get("blob_sha1"))
+
+    def put(self, path: Path, digests: Digests, st: os.stat_result | None = None) -> None:
+        st = st or os.stat(path)
+        entry = {"stat": _stat_key(st), "sha256": digests.sha256}
+        if digests.blob_sha1:
+            entry["blob_sha1"] = digests.blob_sha1
+        with self._lock:
+            self._entries[self._key(path)] = entry
+            self._dirty = True
+
+    def forget(self, path: Path) -> None:
+        with self._lock:
+            if self._entries.pop(self._key(path), None) is not None:
+                self._dirty = True
+
+    def digests(self, path: Path, blob_sha1: bool = False, on_bytes: Callable[[int], None] | None = None) -> Digests:
+        """Cached digests, or hash the file now and remember the result."""
+        st = os.stat(path)
+        cached = self.lookup(path, st)
+        if cached and (cached.blob_sha1 or not blob_sha1):
+            return cached
+        fresh = hash_file(path, blob_sha1, on_bytes)
+        # The file must not have changed while we read it; otherwise don't remember anything.
+        if _stat_key(os.stat(path)) == _stat_key(st):
+            self.put(path, fresh, st)
+        return fresh
+
+    def digests_many(self, paths: Iterable[Path], *, blob_sha1: Callable[[Path], bool] = lambda p: False,
+                     workers: int | None = None, on_bytes: Callable[[int], None] | None = None) -> dict[Path, Digests]:
+        paths = list(paths)
+        if not paths:
+            return {}
+        workers = workers or min(8, (os.cpu_count() or 2))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash") as pool:
+            return dict(zip(paths, pool.map(lambda p: self.digests(p, blob_sha1(p), on_bytes), paths)))
+
+    def prune(self, keep: Callable[[str], bool]) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if not keep(k)]:
+                del self._entries[key]
+                self._dirty = True
+
+    def save(self, tmp_dir: Path) -> None:
+        with self._lock:
+            if not self._dirty:
+                return
+            data = orjson.dumps({"version": 1, "entries": self._entries})
+            self._dirty = False
+        atomic_write_bytes(self.file, data, tmp_dir)
+
+
+# -- lock file -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LockedFile:
+    path: str
+    size: int
+    lfs: bool
+    hub_hash: str  # sha256 for LFS files, git blob sha1 otherwise: what the Hub itself reports
+    sha256: str  # sha256 of the bytes, for every file (= hub_hash for LFS files)
+
+    def matches(self, digests: Digests, size: int) -> bool:
+        if size != self.size or digests.sha256 != self.sha256:
+            return False
+        return self.lfs or digests.blob_sha1 in (None, self.hub_hash)
+
+    def to_json(self) -> dict:
+        return {"size": self.size, "lfs": self.lfs, "hub_hash": self.hub_hash, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class LockedSource:
+    key: str
+    repo_id: str
+    repo_type: str
+    requested_revision: str
+    revision: str  # resolved commit sha
+    patterns: tuple[str, ...] | None
+    files: dict[str, LockedFile]
+
+    def to_json(self) -> dict:
+        return {
+            "repo_id": self.repo_id,
+            "repo_type": self.repo_type,
+            "requested_revision": self.requested_revision,
+            "revision": self.revision,
+            "patterns": list(self.patterns) if self.patterns is not None else None,
+            "files": {p: f.to_json() for p, f in sorted(self.files.items())},
+        }
+
+    @classmethod
+    def from_json(cls, key: str, data: dict) -> "LockedSource":
+        files = {p: LockedFile(path=p, **f) for p, f in data["files"].items()}
+        patterns = tuple(data["patterns"]) if data.get("patterns") is not None else None
+        return cls(key, data["repo_id"], data["repo_type"], data.get("requested_revision", "main"),
+                   data["revision"], patterns, files)
+
+
+class LockFileError(ValueError):
+    pass
+
+
+def read_lock(path: Path) -> dict[str, LockedSource]:
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        return {}
+    except orjson.JSONDecodeError as exc:
+        raise LockFileError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
+        raise LockFileError(f"{path}: unknown lock format (expected version {LOCK_VERSION})")
+    try:
+        return {key: LockedSource.from_json(key, entry) for key, entry in data["sources"].items()}
+    except (KeyError, TypeError) as exc:
+        raise LockFileError(f"{path}: malformed entry ({exc!r})") from exc
+
+
+def write_lock(path: Path, sources: dict[str, LockedSource], tmp_dir: Path) -> None:
+    from . import __version__
+
+    data = {
+        "version": LOCK_VERSION,
+        "generator": f"persian-data {__version__}",
+        "sources": {key: sources[key].to_json() for key in sorted(sources)},
+    }
+    atomic_write_bytes(path, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n", tmp_dir)

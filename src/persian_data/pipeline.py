@@ -1,0 +1,260 @@
+"""Runs the stages in order: (lock the root) -> fetch -> prepare -> records -> gates -> summary.
+
+Every command that changes a root goes through `Run`: it holds an exclusive lock on the root
+(two runs never interleave their writes), sends every log line to stderr and to
+`logs/dataset_download.log`, clears temp files a killed run may have left, and saves the hash
+cache at the end.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from .catalog import CATALOG, Source
+from .errors import PersianDataError, RunLockedError
+from .fetch import FetchOptions, FetchReport, fetch
+from .gates import GateContext, run_gates
+from .integrity import HashCache, LockedSource, read_lock, write_lock
+from .layout import Layout
+from .progress import is_interactive, progress
+from .records import append_summary, summary_block, write_checksums, write_counts, write_readmes
+
+log = logging.getLogger("persian_data")
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class RedactFilter(logging.Filter):
+    """Keeps secrets (the Hub token) out of every log line."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def redact(text: str, secrets: list[str | None]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+@dataclass
+class Run:
+    layout: Layout
+    secrets: list[str] = field(default_factory=list)
+    verbose: bool = False
+    _stack: ExitStack = field(default_factory=ExitStack)
+    cache: HashCache | None = None
+
+    def __enter__(self) -> "Run":
+        layout = self.layout
+        layout.state_dir.mkdir(parents=True, exist_ok=True)
+        self._take_root_lock()
+        self._setup_logging()
+        # A killed run may have left temp files; they are only ever ours, under the state folder.
+        shutil.rmtree(layout.tmp_dir, ignore_errors=True)
+        layout.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.cache = HashCache(layout.hash_cache, layout.root)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.cache is not None:
+                self.cache.save(self.layout.tmp_dir)
+            shutil.rmtree(self.layout.tmp_dir, ignore_errors=True)
+            staging = self.layout.staging_dir
+            if staging.exists() and not any(staging.iterdir()):
+                staging.rmdir()
+        finally:
+            self._stack.close()
+
+    def _take_root_lock(self) -> None:
+        path = self.layout.run_lock
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunLockedError(f"{self.layout.root} is in use by another persian-data run ({holder}); "
+                                 f"wait for it to finish (the lock is {path})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}")
+        handle.flush()
+
+        def release() -> None:
+            try:
+                path.unlink(missing_ok=True)  # unlink while still holding it: no stale file left
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
+
+        self._stack.callback(release)
+
+    def _setup_logging(self) -> None:
+        root_logger = logging.getLogger("persian_data")
+        root_logger.setLevel(logging.DEBUG if self.verbose else logging.INFO)
+        redactor = RedactFilter(self.secrets)
+        self.layout.download_log.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(self.layout.download_log, encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        file_handler.addFilter(redactor)
+        file_handler.setLevel(logging.INFO)
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(levelname)s %(message)s" if not is_interactive() else "%(message)s"))
+        console.addFilter(redactor)
+        root_logger.addHandler(file_handler)
+        root_logger.addHandler(console)
+        # huggingface_hub's own warnings (e.g. retries) go to the same places.
+        hub_logger = logging.getLogger("huggingface_hub")
+        hub_logger.addHandler(file_handler)
+
+        def teardown() -> None:
+            for handler in (file_handler, console):
+                root_logger.removeHandler(handler)
+            hub_logger.removeHandler(file_handler)
+            file_handler.close()
+
+        self._stack.callback(teardown)
+        if is_interactive():
+            self._stack.enter_context(logging_redirect_tqdm([root_logger]))
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    report: FetchReport | None = None
+
+
+def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bool = True,
+           lock: dict[str, LockedSource] | None = None) -> Outcome:
+    """Records, gates and the summary block, shared by every command that ends a run."""
+    layout = run.layout
+    if write:
+        if lock is not None:
+            write_readmes(layout, lock, sources)
+        log.info("records: hashing data files for %s", layout.relative(layout.checksums_file))
+        with progress(None, "checksums", "B", logger=log, unit_scale=True) as bar:
+            lines = write_checksums(layout, run.cache, on_bytes=bar.update)
+        meta = write_counts(layout)
+        log.info("records: %d checksum line(s); counts %s", len(lines), meta)
+    else:
+        from .records import counts
+
+        meta = counts(layout)
+    ctx = GateContext(layout, sources, run.cache, thorough=thorough)
+    failures, notes, names = run_gates(ctx)
+    for note in notes:
+        log.warning("%s", note)
+    for failure in failures:
+        log.error("%s", failure)
+    ok = not failures
+    gate_lines = [str(f) for f in failures] + [str(n) for n in notes]
+    checked = ", ".join(s.key for s in sources)
+    gate_lines.append(f"{'PASS' if ok else 'FAIL'}: gates {', '.join(names)} for {checked}"
+                      + ("" if len(sources) == len(CATALOG) else " (partial run: other sources not checked)"))
+    append_summary(layout, summary_block(layout, meta, gate_lines, ok))
+    log.info("%s", gate_lines[-1])
+    return Outcome(ok, [str(f) for f in failures], [str(n) for n in notes])
+
+
+def load_stage_gates() -> None:
+    """Import the stage modules so their gates register (they live above this layer)."""
+    import importlib
+
+    for module in ("persian_data.prepare.chat", "persian_data.prepare.speech", "persian_data.tts.check"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            if exc.name and exc.name.startswith("persian_data"):
+                continue  # stage not built in this checkout
+            raise
+
+
+def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, verbose: bool = False,
+              prepare: tuple[str, ...] = ()) -> Outcome:
+    load_stage_gates()
+    with Run(layout, secrets=[options.resolved_token() or ""], verbose=verbose) as run:
+        lock = read_lock(layout.lock_file)
+        started = time.monotonic()
+        report = fetch(layout, sources, options, run.cache, lock)
+        if options.dry_run:
+            return Outcome(True, report=report)
+        write_lock(layout.lock_file, lock, layout.tmp_dir)
+        log.info("fetch: %d file(s) downloaded (%s) in %.1fs", sum(len(v) for v in report.downloaded.values()),
+                 report.bytes_downloaded, time.monotonic() - started)
+        if prepare and report.ok:
+            run_prepare_stages(run, prepare, sources)
+        outcome = finish(run, sources, lock=lock)
+        outcome.report = report
+        if not report.ok:
+            outcome.ok = False
+            outcome.failures = [line for lines in report.failed.values() for line in lines] + outcome.failures
+        return outcome
+
+
+def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source]) -> None:
+    keys = {s.key for s in sources}
+    if "text" in stages and "text" in keys:
+        from .prepare.chat import prepare_chat
+
+        prepare_chat(run.layout, logger=logging.getLogger("persian_data.prepare.chat"))
+    speech_sources = [s for s in sources if s.key in ("commonvoice", "fleurs")]
+    if "speech" in stages and speech_sources:
+        from .prepare.speech import prepare_speech
+
+        prepare_speech(run.layout, speech_sources, logger=logging.getLogger("persian_data.prepare.speech"))
+
+
+def run_verify(layout: Layout, sources: list[Source], *, quick: bool = False, verbose: bool = False) -> Outcome:
+    """Offline: re-check every gate. Writes nothing but the log's summary block."""
+    load_stage_gates()
+    with Run(layout, verbose=verbose) as run:
+        log.info("verify: %s (%s)", layout.root, "trusting the hash cache" if quick else "re-hashing every file")
+        return finish(run, sources, thorough=not quick, write=False)
+
+
+def source_status(layout: Layout, sources: list[Source], cache: HashCache | None = None) -> list[dict]:
+    """Per source: present / missing / incomplete / modified, files, bytes, revision (offline)."""
+    lock = read_lock(layout.lock_file)
+    rows = []
+    for source in sources:
+        locked = lock.get(source.key)
+        content = layout.content_dir(source)
+        row = {"source": source.key, "repo": source.repo_id, "folder": layout.relative(content),
+               "revision": locked.revision if locked else None, "files": 0, "bytes": 0, "state": "missing"}
+        if locked:
+            present = [content / p for p in locked.files if (content / p).is_file()]
+            row["files"] = len(present)
+            row["bytes"] = sum(p.stat().st_size for p in present)
+            if len(present) < len(locked.files):
+                row["state"] = "incomplete"
+            else:
+                changed = [p for p in present if cache is not None and (
+                    (d := cache.lookup(p)) is None or d.sha256 != locked.files[p.relative_to(content).as_posix()].sha256)]
+                row["state"] = "modified" if changed else "present"
+        rows.append(row)
+    return rows

@@ -1,0 +1,134 @@
+"""The specification's records: README.source.md, the checksum file, the counts, the summary.
+
+One file set everywhere: regular files under `datasets/` larger than one byte, exactly what
+the specification's `find datasets -type f -size +1c` selects (no symlinks, hidden files
+included). The counts in `logs/dataset_sources.json` count the same set per content folder, so
+the counts and the checksum file always agree. Paths are sorted by their bytes (as `LC_ALL=C
+sort -z` would), so the file is identical on every machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+from .atomic import write_if_changed
+from .catalog import CATALOG, Source
+from .integrity import HashCache, LockedSource
+from .layout import Layout
+
+
+def data_files(folder: Path) -> list[Path]:
+    """Regular files (not symlinks) of more than one byte below `folder`, sorted by path bytes."""
+    found = []
+    if not folder.exists():
+        return found
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath) / name
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_size > 1:
+                found.append(path)
+    return sorted(found, key=lambda p: os.fsencode(p))
+
+
+def count_files(layout: Layout, source: Source) -> int:
+    return len(data_files(layout.content_dir(source)))
+
+
+def counts(layout: Layout) -> dict[str, int]:
+    """The specification's five count keys, always all five."""
+    return {source.count_key: count_files(layout, source) for source in CATALOG}
+
+
+def write_counts(layout: Layout) -> dict[str, int]:
+    meta = counts(layout)
+    write_if_changed(layout.sources_json, json.dumps(meta, indent=2) + "\n", layout.tmp_dir)
+    return meta
+
+
+def readme_text(source: Source, locked: LockedSource) -> str:
+    selection = ", ".join(locked.patterns) if locked.patterns else "the whole repository"
+    lines = [
+        f"Source: {source.title}",
+        f"URL: {source.url}",
+        f"License: {source.license}",
+        f"Revision: {locked.revision}",
+        f"Requested revision: {locked.requested_revision}",
+        f"Repo type: {source.repo_type}",
+        f"Files: {len(locked.files)} ({sum(f.size for f in locked.files.values())} bytes) in "
+        f"{source.content_dir}/, selected by: {selection}",
+        "Hashes: checksums/persian-data.lock.json (Hub hashes), checksums/datasets.sha256.txt (sha256)",
+    ]
+    lines += [f"Note: {note}" for note in source.notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_readmes(layout: Layout, lock: dict[str, LockedSource], sources: list[Source]) -> None:
+    for source in sources:
+        if source.key in lock:
+            write_if_changed(layout.source_readme(source), readme_text(source, lock[source.key]), layout.tmp_dir)
+
+
+def checksum_line(sha256: str, rel: str) -> str:
+    # sha256sum escapes names holding a backslash or newline; the layout never has such names
+    # (remote names with them are refused), so plain lines are exact.
+    return f"{sha256}  {rel}\n"
+
+
+def write_checksums(layout: Layout, cache: HashCache, on_bytes=None) -> list[str]:
+    """Write checksums/datasets.sha256.txt, hashing only files the cache has not seen unchanged."""
+    files = data_files(layout.datasets)
+    digests = cache.digests_many(files, on_bytes=on_bytes)
+    lines = [checksum_line(digests[p].sha256, layout.relative(p)) for p in files]
+    text = "".join(lines)
+    write_if_changed(layout.checksums_file, text, layout.tmp_dir)
+    return lines
+
+
+def bucket_mtimes(layout: Layout) -> list[tuple[str, str]]:
+    out = []
+    for source in CATALOG:
+        root = layout.bucket_root(source)
+        when = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(root.stat().st_mtime)) if root.exists() else "missing"
+        out.append((layout.relative(root), when))
+    return out
+
+
+def summary_block(layout: Layout, meta: dict[str, int], gate_lines: list[str], ok: bool, head: int = 5) -> str:
+    try:
+        lines = layout.checksums_file.read_text("utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    out = [f"===== persian-data summary {stamp} =====",
+           f"status: {'COMPLETE' if ok else 'NOT COMPLETE (gates failed)'}",
+           f"file counts ({layout.relative(layout.sources_json)}):"]
+    out += [f"  {key}: {value}" for key, value in meta.items()]
+    out.append("bucket roots, last modified:")
+    out += [f"  {path}  {when}" for path, when in bucket_mtimes(layout)]
+    out.append(f"{layout.relative(layout.checksums_file)}: {len(lines)} line(s)")
+    out.append("  head:")
+    out += [f"    {line}" for line in lines[:head]]
+    out.append("  tail:")
+    out += [f"    {line}" for line in lines[-head:]]
+    out.append("gates:")
+    out += [f"  {line}" for line in gate_lines]
+    out.append("===== end of summary =====")
+    return "\n".join(out) + "\n"
+
+
+def append_summary(layout: Layout, block: str) -> None:
+    layout.download_log.parent.mkdir(parents=True, exist_ok=True)
+    with open(layout.download_log, "a", encoding="utf-8") as handle:
+        handle.write(block)
+        handle.flush()
+        os.fsync(handle.fileno())
+
