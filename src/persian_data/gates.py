@@ -48,6 +48,7 @@ class GateContext:
     sources: list[Source] = field(default_factory=lambda: list(CATALOG))
     cache: HashCache | None = None
     thorough: bool = False  # verify: re-hash every byte instead of trusting the cache
+    required_stages: frozenset[str] = frozenset()  # stages whose outputs must exist (this run prepared them)
 
     def sha256(self, path) -> str:
         if self.cache is not None and not self.thorough:
@@ -60,12 +61,20 @@ class GateContext:
 
 Result = "list[GateFailure | GateNote]"
 GateFn = Callable[[GateContext], "list[GateFailure | GateNote]"]
+MarkerFn = Callable[[Layout], "list"]
 _REGISTRY: dict[str, GateFn] = {}
+_STAGE_MARKERS: dict[str, tuple[str, MarkerFn]] = {}
 
 
-def gate(name: str) -> Callable[[GateFn], GateFn]:
+def gate(name: str, *, stage: str | None = None, markers: MarkerFn | None = None) -> Callable[[GateFn], GateFn]:
+    """Register a gate. A stage's gate (`stage="text"`, `markers` = paths its run leaves) only
+    runs once that stage has produced output, or when this run prepared it; before that it
+    says so in a note instead of failing a plain `fetch`."""
+
     def register(fn: GateFn) -> GateFn:
         _REGISTRY[name] = fn
+        if stage is not None and markers is not None:
+            _STAGE_MARKERS[name] = (stage, markers)
         return fn
 
     return register
@@ -80,6 +89,11 @@ def run_gates(ctx: GateContext) -> tuple[list[GateFailure], list[GateNote], list
     failures: list[GateFailure] = []
     notes: list[GateNote] = []
     for name, fn in _REGISTRY.items():
+        if name in _STAGE_MARKERS:
+            stage, markers = _STAGE_MARKERS[name]
+            if stage not in ctx.required_stages and not any(p.exists() for p in markers(ctx.layout)):
+                notes.append(GateNote(name, f"not prepared yet (run `persian-data prepare {stage}`); not checked"))
+                continue
         try:
             results = fn(ctx)
         except Exception as exc:  # noqa: BLE001 - a crashing gate is itself a failure

@@ -150,7 +150,7 @@ class Outcome:
 
 
 def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bool = True,
-           lock: dict[str, LockedSource] | None = None) -> Outcome:
+           lock: dict[str, LockedSource] | None = None, prepared: tuple[str, ...] = ()) -> Outcome:
     """Records, gates and the summary block, shared by every command that ends a run."""
     layout = run.layout
     if write:
@@ -165,7 +165,7 @@ def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bo
         from .records import counts
 
         meta = counts(layout)
-    ctx = GateContext(layout, sources, run.cache, thorough=thorough)
+    ctx = GateContext(layout, sources, run.cache, thorough=thorough, required_stages=frozenset(prepared))
     failures, notes, names = run_gates(ctx)
     for note in notes:
         log.warning("%s", note)
@@ -176,8 +176,8 @@ def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bo
     checked = ", ".join(s.key for s in sources)
     gate_lines.append(f"{'PASS' if ok else 'FAIL'}: gates {', '.join(names)} for {checked}"
                       + ("" if len(sources) == len(CATALOG) else " (partial run: other sources not checked)"))
-    append_summary(layout, summary_block(layout, meta, gate_lines, ok))
     log.info("%s", gate_lines[-1])
+    append_summary(layout, summary_block(layout, meta, gate_lines, ok))
     return Outcome(ok, [str(f) for f in failures], [str(n) for n in notes])
 
 
@@ -206,9 +206,10 @@ def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, v
         write_lock(layout.lock_file, lock, layout.tmp_dir)
         log.info("fetch: %d file(s) downloaded (%s) in %.1fs", sum(len(v) for v in report.downloaded.values()),
                  report.bytes_downloaded, time.monotonic() - started)
+        prepared: tuple[str, ...] = ()
         if prepare and report.ok:
-            run_prepare_stages(run, prepare, sources)
-        outcome = finish(run, sources, lock=lock)
+            prepared = run_prepare_stages(run, prepare, sources)
+        outcome = finish(run, sources, lock=lock, prepared=prepared)
         outcome.report = report
         if not report.ok:
             outcome.ok = False
@@ -216,17 +217,22 @@ def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, v
         return outcome
 
 
-def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source]) -> None:
+def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source]) -> tuple[str, ...]:
+    """Run the prepare stages that apply to `sources`; return the names of those that ran."""
     keys = {s.key for s in sources}
+    done = []
     if "text" in stages and "text" in keys:
         from .prepare.chat import prepare_chat
 
         prepare_chat(run.layout, logger=logging.getLogger("persian_data.prepare.chat"))
+        done.append("text")
     speech_sources = [s for s in sources if s.key in ("commonvoice", "fleurs")]
     if "speech" in stages and speech_sources:
         from .prepare.speech import prepare_speech
 
         prepare_speech(run.layout, speech_sources, logger=logging.getLogger("persian_data.prepare.speech"))
+        done.append("speech")
+    return tuple(done)
 
 
 def run_verify(layout: Layout, sources: list[Source], *, quick: bool = False, verbose: bool = False) -> Outcome:
