@@ -465,29 +465,57 @@ class Downloader:
         return digests
 
 
+def place_copy(layout: Layout, source: Source, remote: RemoteFile, origin: Path, digests: Digests,
+               cache: HashCache) -> None:
+    """Place a file whose identical bytes were just downloaded for another path (same Hub hash)."""
+    final = layout.content_dir(source) / remote.path
+    part = layout.staging_dir / f"{remote.hub_hash}.{os.getpid()}.{threading.get_ident()}.copy"
+    shutil.copyfile(origin, part)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(part, final)
+    cache.put(final, digests)
+
+
 def run_downloads(layout: Layout, plans: list[SourcePlan], options: FetchOptions, cache: HashCache,
                   report: FetchReport) -> None:
-    jobs = [(plan, remote) for plan in plans for remote in plan.needed]
-    if not jobs:
+    # Files with the same Hub hash (identical bytes) are downloaded once and copied: they would
+    # otherwise share one staging file.
+    groups: dict[str, list[tuple[SourcePlan, RemoteFile]]] = {}
+    for plan in plans:
+        for remote in plan.needed:
+            groups.setdefault(remote.hub_hash, []).append((plan, remote))
+    if not groups:
         return
     downloader = Downloader(layout, options, cache)
-    total = sum(r.size for _, r in jobs)
+    total = sum(r.size for members in groups.values() for _, r in members[:1])
+
+    def fetch_group(members: list[tuple[SourcePlan, RemoteFile]]) -> Digests:
+        plan, remote = members[0]
+        digests = downloader.download(plan.source, plan.revision, remote, bar)
+        origin = layout.content_dir(plan.source) / remote.path
+        for other_plan, other in members[1:]:
+            place_copy(layout, other_plan.source, other, origin, digests, cache)
+        return digests
+
     with progress(total, "download", "B", logger=log, unit_scale=True) as bar:
         with ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="fetch") as pool:
-            futures = {pool.submit(downloader.download, plan.source, plan.revision, remote, bar): (plan, remote)
-                       for plan, remote in jobs}
+            futures = {pool.submit(fetch_group, members): members for members in groups.values()}
             for future in as_completed(futures):
-                plan, remote = futures[future]
+                members = futures[future]
                 try:
                     digests = future.result()
-                except DownloadError as exc:
-                    log.error("FAILED %s", exc)
-                    report.failed.setdefault(plan.source.key, []).append(str(exc))
+                except (DownloadError, OSError) as exc:
+                    message = str(exc) if isinstance(exc, DownloadError) else (
+                        f"{members[0][0].source.repo_id}:{members[0][1].path}: {type(exc).__name__}: {exc}")
+                    log.error("FAILED %s", message)
+                    for plan, _ in members:
+                        report.failed.setdefault(plan.source.key, []).append(message)
                     continue
-                plan.known_sha256[remote.path] = digests.sha256
-                report.downloaded.setdefault(plan.source.key, []).append(remote.path)
-                log.info("ok %s/%s (%s, %s verified)", layout.relative(layout.content_dir(plan.source)),
-                         remote.path, human(remote.size), remote.hash_kind)
+                for plan, remote in members:
+                    plan.known_sha256[remote.path] = digests.sha256
+                    report.downloaded.setdefault(plan.source.key, []).append(remote.path)
+                    log.info("ok %s/%s (%s, %s verified)", layout.relative(layout.content_dir(plan.source)),
+                             remote.path, human(remote.size), remote.hash_kind)
     report.bytes_downloaded = downloader.bytes_downloaded
 
 
