@@ -397,7 +397,7 @@ class Downloader:
                         bar.update(-have)
                     have, mode = 0, "wb"
                 with open(part, mode) as out:
-                    for chunk in resp.iter_bytes(READ_CHUNK):
+                    for chunk in resp.iter_bytes():  # as received, so a cut loses nothing already read
                         if have + len(chunk) > remote.size:
                             raise _Retryable(f"server sent more than the expected {remote.size} bytes")
                         out.write(chunk)
