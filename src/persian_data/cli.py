@@ -95,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"error: {redact(str(exc), [token])}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
+    except OSError as exc:  # disk full, permissions, a vanished folder: say what and where
+        from .pipeline import redact
+
+        print(f"error: {redact(str(exc), [token])}. Nothing partial was left in the layout; fix the cause "
+              f"and run the same command again.", file=sys.stderr)
+        return 1
 
 
 def _dispatch(args) -> int:
@@ -137,5 +143,16 @@ def _report(outcome) -> int:
     return 1
 
 
+def entry() -> None:
+    """Console script. After Ctrl-C, exit without waiting for download threads blocked in a read
+    (their partial files are in staging and resume next time; the run lock is already released)."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

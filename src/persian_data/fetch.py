@@ -25,7 +25,6 @@ import os
 import random
 import shutil
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -233,33 +232,43 @@ def check_local(layout: Layout, plan: SourcePlan, cache: HashCache) -> None:
 
 
 def make_plans(layout: Layout, sources: list[Source], options: FetchOptions, cache: HashCache,
-               lock: dict[str, LockedSource]) -> list[SourcePlan]:
-    endpoint = options.resolved_endpoint()
-    api = HfApi(endpoint=endpoint, token=options.resolved_token(), library_name="persian-data",
+               lock: dict[str, LockedSource]) -> tuple[list[SourcePlan], dict[str, str]]:
+    """One plan per source; a source whose plan fails is reported and the others go on."""
+    api = HfApi(endpoint=options.resolved_endpoint(), token=options.resolved_token(), library_name="persian-data",
                 library_version=__version__)
-    plans = []
+    plans, errors = [], {}
     for source in sources:
-        if options.locked:
-            locked = lock.get(source.key)
-            if locked is None:
-                raise PlanError(f"--locked: the lock file has no entry for {source.key!r} "
-                                f"({layout.relative(layout.lock_file)}); run fetch without --locked first")
-            try:
-                sha, files = list_remote(api, source, locked.revision, locked.patterns, endpoint)
-            except PlanError as exc:
-                raise PlanError(f"--locked: cannot reproduce {source.key} at commit {locked.revision}: {exc}") from exc
-            files = [f for f in files if f.path in locked.files]
-            drift = sorted(set(locked.files) - {f.path for f in files}) + [
-                f.path for f in files if locked.files[f.path].hub_hash != f.hub_hash]
-            if drift:
-                raise PlanError(f"--locked: {source.key} at {sha} differs from the lock for {drift[:5]}")
-        else:
-            patterns = source.patterns(options.full)
-            sha, files = list_remote(api, source, source.revision, patterns, endpoint)
-        plan = SourcePlan(source, sha, files, locked.patterns if options.locked else patterns)
-        check_local(layout, plan, cache)
-        plans.append(plan)
-    return plans
+        try:
+            plans.append(plan_source(api, layout, source, options, cache, lock))
+        except PlanError as exc:
+            log.error("plan failed for %s: %s", source.key, exc)
+            errors[source.key] = str(exc)
+    return plans, errors
+
+
+def plan_source(api: HfApi, layout: Layout, source: Source, options: FetchOptions, cache: HashCache,
+                lock: dict[str, LockedSource]) -> SourcePlan:
+    endpoint = options.resolved_endpoint()
+    if options.locked:
+        locked = lock.get(source.key)
+        if locked is None:
+            raise PlanError(f"--locked: the lock file has no entry for {source.key!r} "
+                            f"({layout.relative(layout.lock_file)}); run fetch without --locked first")
+        try:
+            sha, files = list_remote(api, source, locked.revision, locked.patterns, endpoint)
+        except PlanError as exc:
+            raise PlanError(f"--locked: cannot reproduce {source.key} at commit {locked.revision}: {exc}") from exc
+        files = [f for f in files if f.path in locked.files]
+        drift = sorted(set(locked.files) - {f.path for f in files}) + [
+            f.path for f in files if locked.files[f.path].hub_hash != f.hub_hash]
+        if drift:
+            raise PlanError(f"--locked: {source.key} at {sha} differs from the lock for {drift[:5]}")
+    else:
+        patterns = source.patterns(options.full)
+        sha, files = list_remote(api, source, source.revision, patterns, endpoint)
+    plan = SourcePlan(source, sha, files, locked.patterns if options.locked else patterns)
+    check_local(layout, plan, cache)
+    return plan
 
 
 def staged_bytes(layout: Layout, plans: list[SourcePlan]) -> int:
@@ -358,6 +367,7 @@ class Downloader:
         self.limit = AdaptiveLimit(options.workers)
         self.bytes_downloaded = 0
         self._count_lock = threading.Lock()
+        self.cancelled = threading.Event()  # set on Ctrl-C: workers stop at the next chunk
 
     def _stream_once(self, source: Source, revision: str, remote: RemoteFile, part: Path, bar) -> Digests:
         """One GET (resuming from `part` if it holds bytes). Returns the digests of the whole file."""
@@ -398,6 +408,8 @@ class Downloader:
                     have, mode = 0, "wb"
                 with open(part, mode) as out:
                     for chunk in resp.iter_bytes():  # as received, so a cut loses nothing already read
+                        if self.cancelled.is_set():
+                            raise KeyboardInterrupt
                         if have + len(chunk) > remote.size:
                             raise _Retryable(f"server sent more than the expected {remote.size} bytes")
                         out.write(chunk)
@@ -423,6 +435,8 @@ class Downloader:
         where = f"{source.repo_id}@{revision[:12]}:{remote.path}"
         tries, mismatches, last = 0, 0, ""
         while True:
+            if self.cancelled.is_set():
+                raise KeyboardInterrupt
             tries += 1
             delay = None
             try:
@@ -438,7 +452,8 @@ class Downloader:
                 wait = min(self.options.backoff_max, delay if delay is not None else
                            random.uniform(0, self.options.backoff_base * 2 ** (tries - 1)))
                 log.warning("%s: %s; retry %d/%d in %.1fs", where, last, tries, self.options.max_tries - 1, wait)
-                time.sleep(wait)
+                if self.cancelled.wait(wait):
+                    raise KeyboardInterrupt
                 continue
             except EntryNotFoundError as exc:
                 raise DownloadError(f"{where}: the Hub has no such file ({str(exc).splitlines()[0]})") from None
@@ -498,7 +513,8 @@ def run_downloads(layout: Layout, plans: list[SourcePlan], options: FetchOptions
         return digests
 
     with progress(total, "download", "B", logger=log, unit_scale=True) as bar:
-        with ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="fetch") as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="fetch")
+        try:
             futures = {pool.submit(fetch_group, members): members for members in groups.values()}
             for future in as_completed(futures):
                 members = futures[future]
@@ -516,6 +532,13 @@ def run_downloads(layout: Layout, plans: list[SourcePlan], options: FetchOptions
                     report.downloaded.setdefault(plan.source.key, []).append(remote.path)
                     log.info("ok %s/%s (%s, %s verified)", layout.relative(layout.content_dir(plan.source)),
                              remote.path, human(remote.size), remote.hash_kind)
+        except BaseException:
+            # Ctrl-C (or any crash): stop the workers at their next chunk; partial downloads stay in
+            # staging and resume on the next run.
+            downloader.cancelled.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     report.bytes_downloaded = downloader.bytes_downloaded
 
 
@@ -562,10 +585,10 @@ def fetch(layout: Layout, sources: list[Source], options: FetchOptions, cache: H
     endpoint = options.resolved_endpoint()
     log.info("fetch: endpoint %s, sources %s%s%s", endpoint, ",".join(s.key for s in sources),
              " (full mirrors)" if options.full else "", " (--locked)" if options.locked else "")
-    plans = make_plans(layout, sources, options, cache, lock)
+    plans, errors = make_plans(layout, sources, options, cache, lock)
     need, free = check_disk_space(layout, plans, enforce=not options.dry_run)
     log_plan(layout, plans, need, free)
-    report = FetchReport(plans)
+    report = FetchReport(plans, failed={key: [message] for key, message in errors.items()})
     if options.dry_run:
         return report
     for plan in plans:

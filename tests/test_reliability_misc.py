@@ -1,0 +1,149 @@
+"""Issue 7: two runs on one root, Ctrl-C, hostile remote names, a full disk, secrets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from persian_data.catalog import Source, select
+from persian_data.cli import main
+from persian_data.fetch import FetchOptions
+from persian_data.layout import Layout
+from persian_data.localhub.replicas import TINY, build_replicas
+from persian_data.localhub.server import LocalHub
+from persian_data.localhub.store import HubStore
+from persian_data.pipeline import Run, run_fetch
+
+FAST = dict(backoff_base=0.01, backoff_max=0.05, timeout=2.0, workers=4)
+
+
+@pytest.fixture(scope="module")
+def small_hub(tmp_path_factory):
+    store = HubStore(tmp_path_factory.mktemp("hub"))
+    build_replicas(store, TINY, only=("text", "commonvoice"))
+    with LocalHub(store) as hub:
+        yield hub
+
+
+@pytest.fixture(autouse=True)
+def clean(small_hub):
+    small_hub.faults.clear()
+    small_hub.requests.clear()
+    yield
+    small_hub.faults.clear()
+
+
+def test_second_run_on_the_same_root_refuses_clearly(small_hub, tmp_path, capsys):
+    layout = Layout(tmp_path)
+    with Run(layout):
+        code = main(["fetch", "--root", str(tmp_path), "--endpoint", small_hub.endpoint, "--only", "text"])
+        assert code != 0
+        err = capsys.readouterr().err
+        assert "in use by another persian-data run" in err and f"pid {os.getpid()}" in err
+        assert not (tmp_path / "datasets").exists()
+    # released: the next run works, and leaves no lock file behind
+    assert main(["fetch", "--root", str(tmp_path), "--endpoint", small_hub.endpoint, "--only", "text"]) == 0
+    assert not layout.run_lock.exists()
+
+
+def test_two_processes_never_interleave(small_hub, tmp_path):
+    small_hub.faults.stall("*/resolve/*", seconds=1.5, times=1)
+    cmd = [sys.executable, "-m", "persian_data.cli", "fetch", "--root", str(tmp_path), "--endpoint",
+           small_hub.endpoint, "--only", "text,commonvoice"]
+    first = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    out_first = first.communicate(timeout=60)[1]
+    assert first.returncode == 0, out_first
+    assert second.returncode != 0 and "in use by another persian-data run" in second.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(small_hub, tmp_path):
+    small_hub.faults.stall("*/resolve/*", seconds=20, after_bytes=10)
+    cmd = [sys.executable, "-m", "persian_data.cli", "fetch", "--root", str(tmp_path), "--endpoint",
+           small_hub.endpoint, "--only", "text,commonvoice", "--timeout", "30"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while small_hub.faults.fired() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=15)[1]
+    assert time.monotonic() - started < 10
+    assert proc.returncode == 130
+    assert "run the same command again to resume" in err
+    assert not Layout(tmp_path).run_lock.exists()
+    assert not [p for p in (tmp_path / "datasets").rglob("*") if p.is_file()] if (tmp_path / "datasets").exists() else True
+    small_hub.faults.clear()
+    assert main(["fetch", "--root", str(tmp_path), "--endpoint", small_hub.endpoint, "--only", "text,commonvoice"]) == 0
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "/abs/evil.txt", "sub\\evil.txt", "a/../../evil.txt"])
+def test_hostile_remote_names_are_refused_and_nothing_escapes(tmp_path, name, capsys):
+    store = HubStore(tmp_path / "hub")
+    store.publish("dataset", "Kamtera/Persian-conversational-dataset",
+                  {"README.md": b"fine readme", name: b"payload that must not land anywhere"})
+    build_replicas(store, TINY, only=("commonvoice",))
+    root = tmp_path / "root"
+    with LocalHub(store) as hub:
+        code = main(["fetch", "--root", str(root), "--endpoint", hub.endpoint, "--only", "text,commonvoice"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "refusing remote file" in err and "text" in err
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and not str(path).startswith(str(tmp_path / "hub")):
+            assert b"payload that must not land anywhere" not in path.read_bytes(), path
+    # the other source still completed
+    assert (Layout(root).content_dir(select("commonvoice")[0]) / "README.md").exists()
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=72m", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (CI runs as root): {result.stderr.decode()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_disk_full_fails_clearly_leaves_nothing_partial_and_resumes(small_hub, tiny_fs, capsys):
+    root = tiny_fs / "root"
+    filler = tiny_fs / "filler"
+    # Pass the plan's space check, then fill the disk while the first download is held up.
+    small_hub.faults.stall("*/resolve/*/data/test-00000-of-00001.parquet", seconds=1.0, times=1)
+
+    import threading
+
+    def fill():
+        time.sleep(0.4)
+        try:
+            with open(filler, "wb") as handle:
+                while True:
+                    handle.write(b"\0" * 65536)
+                    handle.flush()
+        except OSError:
+            pass  # the disk is full: that is the point
+
+    filling = threading.Thread(target=fill)
+    filling.start()
+    args = ["fetch", "--root", str(root), "--endpoint", small_hub.endpoint, "--only", "text,commonvoice"]
+    assert main(args) != 0
+    filling.join()
+    assert "No space left on device" in capsys.readouterr().err
+    for source in select("text,commonvoice"):
+        content = Layout(root).content_dir(source)
+        for path in content.rglob("*") if content.exists() else []:
+            if path.is_file():
+                assert path.stat().st_size > 0 and not path.name.endswith((".part", ".tmp"))
+    assert not list((root / ".persian-data/tmp").glob("*")) if (root / ".persian-data/tmp").exists() else True
+    filler.unlink()
+    assert main(args) == 0
