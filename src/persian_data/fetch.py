@@ -214,7 +214,8 @@ def check_local(layout: Layout, plan: SourcePlan, cache: HashCache) -> None:
             to_hash.append((remote, final))
     if to_hash:
         log.info("%s: checking %d file(s) already on disk", plan.source.key, len(to_hash))
-        digests = cache.digests_many([p for _, p in to_hash], blob_sha1=lambda p: True)
+        non_lfs = {final for remote, final in to_hash if not remote.lfs}  # only these need the git sha1
+        digests = cache.digests_many([p for _, p in to_hash], blob_sha1=lambda p: p in non_lfs)
         for remote, final in to_hash:
             if _matches(remote, digests[final]):
                 plan.present.append(remote)
@@ -237,12 +238,21 @@ def make_plans(layout: Layout, sources: list[Source], options: FetchOptions, cac
     api = HfApi(endpoint=options.resolved_endpoint(), token=options.resolved_token(), library_name="persian-data",
                 library_version=__version__)
     plans, errors = [], {}
-    for source in sources:
+
+    def plan_one(source: Source) -> SourcePlan | PlanError:
         try:
-            plans.append(plan_source(api, layout, source, options, cache, lock))
+            return plan_source(api, layout, source, options, cache, lock)
         except PlanError as exc:
-            log.error("plan failed for %s: %s", source.key, exc)
-            errors[source.key] = str(exc)
+            return exc
+
+    # The Hub round trips (repo info + tree per source) dominate a rerun: ask for all sources at once.
+    with ThreadPoolExecutor(max_workers=max(1, len(sources)), thread_name_prefix="plan") as pool:
+        for source, result in zip(sources, pool.map(plan_one, sources)):
+            if isinstance(result, PlanError):
+                log.error("plan failed for %s: %s", source.key, result)
+                errors[source.key] = str(result)
+            else:
+                plans.append(result)
     return plans, errors
 
 
