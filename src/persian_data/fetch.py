@@ -152,7 +152,8 @@ def _hub_error(exc: Exception, source: Source, revision: str, endpoint: str) -> 
     if isinstance(exc, GatedRepoError):
         return PlanError(f"{where} is gated: accept its terms on the Hub and pass a token (--token or HF_TOKEN)")
     if isinstance(exc, RepositoryNotFoundError):
-        return PlanError(f"{where} was not found (or is private and needs a token); revision {revision!r}")
+        return PlanError(f"{where} was not found, or revision {revision!r} does not exist there (some mirrors "
+                         f"answer 'repo not found' for a missing revision), or it is private and needs a token")
     if isinstance(exc, HfHubHTTPError):
         status = exc.response.status_code if exc.response is not None else "?"
         return PlanError(f"the Hub answered HTTP {status} for {where}: {str(exc).splitlines()[0]}")
