@@ -1,0 +1,415 @@
+"""Benchmark of `prepare speech` on a generated set the size of Common Voice 13 fa.
+
+    python bench/bench_speech.py               # 48,904 clips in 4 shards + FLEURS-like tars
+    python bench/bench_speech.py --clips 2000  # quick smoke run
+
+What it does:
+1. Generates, once, into --workdir: four parquet shards shaped like hezarai/common-voice-13-fa
+   (train 2 shards, validation, test; 100-row row groups as `datasets.push_to_hub` writes them)
+   whose `audio.bytes` are real 48 kHz MP3s (a few distinct clips encoded once, reused with
+   varied metadata and a per-clip ID3 tag, so every clip's bytes differ and the shards have their
+   real size), and FLEURS-like `data/fa_ir/{train,dev,test}.tsv` + `audio/*.tar.gz` of 16 kHz WAVs
+   with the real clip counts.
+2. Runs each measured step in its own child process, on a fresh root whose `data/` files are
+   hard links to the generated ones. Every 0.1 s it samples the child's whole process tree
+   (workers included): memory as the sum of PSS (pages shared with the forkserver count once) and
+   the largest single RSS; CPU time of every process seen. Steps:
+   - prepare speech on Common Voice with the default checks (the issue's target: >= 1,500
+     clips/s, peak RSS <= 1 GB), then the speech gate re-hashing every clip;
+   - the same prepare with --deep;
+   - prepare speech on FLEURS;
+   - the baseline: one process, pandas.read_parquet of each shard, then per row a soundfile
+     header check, a file write, sha256, the normalizer and a JSON line.
+3. Prints wall-clock clips/s, CPU time (and the rate the CPU time allows on idle CPUs, which is
+   what a shared, busy machine hides), peak memory, and the ratio against the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+CV_SPLITS = {"train": 28_024, "validation": 10_440, "test": 10_440}
+CV_TOTAL = sum(CV_SPLITS.values())
+FLEURS_SPLITS = {"train": 3_101, "dev": 369, "test": 871}
+WORDS = ("سلام", "کتاب", "خانه", "امروز", "فردا", "دانشگاه", "شهر", "تهران", "باران", "درخت", "می‌خواهم", "نمي كنم",
+         "آب", "زندگی", "کار", "دوست", "مدرسه", "خیابان", "ماشین", "۱۲۳", "هوا", "سرد", "گرم", "بسیار")
+
+
+# -- generation --------------------------------------------------------------------------------
+
+def _tone(seconds: float, sr: int, seed: int):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f = rng.uniform(120, 300)
+    x = 0.25 * np.sin(2 * np.pi * f * t) * (0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(1, 4) * t))
+    x += 0.02 * rng.standard_normal(len(t))
+    return x.astype("float32")
+
+
+def _mp3(seconds: float, seed: int) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, _tone(seconds, 48_000, seed), 48_000, format="MP3", bitrate_mode="CONSTANT", compression_level=0.9)
+    return buf.getvalue()
+
+
+def _id3(text: str) -> bytes:
+    """An ID3v2.3 tag with one title frame: makes every clip's bytes (and sha256) unique, as real clips
+    are, so parquet cannot dictionary-encode the audio column and the shards have their real size."""
+    body = b"\x00" + text.encode("latin-1")
+    frame = b"TIT2" + struct.pack(">I", len(body)) + b"\x00\x00" + body
+    n = len(frame)
+    return b"ID3\x03\x00\x00" + bytes([(n >> 21) & 127, (n >> 14) & 127, (n >> 7) & 127, n & 127]) + frame
+
+
+def _wav(seconds: float, seed: int) -> tuple[bytes, int]:
+    import soundfile as sf
+
+    x = _tone(seconds, 16_000, seed)
+    buf = io.BytesIO()
+    sf.write(buf, x, 16_000, format="WAV", subtype="PCM_16")
+    return buf.getvalue(), len(x)
+
+
+def _sentence(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) + "."
+
+
+def scaled(counts: dict[str, int], total: int) -> dict[str, int]:
+    full = sum(counts.values())
+    return {k: max(1, round(v * total / full)) for k, v in counts.items()}
+
+
+def generate_cv(out: Path, clips: int, distinct: int = 24) -> dict[str, int]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = random.Random(13)
+    pool = [_mp3(rng.uniform(1.5, 7.0), seed) for seed in range(distinct)]
+    speakers = [hashlib.sha512(str(i).encode()).hexdigest() for i in range(max(10, clips // 15))]
+    schema = pa.schema([("client_id", pa.string()), ("path", pa.string()),
+                        ("audio", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+                        ("sentence", pa.string()), ("up_votes", pa.int64()), ("down_votes", pa.int64()),
+                        ("age", pa.string()), ("gender", pa.string()), ("accent", pa.string()),
+                        ("locale", pa.string()), ("segment", pa.string()), ("variant", pa.string())])
+    counts = scaled(CV_SPLITS, clips)
+    shards = {"train": 2, "validation": 1, "test": 1}
+    out.mkdir(parents=True, exist_ok=True)
+    serial = 17_000_000
+    total_bytes = 0
+    for split, n in counts.items():
+        per = [n // shards[split] + (1 if i < n % shards[split] else 0) for i in range(shards[split])]
+        for shard, rows in enumerate(per):
+            path = out / f"{split}-{shard:05d}-of-{shards[split]:05d}.parquet"
+            with pq.ParquetWriter(path, schema) as writer:
+                for start in range(0, rows, 1000):
+                    m = min(1000, rows - start)
+                    names = [f"common_voice_fa_{serial + i}.mp3" for i in range(m)]
+                    serial += m
+                    audio = [_id3(name) + pool[rng.randrange(distinct)] for name in names]
+                    total_bytes += sum(map(len, audio))
+                    table = pa.table({
+                        "client_id": [rng.choice(speakers) for _ in range(m)], "path": names,
+                        "audio": pa.StructArray.from_arrays([pa.array(audio, pa.binary()), pa.array(names)],
+                                                            names=["bytes", "path"]),
+                        "sentence": [_sentence(rng) for _ in range(m)],
+                        "up_votes": [rng.randint(2, 9) for _ in range(m)],
+                        "down_votes": [rng.randint(0, 2) for _ in range(m)],
+                        "age": [rng.choice(["", "twenties", "thirties", "fourties"]) for _ in range(m)],
+                        "gender": [rng.choice(["", "male", "female", "male"]) for _ in range(m)],
+                        "accent": [""] * m, "locale": ["fa"] * m, "segment": [""] * m, "variant": [""] * m,
+                    }, schema=schema)
+                    writer.write_table(table, row_group_size=100)
+    return {"clips": sum(counts.values()), "audio_bytes": total_bytes}
+
+
+def generate_fleurs(out: Path, scale: float, distinct: int = 12) -> dict[str, int]:
+    rng = random.Random(7)
+    pool = [_wav(rng.uniform(2.0, 5.0), 100 + seed) for seed in range(distinct)]
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    total = 0
+    for split, full in FLEURS_SPLITS.items():
+        n = max(2, round(full * scale))
+        lines = []
+        with tarfile.open(out / "audio" / f"{split}.tar.gz", "w:gz", compresslevel=1) as tar:
+            for i in range(n):
+                data, frames = pool[rng.randrange(distinct)]
+                name = f"{rng.getrandbits(63)}.wav"
+                info = tarfile.TarInfo(f"{split}/{name}")
+                info.size, info.mtime = len(data), 1_700_000_000
+                tar.addfile(info, io.BytesIO(data))
+                raw = _sentence(rng)
+                lines.append("\t".join([str(1000 + i // 2), name, raw, raw.rstrip("."), "|".join(raw.split()),
+                                        str(frames), rng.choice(["MALE", "FEMALE", "OTHER"])]))
+        (out / f"{split}.tsv").write_text("\n".join(lines) + "\n", "utf-8")
+        total += n
+    return {"clips": total}
+
+
+def fresh_root(work: Path, name: str, corpus: str) -> Path:
+    """A root whose data/ files are hard links to the generated ones (no copy, never modified)."""
+    from persian_data.catalog import BY_KEY
+    from persian_data.layout import Layout
+
+    root = work / "roots" / name
+    shutil.rmtree(root, ignore_errors=True)
+    layout = Layout(root)
+    content = layout.content_dir(BY_KEY[corpus])
+    src = work / "gen" / corpus
+    for path in src.rglob("*"):
+        if path.is_file():
+            target = content / path.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target)
+    return root
+
+
+# -- measured steps (each in its own process) --------------------------------------------------
+
+def step_prepare(root: Path, corpus: str, deep: bool, workers: int | None) -> dict:
+    import logging
+
+    from persian_data.catalog import BY_KEY
+    from persian_data.layout import Layout
+    from persian_data.prepare.speech import SpeechOptions, prepare_speech
+
+    logging.basicConfig(level=logging.WARNING)
+    layout = Layout(root)
+    started = time.perf_counter()
+    stats = prepare_speech(layout, [BY_KEY[corpus]], SpeechOptions(deep=deep, workers=workers))
+    elapsed = time.perf_counter() - started
+    total = stats[corpus].total
+    return {"seconds": elapsed, "clips": total["clips"], "rows": total["source_rows"], "rejects": total["rejects"]}
+
+
+def step_gate(root: Path) -> dict:
+    from persian_data.catalog import BY_KEY
+    from persian_data.gates import GateContext
+    from persian_data.layout import Layout
+    from persian_data.prepare.speech import speech_gates
+
+    started = time.perf_counter()
+    failures = speech_gates(GateContext(Layout(root), [BY_KEY["commonvoice"]], None, thorough=True))
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"gate failed: {failures[:3]}")
+    rows = sum(1 for p in (root / "datasets").rglob("manifests/*.jsonl") if p.name != "rejects.jsonl"
+               for _ in open(p, "rb"))
+    return {"seconds": elapsed, "clips": rows, "rows": rows, "rejects": {}}
+
+
+def step_baseline(root: Path) -> dict:
+    """The straightforward way: pandas, one row at a time, one process."""
+    import pandas as pd
+    import soundfile as sf
+
+    from persian_data.catalog import BY_KEY
+    from persian_data.layout import Layout
+    from persian_data.normalize import normalize
+
+    layout = Layout(root)
+    source = BY_KEY["commonvoice"]
+    started = time.perf_counter()
+    clips = 0
+    for path in sorted(layout.content_dir(source).rglob("*.parquet")):
+        split = path.name.split("-")[0]
+        df = pd.read_parquet(path)
+        audio_dir = layout.audio_dir(source, split)
+        audio_dir.mkdir(parents=True, exist_ok=True)
+        manifest = layout.manifest(source, split)
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        with open(manifest, "a", encoding="utf-8") as out:
+            for row in df.itertuples(index=False):
+                data = row.audio["bytes"]
+                info = sf.info(io.BytesIO(data))
+                if info.frames <= 0:
+                    continue
+                target = audio_dir / row.path
+                with open(target, "wb") as handle:
+                    handle.write(data)
+                line = {"id": target.stem, "split": split, "audio_path": layout.relative(target),
+                        "duration": info.frames / info.samplerate, "sample_rate": info.samplerate,
+                        "channels": info.channels, "sha256": hashlib.sha256(data).hexdigest(),
+                        "text": row.sentence, "text_normalized": normalize(row.sentence),
+                        "client_id": row.client_id, "path": row.path, "up_votes": int(row.up_votes),
+                        "down_votes": int(row.down_votes), "age": row.age, "gender": row.gender,
+                        "accent": row.accent, "locale": row.locale, "segment": row.segment, "variant": row.variant}
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
+                clips += 1
+        del df
+    return {"seconds": time.perf_counter() - started, "clips": clips, "rows": clips, "rejects": {}}
+
+
+# -- process-tree RSS sampling -----------------------------------------------------------------
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                out += [int(x) for x in handle.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size: pages shared between processes (the forkserver's imports) count once."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return _rss(pid)
+
+
+def _cpu(pid: int) -> float:
+    """utime + stime of one process (not its children), in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def tree_sample(pid: int, cpu: dict[int, float]) -> tuple[int, int]:
+    """(sum of PSS over the tree, largest single process RSS); records each process's CPU time."""
+    todo, total, largest = [pid], 0, 0
+    while todo:
+        p = todo.pop()
+        total += _pss(p)
+        largest = max(largest, _rss(p))
+        cpu[p] = max(cpu.get(p, 0.0), _cpu(p))
+        todo += _children(p)
+    return total, largest
+
+
+SAMPLE_EVERY = 0.1  # seconds; reading smaps_rollup is not free, and the sampler must not steal the CPUs
+
+
+def run_step(args: list[str]) -> dict:
+    """Run one step in a child, sampling its whole process tree (workers included) every 0.1 s:
+    peak RSS, and CPU time summed over every process seen (start-up and imports included)."""
+    proc = subprocess.Popen([sys.executable, __file__, "--step", *args], stdout=subprocess.PIPE, text=True)
+    peak_tree = peak_one = 0
+    cpu: dict[int, float] = {}
+    while proc.poll() is None:
+        total, largest = tree_sample(proc.pid, cpu)
+        peak_tree, peak_one = max(peak_tree, total), max(peak_one, largest)
+        time.sleep(SAMPLE_EVERY)
+    out = proc.stdout.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"step {args} failed ({proc.returncode})")
+    result = json.loads(out.strip().splitlines()[-1])
+    result.update(peak_tree_rss=peak_tree, peak_process_rss=peak_one, cpu=sum(cpu.values()))
+    return result
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB"
+
+
+def report(name: str, r: dict, cpus: int) -> None:
+    """`cpus`: how many CPUs the step can use; the CPU-bound rate is what it would reach owning them."""
+    rate = r["rows"] / r["seconds"]
+    print(f"{name:<32} {r['rows']:>7,} rows {r['seconds']:7.2f} s {rate:7,.0f} clips/s | "
+          f"CPU {r['cpu']:6.1f} s = {r['rows'] / max(r['cpu'], 1e-9) * cpus:6,.0f} clips/s on {cpus} idle CPU(s) | "
+          f"peak memory {_mb(r['peak_tree_rss'])} (PSS, all processes; largest RSS {_mb(r['peak_process_rss'])})",
+          flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=CV_TOTAL, help="Common Voice clips (default 48,904)")
+    parser.add_argument("--fleurs-scale", type=float, default=1.0, help="FLEURS size, 1.0 = real clip counts")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep generated data here (reused if present)")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-deep", action="store_true")
+    parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.step:
+        kind, root = args.step[0], Path(args.step[1])
+        if kind == "baseline":
+            result = step_baseline(root)
+        elif kind == "gate":
+            result = step_gate(root)
+        else:
+            workers = int(args.step[3]) if len(args.step) > 3 and args.step[3] != "auto" else None
+            result = step_prepare(root, kind, args.step[2] == "deep", workers)
+        print(json.dumps(result))
+        return
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_speech_"))
+    gen = work / "gen"
+    stamp = gen / f"done-v2-{args.clips}-{args.fleurs_scale}"
+    if not stamp.exists():
+        shutil.rmtree(gen, ignore_errors=True)
+        started = time.perf_counter()
+        cv = generate_cv(gen / "commonvoice" / "data", args.clips)
+        fl = generate_fleurs(gen / "fleurs" / "data" / "fa_ir", args.fleurs_scale)
+        stamp.touch()
+        print(f"generated {cv['clips']:,} CV clips ({cv['audio_bytes'] / 2**20:,.0f} MB of MP3) and "
+              f"{fl['clips']:,} FLEURS clips in {time.perf_counter() - started:.1f}s under {gen}", flush=True)
+    workers = str(args.workers) if args.workers else "auto"
+    pool = args.workers or os.cpu_count() or 1
+    print(f"machine: {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}; workers {workers}")
+    results = {}
+    cv_root = fresh_root(work, "cv", "commonvoice")
+    results["cv"] = run_step(["commonvoice", str(cv_root), "default", workers])
+    report("prepare CV (default checks)", results["cv"], pool)
+    results["gate"] = run_step(["gate", str(cv_root)])
+    report("speech gate on CV (re-hash all)", results["gate"], pool)
+    if not args.skip_deep:
+        results["deep"] = run_step(["commonvoice", str(fresh_root(work, "cv_deep", "commonvoice")), "deep", workers])
+        report("prepare CV (--deep)", results["deep"], pool)
+    results["fleurs"] = run_step(["fleurs", str(fresh_root(work, "fleurs", "fleurs")), "default", workers])
+    report("prepare FLEURS (default checks)", results["fleurs"], pool)
+    if not args.skip_baseline:
+        results["baseline"] = run_step(["baseline", str(fresh_root(work, "baseline", "commonvoice"))])
+        report("baseline CV (pandas, per row)", results["baseline"], 1)
+        ratio = (results["cv"]["rows"] / results["cv"]["seconds"]) / (
+            results["baseline"]["rows"] / results["baseline"]["seconds"])
+        cpu_ratio = results["baseline"]["cpu"] / results["cv"]["cpu"]
+        print(f"ratio prepare/baseline (CV, default checks): {ratio:.2f}x wall clock; "
+              f"{cpu_ratio:.2f}x less CPU per clip; {cpu_ratio * pool:.2f}x on {pool} idle CPU(s)")
+    cv = results["cv"]
+    rate = cv["rows"] / cv["seconds"]
+    print(f"target >= 1,500 clips/s: {'met' if rate >= 1500 else 'NOT met'} ({rate:,.0f}); "
+          f"peak RSS <= 1 GB: {'met' if cv['peak_tree_rss'] <= 2**30 else 'NOT met'} ({_mb(cv['peak_tree_rss'])})")
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        shutil.rmtree(work / "roots", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
