@@ -1,0 +1,325 @@
+"""Benchmark: the chat corpus step on a corpus of the real size.
+
+Generates four files with the real names and sizes (4.6 / 29 / 281 / 530 MB = 845 MB; `--scale`
+shrinks them), runs `prepare_chat` end to end in a child process, and measures input MB/s and
+peak RSS. Peak RSS is the largest sum over the child's whole process tree (main + workers),
+sampled every 50 ms from /proc, and the largest single process (getrusage RUSAGE_CHILDREN).
+The baseline, in another child, does `json.load` of each file plus the same per-row work
+(normalize, title/answers rules, serialize, hash, dedup, write) in one process.
+
+    python bench/bench_chat.py                 # real size, ensure_ascii files like the real ones
+    python bench/bench_chat.py --scale 0.02    # smoke test
+    python bench/bench_chat.py --utf8          # raw UTF-8 files (3x the characters per byte)
+
+Rows are made unique by a counter in the question, so duplicates do not shrink the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parent / "src"
+sys.path.insert(0, str(SRC))
+
+REAL = (
+    ("dadrah_dataset.json", 4.6),
+    ("dadrah_dataset1-1000_10000.json", 29),
+    ("dadrah_dataset1-10000_100000.json", 281),
+    ("dadrah_dataset1-100000_276342.json", 530),
+)
+MB = 1_000_000
+ZWNJ = "\u200c"
+
+_WORDS = (
+    "قانون ماده دادگاه حکم رأی دعوا دادخواست شکایت وکیل موکل قرارداد اجاره مالک مستأجر ودیعه مهریه "
+    "طلاق نفقه حضانت ارث ترکه وارث سند ملک خودرو چک سفته ضامن وام بانک بیمه کارفرما کارگر حقوق "
+    "دستمزد اخراج سابقه شورای حل اختلاف اجرای احکام ثبت اسناد دفترخانه اظهارنامه تأمین خواسته "
+    "کارشناس دادسرا بازپرس جرم مجازات جزای نقدی حبس دیه تصادف راننده خسارت پرداخت مبلغ تومان ریال "
+    "همسر پدر مادر برادر خواهر فرزند شوهر زن خانه آپارتمان زمین باغ مغازه شرکت سهام شریک"
+).split()
+_ZW = ("می" + ZWNJ + "خواهم", "نمی" + ZWNJ + "دانم", "می" + ZWNJ + "توانم", "کتاب" + ZWNJ + "ها",
+       "خانه" + ZWNJ + "ای", "پرونده" + ZWNJ + "ها", "می" + ZWNJ + "شود", "شده" + ZWNJ + "است")
+_ARABIC = str.maketrans({"ی": "ي", "ک": "ك"})
+
+
+def _sentence(r: random.Random, n: int) -> str:
+    words = []
+    for _ in range(n):
+        x = r.random()
+        if x < 0.08:
+            words.append(r.choice(_ZW))
+        elif x < 0.11:
+            words.append(str(r.randint(1, 1400)))
+        else:
+            words.append(r.choice(_WORDS))
+    end = r.choice((".", "؟", " .", "،", "!"))
+    return " ".join(words) + end
+
+
+def _text(r: random.Random, chars: int) -> str:
+    out: list[str] = []
+    n = 0
+    while n < chars:
+        s = _sentence(r, r.randint(8, 20))
+        out.append(s)
+        n += len(s) + 1
+    return " ".join(out)
+
+
+def _row(r: random.Random, target_chars: int) -> list:
+    """About target_chars characters: question ~35 %, 1-3 answers ~30 % each (1.8 on average)."""
+    title = " ".join(r.choice(_WORDS) for _ in range(r.randint(2, 6)))
+    q = "سلام. @@N@@ " + _text(r, int(target_chars * r.uniform(0.2, 0.5)))
+    answers = []
+    for _ in range(r.choice((1, 1, 2, 2, 3))):
+        answers.append(_text(r, int(target_chars * r.uniform(0.15, 0.45))))
+    keywords = [r.choice(_WORDS) for _ in range(r.randint(1, 4))]
+    row = [title, q, answers, keywords]
+    if r.random() < 0.15:  # some rows typed with Arabic yeh/kaf
+        row = [title.translate(_ARABIC), q.translate(_ARABIC), [a.translate(_ARABIC) for a in answers], keywords]
+    return row
+
+
+def generate(out_dir: Path, scale: float, utf8: bool, seed: int = 7) -> list[Path]:
+    """The four raw files under out_dir/datasets/text/persian_conversation/data."""
+    from persian_data.catalog import BY_KEY
+    from persian_data.layout import Layout
+
+    data = Layout(out_dir).content_dir(BY_KEY["text"])
+    data.mkdir(parents=True, exist_ok=True)
+    r = random.Random(seed)
+    # ~3.2 kB per row like the real files (845 MB / ~267k rows): ~620 characters when escaped
+    # (\\uXXXX, ~5 bytes a character), ~1700 in raw UTF-8 (~1.9 bytes a character)
+    target_chars = 1500 if utf8 else 560
+    pool = [json.dumps(_row(r, target_chars), ensure_ascii=not utf8) for _ in range(600)]
+    n = 0
+    paths = []
+    for name, size_mb in REAL:
+        want = int(size_mb * MB * scale)
+        path = data / name
+        with open(path, "wb") as fh:
+            fh.write(b"[")
+            written = 1
+            first = True
+            parts: list[str] = []
+            while written < want:
+                row = pool[n % len(pool)].replace("@@N@@", f"پرونده {n}" if utf8 else f"\\u067e\\u0631\\u0648\\u0646\\u062f\\u0647 {n}")
+                n += 1
+                s = row if first else ", " + row
+                first = False
+                parts.append(s)
+                written += len(s.encode("utf-8")) if utf8 else len(s)
+                if len(parts) >= 2000:
+                    fh.write("".join(parts).encode("utf-8"))
+                    parts = []
+            fh.write("".join(parts).encode("utf-8"))
+            fh.write(b"]")
+        paths.append(path)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# children
+# ---------------------------------------------------------------------------------------------
+
+
+def child_prepare(root: Path, workers: int | None, answers: str) -> dict:
+    import logging
+
+    from persian_data.layout import Layout
+    from persian_data.prepare.chat import ChatOptions, prepare_chat
+
+    logging.basicConfig(level=logging.WARNING)
+    t0 = time.perf_counter()
+    st = prepare_chat(Layout(root), ChatOptions(workers=workers, answers=answers))
+    return {"seconds": time.perf_counter() - t0, "written": st.written, "rows": st.rows_read, **_cpu()}
+
+
+def _cpu() -> dict:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pool's workers, once joined
+    return {"cpu_main": me.ru_utime + me.ru_stime, "cpu_workers": kids.ru_utime + kids.ru_stime}
+
+
+def child_baseline(root: Path, answers: str) -> dict:
+    """json.load each file, then the same per-row work, in one process."""
+    from persian_data.layout import Layout
+    from persian_data.prepare.chat import ChatOptions, _Converter, raw_files
+
+    batch_rows = 1024
+
+    layout = Layout(root)
+    conv = _Converter(ChatOptions(answers=answers))
+    seen: set[bytes] = set()
+    written = rows_n = 0
+    t0 = time.perf_counter()
+    out = layout.tmp_dir / "baseline.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as w:
+        for path in raw_files(layout):
+            with open(path, "rb") as fh:
+                rows = json.load(fh)
+            rows_n += len(rows)
+            for i in range(0, len(rows), batch_rows):
+                for res in conv.convert(rows[i:i + batch_rows]):
+                    if res[0] != "ok":
+                        continue
+                    for line, dedup, _split, _u, _a in res[1]:
+                        if dedup not in seen:
+                            seen.add(dedup)
+                            w.write(line)
+                            written += 1
+            del rows
+    out.unlink()
+    return {"seconds": time.perf_counter() - t0, "written": written, "rows": rows_n, **_cpu()}
+
+
+# ---------------------------------------------------------------------------------------------
+# measuring a child
+# ---------------------------------------------------------------------------------------------
+
+
+def _tree_rss(pid: int) -> int:
+    """Sum of VmRSS (bytes) over pid and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, ()))
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def run_child(args: list[str]) -> dict:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            stop.wait(0.05)
+
+    th = threading.Thread(target=sample, daemon=True)
+    t0 = time.perf_counter()
+    th.start()
+    out, _ = proc.communicate()
+    wall = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"child {args} failed with exit code {proc.returncode}")
+    res = json.loads(out.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    res["wall"] = wall
+    res["peak_tree_rss"] = peak
+    # ru_maxrss of children is the largest single descendant seen so far (KiB on Linux)
+    res["peak_process_rss"] = max(after, before) * 1024 if after > before else None
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", type=Path, help="work folder (default: a temp folder, removed after)")
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the real 845 MB (default 1)")
+    ap.add_argument("--utf8", action="store_true", help="raw UTF-8 files instead of \\uXXXX escapes")
+    ap.add_argument("--workers", type=int, default=None, help="prepare_chat workers (default: auto)")
+    ap.add_argument("--answers", choices=("first", "all"), default="first")
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the generated corpus")
+    ap.add_argument("--child", choices=("prepare", "baseline"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.child:
+        root = args.dir
+        if args.child == "prepare":
+            res = child_prepare(root, args.workers, args.answers)
+        else:
+            res = child_baseline(root, args.answers)
+        print(json.dumps(res))
+        return
+
+    tmp = None
+    if args.dir is None:
+        tmp = Path(tempfile.mkdtemp(prefix="bench_chat_"))
+        root = tmp
+    else:
+        root = args.dir
+        root.mkdir(parents=True, exist_ok=True)
+    try:
+        t0 = time.perf_counter()
+        paths = generate(root, args.scale, args.utf8)
+        total = sum(p.stat().st_size for p in paths)
+        print(f"generated {len(paths)} files, {total / MB:.1f} MB "
+              f"({'raw UTF-8' if args.utf8 else 'ensure_ascii'}) in {time.perf_counter() - t0:.1f} s")
+        for p in paths:
+            print(f"  {p.name}: {p.stat().st_size / MB:.1f} MB")
+        common = ["--dir", str(root), "--answers", args.answers]
+        w = ["--workers", str(args.workers)] if args.workers is not None else []
+        la0 = os.getloadavg()
+        res = run_child(["--child", "prepare", *common, *w])
+        mbps = total / MB / res["seconds"]
+        cpu = res["cpu_main"] + res["cpu_workers"]
+        # what the CPU time says two idle cores would give: the busier of (all work on 2 cores)
+        # and (the main process alone on one)
+        ideal = total / MB / max(cpu / 2, res["cpu_main"])
+        print(f"prepare_chat: {res['rows']} rows -> {res['written']} conversations in {res['seconds']:.1f} s "
+              f"(wall {res['wall']:.1f} s incl. interpreter start): {mbps:.1f} MB/s; "
+              f"peak RSS {res['peak_tree_rss'] / MB:.0f} MB (process tree sum), "
+              f"largest process {res['peak_process_rss'] / MB if res['peak_process_rss'] else float('nan'):.0f} MB")
+        print(f"  CPU: main {res['cpu_main']:.1f} s + workers {res['cpu_workers']:.1f} s = {cpu:.1f} s "
+              f"({cpu * 1000 / (total / MB):.0f} ms per MB, incl. ~0.5 s of interpreter start and "
+              f"imports); on 2 idle cores that is ~{ideal:.0f} MB/s")
+        if not args.no_baseline:
+            base = run_child(["--child", "baseline", *common])
+            bmbps = total / MB / base["seconds"]
+            bcpu = base["cpu_main"] + base["cpu_workers"]
+            print(f"baseline (json.load + same per-row work, 1 process): {base['written']} conversations in "
+                  f"{base['seconds']:.1f} s: {bmbps:.1f} MB/s; peak RSS {base['peak_tree_rss'] / MB:.0f} MB; "
+                  f"CPU {bcpu:.1f} s ({bcpu * 1000 / (total / MB):.0f} ms per MB)")
+            print(f"ratio prepare_chat / baseline: throughput x{mbps / bmbps:.2f}, "
+                  f"peak RSS x{res['peak_tree_rss'] / base['peak_tree_rss']:.2f}")
+            if base["written"] != res["written"]:
+                print(f"WARNING: baseline wrote {base['written']}, prepare_chat {res['written']}")
+        la = os.getloadavg()
+        print(f"load average (1 min) before: {la0[0]:.1f}, after: {la[0]:.1f}, on {os.cpu_count()} CPUs "
+              "(other processes share the machine when it is above the number of CPUs)")
+    finally:
+        if tmp is not None and not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,563 @@
+"""The project's Persian text normalizer: table-driven, fast, idempotent.
+
+    >>> normalize("اصلاح نويسه ها و استفاده از نیم‌فاصله پردازش را آسان مي كند")
+    'اصلاح نویسه‌ها و استفاده از نیم‌فاصله پردازش را آسان می‌کند'
+
+Used for every chat row and every speech transcript, so it is built for speed: one character
+table applied through a numpy lookup (`normalize_many` runs it once over a whole batch of
+fields), and a handful of precompiled regexes that start with a literal, each skipped by a
+cheap substring test when it has nothing to do (~40 ns a character for the whole pipeline on
+batches, on this machine).
+hazm's `Normalizer` is the behaviour the field expects; hazm itself is not a dependency (0.10.0
+pins numpy==1.24.3 and pulls gensim, fasttext and scikit-learn, and its lexicon passes are
+slow), so this module reproduces its table-driven part and its regex spacing rules, and leaves
+out the parts that need hazm's lexicon (see below).
+
+What `normalize` does, in order
+-------------------------------
+1. ``\\r\\n`` becomes ``\\n``; the text is put in Unicode **NFC** (see "Unicode form").
+2. Arabic presentation forms (U+FB50-FDFF, U+FE70-FEFF) fold to the letters they show: their
+   compatibility (NFKC) mapping, then step 3's letter table. ``ﻻ`` -> ``لا``, ``ﮐ`` -> ``ک``,
+   ``ﺉ`` -> ``ئ``, ``﷼`` -> ``ریال``. Stray presentation forms of diacritics become the bare mark.
+3. One character table:
+   * Arabic letters to Persian: ``ي ى`` -> ``ی``, ``ك`` -> ``ک``, ``ە`` ``ھ`` ``ہ`` -> ``ه``,
+     plus the long tail of Urdu/Pashto/Sindhi/Kurdish/Quranic variants (the list follows hazm
+     0.10's table, MIT licence, with the exceptions noted in `_BASE_FOLD`).
+   * ``ۀ`` / ``ة``: see "The ۀ / ة decision".
+   * Tatweel (U+0640) removed.
+   * Diacritics (harakat U+064B-065F, superscript alef U+0670, Quranic marks) removed when
+     ``remove_diacritics`` (the default, as in hazm).
+   * Digits follow ``digits``: ``"persian"`` (default, as hazm) maps Latin 0-9 and Arabic-Indic
+     ٠-٩ to ۰-۹; ``"latin"`` maps both Persian and Arabic-Indic to 0-9; ``"keep"`` leaves them.
+   * Control characters (C0/C1 except tab and newline) and format characters (BOM, soft
+     hyphen, bidi embeddings and isolates, ...) are removed; ZWSP and the bidi marks LRM, RLM
+     and ALM, which also break cursive joining and stand where a ZWNJ belongs, become ZWNJ (and
+     go unless inside a word, step 5); lone surrogates and noncharacters are removed (they
+     cannot be written as UTF-8).
+   * Odd spaces (NBSP, en/em/thin/narrow spaces, ideographic space, tab) become one space;
+     line/paragraph separators and NEL become ``\\n`` (or a space with ``keep_newlines=False``).
+4. A hamza written as a separate mark after yeh or heh is joined: ``ی`` + U+0654 -> ``ئ``,
+   ``ه`` + U+0654 -> ``ۀ``; leftover madda/hamza marks go with the diacritics.
+5. ZWJ is removed unless it sits between two non-Arabic, non-space characters (emoji
+   sequences). ZWNJ: runs collapse to one; a ZWNJ survives only *inside* a word, between two
+   word characters (letters, digits, marks). Next to a space, at either end of a word, next to
+   punctuation or at either end of the string, it is removed. ``می‌خواهم`` keeps its ZWNJ.
+6. Spaces: runs become one space, no space at the start or end of a line, at most one blank
+   line (three or more newlines become two), the string is stripped.
+7. ``affix_spacing`` (default on; hazm's regex rules): ``نمی کنم`` -> ``نمی‌کنم``,
+   ``می خواهم`` -> ``می‌خواهم``, ``کتاب ها`` -> ``کتاب‌ها`` (also ``های``, ``هایی``, ``ترین``),
+   ``خانه ی`` -> ``خانه‌ی``, ``خسته ام`` -> ``خسته‌ام`` (``ام ایم اش اند ای اید ات`` after a
+   final ``ه``), ``جمعهها`` -> ``جمعه‌ها``. Unlike hazm, ``تر``/``تری``/``گر``/``گری`` are not
+   joined: they are also words (wet, if) and without hazm's lexicon a join would be a guess.
+8. ``punctuation_spacing`` (default on): no space before ``. : ! ، ؛ ؟ » ) ] }`` when the mark
+   ends a word (is followed by a space, the end of the text or another mark; `` ...`` keeps
+   its space), none after ``« ( [ {``. Unlike hazm, no space is *added* after punctuation
+   (that breaks URLs, ``1.5``, ``e.g.``).
+
+Not done (they need hazm's lexicon, or rewrite the author's style, or cost too much for what
+they fix): merging compound words (``زمین لرزه`` -> ``زمین‌لرزه``), cutting repeated letters
+(``سلاممممم``), separating a glued ``می`` (``میخواهم``), a space between a number and a word
+(``۹متر``), quotes to guillemets, ``...`` to ``…``, ``%`` to ``٪``. The ``persian`` digit
+policy converts every digit, also inside Latin tokens and URLs (``mp3`` -> ``mp۳``), as hazm
+does; use ``digits="keep"`` or ``"latin"`` where that matters.
+
+Unicode form: NFC plus targeted folding, not NFKC
+-------------------------------------------------
+NFC only composes canonically equivalent sequences, so it never changes what a Persian reader
+sees; it does turn ``ا`` + U+0653 into ``آ``, ``ي`` + U+0654 into ``ئ`` and ``ە`` + U+0654 into
+``ۀ``. Those compositions run *before* the letter table, so ``ئ`` is not split into ``ی`` plus
+a stray mark by the ``ي`` -> ``ی`` rule.
+NFKC is not applied to the whole text because it breaks Persian text in several ways:
+* its decomposition half (NFKD) splits ``آ``, ``أ``, ``ئ``, ``ۀ`` into a letter plus a
+  combining mark; a pipeline that then folds letters or strips marks (as every Persian
+  normalizer does) turns ``ئ`` into ``ی``+mark and ``ۀ`` into ``ه``+mark (hazm's own table
+  maps the presentation forms of ``آ ئ ۀ`` to ``ا ی ه``, losing the madda and hamza), and
+  dropping marks turns ``آ`` into ``ا``;
+* it rewrites the high-hamza letters ``ٵ ٶ ٷ ٸ`` into two characters, and the presentation
+  forms of Arabic *yeh* and *alef maksura* into Arabic ``ي``/``ى``, not Persian ``ی``;
+* outside Arabic it changes meaning: ``m²`` -> ``m2``, ``½`` -> ``1⁄2``, ``…`` -> ``...``.
+So compatibility folding is applied only where it is wanted: the Arabic presentation-form
+blocks (folded through the letter table afterwards) and the space characters.
+
+The ۀ / ة decision
+------------------
+* ``ۀ`` (U+06C0, heh with yeh above: the ezafe after a silent heh, ``خانۀ من``) is a Persian
+  letter and is **kept**, as hazm keeps it. Its other spellings fold to it: ``ه``/``ە`` +
+  U+0654, ``ۂ`` (U+06C2), and its presentation forms (which hazm folds to a bare ``ه``,
+  dropping the ezafe). ``heh_yeh="heh"`` folds it to ``ه`` instead.
+* ``ة`` (teh marbuta) is **kept** by default: in this corpus it appears in Arabic quotations,
+  legal Arabic terms and names, where ``ه`` would misspell the Arabic; Persian spellings of
+  those words already use ``ه``/``ت``. ``ۃ`` (U+06C3) folds to ``ة``. ``teh_marbuta="heh"``
+  maps it to ``ه``.
+
+Guarantees (tested with hypothesis): `normalize` never raises on any `str`, is idempotent
+(``normalize(normalize(x)) == normalize(x)``), returns NFC text that encodes as UTF-8, and never
+leaves a ZWNJ next to whitespace, at a word edge or at either end of the string.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Literal
+
+import numpy as np
+
+__all__ = ["NormalizerConfig", "DEFAULT", "normalize", "normalize_many", "make_normalizer", "ZWNJ"]
+
+ZWNJ = "\u200c"
+ZWJ = "\u200d"
+TATWEEL = "\u0640"
+
+DigitsPolicy = Literal["persian", "latin", "keep"]
+
+
+@dataclass(frozen=True)
+class NormalizerConfig:
+    """Switches of the normalizer. Frozen and hashable: compiled tables are cached per config."""
+
+    remove_diacritics: bool = True
+    digits: DigitsPolicy = "persian"
+    # ۀ: "keep" (fold its variants to U+06C0) or "heh" (fold it to ه).
+    heh_yeh: Literal["keep", "heh"] = "keep"
+    # ة: "keep" or "heh" (map to ه).
+    teh_marbuta: Literal["keep", "heh"] = "keep"
+    # False: newlines (and line separators) become spaces; for one-line fields (transcripts).
+    keep_newlines: bool = True
+    affix_spacing: bool = True
+    punctuation_spacing: bool = True
+
+    def __post_init__(self) -> None:
+        if self.digits not in ("persian", "latin", "keep"):
+            raise ValueError(f"digits must be 'persian', 'latin' or 'keep', not {self.digits!r}")
+        if self.heh_yeh not in ("keep", "heh"):
+            raise ValueError(f"heh_yeh must be 'keep' or 'heh', not {self.heh_yeh!r}")
+        if self.teh_marbuta not in ("keep", "heh"):
+            raise ValueError(f"teh_marbuta must be 'keep' or 'heh', not {self.teh_marbuta!r}")
+
+
+DEFAULT = NormalizerConfig()
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
+ARABIC_DIGITS = "٠١٢٣٤٥٦٧٨٩"
+LATIN_DIGITS = "0123456789"
+
+# Arabic-script letter variants -> the Persian letter. Follows hazm 0.10 (MIT) for U+0600-08FF,
+# except: U+06C2 (heh goal with hamza) -> ۀ and U+06C3 (teh marbuta goal) -> ة (hazm: ه for
+# both), and alef wasla / wavy-hamza alefs, which hazm leaves, are added.
+_BASE_SRC = (
+    "ؠػؽؾؿكىيٮٯٵٶٷٸٹٺٻټٽٿڀځڂڅڇڈډڊڋڌڍڎڏڐڑڒړڔڕږڗڙښڛڜڝڞڟڠڡڢڣڤڥڦڧڨڪګڬ"
+    "ڭڮڰڱڲڳڴڵڶڷڸڹںڻڼڽھڿہۂۃۄۅۆۇۈۉۊۋۍێۏېۑےۓەۮۯۺۻۼۿݐݑݒݓݔݕݖݗݘݙݚݛݜݝݞݟݠ"
+    "ݡݢݣݤݥݦݧݨݩݪݫݬݭݮݯݰݱݲݳݴݵݶݷݸݹݺݻݼݽݾݿࢠࢡࢢࢣࢤࢥࢦࢧࢨࢩࢪࢫࢬࢮࢯࢰࢱࢲࢳࢴࢶࢷࢸࢹࢺࢻࢼࢽ"
+)
+_BASE_DST = (
+    "یکیییکییبقاوویتتبتتتبحححچدددددددددررررررررسسسصصطعففففففققککک"
+    "ککگگگگگللللنننننهچهههووووووووییوییییهدرشضغهبببببببححددرسعععف"
+    "فکککممنننلررسححسرحاایییووییحسسکببجطفقلمییرویدصگوزعکبپتریفقن"
+)
+assert len(_BASE_SRC) == len(_BASE_DST), (len(_BASE_SRC), len(_BASE_DST))
+_BASE_FOLD: dict[str, str] = dict(zip(_BASE_SRC, _BASE_DST))
+_BASE_FOLD.update({
+    "\u06c2": "\u06c0",  # ۂ heh goal with hamza above -> ۀ
+    "\u06c3": "\u0629",  # ۃ teh marbuta goal -> ة
+    "\u0671": "\u0627",  # ٱ alef wasla -> ا
+    "\u0672": "\u0623",  # ٲ alef with wavy hamza above -> أ
+    "\u0673": "\u0625",  # ٳ alef with wavy hamza below -> إ
+})
+
+# Diacritics (removed when remove_diacritics). U+0653-0655 (madda, hamza above/below) are
+# handled after NFC composition, so they never appear here.
+_DIACRITICS = (
+    [chr(c) for c in range(0x064B, 0x0653)]  # tanwin, harakat, shadda, sukun
+    + [chr(c) for c in range(0x0656, 0x0660)]  # subscript alef, other small marks
+    + ["\u0670"]  # superscript alef
+    + [chr(c) for c in range(0x0610, 0x061B)]  # honorific and Quranic signs above/below
+    + [chr(c) for c in range(0x06D6, 0x06DD)]  # Quranic small high ligatures
+    + [chr(c) for c in range(0x06DF, 0x06E5)]
+    + ["\u06e7", "\u06e8"]
+    + [chr(c) for c in range(0x06EA, 0x06EE)]
+    + [chr(c) for c in range(0x08D3, 0x0900) if unicodedata.category(chr(c)) == "Mn"]
+)
+_HAMZA_MARKS = "\u0653\u0654\u0655"
+
+# Spaces that become one plain space; separators that become a newline.
+_ODD_SPACES = ["\t", "\u00a0", "\u1680", "\u180e", "\u202f", "\u205f", "\u3000"] + [
+    chr(c) for c in range(0x2000, 0x200B)
+]
+_NEWLINES = ["\n", "\x0b", "\x0c", "\r", "\x85", "\u2028", "\u2029"]
+
+
+def _removed_controls() -> list[str]:
+    """Control, format (bar ZWNJ/ZWJ), surrogate and noncharacter code points: deleted."""
+    out = [chr(c) for c in range(0x00, 0x20) if chr(c) not in "\t\n\x0b\x0c\r"]
+    out += [chr(0x7F)] + [chr(c) for c in range(0x80, 0xA0) if c != 0x85]
+    for c in range(0xA0, 0x10000):
+        ch = chr(c)
+        cat = unicodedata.category(ch)
+        if cat == "Cf" and ch not in (ZWNJ, ZWJ) or cat == "Cs":
+            out.append(ch)
+    out += [chr(c) for c in range(0xFDD0, 0xFDF0)] + ["\ufffe", "\uffff"]
+    for lo, hi in ((0x110BD, 0x110CE), (0x13430, 0x13440), (0x1BCA0, 0x1BCA4),
+                   (0x1D173, 0x1D17B), (0xE0000, 0xE0080)):
+        out += [chr(c) for c in range(lo, hi) if unicodedata.category(chr(c)) == "Cf"]
+    return sorted(set(out) - {"\u180e"} - set(_AS_ZWNJ))  # U+180E is a space (above)
+
+
+# Invisible characters that, like ZWNJ, break cursive joining and are what a writer (or a
+# keyboard layout) put where a ZWNJ belongs: ZWSP and the bidi marks LRM, RLM, ALM. They become
+# ZWNJ, and the ZWNJ rules then keep them only inside a word ("درباره\u200fنفقه" renders, and
+# now reads, as "درباره‌نفقه"; beside a space they go).
+_AS_ZWNJ = ("\u200b", "\u200e", "\u200f", "\u061c")
+
+
+_CONTROLS = _removed_controls()
+
+
+def _presentation_forms() -> dict[str, str]:
+    """Arabic presentation forms -> NFKC, folded through the letter table (marks kept bare)."""
+    out: dict[str, str] = {}
+    for lo, hi in ((0xFB50, 0xFE00), (0xFE70, 0xFF00)):
+        for c in range(lo, hi):
+            ch = chr(c)
+            if unicodedata.category(ch) == "Cn":
+                continue
+            folded = unicodedata.normalize("NFKC", ch)
+            if folded == ch:
+                continue
+            folded = "".join(_BASE_FOLD.get(x, x) for x in folded)
+            if any(unicodedata.category(x) == "Mn" for x in folded):
+                # isolated/medial forms of diacritics: " ً", "ـً" -> the mark alone
+                folded = folded.replace(" ", "").replace(TATWEEL, "")
+            out[ch] = unicodedata.normalize("NFC", folded)
+    return out
+
+
+_PRESENTATION = _presentation_forms()
+
+# --------------------------------------------------------------------------------------------
+# Compiled form of one config
+# --------------------------------------------------------------------------------------------
+#
+# Speed notes. A regex that starts with a character class scans at ~40 ns/char in CPython's
+# `re`, and `str.translate` costs ~40-80 ns/char on non-ASCII text; a regex that starts with a
+# literal, `in`, `str.replace` and NFC cost 0.1-4 ns/char. So: the character table runs through
+# a numpy lookup table (one pass over a whole batch of fields in `normalize_many`), and every
+# regex below starts with a literal and is skipped by an `in` test when it has nothing to do.
+
+_W = r"\w\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed"  # word characters: \w plus marks
+_MARKS = frozenset(
+    [chr(c) for c in range(0x0610, 0x061B)] + [chr(c) for c in range(0x064B, 0x0660)]
+    + ["\u0670"] + [chr(c) for c in range(0x06D6, 0x06EE)]
+)
+_ARABIC_BLOCKS = r"\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff"
+_FA_LETTERS = "آاأإئؤءبپتثجچحخدذرزژسشصضطظعغفقکگلمنوهیۀة"
+_CLOSE = ".:!،؛؟»)]}"
+_OPEN = "«([{"
+_DEL_INT = 0xFFFFFFFF  # "delete this character" in the lookup tables
+_DEL = np.uint32(_DEL_INT)
+_DEL16 = np.uint16(0xFFFF)  # the same in the 16-bit table: U+FFFF (a noncharacter) is deleted
+_SEP = "\x00"  # joins a batch of fields; NULs are removed from the fields first
+_FIRST_MULTI = 0xFB50  # no character below this expands to several (Arabic presentation forms)
+_SMALL = 48  # below this many characters, plain str.translate beats the numpy round trip
+
+
+def _charclass(chars) -> str:
+    """A regex character class for `chars`, as compact ranges."""
+    cps = sorted({ord(c) for c in chars})
+    parts: list[str] = []
+    i = 0
+    while i < len(cps):
+        j = i
+        while j + 1 < len(cps) and cps[j + 1] == cps[j] + 1:
+            j += 1
+        lo, hi = cps[i], cps[j]
+        parts.append(_esc(lo) if lo == hi else f"{_esc(lo)}-{_esc(hi)}")
+        i = j + 1
+    return "[" + "".join(parts) + "]"
+
+
+def _esc(cp: int) -> str:
+    return f"\\U{cp:08x}" if cp > 0xFFFF else f"\\u{cp:04x}"
+
+
+class _Compiled:
+    """Tables and regexes for one NormalizerConfig."""
+
+    def __init__(self, cfg: NormalizerConfig) -> None:
+        self.cfg = cfg
+        nl = "\n" if cfg.keep_newlines else " "
+        table: dict[str, str] = {}
+        table.update(_BASE_FOLD)
+        if cfg.teh_marbuta == "heh":
+            table["\u0629"] = "\u0647"
+            table["\u06c3"] = "\u0647"
+        if cfg.heh_yeh == "heh":
+            table["\u06c0"] = "\u0647"
+            table["\u06c2"] = "\u0647"
+        table[TATWEEL] = ""
+        if cfg.remove_diacritics:
+            table.update(dict.fromkeys(_DIACRITICS, ""))
+        if cfg.digits == "persian":
+            table.update(zip(LATIN_DIGITS, PERSIAN_DIGITS))
+            table.update(zip(ARABIC_DIGITS, PERSIAN_DIGITS))
+        elif cfg.digits == "latin":
+            table.update(zip(PERSIAN_DIGITS, LATIN_DIGITS))
+            table.update(zip(ARABIC_DIGITS, LATIN_DIGITS))
+        table.update(dict.fromkeys(_CONTROLS, ""))
+        table.update(dict.fromkeys(_AS_ZWNJ, ZWNJ))
+        table.update(dict.fromkeys(_ODD_SPACES, " "))
+        for ch in _NEWLINES:
+            if ch != "\n" or nl != "\n":
+                table[ch] = nl
+        # Presentation forms: fold once more through this config's table (digits, ۀ/ة, marks).
+        multi: dict[str, str] = {}
+        for ch, folded in _PRESENTATION.items():
+            folded = "".join(table.get(x, x) for x in folded)
+            if len(folded) <= 1:
+                table[ch] = folded
+            else:
+                multi[ch] = folded
+        table = {k: v for k, v in table.items() if v != k}
+        # dict for str.translate (small strings): one- and many-character values alike
+        self.trans = {ord(k): v for k, v in table.items()}
+        self.trans.update({ord(k): v for k, v in multi.items()})
+        self.trans.pop(ord(_SEP), None)  # the batch separator passes through (see `many`)
+        # numpy lookup tables (batches): code point -> code point, or "delete". The 16-bit BMP
+        # one (128 KiB, stays in cache) serves nearly every batch; the full 32-bit one (4.4 MB)
+        # is built on the first batch with a character above U+FFFF (an emoji, say).
+        self.single = {ord(k): (ord(v) if v else _DEL_INT) for k, v in table.items()}
+        keys = np.fromiter(self.single.keys(), dtype=np.int64, count=len(self.single))
+        vals = np.fromiter(self.single.values(), dtype=np.uint32, count=len(self.single))
+        bmp = keys < 0x10000
+        lut = np.arange(0x10000, dtype=np.uint32)
+        lut[keys[bmp]] = vals[bmp]
+        lut[ord(_SEP)] = ord(_SEP)  # the batch separator passes through (input NULs are removed)
+        self.lut_bmp = lut
+        kept = lut[lut != _DEL]
+        assert lut[0xFFFF] == _DEL and not ((kept >= 0xD800) & (kept < 0xE000)).any()
+        self.lut16 = np.where(lut == _DEL, _DEL16, lut).astype(np.uint16)
+        self.multi_marks = np.zeros(0x10000, dtype=bool)  # expands to several characters
+        for k in multi:
+            self.multi_marks[ord(k)] = True
+        self._lut_full: np.ndarray | None = None
+        self.multi = multi
+        assert all(ord(k) >= _FIRST_MULTI for k in multi)
+        self.multi_re = re.compile(_charclass(multi)) if multi else None
+        self.heh_yeh_target = "\u0647" if cfg.heh_yeh == "heh" else "\u06c0"
+        # ه + hamza above is ۀ; when ۀ itself folds to ه, every such hamza goes
+        self.heh_hamza_re = re.compile("\u0647\u0654+" if cfg.heh_yeh == "heh" else "\u0647\u0654")
+        self.remove_hamza_marks = cfg.remove_diacritics
+        self.affix = cfg.affix_spacing
+        self.punct = cfg.punctuation_spacing
+
+    # -- stage A: the character table ----------------------------------------------------
+    def _table(self, s: str) -> str:
+        """NFC, presentation forms, the character table. `s` may hold _SEP-joined fields."""
+        if "\r" in s:
+            s = s.replace("\r\n", "\n")
+        s = unicodedata.normalize("NFC", s)  # returns at once when already NFC
+        if len(s) < _SMALL:
+            return s.translate(self.trans)
+        b = s.encode("utf-16-le", "surrogatepass")
+        a16 = np.frombuffer(b, dtype=np.uint16)
+        if self.multi_re is not None and a16.max() >= _FIRST_MULTI:
+            hi = a16[a16 >= _FIRST_MULTI]  # presentation forms and a few others
+            if self.multi_marks.take(hi).any():
+                multi = self.multi
+                s = self.multi_re.sub(lambda m: multi[m.group()], s)
+                b = s.encode("utf-16-le", "surrogatepass")
+                a16 = np.frombuffer(b, dtype=np.uint16)
+        if len(b) == 2 * len(s):  # nothing above U+FFFF: 16-bit units, the 128 KiB table
+            m16 = self.lut16.take(a16)
+            gone16 = m16 == _DEL16
+            if gone16.any():
+                m16 = m16[~gone16]
+            return m16.tobytes().decode("utf-16-le")
+        m = self._full_lut().take(np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
+        gone = m == _DEL
+        if gone.any():
+            m = m[~gone]
+        return m.tobytes().decode("utf-32-le")
+
+    def _full_lut(self) -> np.ndarray:
+        if self._lut_full is None:
+            full = np.arange(0x110000, dtype=np.uint32)
+            full[:0x10000] = self.lut_bmp
+            for k, v in self.single.items():
+                if k >= 0x10000:
+                    full[k] = v
+            self._lut_full = full
+        return self._lut_full
+
+    # -- stage B: context rules -----------------------------------------------------------
+    def _rules(self, s: str) -> str:
+        """Everything after the table. `s` may hold _SEP-joined fields: every rule treats the
+        separator like the end of a string, so a batch gives what each field alone gives."""
+        if "\u0653" in s or "\u0654" in s or "\u0655" in s:
+            s = unicodedata.normalize("NFC", s)
+            if "\u06cc\u0654" in s:
+                s = s.replace("\u06cc\u0654", "\u0626")
+            if "\u0647\u0654" in s:
+                s = self.heh_hamza_re.sub(self.heh_yeh_target, s)
+            if self.remove_hamza_marks:
+                s = s.replace("\u0653", "").replace("\u0654", "").replace("\u0655", "")
+        if ZWJ in s:
+            s = _ZWJ_DROP.sub("", s)
+        if ZWNJ in s:
+            s = _ZWNJ_BAD.sub("", s)
+            if s.startswith(ZWNJ):
+                s = s.lstrip(ZWNJ)
+            if ZWNJ + ZWNJ in s:
+                s = _ZWNJ_RUN.sub(ZWNJ, s)
+        if "  " in s:
+            s = _SPACES.sub(" ", s)
+        if "\n" in s:
+            if " \n" in s:
+                s = s.replace(" \n", "\n")
+            if "\n " in s:
+                s = s.replace("\n ", "\n")
+            if "\n\n\n" in s:
+                s = _BLANK_LINES.sub("\n\n", s)
+        # (fields are stripped by the caller, after these rules: every rule below treats
+        # whitespace at a field's edge like the edge itself)
+        if self.affix and " " in s:
+            s = _affix(s)
+        if self.affix and "هها" in s:
+            s = s.replace("هها", "ه" + ZWNJ + "ها")
+        if self.punct and " " in s:
+            s = _punct(s)
+        if not unicodedata.is_normalized("NFC", s):  # a deletion exposed marks to reorder
+            s = unicodedata.normalize("NFC", s)
+        return s
+
+    # -- entry points ---------------------------------------------------------------------
+    def __call__(self, text: str) -> str:
+        if not isinstance(text, str):
+            raise TypeError(f"normalize() wants str, got {type(text).__name__}")
+        if not text:
+            return ""
+        if _SEP in text:  # the table would delete it anyway; here it would split the text
+            text = text.replace(_SEP, "")
+        return self._rules(self._table(text)).strip()
+
+    def many(self, texts: list[str]) -> list[str]:
+        """Normalize many fields in one pass over their _SEP-joined text."""
+        for t in texts:
+            if not isinstance(t, str):
+                raise TypeError(f"normalize_many() wants str items, got {type(t).__name__}")
+        if not texts:
+            return []
+        joined = _SEP.join(t.replace(_SEP, "") if _SEP in t else t for t in texts)
+        out = [f.strip() for f in self._rules(self._table(joined)).split(_SEP)]
+        if len(out) != len(texts):  # cannot happen: NULs were removed, the rules keep _SEP
+            raise AssertionError("normalize_many: field separator lost")
+        return out
+
+
+_NON_ARABIC = rf"[^\s{_ARABIC_BLOCKS}{ZWNJ}{ZWJ}{_SEP}]"
+# ZWJ stays only between two non-Arabic, non-space characters (emoji sequences)
+_ZWJ_DROP = re.compile(rf"{ZWJ}(?:(?<!{_NON_ARABIC}{ZWJ})|(?!{_NON_ARABIC}))")
+# a ZWNJ run preceded, or followed, by a non-word character (the string start: see _rules)
+# (whole runs only: the lookarounds exclude ZWNJ, so a match never starts or ends inside a run)
+_ZWNJ_BAD = re.compile(rf"{ZWNJ}(?:(?<=[^{_W}{ZWNJ}]{ZWNJ}){ZWNJ}*|{ZWNJ}*(?![{_W}{ZWNJ}]))")
+_ZWNJ_RUN = re.compile(f"{ZWNJ}{{2,}}")
+_SPACES = re.compile("  +")
+_BLANK_LINES = re.compile("\n\n\n+")
+
+# affix spacing (hazm's regexes, rewritten to start with a literal; see the module docstring)
+_END = rf"(?=[\s{re.escape(_CLOSE)}{_SEP}]|$)"
+_L = f"[{_FA_LETTERS}]"
+_MI = re.compile(rf"می (?={_L})")
+_HEH_YEH = re.compile(rf"ه ی(?<={_L}ه ی){_END}")
+_HEH_AM = re.compile(rf"ه ا(?<={_L}ه ا)(م|یم|ش|ند|ی|ید|ت){_END}")
+_HA = re.compile(rf" ها(?<={_L}{_L} ها)(یی?)?{_END}")
+_TARIN = re.compile(rf" ترین(?<={_L}{_L} ترین){_END}")
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_" or ch in _MARKS or ch == ZWNJ
+
+
+def _mi(m: re.Match) -> str:
+    """'می ' + letter, joined when می (or نمی) starts a word."""
+    s, i = m.string, m.start()
+    if i and s[i - 1] == "ن":
+        i -= 1
+    if i and _is_word(s[i - 1]):
+        return "می "
+    return "می" + ZWNJ
+
+
+def _affix(s: str) -> str:
+    # an `in` probe (a C substring search) is cheaper than the regex's own search
+    if "می " in s:
+        s = _MI.sub(_mi, s)
+    if "ه ی" in s:
+        s = _HEH_YEH.sub("ه" + ZWNJ + "ی", s)
+    if "ه ا" in s:
+        s = _HEH_AM.sub("ه" + ZWNJ + "ا\\1", s)
+    if " ها" in s:
+        s = _HA.sub(ZWNJ + "ها\\1", s)
+    if " ترین" in s:
+        s = _TARIN.sub(ZWNJ + "ترین", s)
+    return s
+
+
+# no space before a closing mark that ends a word (" ..." keeps its space), none after an
+# opening mark
+_CLOSE_RES = tuple(
+    (" " + x, x, re.compile(
+        " " + re.escape(x)
+        + "(?=[\\s" + re.escape(_CLOSE.replace(".", "") if x == "." else _CLOSE)
+        + re.escape(_OPEN) + _SEP + "]|$)"))
+    for x in _CLOSE
+)
+_OPEN_PAIRS = tuple((x + " ", x) for x in _OPEN)
+
+
+def _punct(s: str) -> str:
+    for probe, x, rx in _CLOSE_RES:
+        if x in s and probe in s:  # one-character `in` is a memchr: test it first
+            s = rx.sub(x, s)
+    for probe, x in _OPEN_PAIRS:
+        if x in s and probe in s:
+            s = s.replace(probe, x)
+    return s
+
+
+@lru_cache(maxsize=32)
+def _compiled(cfg: NormalizerConfig) -> _Compiled:
+    return _Compiled(cfg)
+
+
+_DEFAULT_COMPILED = _compiled(DEFAULT)
+
+
+def make_normalizer(config: NormalizerConfig | None = None) -> Callable[[str], str]:
+    """The normalizer for `config` as a plain callable (for hot loops: no per-call lookup)."""
+    return _DEFAULT_COMPILED if config is None or config == DEFAULT else _compiled(config)
+
+
+def normalize(text: str, config: NormalizerConfig | None = None) -> str:
+    """Normalize Persian `text` (see the module docstring). `config` defaults to `DEFAULT`."""
+    if config is None or config is DEFAULT:
+        return _DEFAULT_COMPILED(text)
+    return _compiled(config)(text)
+
+
+def normalize_many(texts: list[str], config: NormalizerConfig | None = None) -> list[str]:
+    """`[normalize(t, config) for t in texts]`, faster: the table runs once over the batch."""
+    c = _DEFAULT_COMPILED if config is None or config is DEFAULT else _compiled(config)
+    return c.many(texts)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m persian_data.normalize < text`
+    for line in sys.stdin:
+        print(normalize(line.rstrip("\n")))
