@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -36,6 +37,36 @@ def _hub(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a read is retried")
 
 
+def _prepare_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("text (chat corpus)")
+    g.add_argument("--answers", choices=["first", "all"], default="first",
+                   help="rows with several answers: the first usable one (default), or one conversation each")
+    g.add_argument("--valid-fraction", type=float, default=None,
+                   help="also write train.jsonl/valid.jsonl, split by a stable hash of each conversation")
+    g.add_argument("--system-prompt", default=None, help="the system turn (default: a Persian legal-assistant prompt)")
+    g.add_argument("--no-normalize", action="store_true", help="keep the text exactly as in the corpus")
+    g = p.add_argument_group("speech")
+    g.add_argument("--no-extract", action="store_true",
+                   help="keep references (parquet row / tar member) instead of writing audio files")
+    g.add_argument("--deep", action="store_true", help="decode every frame of every clip")
+    p.add_argument("--prepare-workers", type=int, default=None, help="processes for the prepare stages")
+
+
+def _prepare_options(args):
+    from .pipeline import PrepareOptions
+    from .prepare.chat import ChatOptions
+    from .prepare.speech import SpeechOptions
+
+    if args.valid_fraction is not None and not 0 < args.valid_fraction < 1:
+        raise UnknownSourceError("--valid-fraction must be between 0 and 1")
+    chat = ChatOptions(answers=args.answers, normalize=not args.no_normalize, valid_fraction=args.valid_fraction,
+                       workers=args.prepare_workers)
+    if args.system_prompt:
+        chat = dataclasses.replace(chat, system_prompt=args.system_prompt)
+    speech = SpeechOptions(extract=not args.no_extract, deep=args.deep, workers=args.prepare_workers)
+    return PrepareOptions(chat=chat, speech=speech)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="persian-data", description=__doc__)
     parser.add_argument("--version", action="version", version=f"persian-data {__version__}")
@@ -48,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the main job: fetch, then prepare text and speech, then records and gates")
     _common(p)
     _hub(p)
+    _prepare_flags(p)
+
+    p = sub.add_parser("prepare", help="turn fetched sources into training data (chat JSONL, speech manifests)")
+    p.add_argument("what", choices=["text", "speech", "all"])
+    _common(p)
+    _prepare_flags(p)
 
     p = sub.add_parser("verify", help="offline: re-check every gate (re-hashes every file); exit 0 or 1")
     _common(p)
@@ -115,10 +152,15 @@ def _dispatch(args) -> int:
     sources = select(args.only)
     if args.command in ("fetch", "run"):
         stages = ("text", "speech") if args.command == "run" else ()
-        outcome = pipeline.run_fetch(layout, sources, _options(args), verbose=args.verbose, prepare=stages)
+        prepare_options = _prepare_options(args) if stages else None
+        outcome = pipeline.run_fetch(layout, sources, _options(args), verbose=args.verbose, prepare=stages,
+                                     prepare_options=prepare_options)
         if args.dry_run:
             return 0
         return _report(outcome)
+    if args.command == "prepare":
+        stages = ("text", "speech") if args.what == "all" else (args.what,)
+        return _report(pipeline.run_prepare(layout, sources, stages, _prepare_options(args), verbose=args.verbose))
     if args.command == "verify":
         return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose))
     if args.command == "status":

@@ -195,7 +195,7 @@ def load_stage_gates() -> None:
 
 
 def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, verbose: bool = False,
-              prepare: tuple[str, ...] = ()) -> Outcome:
+              prepare: tuple[str, ...] = (), prepare_options: PrepareOptions | None = None) -> Outcome:
     load_stage_gates()
     with Run(layout, secrets=[options.resolved_token() or ""], verbose=verbose) as run:
         lock = read_lock(layout.lock_file)
@@ -208,7 +208,7 @@ def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, v
                  report.bytes_downloaded, time.monotonic() - started)
         prepared: tuple[str, ...] = ()
         if prepare and report.ok:
-            prepared = run_prepare_stages(run, prepare, sources)
+            prepared = run_prepare_stages(run, prepare, sources, prepare_options)
         outcome = finish(run, sources, lock=lock, prepared=prepared)
         outcome.report = report
         if not report.ok:
@@ -217,22 +217,43 @@ def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, v
         return outcome
 
 
-def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source]) -> tuple[str, ...]:
+@dataclass
+class PrepareOptions:
+    chat: object | None = None  # prepare.chat.ChatOptions; None: defaults
+    speech: object | None = None  # prepare.speech.SpeechOptions; None: defaults
+
+
+def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source],
+                       options: PrepareOptions | None = None) -> tuple[str, ...]:
     """Run the prepare stages that apply to `sources`; return the names of those that ran."""
+    options = options or PrepareOptions()
     keys = {s.key for s in sources}
     done = []
     if "text" in stages and "text" in keys:
-        from .prepare.chat import prepare_chat
+        from .prepare.chat import ChatOptions, prepare_chat
 
-        prepare_chat(run.layout, logger=logging.getLogger("persian_data.prepare.chat"))
+        prepare_chat(run.layout, options.chat or ChatOptions(), logger=logging.getLogger("persian_data.prepare.chat"))
         done.append("text")
     speech_sources = [s for s in sources if s.key in ("commonvoice", "fleurs")]
     if "speech" in stages and speech_sources:
-        from .prepare.speech import prepare_speech
+        from .prepare.speech import SpeechOptions, prepare_speech
 
-        prepare_speech(run.layout, speech_sources, logger=logging.getLogger("persian_data.prepare.speech"))
+        prepare_speech(run.layout, speech_sources, options.speech or SpeechOptions(),
+                       logger=logging.getLogger("persian_data.prepare.speech"))
         done.append("speech")
     return tuple(done)
+
+
+def run_prepare(layout: Layout, sources: list[Source], stages: tuple[str, ...], options: PrepareOptions,
+                *, verbose: bool = False) -> Outcome:
+    """`persian-data prepare`: the prepare stages on what is already fetched, then records and gates."""
+    load_stage_gates()
+    with Run(layout, verbose=verbose) as run:
+        prepared = run_prepare_stages(run, stages, sources, options)
+        if not prepared:
+            log.warning("prepare: nothing to do for %s with sources %s", ",".join(stages),
+                        ",".join(s.key for s in sources))
+        return finish(run, sources, lock=read_lock(layout.lock_file), prepared=prepared)
 
 
 def run_verify(layout: Layout, sources: list[Source], *, quick: bool = False, verbose: bool = False) -> Outcome:

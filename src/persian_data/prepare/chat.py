@@ -914,11 +914,17 @@ def check_conversation(obj: Any) -> str | None:
 _MAX_LISTED = 5
 
 
-def _check_jsonl(layout: Layout, path: Path, expected: int | None, what: str) -> list[GateFailure]:
+def _check_jsonl(layout: Layout, path: Path, expected: int | None, what: str, parse: bool = True) -> list[GateFailure]:
     rel = layout.relative(path)
     fails: list[GateFailure] = []
     bad = 0
     n = 0
+    if not parse:  # quick mode: count lines at memory speed, no JSON work
+        with open(path, "rb") as fh:
+            n = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 22), b""))
+        if expected is not None and n != expected:
+            fails.append(GateFailure("chat", rel, f"{n} lines, but the stats say {expected} {what}"))
+        return fails
     with open(path, "rb") as fh:
         for n, line in enumerate(fh, 1):
             try:
@@ -936,10 +942,15 @@ def _check_jsonl(layout: Layout, path: Path, expected: int | None, what: str) ->
     return fails
 
 
-@gate("chat")
-def chat_gates(layout: Layout) -> list[GateFailure | GateNote]:
+@gate("chat", stage="text", markers=lambda layout: [layout.chat_combined(), layout.chat_stats()])
+def chat_gates(ctx) -> list[GateFailure | GateNote]:
     """combined.jsonl exists, is non-empty, has as many lines as the stats' "written", and every
-    line parses with the exact schema; the same for train/valid when the stats list a split."""
+    line parses with the exact schema; the same for train/valid when the stats list a split.
+
+    Every line is parsed by `verify` and right after `prepare text`; a plain rerun of `fetch`
+    only counts lines (the file is unchanged unless prepare ran), so a rerun stays nearly free."""
+    layout = ctx if isinstance(ctx, Layout) else ctx.layout
+    parse = isinstance(ctx, Layout) or ctx.thorough or "text" in ctx.required_stages
     if not raw_files(layout):
         return []  # the text bucket is not there: nothing to check
     combined = layout.chat_combined()
@@ -961,7 +972,7 @@ def chat_gates(layout: Layout) -> list[GateFailure | GateNote]:
     except (orjson.JSONDecodeError, ValueError) as e:
         fails.append(GateFailure("chat", layout.relative(stats_path), f"unreadable: {e}"))
         stats = None
-    fails += _check_jsonl(layout, combined, stats["written"] if stats else None, "written")
+    fails += _check_jsonl(layout, combined, stats["written"] if stats else None, "written", parse)
     splits = (stats or {}).get("splits")
     if isinstance(splits, dict):
         for name in ("train", "valid"):
@@ -969,5 +980,5 @@ def chat_gates(layout: Layout) -> list[GateFailure | GateNote]:
             if not p.is_file():
                 fails.append(GateFailure("chat", layout.relative(p), "missing, but the stats list a split"))
                 continue
-            fails += _check_jsonl(layout, p, splits.get(name), f"in {name}")
+            fails += _check_jsonl(layout, p, splits.get(name), f"in {name}", parse)
     return fails

@@ -690,7 +690,8 @@ def iter_referenced(layout: Layout, lines: list[dict]) -> Iterable[tuple[dict, b
 
 # == gates ======================================================================================
 
-@gate("speech")
+@gate("speech", stage="speech",
+      markers=lambda layout: [layout.manifests_dir(BY_KEY[k]) for k in SPEECH_KEYS])
 def speech_gates(ctx) -> list[GateFailure | GateNote]:
     """Manifest counts = source rows - rejected rows; every audio path exists; every sha256 matches."""
     layout = ctx if isinstance(ctx, Layout) else ctx.layout
