@@ -59,6 +59,24 @@ class GateContext:
         return digests.sha256
 
 
+    def content_key(self, gate_name: str, paths) -> str | None:
+        """A key naming the exact bytes of `paths` (from the hash cache), for remembering that an
+        expensive check passed on them; None in thorough mode, or when a file is missing."""
+        if self.cache is None or self.thorough:
+            return None
+        try:
+            return gate_name + ":" + ",".join(self.cache.digests(p).sha256 for p in paths)
+        except FileNotFoundError:
+            return None
+
+    def passed_before(self, key: str | None) -> bool:
+        return key is not None and self.cache is not None and self.cache.memo_get(key) == "pass"
+
+    def remember_pass(self, key: str | None) -> None:
+        if key is not None and self.cache is not None:
+            self.cache.memo_put(key, "pass")
+
+
 Result = "list[GateFailure | GateNote]"
 GateFn = Callable[[GateContext], "list[GateFailure | GateNote]"]
 MarkerFn = Callable[[Layout], "list"]

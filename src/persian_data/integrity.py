@@ -97,10 +97,12 @@ class HashCache:
         self._lock = threading.Lock()
         self._entries: dict[str, dict] = {}
         self._dirty = False
+        self._memo: dict[str, str] = {}  # results of expensive checks, keyed by the content they saw
         try:
             data = orjson.loads(self.file.read_bytes())
             if isinstance(data, dict) and data.get("version") == 1:
                 self._entries = data.get("entries", {})
+                self._memo = data.get("memo", {})
         except (FileNotFoundError, orjson.JSONDecodeError, OSError):
             self._entries = {}
 
@@ -153,6 +155,15 @@ class HashCache:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash") as pool:
             return dict(zip(paths, pool.map(lambda p: self.digests(p, blob_sha1(p), on_bytes), paths)))
 
+    def memo_get(self, key: str) -> str | None:
+        return self._memo.get(key)
+
+    def memo_put(self, key: str, value: str) -> None:
+        with self._lock:
+            if self._memo.get(key) != value:
+                self._memo[key] = value
+                self._dirty = True
+
     def prune(self, keep: Callable[[str], bool]) -> None:
         with self._lock:
             for key in [k for k in self._entries if not keep(k)]:
@@ -163,7 +174,7 @@ class HashCache:
         with self._lock:
             if not self._dirty:
                 return
-            data = orjson.dumps({"version": 1, "entries": self._entries})
+            data = orjson.dumps({"version": 1, "entries": self._entries, "memo": self._memo})
             self._dirty = False
         atomic_write_bytes(self.file, data, tmp_dir)
 

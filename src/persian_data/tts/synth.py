@@ -1,0 +1,333 @@
+"""Synthesis with a Coqui VITS voice: load once, split into sentences, speak piece by piece.
+
+The model is loaded through coqui-tts's own inference class,
+`TTS.utils.synthesizer.Synthesizer(tts_checkpoint=..., tts_config_path=..., use_cuda=False)`,
+the class behind the `tts` command, so text processing (cleaner, espeak-ng phonemes, symbol
+ids, blank tokens) is exactly coqui's. We do the sentence split ourselves (coqui's pysbd does
+not know Persian punctuation such as ؟ and ؛), call `Synthesizer.tts(piece,
+split_sentences=False)` for each piece, and join the pieces with a short pause.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_write_bytes
+from ..errors import PersianDataError
+from ..layout import Layout
+from .check import (
+    CONFIG_NAME,
+    VOICE_SOURCES,
+    VoiceCheckError,
+    check_or_raise,
+    find_checkpoint,
+    inference_checkpoint_name,
+    quiet_coqui,
+    require_tts_extra,
+)
+
+log = logging.getLogger(__name__)
+
+# Where a piece ends. Persian: ، (comma) ؛ (semicolon) ؟ (question mark); Latin: . ! ? ; ,
+# plus … and newlines. A "." between two digits (3.14) is not an end.
+_CLAUSE_END = "،؛,;"
+_SENTENCE_END = "؟?!.…"
+_SPLIT = re.compile(r"(?<!\d)\.|\.(?!\d)|[؟?!…،؛,;]|\n+")
+_HAS_WORD = re.compile(r"\w")
+MAX_PIECE_CHARS = 300  # longer runs without punctuation are cut at spaces
+CLAUSE_CHARS = 120  # clauses (، ؛ , ;) are packed into pieces of up to this many characters
+PAUSE_CLAUSE_S = 0.15
+PAUSE_SENTENCE_S = 0.35
+
+
+class EmptyTextError(PersianDataError, ValueError):
+    """Nothing to say: the text is empty or has no letters or digits."""
+
+
+def split_sentences(
+    text: str, max_chars: int = MAX_PIECE_CHARS, clause_chars: int = CLAUSE_CHARS
+) -> list[str]:
+    """Split `text` into pieces at Persian and Latin punctuation, keeping the punctuation.
+
+    Sentence ends (. ! ? ؟ … and newlines) always end a piece. Clause marks (، ؛ , ;) end one
+    only when the sentence is long: clauses are packed together up to `clause_chars`, so a
+    short "بله، درست است." stays one piece and keeps its intonation. Pieces without any letter
+    or digit (e.g. "...") are dropped; pieces longer than `max_chars` are cut at whitespace.
+    """
+    raw: list[str] = []
+    start = 0
+    for match in _SPLIT.finditer(text):
+        end = match.end()
+        if end <= start:
+            continue
+        # keep runs of closing punctuation ("?!", "...") with their piece
+        while end < len(text) and text[end] in _CLAUSE_END + _SENTENCE_END:
+            end += 1
+        raw.append(text[start:end])
+        start = end
+    raw.append(text[start:])
+    out: list[str] = []
+    current = ""
+    for piece in raw:
+        piece = " ".join(piece.split())
+        if not piece:
+            continue
+        if current and len(current) + 1 + len(piece) > clause_chars:
+            out.append(current)
+            current = ""
+        current = f"{current} {piece}" if current else piece
+        if current[-1] not in _CLAUSE_END:  # a sentence end (or the end of the text)
+            out.append(current)
+            current = ""
+    if current:
+        out.append(current)
+    pieces: list[str] = []
+    for piece in out:
+        if _HAS_WORD.search(piece):
+            pieces.extend(_cut(piece, max_chars))
+    return pieces
+
+
+def _cut(piece: str, max_chars: int) -> list[str]:
+    if len(piece) <= max_chars:
+        return [piece]
+    chunks: list[str] = []
+    current = ""
+    for word in piece.split(" "):
+        if current and len(current) + 1 + len(word) > max_chars:
+            chunks.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+        while len(current) > max_chars:  # one "word" longer than the limit
+            chunks.append(current[:max_chars])
+            current = current[max_chars:]
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _pause_after(piece: str) -> float:
+    tail = piece.rstrip()[-1:]
+    return PAUSE_CLAUSE_S if tail and tail in _CLAUSE_END else PAUSE_SENTENCE_S
+
+
+class Voice:
+    """One loaded voice. Thread-safe: synthesis runs under a lock (the model is not)."""
+
+    def __init__(self, synthesizer, *, name: str, model_dir: Path, checkpoint: Path, load_seconds: float):
+        self._synth = synthesizer
+        self._lock = threading.Lock()
+        self.name = name
+        self.model_dir = Path(model_dir)
+        self.checkpoint = Path(checkpoint)
+        self.load_seconds = load_seconds
+        self.sample_rate: int = int(synthesizer.output_sample_rate)
+        self._pad = _coqui_pad()
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path,
+        *,
+        checkpoint: str | None = None,
+        name: str | None = None,
+        check: bool = True,
+    ) -> "Voice":
+        """Load config.json + checkpoint from `model_dir` (on the CPU), once.
+
+        With `check` (default) the model check runs first, so a wrong pair, a bad checkpoint or
+        a missing espeak-ng gives our clear error instead of a torch traceback.
+        Raises ExtraMissingError without the tts extra, VoiceCheckError on a failed check.
+        """
+        model_dir = Path(model_dir)
+        require_tts_extra()
+        started = time.perf_counter()
+        with quiet_coqui():
+            if check:
+                check_or_raise(model_dir, checkpoint=checkpoint, structural=False)
+            ckpt = find_checkpoint(model_dir, checkpoint)
+            if ckpt is None:
+                raise VoiceCheckError(f"{model_dir}: no checkpoint (best_model_N.pth) found")
+            config = model_dir / CONFIG_NAME
+            from TTS.utils.synthesizer import Synthesizer
+
+            try:
+                synthesizer = Synthesizer(
+                    tts_checkpoint=str(ckpt), tts_config_path=str(config), use_cuda=False
+                )
+            except Exception as exc:  # strict load_state_dict: names and shapes
+                raise VoiceCheckError(
+                    f"coqui-tts could not load {ckpt} with {config}: {exc}".strip()
+                ) from exc
+        return cls(
+            synthesizer,
+            name=name or model_dir.parent.name,
+            model_dir=model_dir,
+            checkpoint=ckpt,
+            load_seconds=time.perf_counter() - started,
+        )
+
+    def share_lock(self, lock: threading.Lock) -> None:
+        """Use `lock` instead of this voice's own: one synthesis at a time across voices.
+
+        torch already spreads one synthesis over every core; two at once only fight for them.
+        """
+        self._lock = lock
+
+    def synthesize_piece(self, piece: str) -> np.ndarray:
+        """One piece, no splitting. Caller holds no lock; this takes it."""
+        with self._lock:
+            wav = self._synth.tts(piece, split_sentences=False)
+        audio = np.asarray(wav, dtype=np.float32)
+        # Synthesizer.tts appends a fixed block of zeros after every call; our join adds its own.
+        if self._pad and audio.size >= self._pad and not np.any(audio[-self._pad :]):
+            audio = audio[: -self._pad]
+        return audio
+
+    def synthesize(self, text: str) -> np.ndarray:
+        """Speak `text`: split into sentences, synthesize each, join. Mono float32 in [-1, 1]."""
+        pieces = split_sentences(text)
+        if not pieces:
+            raise EmptyTextError("nothing to synthesize: the text has no letters or digits")
+        parts: list[np.ndarray] = []
+        for index, piece in enumerate(pieces):
+            parts.append(self.synthesize_piece(piece))
+            if index < len(pieces) - 1:
+                parts.append(np.zeros(int(self.sample_rate * _pause_after(piece)), np.float32))
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def info(self) -> dict:
+        return {
+            "name": self.name,
+            "sample_rate": self.sample_rate,
+            "checkpoint": self.checkpoint.name,
+        }
+
+
+def _coqui_pad() -> int:
+    try:
+        from TTS.utils.synthesizer import PAD_SILENCE_SAMPLES
+
+        return int(PAD_SILENCE_SAMPLES)
+    except ImportError:  # pragma: no cover - older/newer coqui without the constant
+        return 0
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit PCM mono WAV. Peak-normalised like coqui's own save_wav (peaks below 0.01 kept)."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    scale = 32767.0 / max(0.01, peak)
+    pcm = np.clip(audio * scale, -32768, 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(int(sample_rate))
+        out.writeframes(pcm.tobytes())
+    return buffer.getvalue()
+
+
+def synth_to_file(
+    model_dir: Path, text: str, out_path: Path, *, checkpoint: str | None = None
+) -> Path:
+    """Load the voice in `model_dir`, speak `text`, write a WAV at the model's sample rate."""
+    voice = Voice.load(model_dir, checkpoint=checkpoint)
+    audio = voice.synthesize(text)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_path, wav_bytes(audio, voice.sample_rate), out_path.parent)
+    _umask = os.umask(0)
+    os.umask(_umask)
+    os.chmod(out_path, 0o666 & ~_umask)  # a normal file for the user, not mkstemp's 0600
+    return out_path
+
+
+# -- voices of a layout --------------------------------------------------------------------------
+
+
+def voice_dir(layout: Layout, voice: str) -> Path:
+    """datasets/tts/<folder>/model for `voice` ("female" or "male")."""
+    try:
+        source = VOICE_SOURCES[voice]
+    except KeyError:
+        raise PersianDataError(
+            f"unknown voice {voice!r}; known: {', '.join(VOICE_SOURCES)}"
+        ) from None
+    return layout.content_dir(source)
+
+
+def read_lock(layout: Layout) -> dict:
+    """The lock file's `sources` mapping, or {} if there is no (readable) lock yet."""
+    try:
+        data = json.loads(layout.lock_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    sources = data.get("sources") if isinstance(data, dict) else None
+    return sources if isinstance(sources, dict) else {}
+
+
+def _config_sample_rate(model_dir: Path) -> int | None:
+    try:
+        audio = json.loads((model_dir / CONFIG_NAME).read_text(encoding="utf-8"))["audio"]
+        rate = audio.get("output_sample_rate") or audio["sample_rate"]
+        return int(rate)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def list_voices(layout: Layout) -> list[dict]:
+    """Both voices: name, installed, sample_rate (from config.json), repo, revision (from the
+    lock, None before a locked fetch), path, checkpoint. Needs no torch."""
+    lock = read_lock(layout)
+    voices = []
+    for name, source in VOICE_SOURCES.items():
+        model_dir = layout.content_dir(source)
+        entry = lock.get(source.key) if isinstance(lock.get(source.key), dict) else {}
+        preferred = inference_checkpoint_name(source)
+        if preferred and not (model_dir / preferred).is_file():
+            preferred = None
+        ckpt = find_checkpoint(model_dir, preferred) if model_dir.is_dir() else None
+        voices.append(
+            {
+                "name": name,
+                "installed": bool(ckpt and (model_dir / CONFIG_NAME).is_file()),
+                "sample_rate": _config_sample_rate(model_dir),
+                "repo": entry.get("repo_id", source.repo_id),
+                "revision": entry.get("revision"),
+                "path": str(model_dir),
+                "checkpoint": ckpt.name if ckpt else None,
+            }
+        )
+    return voices
+
+
+def load_voices(layout: Layout, names: list[str] | None = None) -> dict[str, Voice]:
+    """Load every installed voice (or `names`), each once."""
+    wanted = names or [v["name"] for v in list_voices(layout) if v["installed"]]
+    if not wanted:
+        raise PersianDataError(
+            f"no TTS voice installed under {layout.datasets / 'tts'}; "
+            "fetch them first (persian-data fetch --only tts)"
+        )
+    voices: dict[str, Voice] = {}
+    for name in wanted:
+        source = VOICE_SOURCES[name]
+        model_dir = layout.content_dir(source)
+        preferred = inference_checkpoint_name(source)
+        if preferred and not (model_dir / preferred).is_file():
+            preferred = None
+        voices[name] = Voice.load(model_dir, checkpoint=preferred, name=name)
+    return voices

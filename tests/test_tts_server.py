@@ -1,0 +1,281 @@
+"""The /api/tts server under real HTTP: uvicorn on a free port, real tiny VITS voices."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import wave
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+pytest.importorskip("TTS", reason="the tts extra (torch, coqui-tts) is not installed")
+
+from persian_data.catalog import BY_KEY  # noqa: E402
+from persian_data.layout import Layout  # noqa: E402
+from persian_data.tts.server import create_app, serve_in_thread  # noqa: E402
+from persian_data.tts.synth import Voice  # noqa: E402
+from persian_data.tts.tiny import write_vits  # noqa: E402
+
+SENTENCE = "سلام دنیا."
+MAX_CHARS = 200
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(scope="module")
+def voice_dirs(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("tts_server_voices")
+    return {
+        "female": write_vits(base / "female" / "model", checkpoint_name="best_model_30824.pth", seed=0),
+        "male": write_vits(base / "male" / "model", checkpoint_name="best_model_91323.pth", seed=2),
+    }
+
+
+class _Tracked:
+    """Counts how many threads are inside the model at once (it must never exceed 1)."""
+
+    everywhere = {"active": 0, "peak": 0}  # across both voices (the server runs one at a time)
+    _guard = threading.Lock()  # one guard for all trackers
+
+    def __init__(self, voice: Voice):
+        self.inner = voice._synth.tts
+        self.active = 0
+        self.peak = 0
+        self.calls = 0
+        self.fail_next = False
+
+    def __call__(self, *args, **kwargs):
+        with self._guard:
+            self.active += 1
+            self.calls += 1
+            self.peak = max(self.peak, self.active)
+            _Tracked.everywhere["active"] += 1
+            _Tracked.everywhere["peak"] = max(_Tracked.everywhere["peak"], _Tracked.everywhere["active"])
+            fail, self.fail_next = self.fail_next, False
+        try:
+            time.sleep(0.01)  # widen the window a race would need
+            if fail:
+                raise RuntimeError("injected failure inside synthesis")
+            return self.inner(*args, **kwargs)
+        finally:
+            with self._guard:
+                self.active -= 1
+                _Tracked.everywhere["active"] -= 1
+
+
+@pytest.fixture(scope="module")
+def voices(voice_dirs) -> dict[str, Voice]:
+    return {name: Voice.load(path, name=name) for name, path in voice_dirs.items()}
+
+
+@pytest.fixture(scope="module")
+def trackers(voices) -> dict[str, _Tracked]:
+    out = {}
+    for name, voice in voices.items():
+        out[name] = _Tracked(voice)
+        voice._synth.tts = out[name]
+    return out
+
+
+@pytest.fixture(scope="module")
+def url(voices, trackers):
+    lock_info = {
+        "female": {"repo": "Kamtera/persian-tts-female-vits", "revision": SHA},
+        "male": {"repo": "Kamtera/persian-tts-male-vits", "revision": None},
+    }
+    app = create_app(voices, max_chars=MAX_CHARS, lock_info=lock_info)
+    with serve_in_thread(app) as base:
+        yield base
+
+
+def _wav(response: httpx.Response) -> tuple[tuple[int, int, int], np.ndarray]:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(response.content)) as wav:
+        params = (wav.getnchannels(), wav.getsampwidth(), wav.getframerate())
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
+    return params, pcm
+
+
+def _assert_speech(response: httpx.Response) -> None:
+    params, pcm = _wav(response)
+    assert params == (1, 2, 24000)
+    assert pcm.size > 0.2 * 24000
+    assert float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > 300
+
+
+def _error(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["error"] == code and body["detail"]
+    return body
+
+
+def test_get_and_post_in_every_shape(url):
+    _assert_speech(httpx.get(f"{url}/api/tts", params={"text": SENTENCE, "voice": "female"}, timeout=60))
+    _assert_speech(httpx.post(f"{url}/api/tts", json={"text": SENTENCE, "voice": "male"}, timeout=60))
+    _assert_speech(httpx.post(f"{url}/api/tts", data={"text": SENTENCE, "voice": "male"}, timeout=60))
+    _assert_speech(httpx.post(f"{url}/api/tts", params={"text": SENTENCE}, timeout=60))
+
+
+def test_speaker_id_is_an_alias_of_voice(url):
+    response = httpx.get(f"{url}/api/tts", params={"text": SENTENCE, "speaker_id": "male"}, timeout=60)
+    _assert_speech(response)
+    assert response.headers["x-voice"] == "male"
+    response = httpx.post(f"{url}/api/tts", json={"text": SENTENCE, "speaker_id": "female"}, timeout=60)
+    assert response.headers["x-voice"] == "female"
+    no_voice = httpx.get(f"{url}/api/tts", params={"text": SENTENCE}, timeout=60)
+    assert no_voice.headers["x-voice"] == "female"  # the default
+
+
+def test_long_text_is_split_and_joined(url, trackers):
+    before = trackers["male"].calls
+    text = "جملهٔ اول. جملهٔ دوم؟ جملهٔ سوم! جملهٔ چهارم؛ و پایان."
+    response = httpx.get(f"{url}/api/tts", params={"text": text, "voice": "male"}, timeout=60)
+    _assert_speech(response)
+    assert trackers["male"].calls - before == 4  # four sentences (the ؛ clause stays with its sentence)
+
+
+def test_bad_inputs_are_json_4xx(url):
+    _error(httpx.get(f"{url}/api/tts", params={"text": ""}), 400, "empty_text")
+    _error(httpx.get(f"{url}/api/tts"), 400, "empty_text")
+    _error(httpx.post(f"{url}/api/tts", json={"text": "   ", "voice": "female"}), 400, "empty_text")
+    _error(httpx.get(f"{url}/api/tts", params={"text": "...!?"}), 400, "empty_text")
+    body = _error(httpx.get(f"{url}/api/tts", params={"text": SENTENCE, "voice": "robot"}), 404, "unknown_voice")
+    assert body["voices"] == ["female", "male"]
+    _error(httpx.get(f"{url}/api/tts", params={"text": SENTENCE, "speaker_id": "robot"}), 404, "unknown_voice")
+    _error(
+        httpx.get(f"{url}/api/tts", params={"text": SENTENCE, "voice": "female", "speaker_id": "male"}),
+        400,
+        "conflicting_voice",
+    )
+    _error(httpx.post(f"{url}/api/tts", json={"text": 5}), 400, "bad_text")
+    _error(
+        httpx.post(f"{url}/api/tts", content=b"{oops", headers={"content-type": "application/json"}),
+        400,
+        "bad_json",
+    )
+    _error(
+        httpx.post(f"{url}/api/tts", content=b"text", headers={"content-type": "text/plain"}),
+        415,
+        "unsupported_body",
+    )
+
+
+def test_text_over_the_limit_is_413(url):
+    body = _error(httpx.get(f"{url}/api/tts", params={"text": "ب" * (MAX_CHARS + 1)}), 413, "text_too_long")
+    assert body["max_chars"] == MAX_CHARS
+    _error(httpx.post(f"{url}/api/tts", json={"text": "ب" * (MAX_CHARS + 1)}), 413, "text_too_long")
+    # exactly at the limit is fine
+    at_limit = ("سلام " * 100)[: MAX_CHARS - 1] + "."
+    assert httpx.get(f"{url}/api/tts", params={"text": at_limit}, timeout=120).status_code == 200
+
+
+def test_parallel_requests_are_serialised_per_voice(url, trackers):
+    for tracker in trackers.values():
+        tracker.peak = 0
+    _Tracked.everywhere["peak"] = 0
+
+    def one(i: int) -> httpx.Response:
+        voice = "female" if i % 2 else "male"
+        return httpx.post(f"{url}/api/tts", json={"text": f"{SENTENCE} شماره {i}.", "voice": voice}, timeout=120)
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(one, range(8)))
+    for response in responses:
+        _assert_speech(response)
+    assert [r.headers["x-voice"] for r in responses] == ["male", "female"] * 4
+    assert trackers["female"].peak == 1 and trackers["male"].peak == 1
+    assert _Tracked.everywhere["peak"] == 1  # and one synthesis at a time across voices
+    assert httpx.get(f"{url}/health").json()["status"] == "ok"
+
+
+def test_synthesis_error_is_500_and_the_server_lives_on(url, trackers):
+    errors_before = httpx.get(f"{url}/health").json()["errors"]
+    trackers["female"].fail_next = True
+    body = _error(httpx.get(f"{url}/api/tts", params={"text": SENTENCE, "voice": "female"}), 500, "synthesis_failed")
+    assert "injected failure" in body["detail"]
+    # same voice, next request: the lock was released, the model still works
+    _assert_speech(httpx.get(f"{url}/api/tts", params={"text": SENTENCE, "voice": "female"}, timeout=60))
+    assert httpx.get(f"{url}/health").json()["errors"] == errors_before + 1
+
+
+def test_voices_and_health(url):
+    voices = {v["name"]: v for v in httpx.get(f"{url}/api/voices").json()}
+    assert set(voices) == {"female", "male"}
+    assert voices["female"]["sample_rate"] == 24000 and voices["female"]["revision"] == SHA
+    assert voices["female"]["repo"] == "Kamtera/persian-tts-female-vits"
+    assert voices["male"]["revision"] is None and voices["male"]["checkpoint"] == "best_model_91323.pth"
+    assert voices["female"]["default"] and not voices["male"]["default"]
+    health = httpx.get(f"{url}/health").json()
+    assert health["status"] == "ok" and health["voices"] == ["female", "male"]
+
+
+def test_openapi_documents_the_api(url):
+    spec = httpx.get(f"{url}/openapi.json").json()
+    tts = spec["paths"]["/api/tts"]
+    assert tts["get"]["summary"] and tts["post"]["summary"]
+    assert {p["name"] for p in tts["get"]["parameters"]} >= {"text", "voice", "speaker_id"}
+    assert "audio/wav" in tts["get"]["responses"]["200"]["content"]
+    assert {"400", "404", "413", "500"} <= set(tts["post"]["responses"])
+    assert "application/json" in tts["post"]["requestBody"]["content"]
+    assert spec["paths"]["/api/voices"]["get"]["summary"] and spec["paths"]["/health"]["get"]["summary"]
+    assert httpx.get(f"{url}/docs").status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_loads_the_layout_and_reads_the_lock(voice_dirs, tmp_path):
+    """`serve()` itself, in its own process: loads both voices from a layout once, then serves."""
+    import shutil
+
+    layout = Layout(tmp_path / "root")
+    for name, key in (("female", "tts-female"), ("male", "tts-male")):
+        shutil.copytree(voice_dirs[name], layout.content_dir(BY_KEY[key]))
+    layout.lock_file.parent.mkdir(parents=True)
+    layout.lock_file.write_text(json.dumps({"version": 1, "sources": {
+        "tts-male": {"repo_id": "Kamtera/persian-tts-male-vits", "repo_type": "model", "revision": SHA, "files": {}},
+    }}))
+    port = _free_port()
+    code = (
+        "from persian_data.layout import Layout; from persian_data.tts.server import serve; "
+        f"serve(Layout({str(layout.root)!r}), port={port}, max_chars=50)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.2)
+        voices = {v["name"]: v for v in httpx.get(f"{base}/api/voices").json()}
+        assert voices["male"]["revision"] == SHA and voices["female"]["revision"] is None
+        assert voices["female"]["checkpoint"] == "best_model_30824.pth"
+        _assert_speech(httpx.get(f"{base}/api/tts", params={"text": SENTENCE, "speaker_id": "male"}, timeout=60))
+        _error(httpx.get(f"{base}/api/tts", params={"text": "ب" * 51}), 413, "text_too_long")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
