@@ -44,10 +44,10 @@ def olah_install():
 
 
 @pytest.fixture(scope="module")
-def olah_store(tmp_path_factory) -> HubStore:
-    # Placeholder checkpoints (no voice_assets): the bytes are what matters here, not the model.
+def olah_store(tmp_path_factory, voice_assets) -> HubStore:
+    # Real tiny VITS checkpoints, so the model-check gate passes as it would on the real repos.
     store = HubStore(tmp_path_factory.mktemp("olah-hub"))
-    build_replicas(store, TINY, only=tuple(SOURCES))
+    build_replicas(store, TINY, only=tuple(SOURCES), voice_assets=voice_assets)
     return store
 
 
