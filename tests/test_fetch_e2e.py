@@ -251,3 +251,28 @@ def test_token_never_written(tmp_path, hub, capsys):
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path
+
+
+def test_fetch_then_model_check_then_synth_through_the_cli(fetched, tmp_path, capsys, voice_assets):
+    """Issue 6 end to end: the voices come from the hub, pass the model check, and speak."""
+    import numpy as np
+    import soundfile as sf
+
+    assert voice_assets is not None, "the tts extra is part of the test install"
+    root, _ = fetched
+    log = (root / "logs/dataset_download.log").read_text("utf-8")
+    assert "[tts]" not in log.split("===== persian-data summary")[-1]  # the model check passed
+    for voice in ("female", "male"):
+        out = tmp_path / f"{voice}.wav"
+        assert main(["synth", "--root", str(root), "--voice", voice, "--text", "سلام، حال شما چطور است؟",
+                     "--out", str(out)]) == 0
+        info = sf.info(out)
+        assert (info.samplerate, info.channels, info.format) == (24000, 1, "WAV")
+        audio, _ = sf.read(out)
+        assert info.frames > 2400 and float(np.abs(audio).max()) > 0.01
+    capsys.readouterr()
+    assert main(["synth", "--root", str(root), "--list-voices"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    lock = read_lock(Layout(root).lock_file)
+    assert {v["name"]: v["revision"] for v in listed} == {
+        "female": lock["tts-female"].revision, "male": lock["tts-male"].revision}

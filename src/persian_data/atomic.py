@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -37,6 +41,7 @@ def atomic_writer(final: Path, tmp_dir: Path, mode: str = "wb", **open_kwargs) -
     tmp_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix=final.name[:40] + ".", suffix=".tmp")
     tmp = Path(tmp_name)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; layout files get the usual mode
     try:
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle

@@ -94,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("synth", help="speak Persian text with one of the two voices into a WAV file")
+    p.add_argument("--root", type=Path, default=Path("."))
+    p.add_argument("--voice", choices=["female", "male"], default="female")
+    p.add_argument("--text", default=None, help="text to speak (default: read from stdin)")
+    p.add_argument("--out", type=Path, default=Path("speech.wav"))
+    p.add_argument("--list-voices", action="store_true", help="list the voices and exit")
+
+    p = sub.add_parser("serve-tts", help="serve both voices over HTTP: GET/POST /api/tts, /api/voices, /health")
+    p.add_argument("--root", type=Path, default=Path("."))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5002)
+    p.add_argument("--max-chars", type=int, default=1000, help="longer text is refused with HTTP 413")
+
     p = sub.add_parser("demo", help="serve small replicas from a built-in local hub and run the whole job on them")
     p.add_argument("--root", type=Path, default=None, help="where to put the demo layout (default: a temp folder)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -149,6 +162,21 @@ def _dispatch(args) -> int:
 
         return run_demo(args.root, verbose=args.verbose)
     layout = Layout(args.root)
+    if args.command == "synth":
+        from .tts import list_voices, synth_to_file, voice_dir
+
+        if args.list_voices:
+            print(json.dumps(list_voices(layout), indent=2, ensure_ascii=False))
+            return 0
+        text = args.text if args.text is not None else sys.stdin.read()
+        out = synth_to_file(voice_dir(layout, args.voice), text, args.out)
+        print(f"wrote {out}", file=sys.stderr)
+        return 0
+    if args.command == "serve-tts":
+        from .tts.server import serve
+
+        serve(layout, host=args.host, port=args.port, max_chars=args.max_chars)
+        return 0
     sources = select(args.only)
     if args.command in ("fetch", "run"):
         stages = ("text", "speech") if args.command == "run" else ()

@@ -25,7 +25,7 @@ def _voice_assets() -> dict[str, tuple[bytes, bytes]] | None:
     try:
         from .tts.tiny import build_tiny_vits
 
-        return {"female": build_tiny_vits(seed=1), "male": build_tiny_vits(seed=2)}
+        return {"female": build_tiny_vits(seed=0), "male": build_tiny_vits(seed=2)}
     except ImportError as exc:  # the tts extra is missing: placeholder checkpoints
         print(f"demo: tts extra not installed ({exc.name}); voice replicas hold placeholder checkpoints",
               file=sys.stderr)
