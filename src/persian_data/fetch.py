@@ -25,6 +25,7 @@ import os
 import random
 import shutil
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -257,16 +258,38 @@ def make_plans(layout: Layout, sources: list[Source], options: FetchOptions, cac
     return plans, errors
 
 
+def _transient(exc: BaseException | None) -> bool:
+    if isinstance(exc, (_httpx.TransportError, _httpx.StreamError)):
+        return True
+    if isinstance(exc, HfHubHTTPError) and not isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError,
+                                                                 EntryNotFoundError, GatedRepoError)):
+        return exc.response is not None and exc.response.status_code in (408, 429, 500, 502, 503, 504)
+    return False
+
+
+def list_remote_with_retries(api: HfApi, source: Source, revision: str, patterns, options: FetchOptions):
+    """`list_remote`, retried with backoff on a dead link, a 5xx or a 429 (not on a missing repo)."""
+    for attempt in range(1, options.max_tries + 1):
+        try:
+            return list_remote(api, source, revision, patterns, options.resolved_endpoint())
+        except PlanError as exc:
+            if attempt == options.max_tries or not _transient(exc.__cause__):
+                raise
+            wait = min(options.backoff_max, random.uniform(0, options.backoff_base * 2 ** (attempt - 1)))
+            log.warning("%s: %s; retry %d/%d in %.1fs", source.key, exc, attempt, options.max_tries - 1, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
 def plan_source(api: HfApi, layout: Layout, source: Source, options: FetchOptions, cache: HashCache,
                 lock: dict[str, LockedSource]) -> SourcePlan:
-    endpoint = options.resolved_endpoint()
     if options.locked:
         locked = lock.get(source.key)
         if locked is None:
             raise PlanError(f"--locked: the lock file has no entry for {source.key!r} "
                             f"({layout.relative(layout.lock_file)}); run fetch without --locked first")
         try:
-            sha, files = list_remote(api, source, locked.revision, locked.patterns, endpoint)
+            sha, files = list_remote_with_retries(api, source, locked.revision, locked.patterns, options)
         except PlanError as exc:
             raise PlanError(f"--locked: cannot reproduce {source.key} at commit {locked.revision}: {exc}") from exc
         files = [f for f in files if f.path in locked.files]
@@ -276,7 +299,7 @@ def plan_source(api: HfApi, layout: Layout, source: Source, options: FetchOption
             raise PlanError(f"--locked: {source.key} at {sha} differs from the lock for {drift[:5]}")
     else:
         patterns = source.patterns(options.full)
-        sha, files = list_remote(api, source, source.revision, patterns, endpoint)
+        sha, files = list_remote_with_retries(api, source, source.revision, patterns, options)
     plan = SourcePlan(source, sha, files, locked.patterns if options.locked else patterns)
     check_local(layout, plan, cache)
     return plan

@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .catalog import CATALOG, Source
-from .errors import PersianDataError, RunLockedError
+from .errors import RunLockedError
 from .fetch import FetchOptions, FetchReport, fetch
 from .gates import GateContext, run_gates
 from .integrity import HashCache, LockedSource, read_lock, write_lock
@@ -232,7 +232,15 @@ def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source],
     if "text" in stages and "text" in keys:
         from .prepare.chat import ChatOptions, prepare_chat
 
-        prepare_chat(run.layout, options.chat or ChatOptions(), logger=logging.getLogger("persian_data.prepare.chat"))
+        chat_options = options.chat or ChatOptions()
+        memo = _chat_memo(run.layout, chat_options)
+        outputs = _stat_keys([run.layout.chat_combined(), run.layout.chat_stats()])
+        if outputs is not None and run.cache.memo_get(memo) == outputs:
+            log.info("chat: raw files, options and normalizer unchanged since the last prepare; kept %s",
+                     run.layout.relative(run.layout.chat_combined()))
+        else:
+            prepare_chat(run.layout, chat_options, logger=logging.getLogger("persian_data.prepare.chat"))
+            run.cache.memo_put(memo, _stat_keys([run.layout.chat_combined(), run.layout.chat_stats()]) or "")
         done.append("text")
     speech_sources = [s for s in sources if s.key in ("commonvoice", "fleurs")]
     if "speech" in stages and speech_sources:
@@ -242,6 +250,29 @@ def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source],
                        logger=logging.getLogger("persian_data.prepare.speech"))
         done.append("speech")
     return tuple(done)
+
+
+def _stat_keys(paths: list[Path]) -> str | None:
+    try:
+        return ";".join(f"{p.stat().st_size}:{p.stat().st_mtime_ns}:{p.stat().st_ino}" for p in paths)
+    except FileNotFoundError:
+        return None
+
+
+def _chat_memo(layout: Layout, chat_options) -> str:
+    """Names everything the chat output depends on: raw files (by stat), options, normalizer code."""
+    import hashlib
+
+    from . import normalize
+    from .catalog import BY_KEY
+
+    raw = sorted(layout.content_dir(BY_KEY["text"]).rglob("*.json"))
+    digest = hashlib.sha256()
+    digest.update(repr(chat_options).encode())
+    digest.update(Path(normalize.__file__).read_bytes())
+    digest.update((_stat_keys(raw) or "").encode())
+    digest.update(",".join(p.name for p in raw).encode())
+    return "stage:text:" + digest.hexdigest()
 
 
 def run_prepare(layout: Layout, sources: list[Source], stages: tuple[str, ...], options: PrepareOptions,
