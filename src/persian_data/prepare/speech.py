@@ -737,7 +737,7 @@ def _gate_source(layout: Layout, source: Source, cache, thorough: bool) -> list[
     rejected: Counter = Counter()
     if rejects_file.exists():
         for rec in manifest_lines(rejects_file):
-            if rec.get("kind") == "row":
+            if isinstance(rec, dict) and rec.get("kind") == "row":
                 rejected[rec.get("split")] += 1
     elif rows:
         fail.add("rejects", layout.relative(rejects_file), "missing: run `persian-data prepare speech`")
@@ -755,6 +755,9 @@ def _gate_source(layout: Layout, source: Source, cache, thorough: bool) -> list[
         try:
             for line in iter_manifest(manifest):
                 count += 1
+                if not isinstance(line, dict):
+                    fail.add("count", rel, f"line {count} is not a JSON object")
+                    continue
                 audio, sha, cid = line.get("audio_path"), line.get("sha256"), line.get("id")
                 if line.get("audio_ref") is not None:
                     referenced.append({"audio_path": audio, "audio_ref": line["audio_ref"], "sha256": sha, "id": cid})
