@@ -74,17 +74,6 @@ def hash_file(path: Path, blob_sha1: bool = False, on_bytes: Callable[[int], Non
     return hasher.digests()
 
 
-def hash_many(paths: Iterable[Path], *, blob_sha1: Callable[[Path], bool] = lambda p: False,
-              workers: int | None = None, on_bytes: Callable[[int], None] | None = None) -> dict[Path, Digests]:
-    paths = list(paths)
-    if not paths:
-        return {}
-    workers = workers or min(8, (os.cpu_count() or 2))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash") as pool:
-        results = pool.map(lambda p: hash_file(p, blob_sha1(p), on_bytes), paths)
-        return dict(zip(paths, results))
-
-
 def _stat_key(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
