@@ -276,3 +276,31 @@ def test_fetch_then_model_check_then_synth_through_the_cli(fetched, tmp_path, ca
     lock = read_lock(Layout(root).lock_file)
     assert {v["name"]: v["revision"] for v in listed} == {
         "female": lock["tts-female"].revision, "male": lock["tts-male"].revision}
+
+
+def test_status_reports_present_missing_modified_and_stale(fetched, hub, tmp_path, capsys):
+    root, _ = fetched
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    capsys.readouterr()
+    assert main(["status", "--root", str(copy), "--json"]) == 0
+    rows = {r["source"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {r["state"] for r in rows.values()} == {"present"}
+    assert rows["text"]["files"] == 7 and rows["text"]["revision"] == read_lock(Layout(copy).lock_file)["text"].revision
+    shutil.rmtree(Layout(copy).content_dir(BY_KEY["fleurs"]))
+    (Layout(copy).content_dir(BY_KEY["text"]) / "README.md").write_bytes(b"changed")
+    assert main(["status", "--root", str(copy), "--json"]) == 1
+    rows = {r["source"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["fleurs"]["state"] == "incomplete" and rows["text"]["state"] == "modified"
+    # stale: the hub moved on since the lock was written
+    store = HubStore(tmp_path / "hub")
+    build_replicas(store, TINY, only=("commonvoice",))
+    lock = json.loads(Layout(copy).lock_file.read_text())
+    with LocalHub(store) as moved:
+        files = {f.path: store.object_path(f.object).read_bytes() for f in store.files("dataset", "hezarai/common-voice-13-fa", "main")}
+        files["README.md"] += b"\n"
+        store.publish("dataset", "hezarai/common-voice-13-fa", files)
+        assert main(["status", "--root", str(copy), "--only", "commonvoice", "--json", "--remote",
+                     "--endpoint", moved.endpoint]) == 1
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["state"] == "stale" and row["hub_revision"] != lock["sources"]["commonvoice"]["revision"]

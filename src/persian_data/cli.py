@@ -90,9 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--quick", action="store_true", help="trust the hash cache for unchanged files")
 
-    p = sub.add_parser("status", help="per source: present / missing / incomplete, files, bytes, revision")
+    p = sub.add_parser("status", help="per source: present / missing / incomplete / modified / stale, files, bytes, revision")
     _common(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--remote", action="store_true", help="also ask the Hub whether the locked commit is still the newest (stale)")
+    p.add_argument("--endpoint", default=None)
+    p.add_argument("--token", default=None)
 
     p = sub.add_parser("synth", help="speak Persian text with one of the two voices into a WAV file")
     p.add_argument("--root", type=Path, default=Path("."))
@@ -192,7 +195,8 @@ def _dispatch(args) -> int:
     if args.command == "verify":
         return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose))
     if args.command == "status":
-        rows = pipeline.source_status(layout, sources)
+        remote = FetchOptions(endpoint=args.endpoint, token=args.token) if args.remote else None
+        rows = pipeline.source_status(layout, sources, remote)
         if args.json:
             print(json.dumps(rows, indent=2))
         else:

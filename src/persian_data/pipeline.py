@@ -295,9 +295,12 @@ def run_verify(layout: Layout, sources: list[Source], *, quick: bool = False, ve
         return finish(run, sources, thorough=not quick, write=False)
 
 
-def source_status(layout: Layout, sources: list[Source], cache: HashCache | None = None) -> list[dict]:
-    """Per source: present / missing / incomplete / modified, files, bytes, revision (offline)."""
+def source_status(layout: Layout, sources: list[Source], options: FetchOptions | None = None) -> list[dict]:
+    """Per source: present / incomplete / modified / missing, and with `options` (asks the Hub)
+    stale when the Hub's branch has moved past the locked commit. Offline by default: files are
+    checked by size, and by hash through the hash cache where it knows them."""
     lock = read_lock(layout.lock_file)
+    cache = HashCache(layout.hash_cache, layout.root)
     rows = []
     for source in sources:
         locked = lock.get(source.key)
@@ -305,14 +308,23 @@ def source_status(layout: Layout, sources: list[Source], cache: HashCache | None
         row = {"source": source.key, "repo": source.repo_id, "folder": layout.relative(content),
                "revision": locked.revision if locked else None, "files": 0, "bytes": 0, "state": "missing"}
         if locked:
-            present = [content / p for p in locked.files if (content / p).is_file()]
+            present = [(p, f) for p, f in locked.files.items() if (content / p).is_file()]
             row["files"] = len(present)
-            row["bytes"] = sum(p.stat().st_size for p in present)
-            if len(present) < len(locked.files):
-                row["state"] = "incomplete"
-            else:
-                changed = [p for p in present if cache is not None and (
-                    (d := cache.lookup(p)) is None or d.sha256 != locked.files[p.relative_to(content).as_posix()].sha256)]
-                row["state"] = "modified" if changed else "present"
+            row["bytes"] = sum((content / p).stat().st_size for p, _ in present)
+            changed = [p for p, f in present if (content / p).stat().st_size != f.size or (
+                (d := cache.lookup(content / p)) is not None and d.sha256 != f.sha256)]
+            row["state"] = ("incomplete" if len(present) < len(locked.files) else
+                            "modified" if changed else "present")
+            if options is not None and row["state"] == "present":
+                from huggingface_hub import HfApi
+
+                api = HfApi(endpoint=options.resolved_endpoint(), token=options.resolved_token())
+                try:
+                    head = api.repo_info(source.repo_id, repo_type=source.repo_type, revision=source.revision).sha
+                    row["hub_revision"] = head
+                    if head != locked.revision:
+                        row["state"] = "stale"
+                except Exception as exc:  # noqa: BLE001 - status reports, it does not fail
+                    row["hub_revision"] = f"unknown ({type(exc).__name__})"
         rows.append(row)
     return rows
