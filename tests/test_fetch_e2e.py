@@ -243,9 +243,15 @@ def test_too_little_space_fails_before_any_byte(tmp_path, hub, monkeypatch, caps
     assert not (tmp_path / "datasets").exists()
 
 
-def test_token_never_written(tmp_path, hub, capsys):
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_token_never_written(tmp_path, hub, capsys, monkeypatch, how):
     token = "hf_SECRETtoken1234567890"
-    assert fetch(tmp_path, hub, "--only", "text", "--token", token) == 0
+    hub.faults.status("*/resolve/*/README.md", code=503, times=1)  # an error path is logged too
+    if how == "env":
+        monkeypatch.setenv("HF_TOKEN", token)
+        assert fetch(tmp_path, hub, "--only", "text") == 0
+    else:
+        assert fetch(tmp_path, hub, "--only", "text", "--token", token) == 0
     out = capsys.readouterr()
     assert token not in out.out + out.err
     for path in tmp_path.rglob("*"):
