@@ -490,7 +490,10 @@ def tts_gates(ctx) -> list[GateFailure | GateNote]:
             key = ctx.content_key(GATE, [model_dir / "config.json", checkpoint])
             if ctx.passed_before(key):
                 continue
-        found = check_voice(model_dir, checkpoint=preferred, display=layout.relative)
+        # Building the whole model to compare every weight's shape costs seconds per voice: `verify`
+        # (thorough) does it; `fetch` checks config, checkpoint, symbols, sizes and espeak-ng.
+        structural = isinstance(ctx, Layout) or ctx.thorough
+        found = check_voice(model_dir, checkpoint=preferred, structural=structural, display=layout.relative)
         if not any(isinstance(r, (GateFailure, GateNote)) for r in found):
             if not isinstance(ctx, Layout):
                 ctx.remember_pass(key)
