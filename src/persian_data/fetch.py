@@ -613,7 +613,7 @@ def remove_unexpected(layout: Layout, plan: SourcePlan, cache: HashCache) -> Non
 
 
 def fetch(layout: Layout, sources: list[Source], options: FetchOptions, cache: HashCache,
-          lock: dict[str, LockedSource], on_plan=None) -> FetchReport:
+          lock: dict[str, LockedSource]) -> FetchReport:
     """Plan, check space, download what is missing, and update `lock` in place for every source
     that is now complete. The caller holds the run lock and writes the records."""
     endpoint = options.resolved_endpoint()
@@ -625,8 +625,6 @@ def fetch(layout: Layout, sources: list[Source], options: FetchOptions, cache: H
     report = FetchReport(plans, failed={key: [message] for key, message in errors.items()})
     if options.dry_run:
         return report
-    if on_plan is not None:
-        on_plan(plans)
     for plan in plans:
         remove_unexpected(layout, plan, cache)
     run_downloads(layout, plans, options, cache, report)

@@ -194,32 +194,13 @@ def load_stage_gates() -> None:
             raise
 
 
-def _prewarm_tts_imports(plans) -> None:
-    """The voices' model check imports torch and coqui (seconds of CPU). When a voice is being
-    downloaded, downloads leave a core idle: start those imports now, in the background."""
-    import importlib.util
-    import threading
-
-    if not any(p.source.bucket == "tts" and p.needed for p in plans) or importlib.util.find_spec("TTS") is None:
-        return
-
-    def load() -> None:
-        try:
-            import torch  # noqa: F401
-            from TTS.tts.configs.vits_config import VitsConfig  # noqa: F401
-        except Exception:  # noqa: BLE001 - the gate reports a broken install itself
-            pass
-
-    threading.Thread(target=load, name="prewarm-tts", daemon=True).start()
-
-
 def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, verbose: bool = False,
               prepare: tuple[str, ...] = (), prepare_options: PrepareOptions | None = None) -> Outcome:
     load_stage_gates()
     with Run(layout, secrets=[options.resolved_token() or ""], verbose=verbose) as run:
         lock = read_lock(layout.lock_file)
         started = time.monotonic()
-        report = fetch(layout, sources, options, run.cache, lock, on_plan=_prewarm_tts_imports)
+        report = fetch(layout, sources, options, run.cache, lock)
         if options.dry_run:
             return Outcome(True, report=report)
         write_lock(layout.lock_file, lock, layout.tmp_dir)
