@@ -41,8 +41,8 @@ class Progress:
             now = time.monotonic()
             if now - self._last_log >= self._log_every:
                 self._last_log = now
-                of = f"/{self.total:g}" if self.total else ""
-                self.logger.info("%s: %g%s %s", self.desc, self.done, of, self.unit)
+                of = f"/{self.total:,.0f}" if self.total else ""
+                self.logger.info("%s: %s%s %s", self.desc, f"{self.done:,.0f}", of, self.unit)
 
     def close(self) -> None:
         if self._bar is not None:
