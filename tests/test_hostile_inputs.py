@@ -3,7 +3,6 @@ a damaged parquet or a non-audio column is refused with a clear message, never a
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pyarrow as pa

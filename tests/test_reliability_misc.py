@@ -7,21 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from persian_data.catalog import Source, select
+from persian_data.catalog import select
 from persian_data.cli import main
-from persian_data.fetch import FetchOptions
 from persian_data.layout import Layout
 from persian_data.localhub.replicas import TINY, build_replicas
 from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
-from persian_data.pipeline import Run, run_fetch
-
-FAST = dict(backoff_base=0.01, backoff_max=0.05, timeout=2.0, workers=4)
-
+from persian_data.pipeline import Run
 
 @pytest.fixture(scope="module")
 def small_hub(tmp_path_factory):
