@@ -107,9 +107,19 @@ def test_429_honours_retry_after_and_reduces_parallelism(fault_hub, tmp_path):
     outcome = run_fetch(Layout(tmp_path), SOURCES, options(fault_hub, workers=4))
     assert outcome.ok, outcome.failures
     assert rule.fired == 2
+    # backoff_max is 0.05 s here: only an obeyed Retry-After makes the run wait a whole second
     assert time.monotonic() - started >= 1.0
     log = (tmp_path / "logs/dataset_download.log").read_text("utf-8")
     assert "parallel downloads reduced to 2" in log, log[-3000:]
+    assert log.count("HTTP 429 Too Many Requests; retry 1/4 in 1.0s") == 2, log[-3000:]
+
+
+def test_retry_after_is_bounded(fault_hub, tmp_path):
+    fault_hub.faults.rate_limit("/datasets/Kamtera/*/resolve/*", retry_after=3600, times=1)
+    started = time.monotonic()
+    assert run_fetch(Layout(tmp_path), SOURCES, options(fault_hub, retry_after_max=0.2)).ok
+    assert time.monotonic() - started < 60
+    assert "retry 1/4 in 0.2s" in (tmp_path / "logs/dataset_download.log").read_text("utf-8")
 
 
 def test_wrong_bytes_are_downloaded_again_once(fault_hub, tmp_path, reference):

@@ -71,7 +71,8 @@ class FetchOptions:
     timeout: float = 30.0  # seconds without a byte before a read is abandoned
     connect_timeout: float = 10.0
     backoff_base: float = 1.0
-    backoff_max: float = 60.0
+    backoff_max: float = 60.0  # cap of our own jittered backoff
+    retry_after_max: float = 300.0  # a server's Retry-After is obeyed up to this (a hostile value cannot hang us)
 
     def resolved_endpoint(self) -> str:
         return (self.endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
@@ -483,8 +484,11 @@ class Downloader:
                 delay = exc.retry_after
                 if tries >= self.options.max_tries:
                     raise DownloadError(f"{where}: gave up after {tries} tries; last error: {last}") from None
-                wait = min(self.options.backoff_max, delay if delay is not None else
-                           random.uniform(0, self.options.backoff_base * 2 ** (tries - 1)))
+                # The server's Retry-After is an instruction, not a hint: obey it (bounded), and
+                # fall back to our own jittered exponential backoff only when it gives none.
+                wait = (min(self.options.retry_after_max, delay) if delay is not None else
+                        min(self.options.backoff_max,
+                            random.uniform(0, self.options.backoff_base * 2 ** (tries - 1))))
                 log.warning("%s: %s; retry %d/%d in %.1fs", where, last, tries, self.options.max_tries - 1, wait)
                 if self.cancelled.wait(wait):
                     raise KeyboardInterrupt

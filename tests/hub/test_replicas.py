@@ -8,7 +8,6 @@ import io
 import json
 import re
 import tarfile
-import time
 import unicodedata
 import zipfile
 
@@ -59,14 +58,11 @@ def test_repos_agree_with_catalog():
     assert set(R.REPLICA_REPOS) == {"text", "commonvoice", "fleurs", "tts-female", "tts-male"}
 
 
-def test_build_is_deterministic_and_fast(tmp_path, replicas_hub):
+def test_build_is_deterministic(tmp_path, replicas_hub):
     _, first = replicas_hub
-    start = time.perf_counter()
     second = R.build_replicas(HubStore(tmp_path / "a"), R.TINY, hostile=True)
-    elapsed = time.perf_counter() - start
     assert second == first
     assert set(first) == set(R.REPLICA_REPOS) and all(re.fullmatch(r"[0-9a-f]{40}", s) for s in first.values())
-    assert elapsed < 3.0, f"TINY build took {elapsed:.2f}s"
 
 
 def test_rebuild_into_same_store_makes_no_new_commit(tmp_path):
