@@ -414,3 +414,93 @@ def test_list_voices_reads_the_lock(tiny_dir, tmp_path):
         "repo_id": "Kamtera/persian-tts-female-vits", "repo_type": "model", "revision": sha, "files": {}}}}))
     after = {v["name"]: v for v in list_voices(layout)}
     assert after["female"]["revision"] == sha and after["male"]["revision"] is None
+
+
+# -- the check in a child process (started while the voice downloads) ---------------------------
+
+
+@needs_tts
+def test_check_worker_gives_the_in_process_verdict(tiny_dir, voice_copy):
+    from persian_data.tts.worker import CheckWorker
+
+    cfg = _config(voice_copy)
+    cfg["audio"]["sample_rate"] = 22050
+    _write_config(voice_copy, cfg)
+    worker = CheckWorker()
+    try:
+        assert worker.check(tiny_dir, checkpoint=CKPT, structural=False, layout=None) == []
+        in_child = worker.check(voice_copy, checkpoint=CKPT, structural=True, layout=None)
+    finally:
+        worker.close()
+    assert in_child == check_voice(voice_copy, checkpoint=CKPT, structural=True)
+    assert len(in_child) == 1 and "22050 Hz" in in_child[0].reason
+    assert not worker._process.is_alive()
+
+
+@needs_tts
+def test_check_worker_that_died_answers_none(tiny_dir):
+    from persian_data.tts.worker import CheckWorker
+
+    worker = CheckWorker()
+    try:
+        worker._process.kill()
+        worker._process.join(10)
+        assert worker.check(tiny_dir, checkpoint=CKPT, structural=False, layout=None) is None
+    finally:
+        worker.close()
+
+
+def test_check_worker_starts_only_for_voices_and_only_when_it_saves_time(tmp_path, monkeypatch):
+    from persian_data.tts import worker as W
+
+    started = []
+    monkeypatch.setattr(W, "CheckWorker", lambda: started.append(1) or "worker")
+    layout = Layout(tmp_path)
+    assert W.start_check_worker(layout, [BY_KEY["text"], BY_KEY["fleurs"]]) is None
+    monkeypatch.setitem(sys.modules, "TTS", sys.modules.get("TTS", object()))
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch", object()))
+    assert W.start_check_worker(layout, [BY_KEY["tts-male"]]) is None  # already imported here
+    monkeypatch.delitem(sys.modules, "TTS")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert W.start_check_worker(layout, [BY_KEY["tts-male"]]) is None  # no extra: the gate says so
+    assert started == []
+    monkeypatch.undo()
+    monkeypatch.setattr(W, "CheckWorker", lambda: started.append(1) or "worker")
+    monkeypatch.delitem(sys.modules, "TTS", raising=False)
+    if HAS_TTS:
+        assert W.start_check_worker(layout, [BY_KEY["text"], BY_KEY["tts-female"]]) == "worker"
+        assert started == [1]
+
+
+@needs_tts
+def test_fetch_of_a_voice_checks_it_in_the_child_process(fresh_hub, tmp_path):
+    """The real CLI in its own process: torch is not imported there before the gate, so the check
+    runs in the child started at plan time, and its verdict reaches the log and the exit code."""
+    from persian_data.localhub.replicas import REPLICA_REPOS
+
+    def fetch(root: Path) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "persian_data.cli", "fetch", "--root", str(root), "--endpoint",
+               fresh_hub.endpoint, "--only", "tts-female"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+    good = fetch(tmp_path / "good")
+    assert good.returncode == 0, good.stderr[-3000:]
+    log = (tmp_path / "good/logs/dataset_download.log").read_text("utf-8")
+    assert "importing torch and coqui-tts in a child process" in log
+    assert "checking here instead" not in log
+    assert "PASS: gates" in log and ", tts " in log.split("PASS: gates")[-1].splitlines()[0]
+
+    # The repo publishes a config that does not belong to its checkpoint: the child's verdict fails the run.
+    store = fresh_hub.store
+    repo_type, repo_id = REPLICA_REPOS["tts-female"]
+    files = {f.path: store.object_path(f.object).read_bytes() for f in store.files(repo_type, repo_id, "main")}
+    config = json.loads(files["config.json"])
+    config["audio"]["sample_rate"] = 16000
+    files["config.json"] = json.dumps(config, indent=4).encode()
+    store.publish(repo_type, repo_id, files)
+    bad = fetch(tmp_path / "bad")
+    assert bad.returncode == 1, bad.stderr[-3000:]
+    log = (tmp_path / "bad/logs/dataset_download.log").read_text("utf-8")
+    assert "importing torch and coqui-tts in a child process" in log and "checking here instead" not in log
+    assert "FAIL [tts] datasets/tts/kamtera_vits_female/model/best_model_30824.pth" in log
+    assert "16000 Hz" in log and "FAIL: gates" in log

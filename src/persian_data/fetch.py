@@ -29,6 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
 from huggingface_hub import HfApi, hf_hub_url
 from huggingface_hub.errors import (
@@ -617,9 +618,13 @@ def remove_unexpected(layout: Layout, plan: SourcePlan, cache: HashCache) -> Non
 
 
 def fetch(layout: Layout, sources: list[Source], options: FetchOptions, cache: HashCache,
-          lock: dict[str, LockedSource]) -> FetchReport:
+          lock: dict[str, LockedSource],
+          on_plan: Callable[[list[SourcePlan]], None] | None = None) -> FetchReport:
     """Plan, check space, download what is missing, and update `lock` in place for every source
-    that is now complete. The caller holds the run lock and writes the records."""
+    that is now complete. The caller holds the run lock and writes the records.
+
+    `on_plan(plans)` is called once the plan is known, before the first byte downloads (not on a
+    dry run): the caller can start work that only needs to know what is coming."""
     endpoint = options.resolved_endpoint()
     log.info("fetch: endpoint %s, sources %s%s%s", endpoint, ",".join(s.key for s in sources),
              " (full mirrors)" if options.full else "", " (--locked)" if options.locked else "")
@@ -629,6 +634,8 @@ def fetch(layout: Layout, sources: list[Source], options: FetchOptions, cache: H
     report = FetchReport(plans, failed={key: [message] for key, message in errors.items()})
     if options.dry_run:
         return report
+    if on_plan is not None:
+        on_plan(plans)
     for plan in plans:
         remove_unexpected(layout, plan, cache)
     run_downloads(layout, plans, options, cache, report)

@@ -8,9 +8,10 @@ files unchanged since they were hashed; `verify` re-reads every byte.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 import orjson
 
@@ -18,6 +19,8 @@ from .catalog import CATALOG, Source
 from .integrity import HashCache, LockFileError, hash_file, read_lock
 from .layout import Layout
 from .records import counts, data_files
+
+log = logging.getLogger("persian_data")
 
 
 @dataclass(frozen=True)
@@ -80,19 +83,37 @@ class GateContext:
 Result = "list[GateFailure | GateNote]"
 GateFn = Callable[[GateContext], "list[GateFailure | GateNote]"]
 MarkerFn = Callable[[Layout], "list"]
+
+
+class Warm(Protocol):
+    """Whatever a gate's warm-up started (e.g. a child process); closed when the run ends."""
+
+    def close(self) -> None: ...
+
+
+WarmupFn = Callable[[Layout, "list[Source]"], "Warm | None"]
 _REGISTRY: dict[str, GateFn] = {}
 _STAGE_MARKERS: dict[str, tuple[str, MarkerFn]] = {}
+_WARMUPS: dict[str, WarmupFn] = {}
+_WARM: dict[str, Warm] = {}
 
 
-def gate(name: str, *, stage: str | None = None, markers: MarkerFn | None = None) -> Callable[[GateFn], GateFn]:
+def gate(name: str, *, stage: str | None = None, markers: MarkerFn | None = None,
+         warmup: WarmupFn | None = None) -> Callable[[GateFn], GateFn]:
     """Register a gate. A stage's gate (`stage="text"`, `markers` = paths its run leaves) only
     runs once that stage has produced output, or when this run prepared it; before that it
-    says so in a note instead of failing a plain `fetch`."""
+    says so in a note instead of failing a plain `fetch`.
+
+    `warmup(layout, sources)` is called when a run knows which sources it is about to download,
+    so a gate with a slow start (the voice check imports torch) can begin it while the bytes
+    stream; what it returns is found again with `warm(name)` and closed by `release_warm()`."""
 
     def register(fn: GateFn) -> GateFn:
         _REGISTRY[name] = fn
         if stage is not None and markers is not None:
             _STAGE_MARKERS[name] = (stage, markers)
+        if warmup is not None:
+            _WARMUPS[name] = warmup
         return fn
 
     return register
@@ -100,6 +121,35 @@ def gate(name: str, *, stage: str | None = None, markers: MarkerFn | None = None
 
 def registered() -> dict[str, GateFn]:
     return dict(_REGISTRY)
+
+
+def warm_up(layout: Layout, sources: "list[Source]") -> None:
+    """Start the warm-ups of the registered gates for `sources` (about to be downloaded). A warm-up
+    is only an optimisation: one that fails is logged and its gate runs the slow way."""
+    for name, fn in _WARMUPS.items():
+        if name in _WARM or not sources:
+            continue
+        try:
+            started = fn(layout, sources)
+        except Exception as exc:  # noqa: BLE001 - never fail a run over a head start
+            log.warning("gate %s: could not start its warm-up (%s: %s); it will run in this process",
+                        name, type(exc).__name__, exc)
+            continue
+        if started is not None:
+            _WARM[name] = started
+
+
+def warm(name: str) -> "Warm | None":
+    return _WARM.get(name)
+
+
+def release_warm() -> None:
+    while _WARM:
+        _, started = _WARM.popitem()
+        try:
+            started.close()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("closing a gate warm-up failed: %s", exc)
 
 
 def run_gates(ctx: GateContext) -> tuple[list[GateFailure], list[GateNote], list[str]]:

@@ -23,7 +23,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from .catalog import CATALOG, Source
 from .errors import RunLockedError
 from .fetch import FetchOptions, FetchReport, fetch
-from .gates import GateContext, run_gates
+from .gates import GateContext, release_warm, run_gates, warm_up
 from .integrity import HashCache, LockedSource, read_lock, write_lock
 from .layout import Layout
 from .progress import is_interactive, progress
@@ -78,6 +78,7 @@ class Run:
 
     def __exit__(self, *exc) -> None:
         try:
+            release_warm()
             if self.cache is not None:
                 self.cache.save(self.layout.tmp_dir)
             shutil.rmtree(self.layout.tmp_dir, ignore_errors=True)
@@ -200,7 +201,9 @@ def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, v
     with Run(layout, secrets=[options.resolved_token() or ""], verbose=verbose) as run:
         lock = read_lock(layout.lock_file)
         started = time.monotonic()
-        report = fetch(layout, sources, options, run.cache, lock)
+        # Gates with a slow start (the voice check imports torch) begin it while the bytes stream.
+        report = fetch(layout, sources, options, run.cache, lock,
+                       on_plan=lambda plans: warm_up(layout, [p.source for p in plans if p.needed]))
         if options.dry_run:
             return Outcome(True, report=report)
         write_lock(layout.lock_file, lock, layout.tmp_dir)

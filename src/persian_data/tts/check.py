@@ -32,8 +32,9 @@ from typing import Any, Callable, Iterator
 
 from ..catalog import BY_KEY, Source
 from ..errors import ExtraMissingError, PersianDataError
-from ..gates import GateFailure, GateNote, gate
+from ..gates import GateFailure, GateNote, gate, warm
 from ..layout import Layout
+from .worker import start_check_worker
 
 GATE = "tts"
 CONFIG_NAME = "config.json"
@@ -463,7 +464,7 @@ def check_or_raise(model_dir: Path, *, checkpoint: str | None = None, structural
 # -- the gate ------------------------------------------------------------------------------------
 
 
-@gate(GATE)
+@gate(GATE, warmup=start_check_worker)
 def tts_gates(ctx) -> list[GateFailure | GateNote]:
     """Model check for each voice bucket present under datasets/tts/.
 
@@ -493,7 +494,12 @@ def tts_gates(ctx) -> list[GateFailure | GateNote]:
         # Building the whole model to compare every weight's shape costs seconds per voice: `verify`
         # (thorough) does it; `fetch` checks config, checkpoint, symbols, sizes and espeak-ng.
         structural = isinstance(ctx, Layout) or ctx.thorough
-        found = check_voice(model_dir, checkpoint=preferred, structural=structural, display=layout.relative)
+        found = None
+        worker = warm(GATE)  # a child that imported torch while the voice downloaded (worker.py)
+        if worker is not None:
+            found = worker.check(model_dir, checkpoint=preferred, structural=structural, layout=layout)
+        if found is None:
+            found = check_voice(model_dir, checkpoint=preferred, structural=structural, display=layout.relative)
         if not any(isinstance(r, (GateFailure, GateNote)) for r in found):
             if not isinstance(ctx, Layout):
                 ctx.remember_pass(key)
