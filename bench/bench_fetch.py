@@ -529,7 +529,6 @@ def bench(args, workdir: Path, made: list[Path]) -> int:
     say(f"local hub (pid {server.proc.pid}) at {server.endpoint}")
     env_ours = clean_env()
     cli = cli_cmd()
-    results: dict = {}
     try:
         # ---- 3. download throughput (run first: the first fetch makes the tree for 1 and 2) ------
         ours_runs: list[Run] = []
@@ -712,7 +711,7 @@ def bench(args, workdir: Path, made: list[Path]) -> int:
     sb, sm = stats(spec_walls)
     cb, cm = stats(cold_walls)
     wb, wm = stats(warm_walls)
-    p(f"   baseline  spec `find datasets -type f -size +1c -print0 | sort -z | xargs -0 sha256sum` (LC_ALL=C):")
+    p("   baseline  spec `find datasets -type f -size +1c -print0 | sort -z | xargs -0 sha256sum` (LC_ALL=C):")
     p(f"             {sb:.2f} / {sm:.2f} s  ({tree_bytes / sb / MB:.0f} MB/s; cpu {statistics.median(spec_cpus):.1f} s)  "
       f"runs: {fmt_runs(spec_walls)}")
     p(f"   ours (a)  cold hash cache, write_checksums(layout, HashCache(new file)): every byte hashed "
@@ -721,7 +720,7 @@ def bench(args, workdir: Path, made: list[Path]) -> int:
       f"runs: {fmt_runs(cold_walls)}")
     p(f"             ratio ours/theirs = {cb / sb:.3f} (best/best), {cm / sm:.3f} (median/median); "
       f"target <= 0.6: {verdict(cm / sm <= 0.6)}")
-    p(f"   ours (b)  in-run, hashes taken while downloading reused (warm cache):")
+    p("   ours (b)  in-run, hashes taken while downloading reused (warm cache):")
     p(f"             (i)  inside the first fetch, 'records: hashing' -> 'records: N checksum line(s)' in its log: "
       f"{inrun_logged:.3f} s  -> ratio {inrun_logged / sm:.4f}")
     p(f"             (ii) write_checksums with the hash cache that fetch saved: {wb:.3f} / {wm:.3f} s, "

@@ -313,7 +313,6 @@ def main() -> int:
         server={"startup_s": round(server.startup_s, 2), "runs": srv, "rtf_median": med(srv, "rtf"),
                 "request_median_s": med(srv, "s"), "load_test": load},
     )
-    per_request = [r["s"] for r in srv]
     cli_minus_load = [r["total_s"] - r["load_s"] for r in cli]
     report["verdict"] = {
         "server_request_median_s": med(srv, "s"),

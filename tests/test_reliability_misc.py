@@ -142,3 +142,48 @@ def test_disk_full_fails_clearly_leaves_nothing_partial_and_resumes(small_hub, t
     assert not list((root / ".persian-data/tmp").glob("*")) if (root / ".persian-data/tmp").exists() else True
     filler.unlink()
     assert main(args) == 0
+
+
+def test_early_writeback_flushes_as_the_file_grows_and_keeps_the_bytes(tmp_path):
+    from persian_data import atomic
+
+    data = os.urandom(3 * 4096 + 100)
+    path = tmp_path / "part"
+    calls = []
+    real = atomic._SYNC_FILE_RANGE
+    if real is not None:
+        def spy(fd, offset, length, flags):
+            calls.append((offset, length, flags))
+            return real(fd, offset, length, flags)
+        atomic._SYNC_FILE_RANGE, saved = spy, real
+    try:
+        with open(path, "wb") as out:
+            writeback = atomic.EarlyWriteback(out.fileno(), step=4096)
+            for i in range(0, len(data), 1000):
+                out.write(data[i:i + 1000])
+                writeback.wrote(len(data[i:i + 1000]), out.flush)
+    finally:
+        if real is not None:
+            atomic._SYNC_FILE_RANGE = saved
+    assert path.read_bytes() == data
+    if sys.platform.startswith("linux"):
+        assert real is not None and writeback.enabled
+        # contiguous ranges from 0, each at least one step (the writes are 1000 bytes), WRITE only
+        assert calls == [(0, 5000, 2), (5000, 5000, 2)]
+        assert writeback.flushed == 10000 and writeback.written == len(data)
+
+
+def test_early_writeback_that_fails_falls_back_quietly(tmp_path):
+    from persian_data import atomic
+
+    if atomic._SYNC_FILE_RANGE is None:
+        pytest.skip("sync_file_range is Linux-only")
+    read_end, write_end = os.pipe()
+    try:
+        writeback = atomic.EarlyWriteback(write_end, step=1)
+        writeback.wrote(10, lambda: None)  # ESPIPE on a pipe: disabled, no exception
+        assert not writeback.enabled
+        writeback.wrote(10, lambda: None)
+    finally:
+        os.close(read_end)
+        os.close(write_end)

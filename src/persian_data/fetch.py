@@ -42,6 +42,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import build_hf_headers, filter_repo_objects, get_session, hf_raise_for_status
 
 from . import __version__
+from .atomic import EarlyWriteback
 from .catalog import Source
 from .errors import DiskSpaceError, DownloadError, HostilePathError, IntegrityError, PlanError
 from .integrity import Digests, HashCache, LockedFile, LockedSource, StreamHasher
@@ -443,12 +444,14 @@ class Downloader:
                         bar.update(-have)
                     have, mode = 0, "wb"
                 with open(part, mode) as out:
+                    writeback = EarlyWriteback(out.fileno(), start=have)
                     for chunk in resp.iter_bytes():  # as received, so a cut loses nothing already read
                         if self.cancelled.is_set():
                             raise KeyboardInterrupt
                         if have + len(chunk) > remote.size:
                             raise _Retryable(f"server sent more than the expected {remote.size} bytes")
                         out.write(chunk)
+                        writeback.wrote(len(chunk), out.flush)
                         hasher.update(chunk)
                         have += len(chunk)
                         if bar:
