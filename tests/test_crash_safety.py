@@ -84,6 +84,55 @@ def clean_state(slow_hub, tmp_path_factory):
     return state(root)
 
 
+def _identity(pid: int) -> tuple[int, bytes] | None:
+    """(pid, start time): names one process even if its pid is reused later."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return pid, handle.read().rsplit(b")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def descendants(pid: int) -> set[tuple[int, bytes]]:
+    """Every process below `pid` (workers, a forkserver and its workers), by identity."""
+    found: set[tuple[int, bytes]] = set()
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            for child in children:
+                ident = _identity(child)
+                if ident and ident not in found:
+                    found.add(ident)
+                    todo.append(child)
+    return found
+
+
+def _state(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return b"X"
+
+
+def still_alive(processes: set[tuple[int, bytes]]) -> list[str]:
+    """Those still running. A zombie has exited: reaping it is its new parent's job (pid 1 here)."""
+    alive = []
+    for pid, start in sorted(processes):
+        if _identity(pid) == (pid, start) and _state(pid) not in (b"Z", b"X"):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:150]
+            except OSError:
+                continue
+            alive.append(f"{pid}: {command}")
+    return alive
+
+
 def wait_for(log: Path, marker: str, proc: subprocess.Popen, timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -99,6 +148,7 @@ def test_sigkill_anywhere_then_rerun_equals_a_clean_run(slow_hub, clean_state, t
     rng = random.Random(7)
     phases = list(PHASES)
     killed_in: dict[str, int] = {}
+    worker_kills = 0  # kills that landed while the run had worker processes
     for point in range(KILL_POINTS):
         root = tmp_path / f"k{point}"
         phase = phases[point % len(phases)]
@@ -109,15 +159,21 @@ def test_sigkill_anywhere_then_rerun_equals_a_clean_run(slow_hub, clean_state, t
                                 stderr=subprocess.DEVNULL)
         reached = wait_for(root / "logs/dataset_download.log", PHASES[phase], proc)
         time.sleep(rng.uniform(0.0, 0.25))
+        orphans: set[tuple[int, bytes]] = set()
         if proc.poll() is None:
+            orphans = descendants(proc.pid)
             os.kill(proc.pid, signal.SIGKILL)
             killed_in[phase] = killed_in.get(phase, 0) + 1 if reached else killed_in.get(phase, 0)
+            worker_kills += bool(orphans)
         proc.wait(timeout=60)
         slow_hub.faults.clear()
         rerun = subprocess.run(run_cmd(root, slow_hub.endpoint), capture_output=True, text=True, timeout=300)
         assert rerun.returncode == 0, f"kill point {point} ({phase}): {rerun.stderr[-3000:]}"
         assert leftovers(root) == [], f"kill point {point} ({phase})"
         assert state(root) == clean_state, f"kill point {point} ({phase}) differs from a clean run"
+        # the killed run's worker processes (chat pool, speech forkserver + pool) did not outlive it
+        assert still_alive(orphans) == [], f"kill point {point} ({phase}): workers left running"
     # the kills really landed in every phase (a kill after the run ended would prove nothing)
     assert sum(killed_in.values()) >= 20, killed_in
+    assert worker_kills >= 3, worker_kills
     assert all(killed_in.get(p, 0) >= 1 for p in ("download", "chat", "speech", "records")), killed_in

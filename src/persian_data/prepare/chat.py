@@ -97,6 +97,7 @@ from ..gates import GateFailure, GateNote, gate
 from ..layout import Layout
 from ..normalize import DEFAULT, NormalizerConfig, ZWNJ, _compiled
 from ..progress import progress
+from ..workers import exit_with
 
 LOG = logging.getLogger("persian_data.prepare.chat")
 
@@ -571,8 +572,9 @@ def _work_piece(conv: _Converter, piece: _Piece) -> tuple:
 _WORKER: _Converter | None = None
 
 
-def _worker_init(options: ChatOptions) -> None:
+def _worker_init(options: ChatOptions, run_pid: int) -> None:
     global _WORKER
+    exit_with(run_pid)  # a killed run leaves no worker behind
     _WORKER = _Converter(options)
     # A worker makes no reference cycles (rows, strings, tuples; freed by reference counting),
     # and the cyclic collector walking every parsed row costs ~15 % of its time.
@@ -701,7 +703,7 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
             pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init,
-                                       initargs=(options,))
+                                       initargs=(options, os.getpid()))
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)
             pool.submit(int).result()
         out = _Writers(stack, layout, split)

@@ -77,6 +77,7 @@ from ..errors import PersianDataError
 from ..gates import GateFailure, GateNote, gate
 from ..layout import Layout
 from ..progress import progress
+from ..workers import exit_with
 
 log = logging.getLogger("persian_data.prepare.speech")
 
@@ -567,7 +568,8 @@ def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: Speec
                                             "soundfile"])
         else:
             context = mp.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=exit_with,
+                                   initargs=(os.getpid(),))  # a killed run leaves no worker behind
         try:
             futures = []
             for source, plan, staging, ctx in jobs:
