@@ -434,7 +434,7 @@ def test_check_worker_gives_the_in_process_verdict(tiny_dir, voice_copy):
         worker.close()
     assert in_child == check_voice(voice_copy, checkpoint=CKPT, structural=True)
     assert len(in_child) == 1 and "22050 Hz" in in_child[0].reason
-    assert not worker._process.is_alive()
+    assert worker._process.poll() == 0  # it read end-of-file and exited by itself
 
 
 @needs_tts
@@ -444,7 +444,7 @@ def test_check_worker_that_died_answers_none(tiny_dir):
     worker = CheckWorker()
     try:
         worker._process.kill()
-        worker._process.join(10)
+        worker._process.wait(10)
         assert worker.check(tiny_dir, checkpoint=CKPT, structural=False, layout=None) is None
     finally:
         worker.close()
@@ -454,7 +454,7 @@ def test_check_worker_starts_only_for_voices_and_only_when_it_saves_time(tmp_pat
     from persian_data.tts import worker as W
 
     started = []
-    monkeypatch.setattr(W, "CheckWorker", lambda: started.append(1) or "worker")
+    monkeypatch.setattr(W, "CheckWorker", lambda **kw: started.append(1) or "worker")
     layout = Layout(tmp_path)
     assert W.start_check_worker(layout, [BY_KEY["text"], BY_KEY["fleurs"]]) is None
     monkeypatch.setitem(sys.modules, "TTS", sys.modules.get("TTS", object()))
@@ -465,7 +465,7 @@ def test_check_worker_starts_only_for_voices_and_only_when_it_saves_time(tmp_pat
     assert W.start_check_worker(layout, [BY_KEY["tts-male"]]) is None  # no extra: the gate says so
     assert started == []
     monkeypatch.undo()
-    monkeypatch.setattr(W, "CheckWorker", lambda: started.append(1) or "worker")
+    monkeypatch.setattr(W, "CheckWorker", lambda **kw: started.append(1) or "worker")
     monkeypatch.delitem(sys.modules, "TTS", raising=False)
     if HAS_TTS:
         assert W.start_check_worker(layout, [BY_KEY["text"], BY_KEY["tts-female"]]) == "worker"
@@ -483,7 +483,18 @@ def test_fetch_of_a_voice_checks_it_in_the_child_process(fresh_hub, tmp_path):
                fresh_hub.endpoint, "--only", "tts-female"]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
-    good = fetch(tmp_path / "good")
+    # The good run from a user's script with no `if __name__ == "__main__"` guard: the child must
+    # not re-run it (multiprocessing's spawn would).
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        from persian_data.cli import main
+        print("script top level ran")
+        sys.exit(main(["fetch", "--root", {str(tmp_path / "good")!r}, "--endpoint", {fresh_hub.endpoint!r},
+                       "--only", "tts-female"]))
+    """), encoding="utf-8")
+    good = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert good.stdout.count("script top level ran") == 1
     assert good.returncode == 0, good.stderr[-3000:]
     log = (tmp_path / "good/logs/dataset_download.log").read_text("utf-8")
     assert "importing torch and coqui-tts in a child process" in log
