@@ -226,3 +226,19 @@ def test_randomized_fault_schedules_never_corrupt_the_layout(fault_hub, tmp_path
         ran += 1
         assert time.monotonic() < deadline, f"only {ran} schedules ran in the time bound"
     assert ran == schedules
+
+
+def test_downloads_take_larger_socket_reads_and_restore_the_client_default():
+    import httpcore2._sync.http11 as http11
+
+    from persian_data.fetch import SOCKET_READ, larger_socket_reads
+
+    default = http11.HTTP11Connection.READ_NUM_BYTES
+    assert default < SOCKET_READ
+    with pytest.raises(RuntimeError):
+        with larger_socket_reads():
+            assert http11.HTTP11Connection.READ_NUM_BYTES == SOCKET_READ
+            raise RuntimeError("a failing download")
+    assert http11.HTTP11Connection.READ_NUM_BYTES == default
+    with larger_socket_reads(nbytes=default // 2):  # never lowers it
+        assert http11.HTTP11Connection.READ_NUM_BYTES == default
