@@ -187,3 +187,30 @@ def test_early_writeback_that_fails_falls_back_quietly(tmp_path):
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_second_ctrl_c_exits_at_once_even_while_cleanup_hangs(tmp_path):
+    """The first Ctrl-C starts a clean stop; if that stop hangs (a read stuck on a dead mirror),
+    a second Ctrl-C must end the process at once with 130."""
+    script = tmp_path / "hang.py"
+    script.write_text(
+        "import sys, time\n"
+        "from persian_data.cli import _install_sigint\n"
+        "_install_sigint()\n"
+        "try:\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('cleaning up', flush=True)\n"
+        "    time.sleep(60)  # a cleanup that hangs\n"
+        "    print('cleanup finished', flush=True)\n",
+        encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGINT)
+    assert proc.stdout.readline().strip() == "cleaning up"
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 130
+    assert time.monotonic() - started < 5
+    assert "cleanup finished" not in proc.stdout.read()
