@@ -60,10 +60,6 @@ class CheckWorker:
             if stderr_path is not None:
                 stderr.close()
 
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
     def check(self, model_dir: Path, *, checkpoint: str | None, structural: bool,
               layout: Layout | None) -> list | None:
         """check_voice's result from the child; None when the child could not answer."""
