@@ -7,6 +7,7 @@ crash never leaves a half-written file, or even a temp file, inside the layout.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import sys
 import tempfile
@@ -74,12 +75,41 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+OnPlaced = Callable[[Path, str], None]
+"""Told (final path, sha256 hex) once a file is in place: the digest of the bytes as they were
+written, so whoever keeps hashes (the run's hash cache) never has to read the file back."""
+
+
+class _HashingWriter:
+    """A binary file handle that hashes every byte written through it."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        return self._handle.write(data)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+
 @contextmanager
-def atomic_writer(final: Path, tmp_dir: Path, mode: str = "wb", **open_kwargs) -> Iterator[IO]:
+def atomic_writer(final: Path, tmp_dir: Path, mode: str = "wb", on_placed: OnPlaced | None = None,
+                  **open_kwargs) -> Iterator[IO]:
     """Open a temp file in `tmp_dir`; on clean exit fsync it and rename it onto `final`.
 
-    On any exception the temp file is removed and `final` is left as it was.
+    On any exception the temp file is removed and `final` is left as it was. With `on_placed`
+    (binary modes only) the bytes are hashed as they are written and the digest is handed over
+    once the file is in place.
     """
+    if on_placed is not None and "b" not in mode:
+        raise ValueError("on_placed needs a binary mode")
     final = Path(final)
     tmp_dir = Path(tmp_dir)
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +118,8 @@ def atomic_writer(final: Path, tmp_dir: Path, mode: str = "wb", **open_kwargs) -
     os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; layout files get the usual mode
     try:
         with os.fdopen(fd, mode, **open_kwargs) as handle:
-            yield handle
+            writer = _HashingWriter(handle) if on_placed is not None else handle
+            yield writer
             handle.flush()
             os.fsync(handle.fileno())
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -97,24 +128,29 @@ def atomic_writer(final: Path, tmp_dir: Path, mode: str = "wb", **open_kwargs) -
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if on_placed is not None:
+        on_placed(final, writer.sha256.hexdigest())
 
 
-def atomic_write_bytes(final: Path, data: bytes, tmp_dir: Path) -> None:
-    with atomic_writer(final, tmp_dir) as handle:
+def atomic_write_bytes(final: Path, data: bytes, tmp_dir: Path, on_placed: OnPlaced | None = None) -> None:
+    with atomic_writer(final, tmp_dir, on_placed=on_placed) as handle:
         handle.write(data)
 
 
-def atomic_write_text(final: Path, text: str, tmp_dir: Path) -> None:
-    atomic_write_bytes(final, text.encode("utf-8"), tmp_dir)
+def atomic_write_text(final: Path, text: str, tmp_dir: Path, on_placed: OnPlaced | None = None) -> None:
+    atomic_write_bytes(final, text.encode("utf-8"), tmp_dir, on_placed)
 
 
-def write_if_changed(final: Path, text: str, tmp_dir: Path) -> bool:
-    """Write only when the content differs, so a rerun leaves mtimes (and hash caches) alone."""
-    data = text.encode("utf-8")
+def write_if_changed(final: Path, text: str | bytes, tmp_dir: Path, on_placed: OnPlaced | None = None) -> bool:
+    """Write only when the content differs, so a rerun leaves mtimes (and hash caches) alone.
+    `on_placed` hears of the file either way (its bytes are in memory: nothing is read twice)."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
     try:
-        if final.read_bytes() == data:
-            return False
+        same = os.path.getsize(final) == len(data) and Path(final).read_bytes() == data
     except FileNotFoundError:
-        pass
-    atomic_write_bytes(final, data, tmp_dir)
-    return True
+        same = False
+    if not same:
+        atomic_write_bytes(final, data, tmp_dir)
+    if on_placed is not None:
+        on_placed(Path(final), hashlib.sha256(data).hexdigest())
+    return not same

@@ -191,7 +191,8 @@ def _dispatch(args) -> int:
         return _report(outcome)
     if args.command == "prepare":
         stages = ("text", "speech") if args.what == "all" else (args.what,)
-        return _report(pipeline.run_prepare(layout, sources, stages, _prepare_options(args), verbose=args.verbose))
+        return _report(pipeline.run_prepare(layout, sources, stages, _prepare_options(args), verbose=args.verbose,
+                                            explicit=bool(args.only)))
     if args.command == "verify":
         return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose))
     if args.command == "status":

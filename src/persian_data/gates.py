@@ -18,7 +18,7 @@ import orjson
 from .catalog import CATALOG, Source
 from .integrity import HashCache, LockFileError, hash_file, read_lock
 from .layout import Layout
-from .records import counts, data_files
+from .records import counts, data_file_stats, data_files
 
 log = logging.getLogger("persian_data")
 
@@ -53,9 +53,13 @@ class GateContext:
     thorough: bool = False  # verify: re-hash every byte instead of trusting the cache
     required_stages: frozenset[str] = frozenset()  # stages whose outputs must exist (this run prepared them)
 
-    def sha256(self, path) -> str:
+    def sha256(self, path, st: os.stat_result | None = None) -> str:
+        """The file's sha256: from the hash cache when the file is unchanged since it was hashed
+        (a stat), else read now. `thorough` (verify) always reads."""
         if self.cache is not None and not self.thorough:
-            return self.cache.digests(path).sha256
+            hit = self.cache.lookup(path, st)
+            if hit is not None:
+                return hit.sha256
         digests = hash_file(path)
         if self.cache is not None:
             self.cache.put(path, digests)
@@ -94,15 +98,20 @@ class Warm(Protocol):
 WarmupFn = Callable[[Layout, "list[Source]"], "Warm | None"]
 _REGISTRY: dict[str, GateFn] = {}
 _STAGE_MARKERS: dict[str, tuple[str, MarkerFn]] = {}
+_SCOPES: dict[str, str] = {}  # gate name -> the bucket (text, speech, tts) whose sources it judges
 _WARMUPS: dict[str, WarmupFn] = {}
 _WARM: dict[str, Warm] = {}
 
 
 def gate(name: str, *, stage: str | None = None, markers: MarkerFn | None = None,
-         warmup: WarmupFn | None = None) -> Callable[[GateFn], GateFn]:
+         warmup: WarmupFn | None = None, bucket: str | None = None) -> Callable[[GateFn], GateFn]:
     """Register a gate. A stage's gate (`stage="text"`, `markers` = paths its run leaves) only
     runs once that stage has produced output, or when this run prepared it; before that it
     says so in a note instead of failing a plain `fetch`.
+
+    `bucket` (default: the stage's name) scopes a gate to the sources of one bucket: a run that
+    touched none of them (`prepare text`, `fetch --only fleurs`) does not judge it, and its summary
+    says which sources were not checked.
 
     `warmup(layout, sources)` is called when a run knows which sources it is about to download,
     so a gate with a slow start (the voice check imports torch) can begin it while the bytes
@@ -114,6 +123,8 @@ def gate(name: str, *, stage: str | None = None, markers: MarkerFn | None = None
             _STAGE_MARKERS[name] = (stage, markers)
         if warmup is not None:
             _WARMUPS[name] = warmup
+        if bucket or stage:
+            _SCOPES[name] = bucket or stage
         return fn
 
     return register
@@ -156,7 +167,12 @@ def run_gates(ctx: GateContext) -> tuple[list[GateFailure], list[GateNote], list
     """Run every registered gate; return failures, notes, and the names of the gates run."""
     failures: list[GateFailure] = []
     notes: list[GateNote] = []
+    buckets = {source.bucket for source in ctx.sources}
+    ran: list[str] = []
     for name, fn in _REGISTRY.items():
+        if name in _SCOPES and _SCOPES[name] not in buckets:
+            continue  # none of its sources is part of this run
+        ran.append(name)
         if name in _STAGE_MARKERS:
             stage, markers = _STAGE_MARKERS[name]
             if stage not in ctx.required_stages and not any(p.exists() for p in markers(ctx.layout)):
@@ -168,7 +184,7 @@ def run_gates(ctx: GateContext) -> tuple[list[GateFailure], list[GateNote], list
             results = [GateFailure(name, "", f"gate crashed: {type(exc).__name__}: {exc}")]
         for item in results:
             (notes if isinstance(item, GateNote) else failures).append(item)
-    return failures, notes, list(_REGISTRY)
+    return failures, notes, ran
 
 
 # -- the specification's gates ------------------------------------------------------------------
@@ -206,13 +222,13 @@ def checksums_gate(ctx: GateContext) -> list[GateFailure]:
             out.append(GateFailure("checksums", rel, f"line {number} is not '<sha256>  <path>'"))
             continue
         listed[path] = digest
-    actual = {layout.relative(p): p for p in data_files(layout.datasets)}
+    actual = {layout.relative(p): (p, st) for p, st in data_file_stats(layout.datasets)}
     for path in sorted(set(actual) - set(listed)):
         out.append(GateFailure("checksums", path, f"not listed in {rel}"))
     for path in sorted(set(listed) - set(actual)):
         out.append(GateFailure("checksums", path, f"listed in {rel} but not on disk"))
     for path in sorted(set(actual) & set(listed)):
-        got = ctx.sha256(actual[path])
+        got = ctx.sha256(*actual[path])
         if got != listed[path]:
             out.append(GateFailure("checksums", path, f"sha256 is {got}, {rel} says {listed[path]}"))
     return out

@@ -118,6 +118,12 @@ class HashCache:
             self._entries[self._key(path)] = entry
             self._dirty = True
 
+    def placed(self, path: Path, sha256: str) -> None:
+        """A file the tool has just put in place, with the sha256 of the bytes it wrote (hashed
+        while writing): remembered against the file's stat now, so records and gates after the
+        stage cost a stat(), not a read. A later change (size, mtime or inode) is still caught."""
+        self.put(path, Digests(sha256))
+
     def forget(self, path: Path) -> None:
         with self._lock:
             if self._entries.pop(self._key(path), None) is not None:

@@ -156,7 +156,7 @@ def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bo
     layout = run.layout
     if write:
         if lock is not None:
-            write_readmes(layout, lock, sources)
+            write_readmes(layout, lock, sources, run.cache)
         log.info("records: hashing data files for %s", layout.relative(layout.checksums_file))
         with progress(None, "checksums", "B", logger=log, unit_scale=True) as bar:
             lines = write_checksums(layout, run.cache, on_bytes=bar.update)
@@ -174,9 +174,10 @@ def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bo
         log.error("%s", failure)
     ok = not failures
     gate_lines = [str(f) for f in failures] + [str(n) for n in notes]
-    checked = ", ".join(s.key for s in sources)
+    checked = ", ".join(s.key for s in sources) or "no source"
+    unchecked = [s.key for s in CATALOG if s not in sources]
     gate_lines.append(f"{'PASS' if ok else 'FAIL'}: gates {', '.join(names)} for {checked}"
-                      + ("" if len(sources) == len(CATALOG) else " (partial run: other sources not checked)"))
+                      + (f" (partial run: {', '.join(unchecked)} not checked)" if unchecked else ""))
     log.info("%s", gate_lines[-1])
     append_summary(layout, summary_block(layout, meta, gate_lines, ok))
     return Outcome(ok, [str(f) for f in failures], [str(n) for n in notes])
@@ -228,7 +229,10 @@ class PrepareOptions:
 
 def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source],
                        options: PrepareOptions | None = None) -> tuple[str, ...]:
-    """Run the prepare stages that apply to `sources`; return the names of those that ran."""
+    """Run the prepare stages that apply to `sources`; return the names of those that ran.
+
+    Every file a stage places is hashed while it is written and handed to the run's hash cache,
+    so the records and gates after it cost a stat() per file, not a read."""
     options = options or PrepareOptions()
     keys = {s.key for s in sources}
     done = []
@@ -242,7 +246,8 @@ def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source],
             log.info("chat: raw files, options and normalizer unchanged since the last prepare; kept %s",
                      run.layout.relative(run.layout.chat_combined()))
         else:
-            prepare_chat(run.layout, chat_options, logger=logging.getLogger("persian_data.prepare.chat"))
+            prepare_chat(run.layout, chat_options, logger=logging.getLogger("persian_data.prepare.chat"),
+                         cache=run.cache)
             run.cache.memo_put(memo, _stat_keys([run.layout.chat_combined(), run.layout.chat_stats()]) or "")
         done.append("text")
     speech_sources = [s for s in sources if s.key in ("commonvoice", "fleurs")]
@@ -250,9 +255,33 @@ def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source],
         from .prepare.speech import SpeechOptions, prepare_speech
 
         prepare_speech(run.layout, speech_sources, options.speech or SpeechOptions(),
-                       logger=logging.getLogger("persian_data.prepare.speech"))
+                       logger=logging.getLogger("persian_data.prepare.speech"), cache=run.cache)
         done.append("speech")
     return tuple(done)
+
+
+STAGE_BUCKETS = {"text": "text", "speech": "speech"}  # prepare stage -> the bucket it reads
+
+
+def fetched(layout: Layout, source: Source) -> bool:
+    """The source's content folder is there and holds something (a stage has input)."""
+    folder = layout.content_dir(source)
+    try:
+        return folder.is_dir() and any(folder.iterdir())
+    except OSError:
+        return False
+
+
+def prepare_targets(layout: Layout, sources: list[Source], stages: tuple[str, ...],
+                    explicit: bool) -> tuple[list[Source], list[Source]]:
+    """The sources the stages will prepare, and those they would have but that are not fetched.
+
+    Without `--only` a stage prepares what is there and says what is absent; a source named by
+    `--only` is always handed over, so its stage fails clearly when it is missing."""
+    wanted = [s for s in sources if s.bucket in {STAGE_BUCKETS[stage] for stage in stages}]
+    if explicit:
+        return wanted, []
+    return [s for s in wanted if fetched(layout, s)], [s for s in wanted if not fetched(layout, s)]
 
 
 def _stat_keys(paths: list[Path]) -> str | None:
@@ -279,15 +308,19 @@ def _chat_memo(layout: Layout, chat_options) -> str:
 
 
 def run_prepare(layout: Layout, sources: list[Source], stages: tuple[str, ...], options: PrepareOptions,
-                *, verbose: bool = False) -> Outcome:
-    """`persian-data prepare`: the prepare stages on what is already fetched, then records and gates."""
+                *, verbose: bool = False, explicit: bool = False) -> Outcome:
+    """`persian-data prepare`: the prepare stages on what is already fetched, then records and the
+    gates of what this command touched (the rest is said to be unchecked, not failed)."""
     load_stage_gates()
     with Run(layout, verbose=verbose) as run:
-        prepared = run_prepare_stages(run, stages, sources, options)
+        targets, absent = prepare_targets(layout, sources, stages, explicit)
+        for source in absent:
+            log.warning("prepare: %s is not fetched (%s is missing); skipped. `persian-data fetch --only %s` "
+                        "gets it", source.key, layout.relative(layout.content_dir(source)), source.key)
+        prepared = run_prepare_stages(run, stages, targets, options)
         if not prepared:
-            log.warning("prepare: nothing to do for %s with sources %s", ",".join(stages),
-                        ",".join(s.key for s in sources))
-        return finish(run, sources, lock=read_lock(layout.lock_file), prepared=prepared)
+            log.warning("prepare: nothing to do for %s: none of its sources is fetched", ",".join(stages))
+        return finish(run, targets, lock=read_lock(layout.lock_file), prepared=prepared)
 
 
 def run_verify(layout: Layout, sources: list[Source], *, quick: bool = False, verbose: bool = False) -> Outcome:

@@ -10,6 +10,7 @@ sort -z` would), so the file is identical on every machine.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import time
@@ -20,9 +21,12 @@ from .catalog import CATALOG, Source
 from .integrity import HashCache, LockedSource
 from .layout import Layout
 
+log = logging.getLogger("persian_data")
 
-def data_files(folder: Path) -> list[Path]:
-    """Regular files (not symlinks) of more than one byte below `folder`, sorted by path bytes."""
+
+def data_file_stats(folder: Path) -> list[tuple[Path, os.stat_result]]:
+    """(path, lstat) of the regular files (not symlinks) of more than one byte below `folder`,
+    sorted by path bytes. One lstat per file: callers reuse it instead of asking again."""
     found = []
     if not folder.exists():
         return found
@@ -35,8 +39,13 @@ def data_files(folder: Path) -> list[Path]:
             except FileNotFoundError:
                 continue
             if stat.S_ISREG(st.st_mode) and st.st_size > 1:
-                found.append(path)
-    return sorted(found, key=lambda p: os.fsencode(p))
+                found.append((path, st))
+    return sorted(found, key=lambda item: os.fsencode(item[0]))
+
+
+def data_files(folder: Path) -> list[Path]:
+    """Regular files (not symlinks) of more than one byte below `folder`, sorted by path bytes."""
+    return [path for path, _ in data_file_stats(folder)]
 
 
 def count_files(layout: Layout, source: Source) -> int:
@@ -71,10 +80,12 @@ def readme_text(source: Source, locked: LockedSource) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_readmes(layout: Layout, lock: dict[str, LockedSource], sources: list[Source]) -> None:
+def write_readmes(layout: Layout, lock: dict[str, LockedSource], sources: list[Source],
+                  cache: HashCache | None = None) -> None:
     for source in sources:
         if source.key in lock:
-            write_if_changed(layout.source_readme(source), readme_text(source, lock[source.key]), layout.tmp_dir)
+            write_if_changed(layout.source_readme(source), readme_text(source, lock[source.key]), layout.tmp_dir,
+                             on_placed=cache.placed if cache is not None else None)
 
 
 def checksum_line(sha256: str, rel: str) -> str:
@@ -84,10 +95,16 @@ def checksum_line(sha256: str, rel: str) -> str:
 
 
 def write_checksums(layout: Layout, cache: HashCache, on_bytes=None) -> list[str]:
-    """Write checksums/datasets.sha256.txt, hashing only files the cache has not seen unchanged."""
-    files = data_files(layout.datasets)
-    digests = cache.digests_many(files, on_bytes=on_bytes)
-    lines = [checksum_line(digests[p].sha256, layout.relative(p)) for p in files]
+    """Write checksums/datasets.sha256.txt. A file the cache knows unchanged (same size, mtime and
+    inode as when it was hashed: while downloading, or while a stage wrote it) costs a stat();
+    only the others are read and hashed, in threads."""
+    found = data_file_stats(layout.datasets)
+    known = {path: cache.lookup(path, st) for path, st in found}
+    unknown = [path for path, hit in known.items() if hit is None]
+    fresh = cache.digests_many(unknown, on_bytes=on_bytes)
+    log.info("records: %d file(s) known by the hash taken when they were written, %d hashed now",
+             len(found) - len(unknown), len(unknown))
+    lines = [checksum_line((known[p] or fresh[p]).sha256, layout.relative(p)) for p, _ in found]
     text = "".join(lines)
     write_if_changed(layout.checksums_file, text, layout.tmp_dir)
     return lines

@@ -666,7 +666,7 @@ class _Writers:
 
 
 def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
-                 logger: logging.Logger | None = None) -> ChatStats:
+                 logger: logging.Logger | None = None, cache=None) -> ChatStats:
     """Build combined.jsonl (and train/valid, stats, rejects) from the raw text source."""
     log = logger or LOG
     t0 = time.monotonic()

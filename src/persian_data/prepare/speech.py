@@ -471,7 +471,7 @@ class SpeechStats:
 
 
 def prepare_speech(layout: Layout, sources: list[Source] | None = None, options: SpeechOptions = SpeechOptions(),
-                   *, logger: logging.Logger | None = None) -> dict[str, SpeechStats]:
+                   *, logger: logging.Logger | None = None, cache=None) -> dict[str, SpeechStats]:
     """Prepare every given speech source (default: those fetched). Returns stats by source key."""
     logger = logger or log
     unknown = [f for f in options.exports if f not in EXPORT_FORMATS]

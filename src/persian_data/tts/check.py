@@ -464,7 +464,7 @@ def check_or_raise(model_dir: Path, *, checkpoint: str | None = None, structural
 # -- the gate ------------------------------------------------------------------------------------
 
 
-@gate(GATE, warmup=start_check_worker)
+@gate(GATE, warmup=start_check_worker, bucket="tts")
 def tts_gates(ctx) -> list[GateFailure | GateNote]:
     """Model check for each voice bucket present under datasets/tts/.
 
