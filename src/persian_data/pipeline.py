@@ -301,7 +301,13 @@ def _chat_memo(layout: Layout, chat_options) -> str:
     raw = sorted(layout.content_dir(BY_KEY["text"]).rglob("*.json"))
     digest = hashlib.sha256()
     digest.update(repr(chat_options).encode())
-    digest.update(Path(normalize.__file__).read_bytes())
+    # The code that decides what the output holds: the normalizer, the chat stage's modules and
+    # the text-cleaning rules (PII, answers, near-duplicates, script).
+    package = Path(normalize.__file__).parent
+    code = [Path(normalize.__file__), *sorted((package / "prepare").glob("chat*.py")),
+            *sorted((package / "textclean").glob("*.py"))]
+    for path in code:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update((_stat_keys(raw) or "").encode())
     digest.update(",".join(p.name for p in raw).encode())
     return "stage:text:" + digest.hexdigest()
