@@ -1,4 +1,4 @@
-"""The two Coqui VITS voices: model check (gate "tts"), synthesis, and an /api/tts server.
+"""The two Coqui VITS voices: model check (gate "tts"), ONNX export, synthesis, and an /api/tts server.
 
 Importing this package registers the `tts` gate. It needs neither torch nor coqui-tts: those
 come with the `tts` extra (pip install 'persian-data[tts]') and are imported only when a voice
@@ -11,8 +11,8 @@ from .check import (
     check_voice,
     find_checkpoint,
     require_tts_extra,
-    tts_gates,
 )
+from .gate import tts_gates  # registers the gate (pipeline imports persian_data.tts.check, i.e. this package)
 _SYNTH_NAMES = ("EmptyTextError", "Voice", "list_voices", "load_voices", "split_sentences", "synth_to_file",
                 "voice_dir", "wav_bytes")
 

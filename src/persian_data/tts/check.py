@@ -1,4 +1,4 @@
-"""Model check for the two Coqui VITS voices, and the `tts` gate.
+"""Model check for the two Coqui VITS voices (run by the `tts` gate, gate.py).
 
 What it catches, before a user hears it:
 
@@ -32,11 +32,9 @@ from typing import Any, Callable, Iterator
 
 from ..catalog import BY_KEY, Source
 from ..errors import ExtraMissingError, PersianDataError
-from ..gates import GateFailure, GateNote, gate, warm
-from ..layout import Layout
-from .worker import start_check_worker
+from ..gates import GateFailure, GateNote
 
-GATE = "tts"
+GATE = "tts"  # the gate's name (the gate itself is in gate.py)
 CONFIG_NAME = "config.json"
 INSTALL_EXTRA = "pip install 'persian-data[tts]'"
 INSTALL_ESPEAK = (
@@ -459,49 +457,3 @@ def check_or_raise(model_dir: Path, *, checkpoint: str | None = None, structural
         raise VoiceCheckError("; ".join(str(f) for f in failures))
     if notes:
         raise ExtraMissingError(notes[0].message)
-
-
-# -- the gate ------------------------------------------------------------------------------------
-
-
-@gate(GATE, warmup=start_check_worker, bucket="tts")
-def tts_gates(ctx) -> list[GateFailure | GateNote]:
-    """Model check for each voice bucket present under datasets/tts/.
-
-    Loading torch and a checkpoint costs seconds, so a voice whose config and checkpoint bytes
-    already passed the check (per the hash cache) is not loaded again by `fetch`; `verify` always
-    checks."""
-    layout = ctx if isinstance(ctx, Layout) else ctx.layout
-    results: list[GateFailure | GateNote] = []
-    for source in VOICE_SOURCES.values():
-        if not layout.bucket_root(source).exists():
-            continue  # this voice was not fetched: nothing to check
-        model_dir = layout.content_dir(source)
-        if not model_dir.is_dir():
-            results.append(
-                GateFailure(GATE, layout.relative(model_dir), "missing: the voice's model folder")
-            )
-            continue
-        preferred = inference_checkpoint_name(source)
-        if preferred and not (model_dir / preferred).is_file():
-            preferred = None  # e.g. another selection: fall back to the newest best_model
-        checkpoint = model_dir / (preferred or "")
-        key = None
-        if not isinstance(ctx, Layout) and preferred and (model_dir / "config.json").is_file():
-            key = ctx.content_key(GATE, [model_dir / "config.json", checkpoint])
-            if ctx.passed_before(key):
-                continue
-        # Building the whole model to compare every weight's shape costs seconds per voice: `verify`
-        # (thorough) does it; `fetch` checks config, checkpoint, symbols, sizes and espeak-ng.
-        structural = isinstance(ctx, Layout) or ctx.thorough
-        found = None
-        worker = warm(GATE)  # a child that imported torch while the voice downloaded (worker.py)
-        if worker is not None:
-            found = worker.check(model_dir, checkpoint=preferred, structural=structural, layout=layout)
-        if found is None:
-            found = check_voice(model_dir, checkpoint=preferred, structural=structural, display=layout.relative)
-        if not any(isinstance(r, (GateFailure, GateNote)) for r in found):
-            if not isinstance(ctx, Layout):
-                ctx.remember_pass(key)
-        results.extend(found)
-    return results

@@ -10,15 +10,13 @@ split_sentences=False)` for each piece, and join the pieces with a short pause.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
-import re
 import threading
 import time
-import wave
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -35,91 +33,9 @@ from .check import (
     quiet_coqui,
     require_tts_extra,
 )
+from .pieces import EmptyTextError, pieces_or_raise, speak, split_sentences, wav_bytes  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
-
-# Where a piece ends. Persian: ، (comma) ؛ (semicolon) ؟ (question mark); Latin: . ! ? ; ,
-# plus … and newlines. A "." between two digits (3.14) is not an end.
-_CLAUSE_END = "،؛,;"
-_SENTENCE_END = "؟?!.…"
-_SPLIT = re.compile(r"(?<!\d)\.|\.(?!\d)|[؟?!…،؛,;]|\n+")
-_HAS_WORD = re.compile(r"\w")
-MAX_PIECE_CHARS = 300  # longer runs without punctuation are cut at spaces
-CLAUSE_CHARS = 120  # clauses (، ؛ , ;) are packed into pieces of up to this many characters
-PAUSE_CLAUSE_S = 0.15
-PAUSE_SENTENCE_S = 0.35
-
-
-class EmptyTextError(PersianDataError, ValueError):
-    """Nothing to say: the text is empty or has no letters or digits."""
-
-
-def split_sentences(
-    text: str, max_chars: int = MAX_PIECE_CHARS, clause_chars: int = CLAUSE_CHARS
-) -> list[str]:
-    """Split `text` into pieces at Persian and Latin punctuation, keeping the punctuation.
-
-    Sentence ends (. ! ? ؟ … and newlines) always end a piece. Clause marks (، ؛ , ;) end one
-    only when the sentence is long: clauses are packed together up to `clause_chars`, so a
-    short "بله، درست است." stays one piece and keeps its intonation. Pieces without any letter
-    or digit (e.g. "...") are dropped; pieces longer than `max_chars` are cut at whitespace.
-    """
-    raw: list[str] = []
-    start = 0
-    for match in _SPLIT.finditer(text):
-        end = match.end()
-        if end <= start:
-            continue
-        # keep runs of closing punctuation ("?!", "...") with their piece
-        while end < len(text) and text[end] in _CLAUSE_END + _SENTENCE_END:
-            end += 1
-        raw.append(text[start:end])
-        start = end
-    raw.append(text[start:])
-    out: list[str] = []
-    current = ""
-    for piece in raw:
-        piece = " ".join(piece.split())
-        if not piece:
-            continue
-        if current and len(current) + 1 + len(piece) > clause_chars:
-            out.append(current)
-            current = ""
-        current = f"{current} {piece}" if current else piece
-        if current[-1] not in _CLAUSE_END:  # a sentence end (or the end of the text)
-            out.append(current)
-            current = ""
-    if current:
-        out.append(current)
-    pieces: list[str] = []
-    for piece in out:
-        if _HAS_WORD.search(piece):
-            pieces.extend(_cut(piece, max_chars))
-    return pieces
-
-
-def _cut(piece: str, max_chars: int) -> list[str]:
-    if len(piece) <= max_chars:
-        return [piece]
-    chunks: list[str] = []
-    current = ""
-    for word in piece.split(" "):
-        if current and len(current) + 1 + len(word) > max_chars:
-            chunks.append(current)
-            current = word
-        else:
-            current = f"{current} {word}" if current else word
-        while len(current) > max_chars:  # one "word" longer than the limit
-            chunks.append(current[:max_chars])
-            current = current[max_chars:]
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def _pause_after(piece: str) -> float:
-    tail = piece.rstrip()[-1:]
-    return PAUSE_CLAUSE_S if tail and tail in _CLAUSE_END else PAUSE_SENTENCE_S
 
 
 class Voice:
@@ -195,21 +111,16 @@ class Voice:
             audio = audio[: -self._pad]
         return audio
 
-    def synthesize(self, text: str) -> np.ndarray:
+    def synthesize(self, text: str, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         """Speak `text`: split into sentences, synthesize each, join. Mono float32 in [-1, 1]."""
-        pieces = split_sentences(text)
-        if not pieces:
-            raise EmptyTextError("nothing to synthesize: the text has no letters or digits")
-        parts: list[np.ndarray] = []
-        for index, piece in enumerate(pieces):
-            parts.append(self.synthesize_piece(piece))
-            if index < len(pieces) - 1:
-                parts.append(np.zeros(int(self.sample_rate * _pause_after(piece)), np.float32))
-        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        return speak(text, self.synthesize_piece, self.sample_rate, should_stop)
+
+    runtime = "torch"
 
     def info(self) -> dict:
         return {
             "name": self.name,
+            "runtime": self.runtime,
             "sample_rate": self.sample_rate,
             "checkpoint": self.checkpoint.name,
         }
@@ -222,22 +133,6 @@ def _coqui_pad() -> int:
         return int(PAD_SILENCE_SAMPLES)
     except ImportError:  # pragma: no cover - older/newer coqui without the constant
         return 0
-
-
-def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
-    """16-bit PCM mono WAV. Peak-normalised like coqui's own save_wav (peaks below 0.01 kept)."""
-    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    scale = 32767.0 / max(0.01, peak)
-    pcm = np.clip(audio * scale, -32768, 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(int(sample_rate))
-        out.writeframes(pcm.tobytes())
-    return buffer.getvalue()
 
 
 def synth_to_file(

@@ -1,0 +1,128 @@
+"""A voice served from its ONNX export with onnxruntime: no torch, no coqui-tts.
+
+What coqui's `Synthesizer.tts(piece, split_sentences=False)` does for a VITS voice, step by step:
+text -> ids (frontend.TextFrontEnd, the twin of coqui's tokenizer), the VITS graph (the ONNX file
+`tts-export` wrote with coqui's own `Vits.export_onnx`), then coqui's end-of-speech trim
+(`AudioProcessor.find_endpoint`, when the config sets `do_trim_silence`). Sentence split, pauses
+and WAV writing are shared with the torch runtime (pieces.py).
+
+Loading checks the export first (onnx_record.checked_record): the ONNX bytes that the session is
+built from are the bytes whose sha256 matched the record, so a tampered file is never run.
+onnxruntime sessions are thread-safe: several requests may synthesize at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import ExtraMissingError
+from .frontend import TextFrontEnd
+from .onnx_record import RECORD_FILE, checked_record, sha256_of
+from .pieces import speak
+
+INSTALL_SERVE = "pip install 'persian-data[serve]'"
+MIN_SILENCE_S = 0.8  # coqui's find_endpoint default, as Synthesizer.tts calls it
+
+
+def require_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ExtraMissingError(
+            f"onnxruntime is not installed ({exc}); install the light serving extra with {INSTALL_SERVE}"
+        ) from exc
+    return onnxruntime
+
+
+def find_endpoint(wav: np.ndarray, *, sample_rate: int, trim_db: float, gain: float, base: float,
+                  min_silence_sec: float = MIN_SILENCE_S) -> int:
+    """coqui's AudioProcessor.find_endpoint: where the trailing silence starts (or len(wav))."""
+    window = int(sample_rate * min_silence_sec)
+    hop = int(window / 4)
+    threshold = np.power(10, -trim_db / gain) if base == 10 else np.exp(-trim_db / gain)
+    for start in range(hop, len(wav) - window, hop):
+        if np.max(wav[start:start + window]) < threshold:
+            return start + hop
+    return len(wav)
+
+
+class OnnxVoice:
+    """One voice on onnxruntime. Thread-safe; no lock: runs may overlap."""
+
+    runtime = "onnx"
+
+    def __init__(self, session: Any, front_end: TextFrontEnd, record: dict, *, name: str, folder: Path,
+                 load_seconds: float, scales: Sequence[float] | None = None) -> None:
+        self._session = session
+        self.front_end = front_end
+        self.record = record
+        self.name = name
+        self.folder = Path(folder)
+        self.checkpoint = Path(record["source"]["checkpoint"]["file"])  # what it was exported from
+        self.load_seconds = load_seconds
+        audio = record["audio"]
+        self.sample_rate = int(audio["sample_rate"])
+        self._trim = audio.get("do_trim_silence") and dict(
+            sample_rate=int(audio["ap_sample_rate"]), trim_db=float(audio["trim_db"]),
+            gain=float(audio["spec_gain"]), base=float(audio["base"]))
+        self._scales = np.asarray(scales if scales is not None else record["scales"], dtype=np.float32)
+
+    @classmethod
+    def load(cls, folder: Path, *, model_dir: Path | None = None, name: str | None = None,
+             source_sha256: dict[str, str] | None = None, threads: int | None = None,
+             scales: Sequence[float] | None = None) -> "OnnxVoice":
+        """Check `folder` against its record (and `model_dir`'s files, when given), then load it.
+
+        Raises OnnxExportError (tampered, stale, incomplete), FrontEndError (espeak-ng missing),
+        ExtraMissingError (no onnxruntime).
+        threads: onnxruntime's intra-op threads for this voice (default: one per core).
+        scales: [noise, length, noise_dp] instead of the recorded ones (the export check uses 0 noise).
+        """
+        ort = require_onnxruntime()
+        started = time.perf_counter()
+        folder = Path(folder)
+        loaded: dict[Path, bytes] = {}
+
+        def sha256(path: Path) -> str:
+            if path.suffix == ".onnx" and path.parent == folder:
+                loaded[path] = path.read_bytes()  # hash exactly the bytes the session will run
+                return hashlib.sha256(loaded[path]).hexdigest()
+            return sha256_of(path)
+
+        record = checked_record(folder, model_dir, sha256=sha256, source_sha256=source_sha256)
+        front_end = TextFrontEnd(record["front_end"])
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        data = loaded[folder / record["onnx"]["file"]]
+        session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+        del data, loaded
+        return cls(session, front_end, record, name=name or folder.parent.name, folder=folder,
+                   load_seconds=time.perf_counter() - started, scales=scales)
+
+    def run_ids(self, ids: list[int]) -> np.ndarray:
+        """The raw VITS output for these ids (no trim)."""
+        out = self._session.run(["output"], {
+            "input": np.asarray([ids], dtype=np.int64),
+            "input_lengths": np.asarray([len(ids)], dtype=np.int64),
+            "scales": self._scales,
+        })[0]
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+
+    def synthesize_piece(self, piece: str) -> np.ndarray:
+        wav = self.run_ids(self.front_end.ids(piece))
+        if self._trim:
+            wav = wav[: find_endpoint(wav, **self._trim)]
+        return wav
+
+    def synthesize(self, text: str, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+        return speak(text, self.synthesize_piece, self.sample_rate, should_stop)
+
+    def info(self) -> dict:
+        return {"name": self.name, "runtime": self.runtime, "sample_rate": self.sample_rate,
+                "checkpoint": self.checkpoint.name, "onnx": str(self.folder / RECORD_FILE)}
