@@ -1,17 +1,19 @@
-"""Plan, download, verify and place the sources' files, through huggingface_hub.
+"""Download, verify and place the planned files, from the best endpoint that has them.
 
 How a file travels:
-  1. The plan lists the repo tree at one resolved commit (`HfApi.repo_info`, `list_repo_tree`):
-     every file's size and Hub hash (sha256 for LFS files, git blob sha1 otherwise) is known
-     before a byte is downloaded, so no per-file HEAD request is needed.
-  2. A file already in the layout is checked against that hash through the hash cache
-     (path, size, mtime, inode); unchanged files are never re-read.
-  3. A missing or wrong file is streamed (huggingface_hub's URL, headers, session and error
-     types) into `.persian-data/staging/<hash>.part`, hashed while it streams, resumed with
-     a Range request after a transient failure, and retried with exponential backoff and jitter
-     (honouring `Retry-After`; a 429 halves the number of parallel downloads).
-  4. Only a complete file whose hash matches reaches its final path, by an atomic rename. A
-     mismatch is downloaded once more from scratch; a second mismatch fails loudly.
+  1. The plan (`plan.py`) fixed, per source, one commit and every file's size and Hub hash
+     (sha256 for LFS files, git blob sha1 otherwise), from the source of truth; other endpoints
+     (mirrors) may supply the bytes, never the hashes.
+  2. A missing or wrong file is streamed (huggingface_hub's URL, headers, session and error types)
+     from the best-ranked endpoint into `.persian-data/staging/<hash>.part`, hashed while it
+     streams. After a transient failure (error, timeout, stall) it moves to the next endpoint and
+     resumes with a Range request; when every endpoint failed it, it waits with exponential backoff
+     and jitter (honouring `Retry-After`; a 429 halves the number of parallel downloads) and tries
+     again. A download also moves when another endpoint is measured several times faster.
+  3. Only a complete file whose hash matches reaches its final path, by an atomic rename. A
+     mismatch is downloaded once more from scratch (from another endpoint, if there is one; the
+     endpoint that served the wrong bytes is demoted for the run); a second mismatch everywhere
+     fails loudly.
 
 Why not `hf_hub_download`/`snapshot_download`: with `local_dir` they keep bookkeeping in
 `local_dir/.cache/huggingface` (inside the data folders the specification counts), verify
@@ -30,25 +32,33 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable, Iterator
 
-from huggingface_hub import HfApi, hf_hub_url
-from huggingface_hub.errors import (
-    EntryNotFoundError,
-    GatedRepoError,
-    HfHubHTTPError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from huggingface_hub.utils import build_hf_headers, filter_repo_objects, get_session, hf_raise_for_status
+from huggingface_hub import hf_hub_url
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+from huggingface_hub.utils import get_session, hf_raise_for_status
 
-from . import __version__
 from .atomic import EarlyWriteback
 from .catalog import Source
-from .errors import DiskSpaceError, DownloadError, HostilePathError, IntegrityError, PlanError
+from .endpoints import Endpoint, EndpointPool, measure_throughput
+from .errors import DownloadError, IntegrityError
 from .integrity import Digests, HashCache, LockedFile, LockedSource, StreamHasher
 from .layout import Layout
+from .plan import (  # noqa: F401 - FetchOptions, RemoteFile, SourcePlan, safe_relpath are this module's API too
+    FetchOptions,
+    RemoteFile,
+    SourcePlan,
+    _matches,
+    check_disk_space,
+    human,
+    log_endpoints,
+    log_plan,
+    make_plans,
+    remove_unexpected,
+    safe_relpath,
+    staging_path,
+)
 from .progress import progress
 
 try:  # huggingface_hub 2.x talks through httpx2; keep working on an httpx-based release too.
@@ -58,64 +68,9 @@ except ImportError:  # pragma: no cover
 
 log = logging.getLogger("persian_data.fetch")
 
-DEFAULT_ENDPOINT = "https://huggingface.co"
 READ_CHUNK = 1024 * 1024
 SOCKET_READ = 1024 * 1024  # bytes one recv() of a download may return (httpcore's default: 64 KiB)
-DISK_MARGIN = 64 * 1024 * 1024  # keep this much free beyond the plan
-
-
-@dataclass(frozen=True)
-class FetchOptions:
-    endpoint: str | None = None  # None: HF_ENDPOINT or the public Hub
-    token: str | None = None  # None: HF_TOKEN / the huggingface_hub login
-    full: bool = False
-    locked: bool = False
-    dry_run: bool = False
-    workers: int = 8
-    max_tries: int = 5  # per file, for transient failures
-    timeout: float = 30.0  # seconds without a byte before a read is abandoned
-    connect_timeout: float = 10.0
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0  # cap of our own jittered backoff
-    retry_after_max: float = 300.0  # a server's Retry-After is obeyed up to this (a hostile value cannot hang us)
-
-    def resolved_endpoint(self) -> str:
-        return (self.endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
-
-    def resolved_token(self) -> str | None:
-        return self.token or os.environ.get("HF_TOKEN") or None
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    path: str
-    size: int
-    lfs: bool
-    hub_hash: str  # sha256 (LFS) or git blob sha1
-
-    @property
-    def hash_kind(self) -> str:
-        return "sha256" if self.lfs else "git-sha1"
-
-
-@dataclass
-class SourcePlan:
-    source: Source
-    revision: str  # resolved commit sha
-    files: list[RemoteFile]
-    patterns: tuple[str, ...] | None  # the selection the files came from (None: whole repo)
-    present: list[RemoteFile] = field(default_factory=list)  # already in place and verified
-    needed: list[RemoteFile] = field(default_factory=list)  # to download
-    unexpected: list[Path] = field(default_factory=list)  # in the content folder but not in the plan
-    known_sha256: dict[str, str] = field(default_factory=dict)  # path -> sha256 of present files
-
-    @property
-    def bytes_total(self) -> int:
-        return sum(f.size for f in self.files)
-
-    @property
-    def bytes_needed(self) -> int:
-        return sum(f.size for f in self.needed)
+SWITCH_CHECK = 1.0  # seconds between checks whether a download should move to a faster endpoint
 
 
 @dataclass
@@ -124,239 +79,26 @@ class FetchReport:
     downloaded: dict[str, list[str]] = field(default_factory=dict)  # source key -> paths
     failed: dict[str, list[str]] = field(default_factory=dict)  # source key -> error lines
     bytes_downloaded: int = 0
+    endpoints: EndpointPool | None = None  # who served what (None: nothing was planned)
+
+    def endpoint_lines(self) -> list[str]:
+        """Per endpoint: files and bytes served, and why it was demoted or left out (several endpoints only)."""
+        return self.endpoints.served_lines() if self.endpoints is not None and self.endpoints.several else []
 
     @property
     def ok(self) -> bool:
         return not any(self.failed.values())
 
 
-# -- safety ----------------------------------------------------------------------------------
-
-def safe_relpath(path: str, repo: str) -> str:
-    """Refuse remote names that could escape the content folder."""
-    reason = None
-    if not path or "\x00" in path:
-        reason = "empty name or NUL byte"
-    elif "\\" in path:
-        reason = "backslash in name"
-    elif path.startswith("/") or PurePosixPath(path).is_absolute():
-        reason = "absolute path"
-    elif any(part in ("..", ".", "") for part in path.split("/")):
-        reason = "'..', '.' or empty path component"
-    elif any(ord(c) < 32 for c in path):
-        reason = "control character in name"
-    if reason:
-        raise HostilePathError(f"{repo}: refusing remote file {path!r}: {reason}")
-    return path
-
-
-# -- planning ---------------------------------------------------------------------------------
-
-def _hub_error(exc: Exception, source: Source, revision: str, endpoint: str) -> PlanError:
-    where = f"{source.repo_type} {source.repo_id!r} at {endpoint}"
-    if isinstance(exc, RevisionNotFoundError):
-        return PlanError(f"revision {revision!r} of {where} was not found on the Hub")
-    if isinstance(exc, GatedRepoError):
-        return PlanError(f"{where} is gated: accept its terms on the Hub and pass a token (--token or HF_TOKEN)")
-    if isinstance(exc, RepositoryNotFoundError):
-        return PlanError(f"{where} was not found, or revision {revision!r} does not exist there (some mirrors "
-                         f"answer 'repo not found' for a missing revision), or it is private and needs a token")
-    if isinstance(exc, HfHubHTTPError):
-        status = exc.response.status_code if exc.response is not None else "?"
-        return PlanError(f"the Hub answered HTTP {status} for {where}: {str(exc).splitlines()[0]}")
-    return PlanError(f"could not reach {endpoint} for {where}: {type(exc).__name__}: {exc}")
-
-
-def list_remote(api: HfApi, source: Source, revision: str, patterns: tuple[str, ...] | None,
-                endpoint: str) -> tuple[str, list[RemoteFile]]:
-    """Resolve `revision` to a commit and list the files matching `patterns` at that commit."""
-    try:
-        info = api.repo_info(source.repo_id, repo_type=source.repo_type, revision=revision)
-        sha = info.sha
-        if not sha:
-            raise PlanError(f"{source.repo_id}: the Hub did not report a commit sha for {revision!r}")
-        entries = [e for e in api.list_repo_tree(source.repo_id, repo_type=source.repo_type, revision=sha,
-                                                 recursive=True) if hasattr(e, "blob_id")]
-    except PlanError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every Hub failure becomes one clear PlanError
-        raise _hub_error(exc, source, revision, endpoint) from exc
-    chosen = filter_repo_objects(entries, allow_patterns=list(patterns) if patterns else None, key=lambda e: e.path)
-    files = []
-    for entry in chosen:
-        safe_relpath(entry.path, source.repo_id)
-        if entry.lfs is not None:
-            files.append(RemoteFile(entry.path, int(entry.size), True, entry.lfs.sha256))
-        else:
-            files.append(RemoteFile(entry.path, int(entry.size), False, entry.blob_id))
-    if not files:
-        raise PlanError(f"{source.repo_id}@{sha[:12]}: no file matches {list(patterns or ['*'])}")
-    return sha, sorted(files, key=lambda f: f.path)
-
-
-def _matches(remote: RemoteFile, digests: Digests) -> bool:
-    return (digests.sha256 if remote.lfs else digests.blob_sha1) == remote.hub_hash
-
-
-def check_local(layout: Layout, plan: SourcePlan, cache: HashCache) -> None:
-    """Split the plan's files into present (verified) and needed; find strays."""
-    content = layout.content_dir(plan.source)
-    wanted = {f.path for f in plan.files}
-    to_hash: list[tuple[RemoteFile, Path]] = []
-    for remote in plan.files:
-        final = content / remote.path
-        try:
-            st = final.stat()
-        except FileNotFoundError:
-            plan.needed.append(remote)
-            continue
-        if not final.is_file() or final.is_symlink() or st.st_size != remote.size:
-            plan.needed.append(remote)
-            continue
-        cached = cache.lookup(final, st)
-        if cached and (remote.lfs or cached.blob_sha1):
-            (plan.present if _matches(remote, cached) else plan.needed).append(remote)
-            if _matches(remote, cached):
-                plan.known_sha256[remote.path] = cached.sha256
-        else:
-            to_hash.append((remote, final))
-    if to_hash:
-        log.info("%s: checking %d file(s) already on disk", plan.source.key, len(to_hash))
-        non_lfs = {final for remote, final in to_hash if not remote.lfs}  # only these need the git sha1
-        digests = cache.digests_many([p for _, p in to_hash], blob_sha1=lambda p: p in non_lfs)
-        for remote, final in to_hash:
-            if _matches(remote, digests[final]):
-                plan.present.append(remote)
-                plan.known_sha256[remote.path] = digests[final].sha256
-            else:
-                log.warning("%s: %s on disk does not match the Hub's %s; it will be replaced",
-                            plan.source.key, layout.relative(final), remote.hash_kind)
-                plan.needed.append(remote)
-    if content.exists():
-        for path in sorted(content.rglob("*")):
-            rel = path.relative_to(content).as_posix()
-            if (path.is_file() or path.is_symlink()) and rel not in wanted:
-                plan.unexpected.append(path)
-    plan.needed.sort(key=lambda f: f.path)
-
-
-def make_plans(layout: Layout, sources: list[Source], options: FetchOptions, cache: HashCache,
-               lock: dict[str, LockedSource]) -> tuple[list[SourcePlan], dict[str, str]]:
-    """One plan per source; a source whose plan fails is reported and the others go on."""
-    api = HfApi(endpoint=options.resolved_endpoint(), token=options.resolved_token(), library_name="persian-data",
-                library_version=__version__)
-    plans, errors = [], {}
-
-    def plan_one(source: Source) -> SourcePlan | PlanError:
-        try:
-            return plan_source(api, layout, source, options, cache, lock)
-        except PlanError as exc:
-            return exc
-
-    # The Hub round trips (repo info + tree per source) dominate a rerun: ask for all sources at once.
-    with ThreadPoolExecutor(max_workers=max(1, len(sources)), thread_name_prefix="plan") as pool:
-        for source, result in zip(sources, pool.map(plan_one, sources)):
-            if isinstance(result, PlanError):
-                log.error("plan failed for %s: %s", source.key, result)
-                errors[source.key] = str(result)
-            else:
-                plans.append(result)
-    return plans, errors
-
-
-def _transient(exc: BaseException | None) -> bool:
-    if isinstance(exc, (_httpx.TransportError, _httpx.StreamError)):
-        return True
-    if isinstance(exc, HfHubHTTPError) and not isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError,
-                                                                 EntryNotFoundError, GatedRepoError)):
-        return exc.response is not None and exc.response.status_code in (408, 429, 500, 502, 503, 504)
-    return False
-
-
-def list_remote_with_retries(api: HfApi, source: Source, revision: str, patterns, options: FetchOptions):
-    """`list_remote`, retried with backoff on a dead link, a 5xx or a 429 (not on a missing repo)."""
-    for attempt in range(1, options.max_tries + 1):
-        try:
-            return list_remote(api, source, revision, patterns, options.resolved_endpoint())
-        except PlanError as exc:
-            if attempt == options.max_tries or not _transient(exc.__cause__):
-                raise
-            wait = min(options.backoff_max, random.uniform(0, options.backoff_base * 2 ** (attempt - 1)))
-            log.warning("%s: %s; retry %d/%d in %.1fs", source.key, exc, attempt, options.max_tries - 1, wait)
-            time.sleep(wait)
-    raise AssertionError("unreachable")
-
-
-def plan_source(api: HfApi, layout: Layout, source: Source, options: FetchOptions, cache: HashCache,
-                lock: dict[str, LockedSource]) -> SourcePlan:
-    if options.locked:
-        locked = lock.get(source.key)
-        if locked is None:
-            raise PlanError(f"--locked: the lock file has no entry for {source.key!r} "
-                            f"({layout.relative(layout.lock_file)}); run fetch without --locked first")
-        try:
-            sha, files = list_remote_with_retries(api, source, locked.revision, locked.patterns, options)
-        except PlanError as exc:
-            raise PlanError(f"--locked: cannot reproduce {source.key} at commit {locked.revision}: {exc}") from exc
-        files = [f for f in files if f.path in locked.files]
-        drift = sorted(set(locked.files) - {f.path for f in files}) + [
-            f.path for f in files if locked.files[f.path].hub_hash != f.hub_hash]
-        if drift:
-            raise PlanError(f"--locked: {source.key} at {sha} differs from the lock for {drift[:5]}")
-    else:
-        patterns = source.patterns(options.full)
-        sha, files = list_remote_with_retries(api, source, source.revision, patterns, options)
-    plan = SourcePlan(source, sha, files, locked.patterns if options.locked else patterns)
-    check_local(layout, plan, cache)
-    return plan
-
-
-def staged_bytes(layout: Layout, plans: list[SourcePlan]) -> int:
-    total = 0
-    for plan in plans:
-        for remote in plan.needed:
-            part = staging_path(layout, remote)
-            if part.exists():
-                total += min(part.stat().st_size, remote.size)
-    return total
-
-
-def check_disk_space(layout: Layout, plans: list[SourcePlan], enforce: bool = True) -> tuple[int, int]:
-    """(bytes still to download, free bytes); raise DiskSpaceError when they don't fit."""
-    need = sum(p.bytes_needed for p in plans) - staged_bytes(layout, plans)
-    probe = layout.root
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if need > 0 and need + DISK_MARGIN > free:
-        if not enforce:
-            log.warning("the plan needs %s but only %s is free", human(need), human(free))
-            return need, free
-        raise DiskSpaceError(f"not enough free space under {layout.root}: the plan needs {human(need)} "
-                             f"(+{human(DISK_MARGIN)} margin), {human(free)} is free")
-    return need, free
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
-
-
 # -- downloading ------------------------------------------------------------------------------
 
-def staging_path(layout: Layout, remote: RemoteFile) -> Path:
-    # Keyed by content hash: a partial download resumes even across commits and sources.
-    return layout.staging_dir / f"{remote.hub_hash}.part"
-
-
 class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None, rate_limited: bool = False):
+    def __init__(self, message: str, retry_after: float | None = None, rate_limited: bool = False,
+                 slow: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
         self.rate_limited = rate_limited
+        self.slow = slow  # not a failure: another endpoint is much faster
 
 
 class AdaptiveLimit:
@@ -398,25 +140,27 @@ def _retry_after(response) -> float | None:
 
 
 class Downloader:
-    def __init__(self, layout: Layout, options: FetchOptions, cache: HashCache) -> None:
-        self.layout, self.options, self.cache = layout, options, cache
-        self.endpoint = options.resolved_endpoint()
-        self.headers = build_hf_headers(token=options.resolved_token(), library_name="persian-data",
-                                        library_version=__version__)
+    def __init__(self, layout: Layout, options: FetchOptions, cache: HashCache, pool: EndpointPool) -> None:
+        self.layout, self.options, self.cache, self.pool = layout, options, cache, pool
+        self.headers = {ep.url: ep.headers() for ep in pool.endpoints}  # each endpoint gets its own token only
         self.timeout = _httpx.Timeout(options.timeout, connect=options.connect_timeout)
         self.limit = AdaptiveLimit(options.workers)
         self.bytes_downloaded = 0
         self._count_lock = threading.Lock()
         self.cancelled = threading.Event()  # set on Ctrl-C: workers stop at the next chunk
 
-    def _stream_once(self, source: Source, revision: str, remote: RemoteFile, part: Path, bar) -> Digests:
-        """One GET (resuming from `part` if it holds bytes). Returns the digests of the whole file."""
+    def _stream_once(self, ep: Endpoint, source: Source, revision: str, remote: RemoteFile, part: Path, bar,
+                     origin: set[str], avoid: set[str]) -> Digests:
+        """One GET from `ep` (resuming from `part` if it holds bytes). Returns the digests of the whole
+        file. `origin` collects the endpoints whose bytes are in `part`."""
         url = hf_hub_url(source.repo_id, remote.path, repo_type=source.repo_type, revision=revision,
-                         endpoint=self.endpoint)
+                         endpoint=ep.url)
         have = part.stat().st_size if part.exists() else 0
         if have > remote.size:
             part.unlink()
             have = 0
+        if not have:
+            origin.clear()
         hasher = StreamHasher(remote.size, blob_sha1=not remote.lfs)
         if have:
             with open(part, "rb") as handle:  # re-hash what an earlier attempt already wrote
@@ -424,10 +168,11 @@ class Downloader:
                     hasher.update(chunk)
         if have == remote.size and remote.size > 0:
             return hasher.digests()
-        headers = dict(self.headers)
+        headers = dict(self.headers[ep.url])
         if have:
             headers["Range"] = f"bytes={have}-"
         session = get_session()
+        self.pool.started(ep)
         try:
             with session.stream("GET", url, headers=headers, timeout=self.timeout, follow_redirects=True) as resp:
                 status = resp.status_code
@@ -446,6 +191,9 @@ class Downloader:
                     if bar:
                         bar.update(-have)
                     have, mode = 0, "wb"
+                    origin.clear()
+                origin.add(ep.url)
+                check_at = time.monotonic() + SWITCH_CHECK if self.pool.several else float("inf")
                 with open(part, mode) as out:
                     writeback = EarlyWriteback(out.fileno(), start=have)
                     for chunk in resp.iter_bytes():  # as received, so a cut loses nothing already read
@@ -459,64 +207,133 @@ class Downloader:
                         have += len(chunk)
                         if bar:
                             bar.update(len(chunk))
+                        self.pool.received(ep, len(chunk))
                         with self._count_lock:
                             self.bytes_downloaded += len(chunk)
+                        if time.monotonic() >= check_at:
+                            check_at = time.monotonic() + SWITCH_CHECK
+                            better = self.pool.better_than(source.key, ep, avoid)
+                            if better is not None and remote.size - have > READ_CHUNK:
+                                out.flush()
+                                os.fsync(out.fileno())
+                                raise _Retryable(f"{ep} is slow ({(self.pool.rate(ep) or 0) / 1e6:.1f} MB/s, "
+                                                 f"{better} {(self.pool.rate(better) or 0) / 1e6:.1f} MB/s)",
+                                                 slow=True)
                     out.flush()
                     os.fsync(out.fileno())
         except (_httpx.TransportError, _httpx.StreamError) as exc:
             raise _Retryable(f"{type(exc).__name__}: {exc or 'connection problem'}") from exc
+        finally:
+            self.pool.stopped(ep)
         if have != remote.size:
             raise _Retryable(f"body ended after {have} of {remote.size} bytes")
         return hasher.digests()
 
     def download(self, source: Source, revision: str, remote: RemoteFile, bar=None) -> Digests:
-        """Download, verify and place one file. Raises DownloadError/IntegrityError when it can't."""
+        """Download, verify and place one file, from the best endpoint that can serve it.
+        Raises DownloadError/IntegrityError when it can't."""
         final = self.layout.content_dir(source) / remote.path
         part = staging_path(self.layout, remote)
         part.parent.mkdir(parents=True, exist_ok=True)
         where = f"{source.repo_id}@{revision[:12]}:{remote.path}"
-        tries, mismatches, last = 0, 0, ""
+        by_url = {ep.url: ep for ep in self.pool.endpoints}
+        alone = len(self.pool.usable(source.key)) == 1  # one endpoint: exactly the single-endpoint rules
+        earlier = "an earlier run"
+        origin: set[str] = {earlier} if part.exists() and part.stat().st_size else set()
+        failed: dict[str, str] = {}  # this round: endpoint -> its last transient error
+        refused: dict[str, str] = {}  # endpoints that answered 4xx for this file
+        wrong: dict[str, str] = {}  # endpoints that served bytes with another hash
+        tries = rounds = mismatches = 0
+        delay: float | None = None
         while True:
             if self.cancelled.is_set():
                 raise KeyboardInterrupt
-            tries += 1
-            delay = None
-            try:
-                with self.limit:
-                    digests = self._stream_once(source, revision, remote, part, bar)
-            except _Retryable as exc:
-                last = str(exc)
-                if exc.rate_limited:
-                    self.limit.back_off()
-                delay = exc.retry_after
-                if tries >= self.options.max_tries:
+            usable = self.pool.usable(source.key)
+            live = [ep for ep in usable if ep.url not in refused and ep.url not in wrong]
+            candidates = [ep for ep in live if ep.url not in failed]
+            if not live:
+                if wrong:
+                    raise IntegrityError(f"{where}: every endpoint served bytes with another {remote.hash_kind} ("
+                                         + ", ".join(f"{by_url[u]}: {h}" for u, h in wrong.items())
+                                         + f"), the source of truth says {remote.hub_hash}; the file was not placed")
+                raise DownloadError(f"{where}: no endpoint can serve it: "
+                                    + "; ".join(f"{by_url[u]}: {why}" for u, why in refused.items()))
+            if not candidates:  # every endpoint failed this file once: back off, then another round
+                rounds += 1
+                last = "; ".join(f"{by_url[u]}: {why}" for u, why in failed.items()) if len(failed) > 1 \
+                    else next(iter(failed.values()))
+                if rounds >= self.options.max_tries:
+                    if len(failed) > 1:
+                        raise DownloadError(f"{where}: gave up after {tries} tries on {len(failed)} endpoints; "
+                                            f"last errors: {last}") from None
                     raise DownloadError(f"{where}: gave up after {tries} tries; last error: {last}") from None
                 # The server's Retry-After is an instruction, not a hint: obey it (bounded), and
                 # fall back to our own jittered exponential backoff only when it gives none.
                 wait = (min(self.options.retry_after_max, delay) if delay is not None else
                         min(self.options.backoff_max,
-                            random.uniform(0, self.options.backoff_base * 2 ** (tries - 1))))
-                log.warning("%s: %s; retry %d/%d in %.1fs", where, last, tries, self.options.max_tries - 1, wait)
+                            random.uniform(0, self.options.backoff_base * 2 ** (rounds - 1))))
+                log.warning("%s: %s; retry %d/%d in %.1fs", where, last, rounds, self.options.max_tries - 1, wait)
                 if self.cancelled.wait(wait):
                     raise KeyboardInterrupt
+                failed.clear()
+                delay = None
+                continue
+            ep = candidates[0]
+            tries += 1
+            try:
+                with self.limit:
+                    digests = self._stream_once(ep, source, revision, remote, part, bar, origin,
+                                                 set(failed) | set(refused) | set(wrong))
+            except _Retryable as exc:
+                if exc.rate_limited:
+                    self.limit.back_off()
+                if exc.retry_after is not None:
+                    delay = max(delay or 0.0, exc.retry_after)
+                failed[ep.url] = str(exc)
+                following = [e for e in candidates if e.url not in failed]
+                if following:
+                    log.warning("%s: %s from %s; continuing from %s%s", where, exc, ep, following[0],
+                                " (Range resume)" if part.exists() and part.stat().st_size else "")
                 continue
             except EntryNotFoundError as exc:
-                raise DownloadError(f"{where}: the Hub has no such file ({str(exc).splitlines()[0]})") from None
+                message = f"the Hub has no such file ({str(exc).splitlines()[0]})"
+                if alone:
+                    raise DownloadError(f"{where}: {message}") from None
+                refused[ep.url] = message
+                log.warning("%s: %s answers: %s", where, ep, message)
+                continue
             except HfHubHTTPError as exc:
                 status = exc.response.status_code if exc.response is not None else "?"
-                raise DownloadError(f"{where}: HTTP {status}: {str(exc).splitlines()[0]}") from None
+                message = f"HTTP {status}: {str(exc).splitlines()[0]}"
+                if alone:
+                    raise DownloadError(f"{where}: {message}") from None
+                refused[ep.url] = message
+                log.warning("%s: %s answers %s", where, ep, message)
+                continue
             if _matches(remote, digests):
+                self.pool.served(ep, remote.size)
                 break
             part.unlink(missing_ok=True)
             mismatches += 1
             got = digests.sha256 if remote.lfs else digests.blob_sha1
             if bar:
                 bar.update(-remote.size)
-            if mismatches >= 2:
-                raise IntegrityError(f"{where}: downloaded twice and both times the {remote.hash_kind} was "
-                                     f"{got}, the Hub says {remote.hub_hash}; the file was not placed")
-            log.warning("%s: %s mismatch (got %s, expected %s); downloading again", where, remote.hash_kind,
-                        got, remote.hub_hash)
+            culprit = next(iter(origin)) if len(origin) == 1 and earlier not in origin else None
+            origin.clear()
+            if culprit is not None:
+                self.pool.demote(by_url[culprit], f"it served {source.repo_id}:{remote.path} with {remote.hash_kind} "
+                                                  f"{got}, the source of truth says {remote.hub_hash}")
+            if alone:
+                if mismatches >= 2:
+                    raise IntegrityError(f"{where}: downloaded twice and both times the {remote.hash_kind} was "
+                                         f"{got}, the Hub says {remote.hub_hash}; the file was not placed")
+            elif culprit is not None:
+                wrong[culprit] = got
+            elif mismatches > len(usable) + 1:
+                raise IntegrityError(f"{where}: downloaded {mismatches} times and never got the {remote.hash_kind} "
+                                     f"{remote.hub_hash}; the file was not placed")
+            log.warning("%s: %s mismatch (got %s, expected %s)%s; downloading again", where, remote.hash_kind,
+                        got, remote.hub_hash, f" from {by_url[culprit]}" if culprit and not alone else "")
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.is_dir() and not final.is_symlink():
             raise DownloadError(f"{where}: {self.layout.relative(final)} is a folder; remove it and rerun")
@@ -560,8 +377,24 @@ def larger_socket_reads(nbytes: int = SOCKET_READ) -> Iterator[None]:
             cls.READ_NUM_BYTES = current
 
 
+def probe_throughput(plans: list[SourcePlan], pool: EndpointPool, options: FetchOptions) -> None:
+    """Rank the endpoints by throughput before the downloads start: each reads the first bytes of
+    the largest needed file of a source it may serve, all at once."""
+    if not pool.several:
+        return
+    targets = []
+    for ep in pool.endpoints:
+        choices = [(remote.size, plan, remote) for plan in plans if ep in pool.usable(plan.source.key)
+                   for remote in plan.needed if remote.size > 0]
+        if choices:
+            _, plan, remote = max(choices, key=lambda c: c[0])
+            targets.append((ep, hf_hub_url(plan.source.repo_id, remote.path, repo_type=plan.source.repo_type,
+                                           revision=plan.revision, endpoint=ep.url), remote.size))
+    measure_throughput(pool, targets, timeout=options.connect_timeout)
+
+
 def run_downloads(layout: Layout, plans: list[SourcePlan], options: FetchOptions, cache: HashCache,
-                  report: FetchReport) -> None:
+                  report: FetchReport, endpoints: EndpointPool) -> None:
     # Files with the same Hub hash (identical bytes) are downloaded once and copied: they would
     # otherwise share one staging file.
     groups: dict[str, list[tuple[SourcePlan, RemoteFile]]] = {}
@@ -570,7 +403,8 @@ def run_downloads(layout: Layout, plans: list[SourcePlan], options: FetchOptions
             groups.setdefault(remote.hub_hash, []).append((plan, remote))
     if not groups:
         return
-    downloader = Downloader(layout, options, cache)
+    probe_throughput(plans, endpoints, options)
+    downloader = Downloader(layout, options, cache, endpoints)
     total = sum(r.size for members in groups.values() for _, r in members[:1])
 
     def fetch_group(members: list[tuple[SourcePlan, RemoteFile]]) -> Digests:
@@ -617,36 +451,6 @@ def locked_source(plan: SourcePlan) -> LockedSource:
                         plan.revision, plan.patterns, files)
 
 
-def log_plan(layout: Layout, plans: list[SourcePlan], need: int, free: int) -> None:
-    log.info("plan (%d source(s)):", len(plans))
-    for plan in plans:
-        log.info("  %-12s %s@%s  %d file(s), %s; in place %d, to fetch %d (%s)%s", plan.source.key,
-                 plan.source.repo_id, plan.revision[:12], len(plan.files), human(plan.bytes_total),
-                 len(plan.present), len(plan.needed), human(plan.bytes_needed),
-                 f", {len(plan.unexpected)} unexpected" if plan.unexpected else "")
-    log.info("  to download: %s; free disk: %s", human(need), human(free))
-
-
-def remove_unexpected(layout: Layout, plan: SourcePlan, cache: HashCache) -> None:
-    """Files in a content folder that the plan does not list would be counted and checksummed as
-    data the lock cannot vouch for; move them out of the layout (to the state folder)."""
-    if not plan.unexpected:
-        return
-    attic = layout.state_dir / "removed" / plan.source.key
-    for path in plan.unexpected:
-        rel = path.relative_to(layout.content_dir(plan.source))
-        target = attic / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-        cache.forget(path)
-        log.warning("%s: %s is not part of %s@%s; moved to %s", plan.source.key, layout.relative(path),
-                    plan.source.repo_id, plan.revision[:12], layout.relative(target))
-    for folder in sorted({p.parent for p in plan.unexpected}, key=lambda p: len(p.parts), reverse=True):
-        while folder != layout.content_dir(plan.source) and folder.exists() and not any(folder.iterdir()):
-            folder.rmdir()
-            folder = folder.parent
-
-
 def fetch(layout: Layout, sources: list[Source], options: FetchOptions, cache: HashCache,
           lock: dict[str, LockedSource],
           on_plan: Callable[[list[SourcePlan]], None] | None = None) -> FetchReport:
@@ -655,20 +459,26 @@ def fetch(layout: Layout, sources: list[Source], options: FetchOptions, cache: H
 
     `on_plan(plans)` is called once the plan is known, before the first byte downloads (not on a
     dry run): the caller can start work that only needs to know what is coming."""
-    endpoint = options.resolved_endpoint()
-    log.info("fetch: endpoint %s, sources %s%s%s", endpoint, ",".join(s.key for s in sources),
-             " (full mirrors)" if options.full else "", " (--locked)" if options.locked else "")
-    plans, errors = make_plans(layout, sources, options, cache, lock)
+    pool = EndpointPool(options.endpoint_list())
+    log.info("fetch: endpoint%s %s, sources %s%s%s", "s" if pool.several else "", ", ".join(map(str, pool.endpoints)),
+             ",".join(s.key for s in sources), " (full mirrors)" if options.full else "",
+             " (--locked)" if options.locked else "")
+    plans, errors, found = make_plans(layout, sources, options, cache, lock, pool)
+    if pool.several or options.dry_run:
+        log_endpoints(pool, sources, found, plans)
     need, free = check_disk_space(layout, plans, enforce=not options.dry_run)
     log_plan(layout, plans, need, free)
-    report = FetchReport(plans, failed={key: [message] for key, message in errors.items()})
+    report = FetchReport(plans, failed={key: [message] for key, message in errors.items()}, endpoints=pool)
     if options.dry_run:
         return report
     if on_plan is not None:
         on_plan(plans)
     for plan in plans:
         remove_unexpected(layout, plan, cache)
-    run_downloads(layout, plans, options, cache, report)
+    run_downloads(layout, plans, options, cache, report, pool)
+    if pool.several:
+        for line in pool.served_lines():
+            log.info("endpoint %s", line)
     for plan in plans:
         if not report.failed.get(plan.source.key):
             lock[plan.source.key] = locked_source(plan)

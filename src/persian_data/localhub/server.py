@@ -56,6 +56,7 @@ __all__ = [
     "LocalHub",
     "LoggedRequest",
     "RequestLog",
+    "Throttle",
     "create_app",
     "uvicorn_config",
 ]
@@ -611,12 +612,34 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
+class Throttle:
+    """A bandwidth limit for file bodies, shared by every connection of one server (a slow link)."""
+
+    def __init__(self, bytes_per_second: float) -> None:
+        if bytes_per_second <= 0:
+            raise ValueError("a throttle needs a positive rate")
+        self.rate = float(bytes_per_second)
+        self.chunk = int(min(CHUNK_SIZE, max(16 * 1024, self.rate / 20)))
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    async def take(self, n: int) -> None:
+        """Wait until `n` more bytes fit into the rate."""
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + n / self.rate
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
 class _FileResponse(Response):
     """Streams `length` bytes of a store object from `start`, CHUNK_SIZE at a time; nothing for HEAD."""
 
-    def __init__(self, path: Path, start: int, length: int, status_code: int, headers: dict[str, str]) -> None:
+    def __init__(self, path: Path, start: int, length: int, status_code: int, headers: dict[str, str],
+                 throttle: Throttle | None = None) -> None:
         super().__init__(None, status_code, headers)
-        self.path, self.start, self.length = path, start, length
+        self.path, self.start, self.length, self.throttle = path, start, length, throttle
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["method"] == "HEAD" or self.length == 0:
@@ -635,10 +658,13 @@ class _FileResponse(Response):
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             pos, left = self.start, self.length
+            step = self.throttle.chunk if self.throttle else CHUNK_SIZE
             while left > 0:
                 if gone.is_set():
                     return
-                chunk = os.pread(fd, min(CHUNK_SIZE, left), pos)
+                if self.throttle:
+                    await self.throttle.take(min(step, left))
+                chunk = os.pread(fd, min(step, left), pos)
                 if not chunk:
                     raise OSError(f"store object {self.path} is shorter than recorded")
                 pos += len(chunk)
@@ -655,6 +681,7 @@ class _HubState:
     faults: FaultPlan | None
     requests: RequestLog | None
     tree_page_size: int
+    throttle: Throttle | None = None  # bandwidth limit for file bodies (None: as fast as it goes)
     shutdown: threading.Event = field(default_factory=threading.Event)
     trees: OrderedDict = field(default_factory=OrderedDict)
     trees_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -849,7 +876,7 @@ def _resolve_file(hub: _HubState, request: Request, repo_type: str, repo_id: str
             start, length, status = rng[0], rng[1] - rng[0] + 1, 206
             headers["Content-Range"] = f"bytes {rng[0]}-{rng[1]}/{f.size}"
     headers["Content-Length"] = str(length)
-    return _FileResponse(obj, start, length, status, headers)
+    return _FileResponse(obj, start, length, status, headers, hub.throttle)
 
 
 async def _dispatch(request: Request) -> Response:
@@ -886,16 +913,19 @@ def create_app(
     faults: FaultPlan | None = None,
     request_log: RequestLog | None = None,
     tree_page_size: int = 1000,
+    throttle: float | None = None,
 ) -> FastAPI:
     """The Hub-compatible FastAPI app over `store`.
 
     `faults` and `request_log` are consulted on every request (None: no faults / no log).
+    `throttle` (bytes per second) limits the file bodies of all connections together: a slow mirror.
     `app.state.shutdown` is a `threading.Event`; set it to end stalls early (LocalHub.stop does).
     """
     if tree_page_size < 1:
         raise ValueError("tree_page_size must be >= 1")
     app = _HubApp(title="persian-data local hub", openapi_url=None, docs_url=None, redoc_url=None)
-    app.hub = _HubState(store=store, faults=faults, requests=request_log, tree_page_size=tree_page_size)
+    app.hub = _HubState(store=store, faults=faults, requests=request_log, tree_page_size=tree_page_size,
+                        throttle=Throttle(throttle) if throttle else None)
     app.state.store = store
     app.state.faults = faults
     app.state.requests = request_log
@@ -951,11 +981,13 @@ class LocalHub:
         requests: RequestLog | None = None,
         tree_page_size: int = 1000,
         startup_timeout: float = 10.0,
+        throttle: float | None = None,
     ) -> None:
         self.store = store if isinstance(store, HubStore) else HubStore(store)
         self.faults = faults if faults is not None else FaultPlan()
         self.requests = requests if requests is not None else RequestLog()
-        self.app = create_app(self.store, faults=self.faults, request_log=self.requests, tree_page_size=tree_page_size)
+        self.app = create_app(self.store, faults=self.faults, request_log=self.requests, tree_page_size=tree_page_size,
+                              throttle=throttle)
         self.host, self.port = host, port
         self.startup_timeout = startup_timeout
         self._server: uvicorn.Server | None = None
