@@ -26,9 +26,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true")
 
 
+def _endpoint_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--endpoint", action="append", default=None, metavar="URL",
+                   help="Hub endpoint or mirror URL; repeat for several (the first that answers is the source of "
+                        "truth, the fastest serves the bytes). Default: $PERSIAN_DATA_ENDPOINTS, $HF_ENDPOINT, the Hub")
+    p.add_argument("--token", default=None, help="Hub token for every endpoint (default: $HF_TOKEN); never logged")
+    p.add_argument("--endpoint-token", action="append", default=None, metavar="URL=TOKEN",
+                   help="token for one endpoint only (instead of --token there); URL= sends none")
+
+
 def _hub(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--endpoint", default=None, help="Hub endpoint or mirror URL (default: $HF_ENDPOINT or the Hub)")
-    p.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN); never logged or recorded")
+    _endpoint_flags(p)
     p.add_argument("--full", action="store_true", help="mirror whole repos (every FLEURS language, every TTS checkpoint)")
     p.add_argument("--locked", action="store_true", help="fetch exactly the commits and files in the lock file")
     p.add_argument("--dry-run", action="store_true", help="print the plan (files, bytes, free space) and stop")
@@ -93,9 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="per source: present / missing / incomplete / modified / stale, files, bytes, revision")
     _common(p)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--remote", action="store_true", help="also ask the Hub whether the locked commit is still the newest (stale)")
-    p.add_argument("--endpoint", default=None)
-    p.add_argument("--token", default=None)
+    p.add_argument("--remote", action="store_true", help="also ask the Hub whether the locked commit is still the newest "
+                   "(stale), and show each endpoint's reachability and resolved commit")
+    _endpoint_flags(p)
 
     p = sub.add_parser("synth", help="speak Persian text with one of the two voices into a WAV file")
     p.add_argument("--root", type=Path, default=Path("."))
@@ -103,12 +111,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", default=None, help="text to speak (default: read from stdin)")
     p.add_argument("--out", type=Path, default=Path("speech.wav"))
     p.add_argument("--list-voices", action="store_true", help="list the voices and exit")
+    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto",
+                   help="onnx: the voice's ONNX export on onnxruntime (no torch); torch: coqui-tts; "
+                        "auto (default): onnx when the voice has an export, else torch")
 
-    p = sub.add_parser("serve-tts", help="serve both voices over HTTP: GET/POST /api/tts, /api/voices, /health")
+    p = sub.add_parser("serve-tts", help="serve both voices over HTTP: GET/POST /api/tts, /api/voices, /health, /metrics")
     p.add_argument("--root", type=Path, default=Path("."))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5002)
     p.add_argument("--max-chars", type=int, default=1000, help="longer text is refused with HTTP 413")
+    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto",
+                   help="onnx: ONNX exports on onnxruntime (no torch); torch: coqui-tts; auto (default): "
+                        "onnx for voices with an export, torch for the others")
+    p.add_argument("--workers", type=int, default=None,
+                   help="syntheses at once (default: one per core up to 4 on onnx, 1 with a torch voice)")
+    p.add_argument("--max-queue", type=int, default=8, help="requests that may wait; more get 503 + Retry-After")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before 504")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per synthesis (default: one per core)")
+
+    p = sub.add_parser("tts-export", help="export the voices to ONNX (datasets/tts/<voice>/onnx/), checked against torch")
+    p.add_argument("--root", type=Path, default=Path("."))
+    p.add_argument("--voice", choices=["female", "male"], action="append", default=None,
+                   help="voice to export (repeatable; default: every installed voice)")
+    p.add_argument("-v", "--verbose", action="store_true")
 
     p = sub.add_parser("demo", help="serve small replicas from a built-in local hub and run the whole job on them")
     p.add_argument("--root", type=Path, default=None, help="where to put the demo layout (default: a temp folder)")
@@ -130,14 +155,23 @@ def _install_sigint() -> None:
 
 
 def _options(args) -> FetchOptions:
-    return FetchOptions(endpoint=args.endpoint, token=args.token, full=args.full, locked=args.locked,
-                        dry_run=args.dry_run, workers=args.workers, max_tries=args.retries, timeout=args.timeout)
+    return FetchOptions(endpoints=tuple(args.endpoint or ()), token=args.token, endpoint_tokens=_endpoint_tokens(args),
+                        full=args.full, locked=args.locked, dry_run=args.dry_run, workers=args.workers,
+                        max_tries=args.retries, timeout=args.timeout)
+
+
+def _endpoint_tokens(args) -> tuple[tuple[str, str], ...]:
+    from .endpoints import parse_endpoint_token
+
+    return tuple(parse_endpoint_token(value) for value in (getattr(args, "endpoint_token", None) or ()))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _install_sigint()
-    token = getattr(args, "token", None) or os.environ.get("HF_TOKEN")
+    # Every token the run may hold, to keep out of error messages (--endpoint-token values included).
+    token = [getattr(args, "token", None) or os.environ.get("HF_TOKEN")] + [
+        value.partition("=")[2] for value in (getattr(args, "endpoint_token", None) or ())]
     try:
         return _dispatch(args)
     except KeyboardInterrupt:
@@ -147,12 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     except (PersianDataError, UnknownSourceError) as exc:
         from .pipeline import redact
 
-        print(f"error: {redact(str(exc), [token])}", file=sys.stderr)
+        print(f"error: {redact(str(exc), token)}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
     except OSError as exc:  # disk full, permissions, a vanished folder: say what and where
         from .pipeline import redact
 
-        print(f"error: {redact(str(exc), [token])}. Nothing partial was left in the layout; fix the cause "
+        print(f"error: {redact(str(exc), token)}. Nothing partial was left in the layout; fix the cause "
               f"and run the same command again.", file=sys.stderr)
         return 1
 
@@ -166,20 +200,26 @@ def _dispatch(args) -> int:
         return run_demo(args.root, verbose=args.verbose)
     layout = Layout(args.root)
     if args.command == "synth":
-        from .tts import list_voices, synth_to_file, voice_dir
+        from .tts import list_voices
+        from .tts.runtime import synth_to_file
 
         if args.list_voices:
             print(json.dumps(list_voices(layout), indent=2, ensure_ascii=False))
             return 0
         text = args.text if args.text is not None else sys.stdin.read()
-        out = synth_to_file(voice_dir(layout, args.voice), text, args.out)
+        out = synth_to_file(layout, args.voice, text, args.out, runtime=args.runtime)
         print(f"wrote {out}", file=sys.stderr)
         return 0
     if args.command == "serve-tts":
         from .tts.server import serve
 
-        serve(layout, host=args.host, port=args.port, max_chars=args.max_chars)
+        serve(layout, host=args.host, port=args.port, max_chars=args.max_chars, runtime=args.runtime,
+              workers=args.workers, max_queue=args.max_queue, timeout=args.timeout, threads=args.threads)
         return 0
+    if args.command == "tts-export":
+        from .tts.export import run_tts_export
+
+        return _report(run_tts_export(layout, args.voice, verbose=args.verbose))
     sources = select(args.only)
     if args.command in ("fetch", "run"):
         stages = ("text", "speech") if args.command == "run" else ()
@@ -196,7 +236,8 @@ def _dispatch(args) -> int:
     if args.command == "verify":
         return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose))
     if args.command == "status":
-        remote = FetchOptions(endpoint=args.endpoint, token=args.token) if args.remote else None
+        remote = FetchOptions(endpoints=tuple(args.endpoint or ()), token=args.token,
+                              endpoint_tokens=_endpoint_tokens(args)) if args.remote else None
         rows = pipeline.source_status(layout, sources, remote)
         if args.json:
             print(json.dumps(rows, indent=2))
@@ -205,6 +246,8 @@ def _dispatch(args) -> int:
                 rev = (row["revision"] or "-")[:12]
                 print(f"{row['source']:<12} {row['state']:<10} {row['files']:>6} files {row['bytes']:>14} bytes  "
                       f"{rev}  {row['folder']}")
+                for url, answer in row.get("endpoints", {}).items():
+                    print(f"{'':<12} endpoint {url}: {answer[:12] if len(answer) == 40 else answer}")
         return 0 if all(r["state"] == "present" for r in rows) else 1
     raise AssertionError(args.command)
 

@@ -64,6 +64,7 @@ class Run:
     verbose: bool = False
     _stack: ExitStack = field(default_factory=ExitStack)
     cache: HashCache | None = None
+    endpoint_lines: list[str] = field(default_factory=list)  # several endpoints: who served what (summary)
 
     def __enter__(self) -> "Run":
         layout = self.layout
@@ -179,7 +180,7 @@ def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bo
     gate_lines.append(f"{'PASS' if ok else 'FAIL'}: gates {', '.join(names)} for {checked}"
                       + (f" (partial run: {', '.join(unchecked)} not checked)" if unchecked else ""))
     log.info("%s", gate_lines[-1])
-    append_summary(layout, summary_block(layout, meta, gate_lines, ok))
+    append_summary(layout, summary_block(layout, meta, gate_lines, ok, endpoint_lines=run.endpoint_lines))
     return Outcome(ok, [str(f) for f in failures], [str(n) for n in notes])
 
 
@@ -199,7 +200,7 @@ def load_stage_gates() -> None:
 def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, verbose: bool = False,
               prepare: tuple[str, ...] = (), prepare_options: PrepareOptions | None = None) -> Outcome:
     load_stage_gates()
-    with Run(layout, secrets=[options.resolved_token() or ""], verbose=verbose) as run:
+    with Run(layout, secrets=options.secrets(), verbose=verbose) as run:
         lock = read_lock(layout.lock_file)
         started = time.monotonic()
         # Gates with a slow start (the voice check imports torch) begin it while the bytes stream.
@@ -207,6 +208,7 @@ def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, v
                        on_plan=lambda plans: warm_up(layout, [p.source for p in plans if p.needed]))
         if options.dry_run:
             return Outcome(True, report=report)
+        run.endpoint_lines = report.endpoint_lines()
         write_lock(layout.lock_file, lock, layout.tmp_dir)
         log.info("fetch: %d file(s) downloaded (%s) in %.1fs", sum(len(v) for v in report.downloaded.values()),
                  report.bytes_downloaded, time.monotonic() - started)
@@ -344,6 +346,13 @@ def source_status(layout: Layout, sources: list[Source], options: FetchOptions |
     lock = read_lock(layout.lock_file)
     cache = HashCache(layout.hash_cache, layout.root)
     rows = []
+    found, endpoints = {}, []
+    if options is not None:  # every endpoint, every source, at once: reachability and resolved commit
+        from .endpoints import describe, resolve_revisions
+
+        endpoints = options.endpoint_list()
+        found = resolve_revisions(endpoints, [(s.key, s.repo_id, s.repo_type, s.revision) for s in sources],
+                                  timeout=options.timeout)
     for source in sources:
         locked = lock.get(source.key)
         content = layout.content_dir(source)
@@ -357,16 +366,13 @@ def source_status(layout: Layout, sources: list[Source], options: FetchOptions |
                 (d := cache.lookup(content / p)) is not None and d.sha256 != f.sha256)]
             row["state"] = ("incomplete" if len(present) < len(locked.files) else
                             "modified" if changed else "present")
-            if options is not None and row["state"] == "present":
-                from huggingface_hub import HfApi
-
-                api = HfApi(endpoint=options.resolved_endpoint(), token=options.resolved_token())
-                try:
-                    head = api.repo_info(source.repo_id, repo_type=source.repo_type, revision=source.revision).sha
-                    row["hub_revision"] = head
-                    if head != locked.revision:
-                        row["state"] = "stale"
-                except Exception as exc:  # noqa: BLE001 - status reports, it does not fail
-                    row["hub_revision"] = f"unknown ({type(exc).__name__})"
+        if options is not None:  # the first endpoint that answers is the source of truth, as in fetch
+            answers = [found[(ep.url, source.key)] for ep in endpoints]
+            row["endpoints"] = {ep.label: res.sha or ("unreachable" if res.unreachable else "error")
+                                + ("" if res.sha else f" ({describe(res.error)})") for ep, res in zip(endpoints, answers)}
+            head = next((res.sha for res in answers if res.sha), None)
+            row["hub_revision"] = head or f"unknown ({type(answers[0].error).__name__})"
+            if head and row["state"] == "present" and head != locked.revision:
+                row["state"] = "stale"
         rows.append(row)
     return rows

@@ -119,7 +119,8 @@ def bucket_mtimes(layout: Layout) -> list[tuple[str, str]]:
     return out
 
 
-def summary_block(layout: Layout, meta: dict[str, int], gate_lines: list[str], ok: bool, head: int = 5) -> str:
+def summary_block(layout: Layout, meta: dict[str, int], gate_lines: list[str], ok: bool, head: int = 5,
+                  endpoint_lines: list[str] | tuple[str, ...] = ()) -> str:
     try:
         lines = layout.checksums_file.read_text("utf-8").splitlines()
     except FileNotFoundError:
@@ -136,6 +137,9 @@ def summary_block(layout: Layout, meta: dict[str, int], gate_lines: list[str], o
     out += [f"    {line}" for line in lines[:head]]
     out.append("  tail:")
     out += [f"    {line}" for line in lines[-head:]]
+    if endpoint_lines:  # several endpoints: which one served how many files and bytes
+        out.append("endpoints:")
+        out += [f"  {line}" for line in endpoint_lines]
     out.append("gates:")
     out += [f"  {line}" for line in gate_lines]
     out.append("===== end of summary =====")
