@@ -24,7 +24,8 @@ from persian_data.catalog import BY_KEY
 from persian_data.errors import ExtraMissingError
 from persian_data.gates import GateFailure, GateNote, registered
 from persian_data.layout import Layout
-from persian_data.tts.check import check_voice, find_checkpoint, tts_gates
+from persian_data.tts.check import check_voice, find_checkpoint
+from persian_data.tts.gate import tts_gates
 from persian_data.tts.synth import (
     EmptyTextError,
     Voice,

@@ -12,22 +12,10 @@ so `verify` re-checks what `tts-export` recorded.
 from __future__ import annotations
 
 from ..gates import GateFailure, GateNote, gate, warm
-from ..integrity import LockFileError, read_lock
 from ..layout import Layout
 from .check import CONFIG_NAME, GATE, VOICE_SOURCES, check_voice, inference_checkpoint_name
-from .onnx_record import ONNX_DIR, OnnxExportError, export_problems, read_record, sha256_of
+from .onnx_record import ONNX_DIR, OnnxExportError, export_problems, locked_sha256, read_record, sha256_of
 from .worker import start_check_worker
-
-
-def locked_sha256(layout: Layout, source) -> dict[str, str]:
-    """file name -> sha256 of the voice's files as the lock records them ({} without a lock)."""
-    try:
-        locked = read_lock(layout.lock_file).get(source.key)
-    except (LockFileError, OSError):
-        return {}
-    if locked is None:
-        return {}
-    return {path: entry.sha256 for path, entry in locked.files.items() if "/" not in path}
 
 
 def onnx_results(ctx, source) -> list[GateFailure]:

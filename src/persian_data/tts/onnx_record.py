@@ -12,7 +12,7 @@ not change) and is counted in `checksums/datasets.sha256.txt` like everything un
 
 This module reads the record and compares it with the bytes: the ONNX file's sha256 with the
 record's, and the source files' with the record's (a voice fetched again at another revision
-makes an old export stale). Standard library only: the torch-free server and the `tts` gate
+makes an old export stale). No third-party imports: the torch-free server and the `tts` gate
 both use it.
 """
 
@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import PersianDataError
+from ..integrity import LockFileError, read_lock
+from ..layout import Layout
 
 ONNX_DIR = "onnx"
 MODEL_FILE = "model.onnx"
@@ -132,3 +134,14 @@ def checked_record(folder: Path, model_dir: Path | None, *, sha256: Sha256 = sha
     if problems:
         raise OnnxExportError("; ".join(f"{path}: {reason}" for path, reason in problems))
     return record
+
+
+def locked_sha256(layout: Layout, source) -> dict[str, str]:
+    """file name -> sha256 of the voice's files as the lock records them ({} without a lock)."""
+    try:
+        locked = read_lock(layout.lock_file).get(source.key)
+    except (LockFileError, OSError):
+        return {}
+    if locked is None:
+        return {}
+    return {path: entry.sha256 for path, entry in locked.files.items() if "/" not in path}

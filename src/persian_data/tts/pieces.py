@@ -7,12 +7,15 @@ each piece is synthesized on its own and the pieces are joined with a short paus
 from __future__ import annotations
 
 import io
+import os
 import re
 import wave
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
+from ..atomic import atomic_write_bytes
 from ..errors import PersianDataError
 
 # Where a piece ends. Persian: ، (comma) ؛ (semicolon) ؟ (question mark); Latin: . ! ? ; ,
@@ -159,3 +162,14 @@ def stream_wav_header(sample_rate: int) -> bytes:
     return (b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE"
             + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
             + b"data" + struct.pack("<I", 0xFFFFFFFF))
+
+
+def write_wav(out_path: Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """wav_bytes into `out_path`, atomically, as a normal file for the user (not mkstemp's 0600)."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_path, wav_bytes(audio, sample_rate), out_path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(out_path, 0o666 & ~umask)
+    return out_path

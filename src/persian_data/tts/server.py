@@ -2,33 +2,47 @@
 
 Compatible with the request shape of coqui's own `tts-server`: `GET|POST /api/tts` with `text`
 and `speaker_id` (here an alias of `voice`), answering `audio/wav`. Our additions: `voice`,
-JSON bodies, `/api/voices`, `/health`, JSON errors with fitting status codes, a text length
-limit, and sentence-by-sentence synthesis of long text.
+JSON bodies, `/api/voices`, `/health`, `/metrics` (Prometheus), JSON errors with fitting status
+codes, a text length limit, sentence-by-sentence synthesis of long text, and `stream=true`.
 
-Concurrency: the endpoint is async and hands synthesis to the thread pool; each Voice holds a
-lock around the model (coqui's models are not thread-safe), so requests to one voice run one
-at a time while the event loop keeps answering /health and queueing the rest.
+Runtimes (runtime.py): a voice with an ONNX export runs on onnxruntime (no torch in the process;
+sessions are thread-safe, so `workers` requests synthesize at once); otherwise on coqui-tts/torch
+(one synthesis at a time: torch already spreads one over every core, and the model is not
+thread-safe). Admission (admission.py): `workers` running, up to `max_queue` waiting, the rest
+answered 503 with Retry-After; every request has a deadline (504 after it).
+
+Streaming (`stream=true`): the answer is `audio/wav` sent chunk by chunk: first a 44-byte
+RIFF/WAVE header (PCM, mono, 16-bit, the voice's rate) whose RIFF and data sizes are 0xFFFFFFFF
+(length unknown), then one chunk of 16-bit little-endian samples per sentence (with the pause
+after it), sent as soon as that sentence is synthesized. Samples are clipped, not
+peak-normalised (the loudest sample of the whole text is not known when the first one leaves).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any, AsyncIterator, Iterator, Mapping
 from urllib.parse import parse_qsl
 
+import numpy as np
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..layout import Layout
-from .synth import EmptyTextError, list_voices, load_voices, wav_bytes
+from .admission import Admission, Deadline, QueueFull
+from .metrics import make_metrics
+from .pieces import EmptyTextError, pause_after, pcm16, pieces_or_raise, speak, stream_wav_header, wav_bytes
+from .runtime import load_voices
+from .synth import list_voices
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +63,7 @@ class VoiceInfo(BaseModel):
         None, description="Commit sha of the source repository, from the lock file (if any)."
     )
     default: bool = Field(False, description="Used when a request names no voice.")
+    runtime: str = Field("torch", description="What synthesizes this voice: onnx (onnxruntime) or torch (coqui-tts).")
 
 
 class Health(BaseModel):
@@ -57,12 +72,19 @@ class Health(BaseModel):
     requests: int = Field(description="/api/tts requests answered with audio since start.")
     errors: int = Field(description="/api/tts requests that failed inside synthesis (500).")
     uptime_s: float
+    runtime: str = Field(description="onnx, torch, or mixed (see `runtimes`).")
+    runtimes: dict[str, str] = Field(description="Voice name -> runtime serving it.")
+    queue_length: int = Field(description="Admitted requests waiting for a synthesis worker.")
+    in_progress: int = Field(description="Syntheses running right now.")
+    workers: int = Field(description="Syntheses that may run at once.")
+    max_queue: int = Field(description="Requests that may wait; more are answered 503.")
 
 
 class TTSRequest(BaseModel):
     text: str = Field(description="Text to speak (Persian). Split into sentences internally.")
     voice: str | None = Field(None, description="Voice name; see /api/voices.")
     speaker_id: str | None = Field(None, description="Alias of `voice` (coqui tts-server).")
+    stream: bool = Field(False, description="Send audio sentence by sentence (chunked WAV, see the API description).")
 
 
 _ERRORS = {
@@ -71,12 +93,31 @@ _ERRORS = {
     413: {"model": ErrorBody, "description": "Text longer than the server's limit."},
     415: {"model": ErrorBody, "description": "Unsupported request body type (POST)."},
     500: {"model": ErrorBody, "description": "Synthesis failed; the server keeps running."},
+    503: {"model": ErrorBody, "description": "Queue full; retry after the `Retry-After` header's seconds."},
+    504: {"model": ErrorBody, "description": "The request's time limit passed before its audio was ready."},
 }
 _WAV = {200: {"content": {"audio/wav": {}}, "description": "16-bit PCM mono WAV at the voice's sample rate."}}
 
 
-def _error(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status)
+def _error(status: int, code: str, detail: str, headers: dict | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status, headers=headers)
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def runtime_of(voice: Any) -> str:
+    return getattr(voice, "runtime", "torch")
+
+
+def default_workers(voices: Mapping[str, Any]) -> int:
+    """One synthesis at a time when any voice runs on torch; else one per core (at most 4)."""
+    if any(runtime_of(v) != "onnx" for v in voices.values()):
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def create_app(
@@ -86,6 +127,9 @@ def create_app(
     lock_info: Mapping[str, Mapping[str, Any]] | None = None,
     default_voice: str | None = None,
     one_at_a_time: bool = True,
+    workers: int | None = None,
+    max_queue: int = 8,
+    timeout: float = 120.0,
 ) -> FastAPI:
     """The app. `voices`: name -> loaded Voice (anything with .sample_rate, .synthesize(text)).
 
@@ -93,6 +137,8 @@ def create_app(
     one_at_a_time: one synthesis at a time across all voices (each Voice always serialises its
         own model). On a CPU this is faster: torch already uses every core for one synthesis,
         and two at once oversubscribe them.
+    workers: syntheses at once (default: default_workers); max_queue: how many more may wait
+        (then 503); timeout: seconds from admission to the answer (then 504).
     """
     voices = dict(voices)
     if one_at_a_time:
@@ -105,6 +151,33 @@ def create_app(
         default_voice = "female" if "female" in voices else next(iter(voices), None)
     stats = {"requests": 0, "errors": 0}
     started = time.time()
+    runtimes = {name: runtime_of(v) for name, v in voices.items()}
+    overall = next(iter(set(runtimes.values()))) if len(set(runtimes.values())) == 1 else "mixed"
+    admission = Admission(workers or default_workers(voices), max_queue, timeout)
+    metrics = make_metrics(runtimes=runtimes, queue_length=lambda: admission.queue_length,
+                           running=lambda: admission.running)
+
+    def count(voice: str | None, status: int) -> None:
+        if metrics is not None:
+            metrics.requests.labels(voice=voice or "", status=str(status)).inc()
+
+    def done(voice: str, took: float, seconds: float) -> None:
+        stats["requests"] += 1
+        if metrics is not None:
+            metrics.requests.labels(voice=voice, status="200").inc()
+            metrics.latency.labels(voice=voice).observe(took)
+            metrics.audio.labels(voice=voice).inc(seconds)
+            if seconds > 0:
+                metrics.rtf.labels(voice=voice).observe(took / seconds)
+
+    def counted(name: str, voice: Any):
+        def piece(text: str) -> np.ndarray:
+            audio = voice.synthesize_piece(text)
+            if metrics is not None:
+                metrics.pieces.labels(voice=name).inc()
+            return audio
+
+        return piece
 
     app = FastAPI(
         title="persian-data TTS",
@@ -114,6 +187,9 @@ def create_app(
             "start. Long text is split into sentences at Persian and Latin punctuation "
             "(، ؛ ؟ . ! ?), synthesized piece by piece and joined. Requests are compatible "
             "with coqui's tts-server (`speaker_id` is an alias of `voice`).\n\n"
+            "`stream=true`: `audio/wav` in chunks: a 44-byte header (PCM mono 16-bit, RIFF and data "
+            "sizes 0xFFFFFFFF), then 16-bit little-endian samples, one chunk per sentence as soon as it "
+            "is synthesized (clipped, not peak-normalised).\n\n"
             "Example: `curl -G --data-urlencode 'text=سلام دنیا' "
             "'http://127.0.0.1:5002/api/tts?voice=female' -o hello.wav`"
         ),
@@ -148,29 +224,68 @@ def create_app(
                 404, "unknown_voice", f"unknown voice {name!r}; known: {', '.join(voices)}",
                 voices=list(voices),
             )
+        try:
+            pieces = pieces_or_raise(text)
+        except EmptyTextError as exc:
+            count(name, 400)
+            return _error(400, "empty_text", str(exc))
+        try:
+            ticket = admission.admit()
+        except QueueFull as exc:
+            count(name, 503)
+            return _error(503, "busy", f"{admission.workers} synthesizing and {admission.max_queue} waiting; "
+                          f"retry in {exc.retry_after} s", headers={"Retry-After": str(exc.retry_after)},
+                          retry_after=exc.retry_after)
+        headers = {"X-Voice": name, "X-Runtime": runtimes[name], "X-Sample-Rate": str(voice.sample_rate)}
+        synth_piece = counted(name, voice)
+        if _truthy(params.get("stream")):
+            headers["X-Stream-Format"] = "wav; pcm_s16le; mono; unsized (0xFFFFFFFF); one chunk per sentence"
+            return StreamingResponse(stream(ticket, name, voice, pieces, synth_piece), media_type="audio/wav",
+                                     headers=headers)
         began = time.perf_counter()
         try:
-            audio = await run_in_threadpool(voice.synthesize, text)
+            audio = await admission.run(ticket, speak, text, synth_piece, voice.sample_rate, ticket.stop.is_set)
             body = await run_in_threadpool(wav_bytes, audio, voice.sample_rate)
-        except EmptyTextError as exc:
-            return _error(400, "empty_text", str(exc))
+        except Deadline:
+            count(name, 504)
+            return _error(504, "timeout", f"no audio within this server's limit of {admission.timeout:g} s")
         except Exception as exc:  # noqa: BLE001 - any failure inside synthesis is a 500
             stats["errors"] += 1
+            count(name, 500)
             log.exception("synthesis failed (voice %s, %d chars)", name, len(text))
             return _error(500, "synthesis_failed", f"{type(exc).__name__}: {exc}")
-        stats["requests"] += 1
+        finally:
+            admission.release(ticket)
         elapsed = time.perf_counter() - began
         seconds = len(audio) / voice.sample_rate if voice.sample_rate else 0.0
+        done(name, elapsed, seconds)
         return Response(
             body,
             media_type="audio/wav",
-            headers={
-                "X-Voice": name,
-                "X-Sample-Rate": str(voice.sample_rate),
-                "X-Audio-Seconds": f"{seconds:.3f}",
-                "X-Synthesis-Seconds": f"{elapsed:.3f}",
-            },
+            headers={**headers, "X-Audio-Seconds": f"{seconds:.3f}", "X-Synthesis-Seconds": f"{elapsed:.3f}"},
         )
+
+    async def stream(ticket, name: str, voice: Any, pieces: list[str], synth_piece) -> AsyncIterator[bytes]:
+        began = time.perf_counter()
+        samples = 0
+        try:
+            yield stream_wav_header(voice.sample_rate)
+            for index, piece in enumerate(pieces):
+                audio = await admission.run(ticket, synth_piece, piece)
+                if index < len(pieces) - 1:
+                    audio = np.concatenate([audio, np.zeros(int(voice.sample_rate * pause_after(piece)), np.float32)])
+                samples += len(audio)
+                yield pcm16(audio)
+            done(name, time.perf_counter() - began, samples / voice.sample_rate)
+        except Deadline:
+            count(name, 504)
+            log.warning("stream cut at the time limit (%g s), voice %s", admission.timeout, name)
+        except Exception:  # noqa: BLE001 - the status line is gone; end the stream and log
+            stats["errors"] += 1
+            count(name, 500)
+            log.exception("streamed synthesis failed (voice %s)", name)
+        finally:
+            admission.release(ticket)
 
     @app.get(
         "/api/tts",
@@ -185,8 +300,9 @@ def create_app(
         voice: str | None = Query(None, description="Voice name: see /api/voices."),
         speaker_id: str | None = Query(None, description="Alias of `voice` (coqui tts-server)."),
         language_id: str | None = Query(None, description="Accepted for coqui compatibility; ignored."),
+        stream: bool = Query(False, description="Send audio sentence by sentence (chunked WAV)."),
     ) -> Response:
-        return await synthesize({"text": text, "voice": voice, "speaker_id": speaker_id})
+        return await synthesize({"text": text, "voice": voice, "speaker_id": speaker_id, "stream": stream})
 
     @app.post(
         "/api/tts",
@@ -267,6 +383,7 @@ def create_app(
                     repo=info.get("repo"),
                     revision=info.get("revision"),
                     default=name == default_voice,
+                    runtime=runtimes[name],
                 )
             )
         return out
@@ -274,7 +391,7 @@ def create_app(
     @app.get(
         "/health",
         summary="Liveness",
-        description="`ok` while the server runs; counts requests and synthesis failures.",
+        description="`ok` while the server runs; the runtime, queue length, requests and synthesis failures.",
         response_model=Health,
         tags=["meta"],
     )
@@ -284,8 +401,31 @@ def create_app(
             requests=stats["requests"],
             errors=stats["errors"],
             uptime_s=round(time.time() - started, 3),
+            runtime=overall,
+            runtimes=runtimes,
+            queue_length=admission.queue_length,
+            in_progress=admission.running,
+            workers=admission.workers,
+            max_queue=admission.max_queue,
         )
 
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        description="Requests by voice and status, latency and real-time-factor histograms, audio seconds, "
+                    "pieces synthesized, queue length, syntheses in progress, the runtime of each voice.",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}, 501: {"model": ErrorBody}},
+        tags=["meta"],
+    )
+    async def prometheus_metrics() -> Response:
+        if metrics is None:
+            return _error(501, "metrics_unavailable", "prometheus_client is not installed; "
+                          "pip install 'persian-data[serve]'")
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    app.state.admission = admission
     return app
 
 
@@ -296,18 +436,29 @@ def lock_info_for(layout: Layout) -> dict[str, dict]:
     }
 
 
-def serve(layout: Layout, host: str = "127.0.0.1", port: int = DEFAULT_PORT, max_chars: int = 1000) -> None:
-    """Load every installed voice once, then serve until interrupted."""
+def serve(layout: Layout, host: str = "127.0.0.1", port: int = DEFAULT_PORT, max_chars: int = 1000, *,
+          runtime: str = "auto", workers: int | None = None, max_queue: int = 8, timeout: float = 120.0,
+          threads: int | None = None) -> None:
+    """Load every available voice once (runtime.load_voices), then serve until interrupted.
+
+    threads: onnxruntime intra-op threads per voice (default: onnxruntime's, one per core).
+    """
     import uvicorn
 
-    voices = load_voices(layout)
+    began = time.perf_counter()
+    voices = load_voices(layout, runtime=runtime, threads=threads)
     for voice in voices.values():
         print(
-            f"loaded voice {voice.name} ({voice.checkpoint.name}, {voice.sample_rate} Hz) "
+            f"loaded voice {voice.name} on {runtime_of(voice)} ({voice.checkpoint.name}, {voice.sample_rate} Hz) "
             f"in {voice.load_seconds:.1f}s",
             file=sys.stderr,
         )
-    app = create_app(voices, max_chars=max_chars, lock_info=lock_info_for(layout))
+    app = create_app(voices, max_chars=max_chars, lock_info=lock_info_for(layout), workers=workers,
+                     max_queue=max_queue, timeout=timeout)
+    admission = app.state.admission
+    print(f"serving on http://{host}:{port} ({admission.workers} at once, {admission.max_queue} may wait, "
+          f"{admission.timeout:g} s per request; ready {time.perf_counter() - began:.1f}s after loading began)",
+          file=sys.stderr)
     uvicorn.run(app, host=host, port=port, workers=1, log_level="info")
 
 

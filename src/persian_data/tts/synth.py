@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Callable
 
 import numpy as np
 
-from ..atomic import atomic_write_bytes
 from ..errors import PersianDataError
 from ..layout import Layout
 from .check import (
@@ -33,7 +31,7 @@ from .check import (
     quiet_coqui,
     require_tts_extra,
 )
-from .pieces import EmptyTextError, pieces_or_raise, speak, split_sentences, wav_bytes  # noqa: F401 (re-exported)
+from .pieces import EmptyTextError, speak, split_sentences, wav_bytes, write_wav  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +138,7 @@ def synth_to_file(
 ) -> Path:
     """Load the voice in `model_dir`, speak `text`, write a WAV at the model's sample rate."""
     voice = Voice.load(model_dir, checkpoint=checkpoint)
-    audio = voice.synthesize(text)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out_path, wav_bytes(audio, voice.sample_rate), out_path.parent)
-    _umask = os.umask(0)
-    os.umask(_umask)
-    os.chmod(out_path, 0o666 & ~_umask)  # a normal file for the user, not mkstemp's 0600
-    return out_path
+    return write_wav(Path(out_path), voice.synthesize(text), voice.sample_rate)
 
 
 # -- voices of a layout --------------------------------------------------------------------------
