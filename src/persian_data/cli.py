@@ -135,6 +135,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="voice to export (repeatable; default: every installed voice)")
     p.add_argument("-v", "--verbose", action="store_true")
 
+    p = sub.add_parser("eval-stt", help="WER/CER of a model or a transcript file on a Common Voice / FLEURS split")
+    p.add_argument("--root", type=Path, default=Path("."))
+    p.add_argument("--corpus", choices=["commonvoice", "fleurs"], default="commonvoice")
+    p.add_argument("--split", choices=["test", "validation"], default="test")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--hypotheses", type=Path, help="score this file: JSONL {id,text}, NeMo (pred_text) or TSV id<TAB>text")
+    mode.add_argument("--model", help="transcribe with this transformers ASR model (Hub name or local folder), then score")
+    mode.add_argument("--leakage", action="store_true", help="only report train/test sentence and speaker overlap")
+    p.add_argument("--name", default=None, help="output folder evals/<corpus>-<split>-<name> (default: file or model name)")
+    p.add_argument("--exclude-leaked", action="store_true", help="score without clips whose sentence or speaker is in train")
+    p.add_argument("--allow-unknown-ids", action="store_true", help="report and skip ids the manifest does not have")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the 95%% intervals (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N clips of the split")
+    p.add_argument("--device", default="cpu", help="run mode: cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=int, default=8, help="run mode: clips per batch (default 8)")
+    p.add_argument("--token", default=None, help="run mode: Hub token (default: $HF_TOKEN); never logged")
+    p.add_argument("-v", "--verbose", action="store_true")
+
     p = sub.add_parser("demo", help="serve small replicas from a built-in local hub and run the whole job on them")
     p.add_argument("--root", type=Path, default=None, help="where to put the demo layout (default: a temp folder)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -210,6 +229,10 @@ def _dispatch(args) -> int:
         out = synth_to_file(layout, args.voice, text, args.out, runtime=args.runtime)
         print(f"wrote {out}", file=sys.stderr)
         return 0
+    if args.command == "eval-stt":
+        from .evaluate.command import eval_stt
+
+        return eval_stt(layout, args)
     if args.command == "serve-tts":
         from .tts.server import serve
 

@@ -1,0 +1,214 @@
+"""`persian-data eval-stt`: score mode, run mode and the leakage report, tied together.
+
+Score mode reads a hypotheses file; run mode (`transcribe`) writes one and then scores it the same
+way. Every input is checked before anything is written, so bad input leaves no folder behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..layout import Layout
+from . import report as rep
+from .hypotheses import Hypotheses, match, read_hypotheses
+from .leakage import build_index, overview, split_leakage
+from .references import BREAKDOWN_COLUMNS, EVAL_SPLITS, References, load_references
+from .score import (align_chars, align_words, alignment_rows, bootstrap, breakdown, duration_labels,
+                    top_errors)
+from .textnorm import RULES, SHARED_CONFIG, normalize_for_scoring
+
+log = logging.getLogger("persian_data.evaluate")
+
+
+@dataclass
+class ScoreOptions:
+    name: str | None = None
+    bootstrap_rounds: int = 1000
+    seed: int = 0
+    exclude_leaked: bool = False
+    allow_unknown_ids: bool = False
+    limit: int | None = None
+
+
+def _check_split(split: str) -> None:
+    if split not in EVAL_SPLITS:
+        from .errors import EvalInputError
+
+        raise EvalInputError(f"--split must be one of {', '.join(EVAL_SPLITS)}, not {split!r}")
+
+
+def load_split(layout: Layout, corpus: str, split: str, limit: int | None) -> References:
+    _check_split(split)
+    refs = load_references(layout, corpus, split)
+    if limit is not None:
+        refs = refs.subset(list(range(min(limit, len(refs)))))
+    return refs
+
+
+def score_hypotheses_file(layout: Layout, corpus: str, split: str, path: Path, options: ScoreOptions) -> dict:
+    """Score mode: read and check everything, then score and write the outputs."""
+    refs = load_split(layout, corpus, split, options.limit)
+    hyps = read_hypotheses(path)
+    name = rep.safe_name(options.name or Path(path).stem)
+    return score(layout, refs, hyps, name, options)
+
+
+def score(layout: Layout, refs: References, hyps: Hypotheses, name: str, options: ScoreOptions,
+          run_info: dict | None = None) -> dict:
+    matched = match(hyps, refs, allow_unknown=options.allow_unknown_ids)
+    out_dir = rep.output_dir(layout, refs.corpus, refs.split, name)
+    t0 = time.perf_counter()
+    ref_norm = normalize_for_scoring(refs.texts)
+    hyp_norm = normalize_for_scoring(matched.texts)
+    index = build_index(layout)
+    leak_section, leaked = split_leakage(index, refs, ref_norm.texts)
+    keep = ~leaked if options.exclude_leaked else None
+
+    raw_w, _, _, _ = align_words(refs.texts, matched.texts)
+    raw_c = align_chars(refs.texts, matched.texts)
+    norm_w, ref_tok, hyp_tok, ops = align_words(ref_norm.texts, hyp_norm.texts, keep_ops=True)
+    norm_c = align_chars(ref_norm.texts, hyp_norm.texts)
+    boot = bootstrap(norm_w, norm_c, rounds=options.bootstrap_rounds, seed=options.seed, keep=keep)
+
+    breakdowns = {col: breakdown(refs.columns[col], norm_w, norm_c, keep) for col in BREAKDOWN_COLUMNS[refs.corpus]}
+    breakdowns["duration"] = breakdown(duration_labels(refs.durations), norm_w, norm_c, keep)
+    n_present = sum(matched.present)
+    results = {
+        "corpus": refs.corpus, "split": refs.split, "name": name,
+        "manifest": layout.relative(refs.manifest) if refs.manifest.is_relative_to(layout.root) else str(refs.manifest),
+        "hypotheses": {"path": str(hyps.path), "format": hyps.format},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "tool": {"persian_data": __version__, "edit_distance": "rapidfuzz Levenshtein (jiwer 4's counts)"},
+        "wer": norm_w.total(keep)["error_rate"], "cer": norm_c.total(keep)["error_rate"],
+        "wer_raw": raw_w.total(keep)["error_rate"], "cer_raw": raw_c.total(keep)["error_rate"],
+        "normalized": {"words": norm_w.total(keep), "chars": norm_c.total(keep)},
+        "raw": {"words": raw_w.total(keep), "chars": raw_c.total(keep)},
+        "bootstrap": boot,
+        "utterances": {"manifest": len(refs), "scored": int(keep.sum()) if keep is not None else len(refs),
+                       "with_hypothesis": n_present, "missing_hypotheses": len(matched.missing),
+                       "unknown_ids": len(matched.unknown), "duplicate_ids": len(matched.duplicates),
+                       "excluded_leaked": int(leaked.sum()) if options.exclude_leaked else 0,
+                       **{f"{k}": v for k, v in matched.summary().items() if k.endswith("examples")}},
+        "normalizer": {"shared_config": SHARED_CONFIG.__dict__, "rules": list(RULES),
+                       "zwnj": "joined: ZWNJ deleted after the shared affix rules (see textnorm.py)"},
+        "normalizer_changes": {
+            "references": {r: {"texts": ref_norm.changed[r], "fraction": ref_norm.changed[r] / max(len(refs), 1)}
+                           for r in RULES},
+            "hypotheses": {r: {"texts": hyp_norm.changed[r], "fraction": hyp_norm.changed[r] / max(n_present, 1)}
+                           for r in RULES}},
+        "breakdowns": breakdowns,
+        "top_errors": top_errors(ref_tok, hyp_tok, ops, keep),
+        "leakage": leak_section,
+        "utterances_format": {"raw/normalized words/chars": rep.COUNT_FIELDS},
+    }
+    if run_info is not None:
+        results["run"] = run_info
+    rows = _utterance_rows(refs, matched, ref_norm.texts, hyp_norm.texts, raw_w, raw_c, norm_w, norm_c,
+                           ref_tok, hyp_tok, ops, leaked)
+    rep.write_outputs(layout, out_dir, results, rows, rep.markdown(results))
+    results["output_dir"] = str(out_dir)
+    log.debug("scored %d utterances in %.2f s", len(refs), time.perf_counter() - t0)
+    return results
+
+
+def _utterance_rows(refs, matched, ref_n, hyp_n, raw_w, raw_c, norm_w, norm_c, ref_tok, hyp_tok, ops, leaked):
+    def cols(c):
+        return list(zip(c.hits.tolist(), c.subs.tolist(), c.dels.tolist(), c.ins.tolist(), c.ref_len.tolist()))
+
+    rw, rc, nw, nc = cols(raw_w), cols(raw_c), cols(norm_w), cols(norm_c)
+    leaked_l = leaked.tolist()
+    rows = []
+    for k, cid in enumerate(refs.ids):
+        rows.append({"id": cid, "ref": refs.texts[k], "hyp": matched.texts[k], "ref_normalized": ref_n[k],
+                     "hyp_normalized": hyp_n[k], "missing": not matched.present[k], "leaked": leaked_l[k],
+                     "raw": {"words": rw[k], "chars": rc[k]}, "normalized": {"words": nw[k], "chars": nc[k]},
+                     "alignment": alignment_rows(ref_tok[k], hyp_tok[k], ops[k])})
+    return rows
+
+
+def print_summary(results: dict, stream=None) -> None:
+    stream = stream or sys.stderr
+    for line in rep.rule_lines(results):
+        print(line, file=stream)
+    u = results["utterances"]
+    if u["missing_hypotheses"]:
+        print(f"warning: {u['missing_hypotheses']} clip(s) have no hypothesis (e.g. {', '.join(u['missing_examples'])}); "
+              f"scored as deletions", file=stream)
+    if u["unknown_ids"]:
+        print(f"warning: {u['unknown_ids']} unknown id(s) left out (e.g. {', '.join(u['unknown_examples'])})",
+              file=stream)
+    if u["duplicate_ids"]:
+        print(f"warning: {u['duplicate_ids']} id(s) repeated with the same text, counted once", file=stream)
+    lk = results["leakage"]
+    print(f"leakage: {lk['sentences_in_train']} clip(s) with a train sentence, {lk['utterances_by_train_speakers']} "
+          f"by a train speaker ({lk['leaked_utterances']} in all)", file=stream)
+    print(rep.headline(results))
+    print(f"wrote {results['output_dir']}/", file=stream)
+
+
+def leakage_report(layout: Layout) -> dict:
+    """`eval-stt --leakage`: writes evals/leakage.json and evals/leakage.md; returns the report."""
+    report = overview(layout, build_index(layout))
+    if not report["splits"]:
+        from .errors import EvalInputError
+
+        raise EvalInputError(f"{layout.root}: no speech manifests; run `persian-data prepare speech` first")
+    import orjson
+
+    from ..atomic import atomic_write_bytes
+
+    out = rep.evals_dir(layout)
+    atomic_write_bytes(out / "leakage.md", rep.leakage_markdown(report).encode("utf-8"), layout.tmp_dir)
+    atomic_write_bytes(out / "leakage.json", orjson.dumps(report, option=orjson.OPT_INDENT_2), layout.tmp_dir)
+    return report
+
+
+def print_leakage(report: dict, layout: Layout) -> None:
+    for key, s in report["splits"].items():
+        print(f"{key}: {s['sentences_in_train']} of {s['utterances']} clip(s) have a train sentence, "
+              f"{s['utterances_by_train_speakers']} are by a train speaker; leaked {100 * s['leaked_fraction']:.2f} %")
+    sp = report["commonvoice_speakers"]
+    print(f"commonvoice speakers in more than one split: {sp['in_more_than_one_split']} of {sp['speakers']} "
+          f"{sp['by_split_pair']}")
+    print(f"wrote {rep.evals_dir(layout)}/leakage.json and leakage.md", file=sys.stderr)
+
+
+
+def _setup_logging(verbose: bool) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s",
+                            stream=sys.stderr)
+
+
+def eval_stt(layout: Layout, args) -> int:
+    """The `eval-stt` command (flags as `persian_data.cli` parses them)."""
+    from .errors import EvalInputError
+
+    _setup_logging(getattr(args, "verbose", False))
+    if args.leakage:
+        print_leakage(leakage_report(layout), layout)
+        return 0
+    if args.bootstrap < 0:
+        raise EvalInputError("--bootstrap must be 0 or more")
+    if args.limit is not None and args.limit < 1:
+        raise EvalInputError("--limit must be 1 or more")
+    options = ScoreOptions(name=args.name, bootstrap_rounds=args.bootstrap, seed=args.seed,
+                           exclude_leaked=args.exclude_leaked, allow_unknown_ids=args.allow_unknown_ids,
+                           limit=args.limit)
+    if args.hypotheses is not None:
+        results = score_hypotheses_file(layout, args.corpus, args.split, args.hypotheses, options)
+    else:
+        from .transcribe import RunOptions, run_and_score
+
+        if args.batch_size < 1:
+            raise EvalInputError("--batch-size must be 1 or more")
+        run = RunOptions(model=args.model, device=args.device, batch_size=args.batch_size, token=args.token)
+        results = run_and_score(layout, args.corpus, args.split, run, options)
+    print_summary(results)
+    return 0

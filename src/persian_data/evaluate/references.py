@@ -1,0 +1,95 @@
+"""The references of one corpus split, read from its manifest (`datasets/speech/<folder>/manifests/`).
+
+Manifests are plain JSONL with a documented layout (see `persian_data.prepare.speech`); this module
+reads them as files and keeps only what scoring needs, so it never depends on how they were made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from ..catalog import BY_KEY, Source
+from ..layout import Layout
+from .errors import EvalInputError
+
+CORPORA = ("commonvoice", "fleurs")
+EVAL_SPLITS = ("test", "validation")
+ALL_SPLITS = ("train", "validation", "test")
+# Columns each corpus is broken down by (besides the clip duration bucket).
+BREAKDOWN_COLUMNS = {"commonvoice": ("gender", "age", "accent"), "fleurs": ("gender",)}
+
+
+@dataclass
+class References:
+    """One split's clips, in manifest order."""
+
+    corpus: str
+    split: str
+    manifest: Path
+    ids: list[str]
+    texts: list[str]
+    durations: list[float]
+    audio_paths: list[str]
+    audio_refs: list[object]  # None unless prepared with --no-extract
+    columns: dict[str, list[str]] = field(default_factory=dict)  # breakdown columns (and client_id)
+    index: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, keep: list[int]) -> "References":
+        pick = lambda values: [values[i] for i in keep]  # noqa: E731
+        return References(self.corpus, self.split, self.manifest, pick(self.ids), pick(self.texts),
+                          pick(self.durations), pick(self.audio_paths), pick(self.audio_refs),
+                          {k: pick(v) for k, v in self.columns.items()},
+                          {pick(self.ids)[j]: j for j in range(len(keep))})
+
+
+def source(corpus: str) -> Source:
+    if corpus not in CORPORA:
+        raise EvalInputError(f"--corpus must be one of {', '.join(CORPORA)}, not {corpus!r}")
+    return BY_KEY[corpus]
+
+
+def manifest_path(layout: Layout, corpus: str, split: str) -> Path:
+    return layout.manifest(source(corpus), split)
+
+
+def load_references(layout: Layout, corpus: str, split: str, *, required: bool = True) -> References | None:
+    """Read `<corpus>` `<split>`'s manifest. Missing: EvalInputError (or None when not `required`)."""
+    path = manifest_path(layout, corpus, split)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        if not required:
+            return None
+        raise EvalInputError(f"{path}: no {corpus} {split} manifest; run `persian-data prepare speech --root "
+                             f"{layout.root} --only {corpus}` first") from None
+    keep = ("client_id",) + BREAKDOWN_COLUMNS[corpus]
+    refs = References(corpus, split, path, [], [], [], [], [], {k: [] for k in keep})
+    for lineno, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = orjson.loads(line)
+            cid, text = row["id"], row["text"]
+            if not isinstance(cid, str) or not isinstance(text, str):
+                raise TypeError("id and text must be strings")
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise EvalInputError(f"{path}:{lineno}: not a manifest line ({exc}); run `persian-data prepare "
+                                 f"speech` again") from None
+        if cid in refs.index:
+            raise EvalInputError(f"{path}:{lineno}: id {cid!r} appears twice in the manifest")
+        refs.index[cid] = len(refs.ids)
+        refs.ids.append(cid)
+        refs.texts.append(text)
+        refs.durations.append(float(row.get("duration") or 0.0))
+        refs.audio_paths.append(row.get("audio_path") or "")
+        refs.audio_refs.append(row.get("audio_ref"))
+        for k in keep:
+            value = row.get(k)
+            refs.columns[k].append("" if value is None else str(value))
+    return refs

@@ -1,0 +1,257 @@
+"""Corpus-level WER/CER with sclite counts, alignments, a bootstrap interval and breakdowns.
+
+Edit distance: rapidfuzz's `Levenshtein` (C++), the same function jiwer 4 calls. jiwer itself
+(`process_words` + `process_characters`) does about 10,000 utterances/s here, most of it in Python:
+its transforms, a dict lookup per character for CER, and an alignment object per chunk. This module
+gets the same counts faster:
+
+* words: every distinct word becomes one code point, so an utterance becomes a short `str` and
+  rapidfuzz runs its string path; identical pairs skip the alignment;
+* characters: the stripped strings go to rapidfuzz as they are (jiwer maps each character to an
+  int first; rapidfuzz compares code points, so the result is the same);
+* tokenization is jiwer's default (`RemoveMultipleSpaces`, `Strip`, split on " " for words;
+  `Strip` and every character, spaces included, for characters).
+
+The alignment rapidfuzz picks among equally cheap ones depends only on which tokens are equal, not
+on their values, so S/D/I (not only their sum) equal jiwer's; `tests/test_eval_score.py` checks
+this against jiwer on random inputs, utterance by utterance.
+
+Corpus level: WER = (S + D + I) / N over the whole split, N the reference words (not a mean of
+per-utterance rates), as sclite and jiwer report it. SER: utterances with at least one error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz.distance import Levenshtein
+
+_MULTI_SPACE = re.compile(r"\s\s+")  # jiwer.RemoveMultipleSpaces
+_SURROGATES = 0x800
+_MAX_VOCAB = 0x110000 - _SURROGATES - 1
+
+
+def words(text: str) -> list[str]:
+    """jiwer's `wer_default` tokenization of one sentence."""
+    if text.isprintable():  # no whitespace but " " (the common case): runs of spaces collapse
+        return text.split()
+    return [w for w in _MULTI_SPACE.sub(" ", text).strip().split(" ") if w]
+
+
+@dataclass
+class Counts:
+    """Per-utterance edit counts (numpy int64 arrays of equal length)."""
+
+    hits: np.ndarray
+    subs: np.ndarray
+    dels: np.ndarray
+    ins: np.ndarray
+    ref_len: np.ndarray
+    hyp_len: np.ndarray
+
+    @property
+    def errors(self) -> np.ndarray:
+        return self.subs + self.dels + self.ins
+
+    def total(self, keep: np.ndarray | None = None) -> dict:
+        """sclite-style totals, over `keep` (a boolean mask) or all utterances."""
+        pick = (lambda a: a[keep]) if keep is not None else (lambda a: a)
+        h, s, d, i = (int(pick(a).sum()) for a in (self.hits, self.subs, self.dels, self.ins))
+        n = int(pick(self.ref_len).sum())
+        err = pick(self.errors)
+        utts = int(len(err))
+        return {"utterances": utts, "ref": n, "hyp": int(pick(self.hyp_len).sum()), "correct": h,
+                "substitutions": s, "deletions": d, "insertions": i, "errors": s + d + i,
+                "error_rate": rate(s + d + i, n, i), "sentence_errors": int(np.count_nonzero(err)),
+                "sentence_error_rate": (float(np.count_nonzero(err)) / utts) if utts else 0.0}
+
+
+def rate(errors: int, ref: int, insertions: int = 0) -> float:
+    """errors / ref; with an empty reference, jiwer's convention: the number of insertions."""
+    return errors / ref if ref else float(insertions)
+
+
+def _new_counts(n: int) -> Counts:
+    return Counts(*(np.zeros(n, dtype=np.int64) for _ in range(6)))
+
+
+class _WordCodes(defaultdict):
+    """word -> one code point, allocated in order of first sight (surrogates skipped)."""
+
+    def __missing__(self, word: str) -> str:
+        n = len(self)
+        if n >= _MAX_VOCAB:
+            raise OverflowError("more distinct words than code points")
+        code = chr(n + _SURROGATES if n >= 0xD800 else n)
+        self[word] = code
+        return code
+
+
+def align_words(refs: list[str], hyps: list[str], *, keep_ops: bool = False):
+    """Word counts per utterance, and (keep_ops) each utterance's tokens and opcodes.
+
+    Returns (Counts, ref_tokens, hyp_tokens, ops); ops[k] is None for an exact match, else a list
+    of (tag, i1, i2, j1, j2) with rapidfuzz's tags (equal, replace, delete, insert)."""
+    n = len(refs)
+    c = _new_counts(n)
+    hits, subs, dels, ins, ref_len, hyp_len = c.hits, c.subs, c.dels, c.ins, c.ref_len, c.hyp_len
+    codes = _WordCodes()
+    ref_tokens: list[list[str]] = []
+    hyp_tokens: list[list[str]] = []
+    ops: list = []
+    opcodes = Levenshtein.opcodes
+    for k in range(n):
+        rw, hw = words(refs[k]), words(hyps[k])
+        ref_len[k], hyp_len[k] = len(rw), len(hw)
+        if keep_ops:
+            ref_tokens.append(rw)
+            hyp_tokens.append(hw)
+        if rw == hw:
+            hits[k] = len(rw)
+            if keep_ops:
+                ops.append(None)
+            continue
+        a = "".join(map(codes.__getitem__, rw))
+        b = "".join(map(codes.__getitem__, hw))
+        h = s = d = i = 0
+        blocks = opcodes(a, b)
+        for tag, i1, i2, j1, j2 in blocks:
+            if tag == "equal":
+                h += i2 - i1
+            elif tag == "replace":
+                s += i2 - i1
+            elif tag == "delete":
+                d += i2 - i1
+            else:
+                i += j2 - j1
+        hits[k], subs[k], dels[k], ins[k] = h, s, d, i
+        if keep_ops:
+            ops.append([tuple(x) for x in blocks])
+    return c, ref_tokens, hyp_tokens, ops
+
+
+def align_chars(refs: list[str], hyps: list[str]) -> Counts:
+    """Character counts per utterance (jiwer's `cer_default`: stripped, spaces are characters)."""
+    n = len(refs)
+    c = _new_counts(n)
+    hits, subs, dels, ins, ref_len, hyp_len = c.hits, c.subs, c.dels, c.ins, c.ref_len, c.hyp_len
+    editops = Levenshtein.editops
+    for k in range(n):
+        a, b = refs[k].strip(), hyps[k].strip()
+        ref_len[k], hyp_len[k] = len(a), len(b)
+        if a == b:
+            hits[k] = len(a)
+            continue
+        s = d = i = 0
+        for tag, _, _ in editops(a, b):
+            if tag == "replace":
+                s += 1
+            elif tag == "delete":
+                d += 1
+            else:
+                i += 1
+        hits[k], subs[k], dels[k], ins[k] = len(a) - s - d, s, d, i
+    return c
+
+
+# -- bootstrap -------------------------------------------------------------------------------------
+
+def bootstrap(words_c: Counts, chars_c: Counts, *, rounds: int = 1000, seed: int = 0,
+              keep: np.ndarray | None = None) -> dict:
+    """Percentile 95 % interval of corpus WER and CER, resampling utterances with replacement.
+
+    One resample serves both metrics (paired). Each round draws n indices, counts them (bincount)
+    and takes one matrix-vector product, so 1,000 rounds over 100,000 utterances cost ~0.6 s and
+    a few MB."""
+    cols = [words_c.errors, words_c.ref_len, chars_c.errors, chars_c.ref_len]
+    m = np.stack([a[keep] if keep is not None else a for a in cols], axis=1).astype(np.float64)
+    n = len(m)
+    if n == 0 or rounds <= 0:
+        return {"rounds": rounds, "seed": seed, "wer": [0.0, 0.0], "cer": [0.0, 0.0]}
+    rng = np.random.default_rng(seed)
+    sums = np.empty((rounds, 4))
+    for r in range(rounds):
+        sums[r] = np.bincount(rng.integers(0, n, n), minlength=n) @ m
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wer = np.where(sums[:, 1] > 0, sums[:, 0] / sums[:, 1], 0.0)
+        cer = np.where(sums[:, 3] > 0, sums[:, 2] / sums[:, 3], 0.0)
+    lo, hi = 2.5, 97.5
+    return {"rounds": rounds, "seed": seed, "confidence": 0.95, "method": "percentile, utterance resampling",
+            "wer": [float(np.percentile(wer, lo)), float(np.percentile(wer, hi))],
+            "cer": [float(np.percentile(cer, lo)), float(np.percentile(cer, hi))]}
+
+
+# -- breakdowns ------------------------------------------------------------------------------------
+
+DURATION_BUCKETS = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 15.0)
+
+
+def duration_labels(durations: list[float]) -> list[str]:
+    edges = np.asarray(DURATION_BUCKETS[1:])
+    idx = np.searchsorted(edges, np.asarray(durations, dtype=np.float64), side="right")
+    names = [f"{a:g}-{b:g} s" for a, b in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:])] + [f">= {DURATION_BUCKETS[-1]:g} s"]
+    return [names[i] for i in idx.tolist()]
+
+
+def breakdown(labels: list[str], words_c: Counts, chars_c: Counts, keep: np.ndarray | None = None,
+              max_groups: int = 20) -> list[dict]:
+    """Per label value: utterances, reference words, WER and CER (corpus level within the group).
+    Values beyond the `max_groups` largest are pooled as "(other)"; empty values are "(unknown)"."""
+    lab = np.asarray([x if x else "(unknown)" for x in labels], dtype=object)
+    if keep is not None:
+        lab = lab[keep]
+    values, inverse, counts = np.unique(lab, return_inverse=True, return_counts=True)
+    if len(values) > max_groups:
+        order = np.argsort(-counts, kind="stable")
+        big = set(order[: max_groups - 1].tolist())
+        values = np.append(values, "(other)")
+        other = len(values) - 1
+        inverse = np.asarray([g if g in big else other for g in inverse.tolist()])
+    k = len(values)
+
+    def sums(a: np.ndarray) -> np.ndarray:
+        return np.bincount(inverse, weights=(a[keep] if keep is not None else a), minlength=k)
+
+    w_err, w_ref, w_ins = sums(words_c.errors), sums(words_c.ref_len), sums(words_c.ins)
+    c_err, c_ref, c_ins = sums(chars_c.errors), sums(chars_c.ref_len), sums(chars_c.ins)
+    n = np.bincount(inverse, minlength=k)
+    rows = [{"value": str(values[g]), "utterances": int(n[g]), "words": int(w_ref[g]),
+             "wer": rate(int(w_err[g]), int(w_ref[g]), int(w_ins[g])),
+             "cer": rate(int(c_err[g]), int(c_ref[g]), int(c_ins[g]))} for g in range(k) if n[g]]
+    rows.sort(key=lambda r: (-r["utterances"], r["value"]))
+    return rows
+
+
+def top_errors(ref_tokens: list[list[str]], hyp_tokens: list[list[str]], ops: list, keep: np.ndarray | None = None,
+               top: int = 20) -> dict:
+    """The most frequent substitution pairs, missed reference words (deleted or substituted) and
+    inserted words, from the word alignments."""
+    pairs: Counter = Counter()
+    missed: Counter = Counter()
+    inserted: Counter = Counter()
+    for k, blocks in enumerate(ops):
+        if blocks is None or keep is not None and not keep[k]:
+            continue
+        rw, hw = ref_tokens[k], hyp_tokens[k]
+        for tag, i1, i2, j1, j2 in blocks:
+            if tag == "replace":
+                pairs.update(zip(rw[i1:i2], hw[j1:j2]))
+                missed.update(rw[i1:i2])
+            elif tag == "delete":
+                missed.update(rw[i1:i2])
+            elif tag == "insert":
+                inserted.update(hw[j1:j2])
+    return {"substitutions": [{"ref": r, "hyp": h, "count": n} for (r, h), n in pairs.most_common(top)],
+            "missed_words": [{"word": w, "count": n} for w, n in missed.most_common(top)],
+            "inserted_words": [{"word": w, "count": n} for w, n in inserted.most_common(top)]}
+
+
+def alignment_rows(rw: list[str], hw: list[str], blocks) -> list[list[str]]:
+    """[op, ref words, hyp words] per block, with jiwer's op names."""
+    if blocks is None:
+        return [["equal", " ".join(rw), " ".join(hw)]] if rw else []
+    names = {"equal": "equal", "replace": "substitute", "delete": "delete", "insert": "insert"}
+    return [[names[tag], " ".join(rw[i1:i2]), " ".join(hw[j1:j2])] for tag, i1, i2, j1, j2 in blocks]
