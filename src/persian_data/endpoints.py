@@ -316,20 +316,22 @@ def measure_throughput(pool: EndpointPool, targets: list[tuple[Endpoint, str, in
         want = min(nbytes, size)
         have = 0
         headers = {**ep.headers(), "Range": f"bytes=0-{want - 1}"}
+        t0 = last = time.monotonic()  # from the request: a small probe is mostly latency, for every endpoint
         try:
             with session.stream("GET", url, headers=headers, timeout=_httpx.Timeout(timeout, connect=timeout),
                                 follow_redirects=True) as resp:
                 if resp.status_code not in (200, 206):
                     return
-                t0 = time.monotonic()
                 for chunk in resp.iter_bytes():
                     have += len(chunk)
-                    now = time.monotonic()
-                    if have >= want or now >= stop_at[0]:
+                    last = time.monotonic()
+                    if have >= want or last >= stop_at[0]:
                         break
-                got[ep.url] = (have, max(time.monotonic() - t0, 1e-4))
-        except Exception:  # noqa: BLE001 - an endpoint that cannot be probed is simply not rated
+        except Exception:  # noqa: BLE001 - rated by what arrived before the failure; nothing: not rated
+            pass
+        if not have:
             return
+        got[ep.url] = (have, max(last - t0, 1e-4))
         if have >= want and not first_done.is_set():
             first_done.set()
             elapsed = time.monotonic() - started

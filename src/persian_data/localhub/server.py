@@ -95,6 +95,7 @@ class LoggedRequest:
     bytes_sent: int
     fault: str | None
     done: bool
+    authorization: str | None = None  # the Authorization header, so tests can see which token reached whom
 
 
 @dataclass
@@ -107,10 +108,12 @@ class _Entry:
     bytes_sent: int = 0
     fault: str | None = None
     done: bool = False
+    authorization: str | None = None
 
     def snapshot(self) -> LoggedRequest:
         return LoggedRequest(
-            self.method, self.path, self.query, self.status, self.range, self.bytes_sent, self.fault, self.done
+            self.method, self.path, self.query, self.status, self.range, self.bytes_sent, self.fault, self.done,
+            self.authorization,
         )
 
 
@@ -463,11 +466,14 @@ class _HubMiddleware:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        range_header = None
+        range_header = authorization = None
         for k, v in scope.get("headers", []):
             if k == b"range":
                 range_header = v.decode("latin-1")
-        entry = _Entry(method, scope["path"], scope.get("query_string", b"").decode("latin-1"), range_header)
+            elif k == b"authorization":
+                authorization = v.decode("latin-1")
+        entry = _Entry(method, scope["path"], scope.get("query_string", b"").decode("latin-1"), range_header,
+                       authorization=authorization)
         if self.hub.requests is not None:
             self.hub.requests._start(entry)
 
