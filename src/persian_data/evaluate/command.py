@@ -204,11 +204,14 @@ def eval_stt(layout: Layout, args) -> int:
     if args.hypotheses is not None:
         results = score_hypotheses_file(layout, args.corpus, args.split, args.hypotheses, options)
     else:
-        from .transcribe import RunOptions, run_and_score
+        from .transcribe import RunOptions, default_name, transcribe
 
         if args.batch_size < 1:
             raise EvalInputError("--batch-size must be 1 or more")
         run = RunOptions(model=args.model, device=args.device, batch_size=args.batch_size, token=args.token)
-        results = run_and_score(layout, args.corpus, args.split, run, options)
+        refs = load_split(layout, args.corpus, args.split, options.limit)
+        name = rep.safe_name(options.name or default_name(args.model))
+        hyps, run_info = transcribe(layout, refs, run, name)
+        results = score(layout, refs, hyps, name, options, run_info)
     print_summary(results)
     return 0
