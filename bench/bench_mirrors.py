@@ -1,0 +1,236 @@
+"""Benchmark of `persian-data fetch` with two endpoints, the slow one listed first.
+
+    .venv/bin/python bench/bench_mirrors.py                  # ~500 MB, fast link 50 MB/s, slow 5 MB/s
+    .venv/bin/python bench/bench_mirrors.py --scale 0.05     # quick smoke run (~125 MB)
+
+What it does:
+1. Builds, under --workdir, a local hub store with text, commonvoice and fleurs: the TINY replicas,
+   then one more commit per repo whose big files keep their real names and get real-ish sizes
+   (bench_fetch.BIG_FILES, times --scale; pseudo-random bytes, distinct per file).
+2. Serves that one store twice, each from its own process (`bench_mirrors.py serve`), with a
+   bandwidth limit on all of its file bodies together (`localhub.server.Throttle`): the fast one at
+   --fast-rate, the slow one at a tenth of it (--slow-factor).
+3. Runs, interleaved, --repeats times each, `sync` before each, into a fresh root:
+   - baseline: `persian-data fetch --only text,commonvoice,fleurs --endpoint FAST`;
+   - mirrors:  `persian-data fetch --only text,commonvoice,fleurs --endpoint SLOW --endpoint FAST`
+     (the slow endpoint listed first, so it is also the source of truth for the metadata).
+   MB/s = bytes of the selected files / wall time of the whole command (process start to exit);
+   peak RSS of the command from /usr/bin/time, and of each hub process from /proc (VmHWM).
+   For the mirrors runs, the bytes each endpoint served come from the summary block of the log.
+4. Prints the medians, the ratio mirrors/baseline against the target (>= 0.9) and the load average
+   at start and end (a shared 2-CPU machine moves wall times; compare ratios from one run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_fetch import BIG_FILES, MB, blob, cli_cmd, human, reap, say, spawn, timed  # noqa: E402
+
+from persian_data.catalog import BY_KEY  # noqa: E402
+from persian_data.localhub.replicas import REPLICA_REPOS, TINY, build_replicas, replica_files  # noqa: E402
+from persian_data.localhub.store import HubStore  # noqa: E402
+
+KEYS = ("text", "commonvoice", "fleurs")
+STORE_MARKER = ".bench-mirrors.json"
+
+
+def build_store(hub_dir: Path, scale: float) -> None:
+    store = HubStore(hub_dir)
+    build_replicas(store, TINY, only=KEYS)
+    for key in KEYS:
+        repo_type, repo_id = REPLICA_REPOS[key]
+        files: dict = replica_files(key, TINY)
+        for path, mb in BIG_FILES[key].items():
+            files[path] = blob(max(4096, int(mb * MB * scale)), f"{repo_id}/{path}")
+        store.publish(repo_type, repo_id, files, message=f"bench_mirrors scale {scale:g}")
+    (hub_dir / STORE_MARKER).write_text(json.dumps({"scale": scale}))
+
+
+def serve(args) -> int:
+    """The hub in this process, throttled: `bench_mirrors.py serve --hub DIR --rate B/s --port-file F`."""
+    import asyncio
+
+    import uvicorn
+
+    from persian_data.localhub.server import create_app, uvicorn_config
+
+    app = create_app(HubStore(args.hub), throttle=args.rate)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port))
+
+    async def main() -> None:
+        task = asyncio.ensure_future(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        tmp = args.port_file.with_suffix(".tmp")
+        tmp.write_text(str(port))
+        os.replace(tmp, args.port_file)
+        await task
+
+    asyncio.run(main())
+    return 0
+
+
+class Hub:
+    def __init__(self, hub_dir: Path, rate: float, workdir: Path, name: str) -> None:
+        self.port_file = workdir / f"{name}.port"
+        self.port_file.unlink(missing_ok=True)
+        self.log = workdir / f"{name}.log"
+        self.proc = spawn([sys.executable, __file__, "serve", "--hub", str(hub_dir), "--rate", str(rate),
+                           "--port-file", str(self.port_file)], out=self.log)
+        deadline = time.monotonic() + 60
+        while not self.port_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"hub {name} did not start; see {self.log}")
+            time.sleep(0.05)
+        self.endpoint = f"http://127.0.0.1:{int(self.port_file.read_text())}"
+
+    def peak_rss_kb(self) -> int:
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def served_bytes(log: Path) -> dict[str, int]:
+    """Endpoint -> bytes served, from the last summary block's `endpoints:` section."""
+    block = log.read_text("utf-8").split("===== persian-data summary")[-1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^  (http\S+): \d+ file\(s\), (\d+) bytes served",
+                                                                block, re.M)}
+
+
+def one_fetch(endpoints: list[str], root: Path) -> tuple[float, int, int]:
+    subprocess.run(["sync"], check=False)
+    cmd, rss_file = timed([*cli_cmd(), "fetch", "--root", str(root), "--only", ",".join(KEYS),
+                           *[a for url in endpoints for a in ("--endpoint", url)]])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PERSIAN_DATA_"))}
+    t0 = time.perf_counter()
+    proc = spawn(cmd, env=env, out=root.parent / f"{root.name}.out")
+    rc, rss, _ = reap(proc, rss_file)
+    return time.perf_counter() - t0, rc, rss
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    s = sub.add_parser("serve")
+    s.add_argument("--hub", type=Path, required=True)
+    s.add_argument("--rate", type=float, required=True)
+    s.add_argument("--port-file", type=Path, required=True)
+    parser.add_argument("--scale", type=float, default=0.2, help="times bench_fetch's real-ish sizes (0.2: ~500 MB)")
+    parser.add_argument("--fast-rate", type=float, default=50.0, help="MB/s of the fast endpoint (default 50)")
+    parser.add_argument("--slow-factor", type=float, default=10.0, help="the slow one gets fast-rate / this")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_mirrors_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()
+    hub_dir = workdir / "hub"
+    try:
+        marker = json.loads((hub_dir / STORE_MARKER).read_text())
+    except (OSError, ValueError):
+        marker = {}
+    if marker.get("scale") != args.scale:
+        shutil.rmtree(hub_dir, ignore_errors=True)
+        say(f"building the hub store at scale {args.scale:g}")
+        build_store(hub_dir, args.scale)
+    store = HubStore(hub_dir)
+    total = 0
+    for key in KEYS:  # what the default (non --full) fetch selects at the head
+        patterns = BY_KEY[key].patterns(False)
+        total += sum(f.size for f in store.files(*REPLICA_REPOS[key], "main")
+                     if patterns is None or any(fnmatch.fnmatch(f.path, p) for p in patterns))
+    fast_rate = args.fast_rate * MB
+    slow_rate = fast_rate / args.slow_factor
+    say(f"{human(total)} selected; fast endpoint {human(fast_rate)}/s, slow {human(slow_rate)}/s")
+    fast = Hub(hub_dir, fast_rate, workdir, "fast")
+    slow = Hub(hub_dir, slow_rate, workdir, "slow")
+    results: dict[str, list[tuple[float, int]]] = {"baseline": [], "mirrors": []}
+    shares: list[float] = []
+    failures = []
+    try:
+        for i in range(args.repeats):
+            for name, endpoints in (("baseline", [fast.endpoint]), ("mirrors", [slow.endpoint, fast.endpoint])):
+                root = workdir / f"{name}-{i}"
+                shutil.rmtree(root, ignore_errors=True)
+                wall, rc, rss = one_fetch(endpoints, root)
+                if rc != 0:
+                    failures.append(f"{name} run {i} exited {rc}; see {root}.out")
+                results[name].append((wall, rss))
+                line = f"{name:<9} run {i}: {wall:6.2f} s  {total / wall / MB:7.1f} MB/s  peak RSS {rss / 1024:.0f} MB"
+                if name == "mirrors":
+                    served = served_bytes(root / "logs/dataset_download.log")
+                    share = served.get(fast.endpoint, 0) / max(1, sum(served.values()))
+                    shares.append(share)
+                    line += f"  (fast endpoint served {share:.1%} of {human(sum(served.values()))})"
+                say(line)
+                shutil.rmtree(root, ignore_errors=True)
+    finally:
+        hub_rss = (fast.peak_rss_kb(), slow.peak_rss_kb())
+        fast.stop()
+        slow.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    load_end = os.getloadavg()
+    base = statistics.median(w for w, _ in results["baseline"])
+    mirr = statistics.median(w for w, _ in results["mirrors"])
+    ratio = (total / mirr) / (total / base)
+    print()
+    print(f"bytes: {human(total)} (text, commonvoice, fleurs at scale {args.scale:g}); "
+          f"fast {human(fast_rate)}/s, slow {human(slow_rate)}/s (listed first)")
+    print(f"baseline  (fast only)      median {base:6.2f} s  {total / base / MB:7.1f} MB/s  "
+          f"peak RSS {max(r for _, r in results['baseline']) / 1024:.0f} MB")
+    print(f"mirrors   (slow, fast)     median {mirr:6.2f} s  {total / mirr / MB:7.1f} MB/s  "
+          f"peak RSS {max(r for _, r in results['mirrors']) / 1024:.0f} MB; fast endpoint served "
+          f"{min(shares):.1%}..{max(shares):.1%} of the bytes")
+    print(f"hub processes peak RSS: fast {hub_rss[0] / 1024:.0f} MB, slow {hub_rss[1] / 1024:.0f} MB")
+    print(f"ratio mirrors/baseline throughput: {ratio:.3f}  (target >= 0.9: {'PASS' if ratio >= 0.9 else 'FAIL'})")
+    print(f"load average: start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}, "
+          f"end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} ({os.cpu_count()} CPUs)")
+    for failure in failures:
+        print(f"FAILED: {failure}")
+    return 0 if ratio >= 0.9 and not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
