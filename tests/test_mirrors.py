@@ -312,3 +312,23 @@ def test_tokens_go_only_where_they_were_given(two_hubs, tmp_path, monkeypatch):
             if path.is_file():
                 data = path.read_bytes()
                 assert shared.encode() not in data and own.encode() not in data, path
+
+
+def test_endpoint_settings_and_their_tokens():
+    from persian_data.endpoints import DEFAULT_ENDPOINT, Endpoint, endpoint_list
+    from persian_data.errors import PlanError
+
+    [hub] = endpoint_list(environ={})
+    assert (hub.url, hub.token) == (DEFAULT_ENDPOINT, None)  # None: huggingface_hub's stored login, Hub only
+    assert [(e.url, e.token) for e in endpoint_list(environ={"HF_ENDPOINT": "http://m1/"})] == [("http://m1", False)]
+    listed = endpoint_list(environ={"PERSIAN_DATA_ENDPOINTS": "http://a, http://b  http://a/", "HF_ENDPOINT": "http://c"})
+    assert [e.url for e in listed] == ["http://a", "http://b"]
+    both = endpoint_list(["http://a", DEFAULT_ENDPOINT, "http://b"], endpoint_tokens=[("http://a/", ""), ("http://b", "own")],
+                         environ={"HF_TOKEN": "hf_shared"})
+    assert [e.token for e in both] == [False, "hf_shared", "own"]
+    with pytest.raises(PlanError, match="not an http"):
+        endpoint_list(["ftp://x"], environ={})
+    with pytest.raises(PlanError, match="not one of the endpoints"):
+        endpoint_list(["http://a"], endpoint_tokens=[("http://b", "t")], environ={})
+    secret = Endpoint("http://user:pw-secret@mirror:8080/hub", None)
+    assert secret.label == "http://mirror:8080/hub" and "pw-secret" in secret.secrets()

@@ -288,9 +288,11 @@ class EndpointPool:
             notes = []
             if ep.url in self.demoted:
                 notes.append(f"demoted: {self.demoted[ep.url]}")
-            skipped = {key: why for key, why in self.excluded.items() if ep.url in why}
-            for key, whys in sorted(skipped.items()):
-                notes.append(f"not used for {key}: {whys[ep.url]}")
+            by_reason: dict[str, list[str]] = {}
+            for key, whys in sorted(self.excluded.items()):
+                if ep.url in whys:
+                    by_reason.setdefault(whys[ep.url], []).append(key)
+            notes += [f"not used for {', '.join(keys)}: {why}" for why, keys in by_reason.items()]
             line = f"{ep}: {meter.files} file(s), {meter.served_bytes} bytes served ({meter.bytes} bytes received)"
             lines.append(line + ("; " + "; ".join(notes) if notes else ""))
         return lines
