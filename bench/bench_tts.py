@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""TTS benchmark on a VITS with the REAL dimensions and RANDOM weights.
+"""TTS benchmark on a VITS with the REAL dimensions and RANDOM weights: ONNX runtime vs torch vs coqui.
 
 Every figure is labelled "random weights, real dimensions": the compute per input symbol and
 per output sample is that of the Kamtera voices (VitsArgs defaults: 192 hidden, 6 text-encoder
@@ -7,19 +7,23 @@ layers, HiFi-GAN decoder 512 channels, 24 kHz, hop 256), but a random duration p
 random lengths, so compare real-time factors (seconds of compute per second of audio) rather
 than raw seconds.
 
-Measured:
-1. our synth (persian_data.tts.synth.Voice): load time, real-time factor;
-2. coqui's own `tts` command on the same model and text: total wall time (interpreter start,
-   imports, model load, synthesis, writing), its own "Processing time", and so its load time;
-   plus a probe that times coqui's import and `Synthesizer(...)` construction separately;
-3. the server (persian_data.tts.server.serve, its own process, model loaded once): per-request
-   time for the CLI's text from one client, and requests/s, p50/p95 latency under 4 concurrent
-   clients with a short sentence.
+All in one run, interleaved so machine load hits every path alike:
+1. the export: `tts-export`'s worker on the model (seconds, ONNX size, agreement in LSB);
+2. whole commands, process start to exit, with peak memory of the process tree:
+   coqui's own `tts` CLI (and its "Processing time"), `persian-data synth --runtime torch`,
+   `persian-data synth --runtime onnx` (from the light venv, no torch);
+3. servers as users start them (`persian-data serve-tts`, their own processes): today's torch
+   server (the `tts` venv) and the ONNX server (the light `serve` venv, no torch):
+   cold start until /health answers (ONNX: median of several starts), per-request real-time
+   factor on the 146-character text from one client, and 4 concurrent clients with a short
+   sentence (requests/s, p50/p95), peak memory;
+4. in-process synthesis with our torch Voice (the old figure, for continuity);
+5. installed size of the light venv and of the full (tts) venv.
 
 Usage: python bench/bench_tts.py [--workdir bench/out/tts] [--runs 3] [--requests 40]
-                                 [--threads N] [--rebuild]
-The model (~1 GB, like the real best_model_*.pth with its optimizer states) is cached in
---workdir between runs.
+                                 [--light-venv .venv-serve] [--rebuild]
+The model (~1 GB, like the real best_model_*.pth with its optimizer states) and its export are
+cached in --workdir between runs. The light venv is created if missing (pip install '.[serve]').
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 import httpx  # noqa: E402
+import psutil  # noqa: E402
 
 from persian_data.catalog import BY_KEY  # noqa: E402
 from persian_data.layout import Layout  # noqa: E402
@@ -54,17 +60,7 @@ TEXT = (
     "مردی نزد بقالی آمد و گفت پیاز هم ده تا دهان بدان خوشبوی سازم."
 )
 SHORT = "سلام، حال شما چطور است؟"
-TTS_BIN = Path(sys.executable).with_name("tts")
-
-PROBE = r"""
-import json, sys, time
-t0 = time.perf_counter()
-from TTS.utils.synthesizer import Synthesizer
-t1 = time.perf_counter()
-s = Synthesizer(tts_checkpoint=sys.argv[1], tts_config_path=sys.argv[2], use_cuda=False)
-t2 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "model_load_s": t2 - t1}))
-"""
+MAIN_BIN = Path(sys.executable).parent
 
 
 def loadavg() -> str:
@@ -89,6 +85,59 @@ def pct(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def med(rows: list[dict], key: str) -> float:
+    return round(statistics.median(r[key] for r in rows), 3)
+
+
+def du_mb(path: Path) -> float | None:
+    if not path.exists():
+        return None
+    out = subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True)
+    return float(out.stdout.split()[0]) if out.returncode == 0 else None
+
+
+class PeakRSS:
+    """Peak resident memory of a process and all its children, sampled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._proc = psutil.Process(pid)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                procs = [self._proc, *self._proc.children(recursive=True)]
+                total = sum(p.memory_info().rss for p in procs if p.is_running())
+                self.peak = max(self.peak, total)
+            except psutil.Error:
+                pass
+            self._stop.wait(0.05)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return round(self.peak / 1e6, 1)
+
+
+def run_command(cmd: list[str], env: dict) -> dict:
+    """A whole user command, process start to exit: wall seconds, peak MB of its process tree."""
+    began = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    peak = PeakRSS(proc.pid)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - began
+    peak_mb = peak.stop()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {err[-2000:]}")
+    return {"total_s": wall, "peak_mb": peak_mb, "output": out + err}
+
+
+# -- setup ------------------------------------------------------------------------------------
+
+
 def build(model_dir: Path, rebuild: bool) -> dict:
     from persian_data.tts.tiny import write_vits
 
@@ -98,68 +147,54 @@ def build(model_dir: Path, rebuild: bool) -> dict:
     shutil.rmtree(model_dir, ignore_errors=True)
     began = time.perf_counter()
     write_vits(model_dir, checkpoint_name=CKPT, real_dims=True, with_optimizer=True, seed=0)
-    info = {
-        "build_s": round(time.perf_counter() - began, 2),
-        "checkpoint_mb": round((model_dir / CKPT).stat().st_size / 1e6, 1),
-    }
+    info = {"build_s": round(time.perf_counter() - began, 2),
+            "checkpoint_mb": round((model_dir / CKPT).stat().st_size / 1e6, 1)}
     marker.write_text(json.dumps(info))
     return info
 
 
-def load_ours(model_dir: Path) -> tuple[object, dict]:
-    import torch
+def make_layout(model_dir: Path) -> Layout:
+    layout = Layout(model_dir.parent / "layout")
+    target = layout.content_dir(BY_KEY["tts-female"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.symlink_to(model_dir.resolve(), target_is_directory=True)
+    return layout
 
-    from persian_data.tts.check import check_voice
-    from persian_data.tts.synth import Voice
 
+def export(layout: Layout, rebuild: bool) -> dict:
+    from persian_data.tts.export import export_voice
+    from persian_data.tts.onnx_record import OnnxExportError, checked_record
+
+    folder = layout.bucket_root(BY_KEY["tts-female"]) / "onnx"
+    if not rebuild and folder.exists():
+        try:
+            record = checked_record(folder, layout.content_dir(BY_KEY["tts-female"]))
+            return {**record["check"], "reused": True, "onnx_mb": round(record["onnx"]["bytes"] / 1e6, 1)}
+        except OnnxExportError:
+            pass
+    from persian_data.integrity import HashCache
+
+    layout.tmp_dir.mkdir(parents=True, exist_ok=True)
+    cache = HashCache(layout.hash_cache, layout.root)  # as `tts-export` does: source hashes remembered
     began = time.perf_counter()
-    results = check_voice(model_dir)
-    check_s = time.perf_counter() - began
-    assert results == [], results
-    voice = Voice.load(model_dir)
-    params = sum(p.numel() for p in voice._synth.tts_model.parameters())
-    voice.synthesize(SHORT)  # warm-up
-    return voice, {
-        "check_s (structural, builds the model)": round(check_s, 2),
-        "load_s (check without model build + coqui Synthesizer)": round(voice.load_seconds, 2),
-        "params_m": round(params / 1e6, 1),
-        "torch_threads": torch.get_num_threads(),
-    }
+    record = export_voice(layout, "female", tmp_dir=layout.tmp_dir, cache=cache)
+    cache.save(layout.tmp_dir)
+    return {**record["check"], "reused": False, "export_command_s": round(time.perf_counter() - began, 2),
+            "onnx_mb": round(record["onnx"]["bytes"] / 1e6, 1)}
 
 
-def run_ours(voice) -> dict:
-    began = time.perf_counter()
-    wav = voice.synthesize(TEXT)
-    took = time.perf_counter() - began
-    seconds = len(wav) / voice.sample_rate
-    return {"s": took, "audio_s": seconds}
-
-
-def run_cli(model_dir: Path, env: dict, index: int) -> dict:
-    out = model_dir.parent / f"cli_{index}.wav"
-    began = time.perf_counter()
-    proc = subprocess.run(
-        [str(TTS_BIN), "--text", TEXT, "--model_path", str(model_dir / CKPT),
-         "--config_path", str(model_dir / "config.json"), "--out_path", str(out)],
-        capture_output=True, text=True, env=env,
-    )
-    total = time.perf_counter() - began
-    if proc.returncode != 0:
-        raise RuntimeError(f"tts CLI failed: {proc.stderr[-2000:]}")
-    match = re.search(r"Processing time: ([0-9.]+)", proc.stdout + proc.stderr)
-    processing = float(match.group(1)) if match else float("nan")
-    return {"total_s": total, "processing_s": processing, "load_s": total - processing,
-            "audio_s": wav_seconds(out)}
-
-
-def probe_cli_load(model_dir: Path, env: dict) -> dict:
-    probe = subprocess.run(
-        [sys.executable, "-c", PROBE, str(model_dir / CKPT), str(model_dir / "config.json")],
-        capture_output=True, text=True, env=env,
-    )
-    if probe.returncode != 0:
-        return {}
-    return {k: round(v, 2) for k, v in json.loads(probe.stdout.strip().splitlines()[-1]).items()}
+def ensure_light_venv(venv: Path) -> Path:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"creating the light venv {venv} (pip install '.[serve]') ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{ROOT}[serve]"],
+                       check=True)
+    probe = subprocess.run([str(python), "-c", "import torch"], capture_output=True)
+    if probe.returncode == 0:
+        raise SystemExit(f"{venv} has torch installed: not the light venv")
+    return venv / "bin"
 
 
 def free_port() -> int:
@@ -169,23 +204,15 @@ def free_port() -> int:
 
 
 class Server:
-    """persian_data.tts.server.serve() in its own process, on a layout holding the model."""
+    """`persian-data serve-tts` in its own process, as a user starts it."""
 
-    def __init__(self, model_dir: Path, env: dict):
-        root = model_dir.parent / "layout"
-        target = Layout(root).content_dir(BY_KEY["tts-female"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            target.symlink_to(model_dir.resolve(), target_is_directory=True)
+    def __init__(self, bin_dir: Path, layout: Layout, runtime: str, env: dict, extra: list[str] = ()):
         port = free_port()
-        code = (
-            "import logging; logging.basicConfig(level=logging.WARNING);"
-            "from persian_data.layout import Layout; from persian_data.tts.server import serve;"
-            f"serve(Layout({str(root)!r}), port={port})"
-        )
+        cmd = [str(bin_dir / "persian-data"), "serve-tts", "--root", str(layout.root), "--runtime", runtime,
+               "--port", str(port), *extra]
         began = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.peak = PeakRSS(self.proc.pid)
         self.base = f"http://127.0.0.1:{port}"
         while True:
             if self.proc.poll() is not None:
@@ -194,18 +221,20 @@ class Server:
                 if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.2)
+                time.sleep(0.02)
         self.startup_s = time.perf_counter() - began
+        self.health = httpx.get(f"{self.base}/health").json()
         self.client = httpx.Client(timeout=600)
-        self.client.get(f"{self.base}/api/tts", params={"text": SHORT}).raise_for_status()  # warm-up
+
+    def warm(self) -> None:
+        self.client.get(f"{self.base}/api/tts", params={"text": SHORT}).raise_for_status()
 
     def one(self) -> dict:
         began = time.perf_counter()
         response = self.client.get(f"{self.base}/api/tts", params={"text": TEXT})
         took = time.perf_counter() - began
         response.raise_for_status()
-        return {"s": took, "audio_s": wav_seconds(response.content),
-                "server_side_s": float(response.headers["x-synthesis-seconds"])}
+        return {"s": took, "audio_s": wav_seconds(response.content), "runtime": response.headers.get("x-runtime")}
 
     def load_test(self, requests: int, concurrency: int) -> dict:
         latencies: list[float] = []
@@ -224,127 +253,165 @@ class Server:
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(client_loop, [per_client] * concurrency))
         wall = time.perf_counter() - began
-        return {
-            "concurrency": concurrency,
-            "requests": len(latencies),
-            "ok": statuses.count(200),
-            "requests_per_s": round(len(latencies) / wall, 3),
-            "p50_s": round(pct(latencies, 0.5), 3),
-            "p95_s": round(pct(latencies, 0.95), 3),
-            "served_total": self.client.get(f"{self.base}/health").json()["requests"],
-        }
+        return {"concurrency": concurrency, "requests": len(latencies), "ok": statuses.count(200),
+                "requests_per_s": round(len(latencies) / wall, 3), "p50_s": round(pct(latencies, 0.5), 3),
+                "p95_s": round(pct(latencies, 0.95), 3)}
 
-    def close(self) -> None:
+    def close(self) -> float:
         self.client.close()
         self.proc.terminate()
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        return self.peak.stop()
 
 
-def med(rows: list[dict], key: str) -> float:
-    return round(statistics.median(r[key] for r in rows), 3)
+def run_ours(voice) -> dict:
+    began = time.perf_counter()
+    wav = voice.synthesize(TEXT)
+    return {"s": time.perf_counter() - began, "audio_s": len(wav) / voice.sample_rate}
+
+
+def run_cli(model_dir: Path, env: dict, index: int) -> dict:
+    out = model_dir.parent / f"cli_{index}.wav"
+    row = run_command([str(MAIN_BIN / "tts"), "--text", TEXT, "--model_path", str(model_dir / CKPT),
+                       "--config_path", str(model_dir / "config.json"), "--out_path", str(out)], env)
+    match = re.search(r"Processing time: ([0-9.]+)", row.pop("output"))
+    processing = float(match.group(1)) if match else float("nan")
+    return {**row, "processing_s": processing, "audio_s": wav_seconds(out)}
+
+
+def run_synth(bin_dir: Path, layout: Layout, runtime: str, env: dict, index: int) -> dict:
+    out = layout.root / f"synth_{runtime}_{index}.wav"
+    row = run_command([str(bin_dir / "persian-data"), "synth", "--root", str(layout.root), "--runtime", runtime,
+                       "--text", TEXT, "--out", str(out)], env)
+    row.pop("output")
+    return {**row, "audio_s": wav_seconds(out)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "tts")
-    parser.add_argument("--runs", type=int, default=3, help="timed runs of the long text (synth, CLI, server)")
-    parser.add_argument("--requests", type=int, default=40, help="requests in the 4-client phase")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved rounds of the long text")
+    parser.add_argument("--requests", type=int, default=40, help="requests in each 4-client phase")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for every process measured (default: torch's default)")
+    parser.add_argument("--cold-starts", type=int, default=3, help="starts of the ONNX server for its cold start")
+    parser.add_argument("--light-venv", type=Path, default=ROOT / ".venv-serve")
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    if args.threads:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[var] = os.environ[var] = str(args.threads)
-        import torch
-
-        torch.set_num_threads(args.threads)
-
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")  # this checkout's code
     model_dir = args.workdir / "model"
-    report: dict = {"label": LABEL, "cpus": os.cpu_count(), "threads": args.threads or "default",
-                    "text_chars": len(TEXT), "short_chars": len(SHORT), "loadavg_start": loadavg()}
+    report: dict = {"label": LABEL, "cpus": os.cpu_count(), "text_chars": len(TEXT), "short_chars": len(SHORT),
+                    "loadavg_start": loadavg()}
     print(f"[{LABEL}] building/reusing model in {model_dir} ...", flush=True)
     report["build"] = build(model_dir, args.rebuild)
-    print(f"  {report['build']}", flush=True)
+    layout = make_layout(model_dir)
+    print("exporting to ONNX (tts-export's worker) ...", flush=True)
+    report["export"] = export(layout, args.rebuild)
+    print(f"  {report['export']}", flush=True)
+    light_bin = ensure_light_venv(args.light_venv)
 
-    print("starting the server (its own process) ...", flush=True)
-    server = Server(model_dir, env)
-    print(f"  up in {server.startup_s:.1f} s", flush=True)
-    print("loading our Voice in this process ...", flush=True)
-    voice, ours_info = load_ours(model_dir)
-    print(f"  {ours_info}", flush=True)
-    print("probing coqui's import + Synthesizer() ...", flush=True)
-    probe = probe_cli_load(model_dir, env)
-    print(f"  {probe}", flush=True)
+    print("cold starts of the ONNX server (light venv) ...", flush=True)
+    colds = []
+    for _ in range(args.cold_starts):
+        server = Server(light_bin, layout, "onnx", env)
+        colds.append(server.startup_s)
+        server.close()
+    print(f"  {[round(c, 2) for c in colds]}", flush=True)
 
-    # Interleaved rounds, order rotated, so that machine load hits all three alike.
-    ours, cli, srv = [], [], []
+    print("starting both servers ...", flush=True)
+    torch_server = Server(MAIN_BIN, layout, "torch", env)
+    onnx_server = Server(light_bin, layout, "onnx", env)
+    for s in (torch_server, onnx_server):
+        s.warm()
+    print(f"  torch up in {torch_server.startup_s:.1f} s; onnx up in {onnx_server.startup_s:.1f} s "
+          f"({onnx_server.health['workers']} workers)", flush=True)
+
+    from persian_data.tts.synth import Voice
+
+    voice = Voice.load(model_dir)
+    voice.synthesize(SHORT)
+    rows: dict[str, list[dict]] = {k: [] for k in ("ours", "cli", "torch_server", "onnx_server",
+                                                   "synth_torch", "synth_onnx")}
+    jobs = {
+        "ours": lambda i: run_ours(voice),
+        "cli": lambda i: run_cli(model_dir, env, i),
+        "torch_server": lambda i: torch_server.one(),
+        "onnx_server": lambda i: onnx_server.one(),
+        "synth_torch": lambda i: run_synth(MAIN_BIN, layout, "torch", env, i),
+        "synth_onnx": lambda i: run_synth(light_bin, layout, "onnx", env, i),
+    }
+    names = list(jobs)
     try:
         for i in range(args.runs):
-            jobs = [("ours", lambda: ours.append(run_ours(voice))),
-                    ("cli", lambda i=i: cli.append(run_cli(model_dir, env, i))),
-                    ("server", lambda: srv.append(server.one()))]
-            jobs = jobs[i % 3:] + jobs[: i % 3]
-            for name, job in jobs:
-                job()
-            print(f"  round {i + 1}: ours {ours[-1]}, cli {cli[-1]}, server {srv[-1]}", flush=True)
+            order = names[i % len(names):] + names[: i % len(names)]
+            for name in order:
+                rows[name].append(jobs[name](i))
+            print(f"  round {i + 1}: " + ", ".join(
+                f"{n} {rows[n][-1].get('processing_s', rows[n][-1].get('s', rows[n][-1].get('total_s'))):.2f}s"
+                for n in names), flush=True)
         del voice
         print(f"{args.concurrency} concurrent clients, short sentence ...", flush=True)
-        load = server.load_test(args.requests, args.concurrency)
-        print(f"  {load}", flush=True)
+        load_torch = torch_server.load_test(args.requests, args.concurrency)
+        print(f"  torch server: {load_torch}", flush=True)
+        load_onnx = onnx_server.load_test(args.requests, args.concurrency)
+        print(f"  onnx server: {load_onnx}", flush=True)
     finally:
-        server.close()
+        peak_torch = torch_server.close()
+        peak_onnx = onnx_server.close()
     report["loadavg_end"] = loadavg()
-    for rows in (ours, cli, srv):
-        for row in rows:
-            row["rtf"] = (row.get("processing_s") or row["s"]) / row["audio_s"]
+    for name, items in rows.items():
+        for row in items:
+            row["rtf"] = (row.get("processing_s") or row.get("s") or row["total_s"]) / row["audio_s"]
     report.update(
-        ours={**ours_info, "runs": ours, "rtf_median": med(ours, "rtf"), "s_median": med(ours, "s")},
-        coqui_cli={"runs": cli, "probe": probe, "rtf_median": med(cli, "rtf"),
-                   "total_median_s": med(cli, "total_s"), "load_median_s": med(cli, "load_s"),
-                   "processing_median_s": med(cli, "processing_s")},
-        server={"startup_s": round(server.startup_s, 2), "runs": srv, "rtf_median": med(srv, "rtf"),
-                "request_median_s": med(srv, "s"), "load_test": load},
+        cold_start_onnx_s={"runs": [round(c, 3) for c in colds], "median": round(statistics.median(colds), 3)},
+        startup_torch_s=round(torch_server.startup_s, 2),
+        rows=rows,
+        rtf_median={name: med(items, "rtf") for name, items in rows.items()},
+        command_total_median_s={n: med(rows[n], "total_s") for n in ("cli", "synth_torch", "synth_onnx")},
+        command_peak_mb={n: max(r["peak_mb"] for r in rows[n]) for n in ("cli", "synth_torch", "synth_onnx")},
+        load_test={"torch_server": load_torch, "onnx_server": load_onnx},
+        server_peak_mb={"torch": peak_torch, "onnx": peak_onnx},
+        onnx_workers=onnx_server.health["workers"],
+        venv_mb={"light (.venv-serve: base + serve extra)": du_mb(args.light_venv),
+                 "full (.venv: tts + speech + test extras)": du_mb(ROOT / ".venv")},
     )
-    cli_minus_load = [r["total_s"] - r["load_s"] for r in cli]
-    report["verdict"] = {
-        "server_request_median_s": med(srv, "s"),
-        "cli_total_minus_load_median_s": round(statistics.median(cli_minus_load), 3),
-        "server_rtf_median": med(srv, "rtf"),
-        "cli_processing_rtf_median": med(cli, "rtf"),
-        "server_request_le_cli_minus_load": med(srv, "s") <= statistics.median(cli_minus_load),
-        "server_rtf_le_cli_processing_rtf": med(srv, "rtf") <= med(cli, "rtf"),
-    }
     out = args.workdir / "results.json"
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
 
-    o, c, sv = report["ours"], report["coqui_cli"], report["server"]
+    r, e = report["rtf_median"], report["export"]
     print(f"\n## TTS benchmark ({LABEL})")
-    print(f"{report['cpus']} CPUs, torch threads {o['torch_threads']}, load average "
-          f"{report['loadavg_start']} -> {report['loadavg_end']}; text {len(TEXT)} chars, {args.runs} interleaved rounds")
-    print(f"model: {o['params_m']} M parameters, checkpoint {report['build']['checkpoint_mb']} MB; "
-          f"model check (structural) {o['check_s (structural, builds the model)']} s; "
-          f"our load {o['load_s (check without model build + coqui Synthesizer)']} s; server up in {sv['startup_s']} s")
-    print("| measure (median) | our synth | coqui `tts` CLI | server, 1 client |")
-    print("|---|---|---|---|")
-    print(f"| real-time factor | {o['rtf_median']} | {c['rtf_median']} (its processing time) | {sv['rtf_median']} |")
-    print(f"| seconds | {o['s_median']} | total {c['total_median_s']} = load {c['load_median_s']} + processing "
-          f"{c['processing_median_s']} | {sv['request_median_s']} per request |")
-    print(f"coqui load breakdown (probe): import {probe.get('import_s')} s + Synthesizer() {probe.get('model_load_s')} s")
-    lt = sv["load_test"]
-    print(f"server, {lt['concurrency']} concurrent clients, short sentence ({len(SHORT)} chars): "
-          f"{lt['requests_per_s']} req/s, p50 {lt['p50_s']} s, p95 {lt['p95_s']} s ({lt['ok']}/{lt['requests']} OK)")
-    v = report["verdict"]
-    print(f"server per-request {v['server_request_median_s']} s vs CLI total - load {v['cli_total_minus_load_median_s']} s: "
-          f"{'<=' if v['server_request_le_cli_minus_load'] else '>'}; per audio second {v['server_rtf_median']} vs "
-          f"{v['cli_processing_rtf_median']}")
+    print(f"{report['cpus']} CPUs, load average {report['loadavg_start']} -> {report['loadavg_end']}; "
+          f"text {len(TEXT)} chars, {args.runs} interleaved rounds")
+    print(f"model: checkpoint {report['build']['checkpoint_mb']} MB -> model.onnx {e['onnx_mb']} MB; export agrees "
+          f"with torch on {len(e['sentences'])} sentences, max {e['max_lsb']} LSB (tolerance {e['tolerance_lsb']})")
+    print("| per request, 146-char text (median RTF) | value |")
+    print("|---|---|")
+    print(f"| ONNX server (light venv, {report['onnx_workers']} workers) | **{r['onnx_server']}** |")
+    print(f"| torch server (today's) | {r['torch_server']} |")
+    print(f"| coqui `tts` CLI, its own processing time | {r['cli']} |")
+    print(f"| our torch Voice in-process | {r['ours']} |")
+    print(f"ONNX server RTF / coqui processing RTF = {r['onnx_server'] / r['cli']:.2f}; "
+          f"torch server / ONNX server = {r['torch_server'] / r['onnx_server']:.2f}x")
+    c, p = report["command_total_median_s"], report["command_peak_mb"]
+    print("| whole command, process start to exit | wall s (median) | peak MB (tree) |")
+    print("|---|---|---|")
+    print(f"| coqui `tts` CLI | {c['cli']} | {p['cli']} |")
+    print(f"| persian-data synth --runtime torch | {c['synth_torch']} | {p['synth_torch']} |")
+    print(f"| persian-data synth --runtime onnx (light venv) | {c['synth_onnx']} | {p['synth_onnx']} |")
+    lt, lo = load_torch, load_onnx
+    print(f"{args.concurrency} clients, short sentence ({len(SHORT)} chars), {lo['requests']} requests:")
+    print(f"  torch server: {lt['requests_per_s']} req/s, p50 {lt['p50_s']} s, p95 {lt['p95_s']} s ({lt['ok']} OK), "
+          f"peak {peak_torch} MB")
+    print(f"  ONNX server:  {lo['requests_per_s']} req/s, p50 {lo['p50_s']} s, p95 {lo['p95_s']} s ({lo['ok']} OK), "
+          f"peak {peak_onnx} MB")
+    print(f"  ratio: {lo['requests_per_s'] / lt['requests_per_s']:.2f}x req/s, p95 {lt['p95_s'] / lo['p95_s']:.2f}x lower")
+    cs = report["cold_start_onnx_s"]
+    print(f"cold start until /health OK: ONNX {cs['median']} s (runs {cs['runs']}), torch {report['startup_torch_s']} s")
+    print(f"venv size: {report['venv_mb']}")
     print(f"results: {out}")
     return 0
 

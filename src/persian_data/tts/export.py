@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import fsync_dir
+from ..integrity import Digests, HashCache
 from ..layout import Layout
 from .check import VOICE_SOURCES, inference_checkpoint_name
 from .frontend import FrontEndError, TextFrontEnd, first_difference, spec_from_coqui
@@ -75,9 +76,13 @@ def _voice_source(voice: str):
         raise OnnxExportError(f"unknown voice {voice!r}; known: {', '.join(VOICE_SOURCES)}") from None
 
 
-def export_voice(layout: Layout, voice: str, *, tmp_dir: Path, sentences: list[str] | None = None) -> dict:
+def export_voice(layout: Layout, voice: str, *, tmp_dir: Path, sentences: list[str] | None = None,
+                 cache: HashCache | None = None) -> dict:
     """Export one voice; return its record. Raises OnnxExportError / VoiceCheckError /
-    ExtraMissingError / FrontEndError, leaving the layout as it was."""
+    ExtraMissingError / FrontEndError, leaving the layout as it was.
+
+    cache: the layout's hash cache, told the sha256 of the source files (hashed for the record),
+    so that loading the export later checks them with a stat instead of reading 1 GB."""
     import onnx
     import torch
     import TTS
@@ -148,6 +153,12 @@ def export_voice(layout: Layout, voice: str, *, tmp_dir: Path, sentences: list[s
         record["check"]["onnxruntime"] = onnxruntime.__version__
         _write_json(staging / RECORD_FILE, record)
         _publish(staging, layout.bucket_root(source) / ONNX_DIR, tmp_dir)
+        if cache is not None:
+            for key, path in (("config", model_dir / "config.json"), ("checkpoint", torch_voice.checkpoint)):
+                try:
+                    cache.put(path, Digests(record["source"][key]["sha256"]))
+                except ValueError:  # outside the layout's root (a symlinked folder)
+                    pass
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("tts-export %s: %s (%.1f MB, opset %s), agrees with torch on %d sentences (max %.2f LSB)",
@@ -224,7 +235,7 @@ def run_tts_export(layout: Layout, voices: list[str] | None, *, verbose: bool = 
         with progress(len(wanted), "tts-export", "voice", logger=log) as bar:
             for voice in wanted:
                 try:
-                    export_voice(layout, voice, tmp_dir=layout.tmp_dir)
+                    export_voice(layout, voice, tmp_dir=layout.tmp_dir, cache=run.cache)
                 except (OnnxExportError, FrontEndError) as exc:
                     log.error("%s", exc)
                     failures.append(str(exc))

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import PersianDataError
-from ..integrity import LockFileError, read_lock
+from ..integrity import HashCache, LockFileError, read_lock
 from ..layout import Layout
 
 ONNX_DIR = "onnx"
@@ -145,3 +145,21 @@ def locked_sha256(layout: Layout, source) -> dict[str, str]:
     if locked is None:
         return {}
     return {path: entry.sha256 for path, entry in locked.files.items() if "/" not in path}
+
+
+def known_source_sha256(layout: Layout, source) -> dict[str, str]:
+    """file name -> sha256 of the voice's model files, known without reading them: the lock's
+    record, overridden by the hash cache's entry for a file unchanged since it was hashed (same
+    size, mtime, inode). Read-only: a server start never writes the cache."""
+    known = locked_sha256(layout, source)
+    model_dir = layout.content_dir(source)
+    if layout.hash_cache.is_file() and model_dir.is_dir():
+        cache = HashCache(layout.hash_cache, layout.root)
+        for path in model_dir.iterdir():
+            try:
+                digests = cache.lookup(path)
+            except ValueError:  # outside the root (a symlinked folder): not the cache's
+                digests = None
+            if digests is not None:
+                known[path.name] = digests.sha256
+    return known

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import ExtraMissingError, PersianDataError
 from ..layout import Layout
 from .check import VOICE_SOURCES, inference_checkpoint_name
-from .onnx_record import ONNX_DIR, OnnxExportError, locked_sha256
+from .onnx_record import ONNX_DIR, OnnxExportError, known_source_sha256
 from .pieces import write_wav
 from .synth import list_voices
 
@@ -46,7 +46,7 @@ def load_voice(layout: Layout, voice: str, runtime: str = "auto", *, threads: in
         from .onnx_voice import OnnxVoice
 
         return OnnxVoice.load(folder, model_dir=model_dir, name=voice, threads=threads,
-                              source_sha256=locked_sha256(layout, source))
+                              source_sha256=known_source_sha256(layout, source))
     if runtime == "onnx":
         raise OnnxExportError(f"voice {voice}: no ONNX export at {folder}; make one with `persian-data "
                               f"tts-export --root {layout.root} --voice {voice}` (needs the tts extra, once)")
