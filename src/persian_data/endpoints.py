@@ -304,21 +304,23 @@ def measure_throughput(pool: EndpointPool, targets: list[tuple[Endpoint, str, in
                        nbytes: int = PROBE_BYTES, cap: float = PROBE_MAX_SECONDS) -> None:
     """Read the first `nbytes` of a file (url, size) from each endpoint at once; store bytes/s in
     `pool.probed`. The probe ends soon after the first endpoint is done (an endpoint still reading
-    then is rated by what it got so far), and after `cap` seconds at most."""
+    then is rated by what it got so far, one that sent nothing is not rated), and after `cap`
+    seconds at most: a stalled endpoint never holds the run (its reader is left to finish alone)."""
     if len(targets) < 2:
         return
     session = get_session()
-    first_done = threading.Event()
     started = time.monotonic()
     stop_at = [started + cap]
-    got: dict[str, tuple[int, float]] = {}
+    got: dict[str, tuple[int, float]] = {}  # url -> (bytes so far, seconds from the request to the last byte)
+    began: dict[str, float] = {}
+    finished: set[str] = set()
 
     def read(target: tuple[Endpoint, str, int]) -> None:
         ep, url, size = target
         want = min(nbytes, size)
         have = 0
         headers = {**ep.headers(), "Range": f"bytes=0-{want - 1}"}
-        t0 = last = time.monotonic()  # from the request: a small probe is mostly latency, for every endpoint
+        t0 = began[ep.url] = time.monotonic()  # from the request: a small probe is mostly latency, for every endpoint
         try:
             with session.stream("GET", url, headers=headers, timeout=_httpx.Timeout(timeout, connect=timeout),
                                 follow_redirects=True) as resp:
@@ -326,24 +328,27 @@ def measure_throughput(pool: EndpointPool, targets: list[tuple[Endpoint, str, in
                     return
                 for chunk in resp.iter_bytes():
                     have += len(chunk)
-                    last = time.monotonic()
-                    if have >= want or last >= stop_at[0]:
+                    now = time.monotonic()
+                    got[ep.url] = (have, max(now - t0, 1e-4))
+                    if have >= want or now >= stop_at[0]:
                         break
         except Exception:  # noqa: BLE001 - rated by what arrived before the failure; nothing: not rated
             pass
-        if not have:
-            return
-        got[ep.url] = (have, max(last - t0, 1e-4))
-        if have >= want and not first_done.is_set():
-            first_done.set()
-            elapsed = time.monotonic() - started
-            stop_at[0] = min(stop_at[0], time.monotonic() + 2 * elapsed + 0.05)
+        finished.add(ep.url)
+        if have >= want:  # the first one done: the others get twice its time (plus a little) to go on
+            now = time.monotonic()
+            stop_at[0] = min(stop_at[0], now + 2 * (now - started) + 0.05)
 
-    with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="rate") as workers:
-        list(workers.map(read, targets))
-    for url, (n, seconds) in got.items():
-        pool.probed[url] = n / seconds
-    if got:
-        log.info("throughput probe: %s", ", ".join(
-            f"{ep} {pool.probed[ep.url] / 1e6:.1f} MB/s" if ep.url in pool.probed else f"{ep} (no answer)"
-            for ep, _, _ in targets))
+    readers = [threading.Thread(target=read, args=(t,), name=f"rate-{i}", daemon=True) for i, t in enumerate(targets)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        while reader.is_alive() and time.monotonic() < stop_at[0]:
+            reader.join(min(0.01, max(0.0, stop_at[0] - time.monotonic())))
+    now = time.monotonic()
+    for url, (n, seconds) in list(got.items()):
+        # one still reading is rated by its bytes over all the time it has had (it is waiting for more)
+        pool.probed[url] = n / (seconds if url in finished else max(seconds, now - began[url]))
+    log.info("throughput probe: %s", ", ".join(
+        f"{ep} {pool.probed[ep.url] / 1e6:.1f} MB/s" if ep.url in pool.probed else f"{ep} (no answer in time)"
+        for ep, _, _ in targets))
