@@ -98,7 +98,8 @@ def test_known_substitutions_deletions_insertions_and_missing(root, tmp_path):
     assert t["top_errors"]["substitutions"][0]["hyp"] == "زرافه"
     per = [json.loads(x) for x in (root / "evals/fleurs-test-edits/utterances.jsonl").read_text("utf-8").splitlines()]
     assert per[3]["missing"] and per[3]["normalized"]["words"][2] == len(words[3])
-    assert ["substitute", words[0][1], "زرافه"] in per[0]["alignment"]
+    assert ["replace", 1, 2, 1, 2] in per[0]["alignment"]
+    assert per[1]["alignment"][-1] == ["delete", len(words[1]) - 2, len(words[1]), len(words[1]) - 2, len(words[1]) - 2]
 
 
 def _variant(text: str) -> str:
@@ -160,7 +161,10 @@ _sentence = st.lists(st.sampled_from(_TOKENS), max_size=14).map("".join)
 @given(st.lists(st.tuples(_sentence, _sentence), min_size=1, max_size=8))
 def test_counts_and_alignments_equal_jiwer(pairs):
     refs, hyps = [p[0] for p in pairs], [p[1] for p in pairs]
-    wc, ref_tok, hyp_tok, ops = align_words(refs, hyps, keep_ops=True)
+    aligned = align_words(refs, hyps, keep_ops=True)
+    wc, ops = aligned.counts, aligned.ops
+    ref_tok = [aligned.tokens(k)[0] for k in range(len(refs))]
+    hyp_tok = [aligned.tokens(k)[1] for k in range(len(refs))]
     cc = align_chars(refs, hyps)
     jw = jiwer.process_words(refs, hyps)
     jc = jiwer.process_characters(refs, hyps)
@@ -179,6 +183,19 @@ def test_counts_and_alignments_equal_jiwer(pairs):
                                                                   one.insertions)
 
 
+def test_single_spaced_fast_path_on_normalized_text_equals_jiwer():
+    r = random.Random(9)
+    pieces = ["می‌خواهم", "كتاب ها", "  ", "\t", "\n", "۱۲3", "«سلام»", "\u2028", "A.B", " ", "\u00a0", "ي"]
+    raw = ["".join(r.choice(pieces) for _ in range(r.randint(0, 9))) for _ in range(400)]
+    norm = normalize_for_scoring(raw).texts
+    assert all("  " not in t and t == t.strip() and not any(c.isspace() and c != " " for c in t) for t in norm)
+    refs, hyps = norm[:200], norm[200:]
+    fast = align_words(refs, hyps, single_spaced=True).counts
+    jw = jiwer.process_words(refs, hyps)
+    assert (fast.subs.sum(), fast.dels.sum(), fast.ins.sum(), fast.hits.sum()) == (jw.substitutions, jw.deletions,
+                                                                                  jw.insertions, jw.hits)
+
+
 def test_counts_equal_jiwer_on_a_large_random_corpus():
     r = random.Random(5)
     vocab = ["".join(r.choice("ابپتسشکگلمنوهی") for _ in range(r.randint(1, 5))) for _ in range(300)]
@@ -190,7 +207,7 @@ def test_counts_equal_jiwer_on_a_large_random_corpus():
             h.insert(r.randint(0, len(h)), r.choice(vocab))
         refs.append(" ".join(w))
         hyps.append(" ".join(h))
-    wc, _, _, _ = align_words(refs, hyps)
+    wc = align_words(refs, hyps).counts
     cc = align_chars(refs, hyps)
     jw, jc = jiwer.process_words(refs, hyps), jiwer.process_characters(refs, hyps)
     assert (wc.subs.sum(), wc.dels.sum(), wc.ins.sum(), wc.hits.sum()) == (jw.substitutions, jw.deletions,

@@ -18,8 +18,7 @@ from . import report as rep
 from .hypotheses import Hypotheses, match, read_hypotheses
 from .leakage import build_index, overview, split_leakage
 from .references import BREAKDOWN_COLUMNS, EVAL_SPLITS, References, load_references
-from .score import (align_chars, align_words, alignment_rows, bootstrap, breakdown, duration_labels,
-                    top_errors)
+from .score import align_chars, align_words, alignment, bootstrap, breakdown, duration_labels, top_errors
 from .textnorm import RULES, SHARED_CONFIG, normalize_for_scoring
 
 log = logging.getLogger("persian_data.evaluate")
@@ -65,13 +64,14 @@ def score(layout: Layout, refs: References, hyps: Hypotheses, name: str, options
     t0 = time.perf_counter()
     ref_norm = normalize_for_scoring(refs.texts)
     hyp_norm = normalize_for_scoring(matched.texts)
-    index = build_index(layout)
+    index = build_index(layout, loaded=refs)
     leak_section, leaked = split_leakage(index, refs, ref_norm.texts)
     keep = ~leaked if options.exclude_leaked else None
 
-    raw_w, _, _, _ = align_words(refs.texts, matched.texts)
+    raw_w = align_words(refs.texts, matched.texts).counts
     raw_c = align_chars(refs.texts, matched.texts)
-    norm_w, ref_tok, hyp_tok, ops = align_words(ref_norm.texts, hyp_norm.texts, keep_ops=True)
+    aligned = align_words(ref_norm.texts, hyp_norm.texts, keep_ops=True, single_spaced=True)
+    norm_w = aligned.counts
     norm_c = align_chars(ref_norm.texts, hyp_norm.texts)
     boot = bootstrap(norm_w, norm_c, rounds=options.bootstrap_rounds, seed=options.seed, keep=keep)
 
@@ -102,33 +102,38 @@ def score(layout: Layout, refs: References, hyps: Hypotheses, name: str, options
             "hypotheses": {r: {"texts": hyp_norm.changed[r], "fraction": hyp_norm.changed[r] / max(n_present, 1)}
                            for r in RULES}},
         "breakdowns": breakdowns,
-        "top_errors": top_errors(ref_tok, hyp_tok, ops, keep),
+        "top_errors": top_errors(aligned, keep),
         "leakage": leak_section,
-        "utterances_format": {"raw/normalized words/chars": rep.COUNT_FIELDS},
+        "utterances_format": {"raw/normalized words/chars": rep.COUNT_FIELDS,
+                              "alignment": "normalized words, blocks [tag, ref_start, ref_end, hyp_start, hyp_end] with "
+                                           "difflib tags equal/replace/delete/insert (jiwer: substitute for replace)"},
     }
     if run_info is not None:
         results["run"] = run_info
-    rows = _utterance_rows(refs, matched, ref_norm.texts, hyp_norm.texts, raw_w, raw_c, norm_w, norm_c,
-                           ref_tok, hyp_tok, ops, leaked)
+    rows = _utterance_rows(refs, matched, ref_norm.texts, hyp_norm.texts, raw_w, raw_c, norm_w, norm_c, aligned.ops, leaked)
     rep.write_outputs(layout, out_dir, results, rows, rep.markdown(results))
     results["output_dir"] = str(out_dir)
     log.debug("scored %d utterances in %.2f s", len(refs), time.perf_counter() - t0)
     return results
 
 
-def _utterance_rows(refs, matched, ref_n, hyp_n, raw_w, raw_c, norm_w, norm_c, ref_tok, hyp_tok, ops, leaked):
-    def cols(c):
-        return list(zip(c.hits.tolist(), c.subs.tolist(), c.dels.tolist(), c.ins.tolist(), c.ref_len.tolist()))
+def _utterance_rows(refs, matched, ref_n, hyp_n, raw_w, raw_c, norm_w, norm_c, ops, leaked):
+    """utterances.jsonl, one row at a time (a list of 100,000 dicts would cost hundreds of MB)."""
+    step = 4096
+    for start in range(0, len(refs.ids), step):
+        sl = slice(start, start + step)
 
-    rw, rc, nw, nc = cols(raw_w), cols(raw_c), cols(norm_w), cols(norm_c)
-    leaked_l = leaked.tolist()
-    rows = []
-    for k, cid in enumerate(refs.ids):
-        rows.append({"id": cid, "ref": refs.texts[k], "hyp": matched.texts[k], "ref_normalized": ref_n[k],
-                     "hyp_normalized": hyp_n[k], "missing": not matched.present[k], "leaked": leaked_l[k],
-                     "raw": {"words": rw[k], "chars": rc[k]}, "normalized": {"words": nw[k], "chars": nc[k]},
-                     "alignment": alignment_rows(ref_tok[k], hyp_tok[k], ops[k])})
-    return rows
+        def cols(c):
+            return list(zip(c.hits[sl].tolist(), c.subs[sl].tolist(), c.dels[sl].tolist(), c.ins[sl].tolist(),
+                            c.ref_len[sl].tolist()))
+
+        rw, rc, nw, nc = cols(raw_w), cols(raw_c), cols(norm_w), cols(norm_c)
+        leaked_l = leaked[sl].tolist()
+        for j, k in enumerate(range(start, min(start + step, len(refs.ids)))):
+            yield {"id": refs.ids[k], "ref": refs.texts[k], "hyp": matched.texts[k], "ref_normalized": ref_n[k],
+                   "hyp_normalized": hyp_n[k], "missing": not matched.present[k], "leaked": leaked_l[j],
+                   "raw": {"words": rw[j], "chars": rc[j]}, "normalized": {"words": nw[j], "chars": nc[j]},
+                   "alignment": alignment(nw[j][4], ops[k])}
 
 
 def print_summary(results: dict, stream=None) -> None:

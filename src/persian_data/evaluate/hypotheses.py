@@ -51,31 +51,30 @@ class Matched:
                 "duplicates": len(self.duplicates), "duplicate_examples": self.duplicates[:EXAMPLES]}
 
 
-def _decode(path: Path, data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise EvalInputError(f"{path}:{line}: not valid UTF-8 (byte {exc.start}: {exc.reason}); save the "
-                             f"hypotheses as UTF-8") from None
-
-
 def read_hypotheses(path: Path) -> Hypotheses:
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise EvalInputError(f"{path}: cannot read the hypotheses file ({exc.strerror or exc})") from None
-    text = _decode(path, data)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines = data.split(b"\n")
+    del data
     first = next((ln for ln in lines if ln.strip()), None)
     if first is None:
         raise EvalInputError(f"{path}: the hypotheses file is empty")
-    if first.lstrip().startswith("{"):
+    if first.lstrip().startswith(b"{"):
         return _read_json_lines(path, lines)
     return _read_tsv(path, lines)
+
+
+def _text(path: Path, line: bytes, lineno: int) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EvalInputError(f"{path}:{lineno}: not valid UTF-8 (byte {exc.start} of the line: {exc.reason}); save "
+                             f"the hypotheses as UTF-8") from None
 
 
 def _add(out: Hypotheses, seen_line: dict[str, int], cid: str, hyp: str, lineno: int) -> None:
@@ -90,15 +89,16 @@ def _add(out: Hypotheses, seen_line: dict[str, int], cid: str, hyp: str, lineno:
                              f"{seen_line[cid]}); keep one hypothesis per id")
 
 
-def _read_json_lines(path: Path, lines: list[str]) -> Hypotheses:
+def _read_json_lines(path: Path, lines: list[bytes]) -> Hypotheses:
     out = Hypotheses(path, "", {})
     seen: dict[str, int] = {}
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            row = orjson.loads(line)
+            row = orjson.loads(line)  # orjson checks UTF-8 itself: no decoded copy of the whole file
         except orjson.JSONDecodeError as exc:
+            _text(path, line, lineno)  # invalid UTF-8 gets its own message
             raise EvalInputError(f"{path}:{lineno}: not a JSON object ({exc}); expected one "
                                  '{"id": ..., "text": ...} per line') from None
         if not isinstance(row, dict):
@@ -127,11 +127,11 @@ def _read_json_lines(path: Path, lines: list[str]) -> Hypotheses:
     return out
 
 
-def _read_tsv(path: Path, lines: list[str]) -> Hypotheses:
+def _read_tsv(path: Path, lines: list[bytes]) -> Hypotheses:
     out = Hypotheses(path, "tsv", {})
     seen: dict[str, int] = {}
-    for lineno, line in enumerate(lines, 1):
-        line = line.rstrip("\r")
+    for lineno, raw in enumerate(lines, 1):
+        line = _text(path, raw, lineno).rstrip("\r")
         if not line.strip():
             continue
         cols = line.split("\t")

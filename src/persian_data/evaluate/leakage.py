@@ -32,13 +32,18 @@ class LeakageIndex:
     present: dict[str, list[str]]  # corpus -> splits whose manifest exists
 
 
-def build_index(layout: Layout) -> LeakageIndex:
+def build_index(layout: Layout, loaded: References | None = None) -> LeakageIndex:
+    """Read every train split (sentences) and every Common Voice split (speakers); `loaded` is a
+    split already in memory, used instead of reading its manifest again."""
     sentences: dict[str, str] = {}
     speakers: dict[str, set[str]] = {}
     present: dict[str, list[str]] = {}
     for corpus in CORPORA:
         for split in ALL_SPLITS:
-            refs = load_references(layout, corpus, split, required=False)
+            if loaded is not None and (loaded.corpus, loaded.split) == (corpus, split) and loaded.complete:
+                refs = loaded
+            else:
+                refs = load_references(layout, corpus, split, required=False)
             if refs is None:
                 continue
             present.setdefault(corpus, []).append(split)

@@ -36,16 +36,18 @@ class References:
     audio_refs: list[object]  # None unless prepared with --no-extract
     columns: dict[str, list[str]] = field(default_factory=dict)  # breakdown columns (and client_id)
     index: dict[str, int] = field(default_factory=dict)
+    complete: bool = True  # False for a --limit subset
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def subset(self, keep: list[int]) -> "References":
         pick = lambda values: [values[i] for i in keep]  # noqa: E731
-        return References(self.corpus, self.split, self.manifest, pick(self.ids), pick(self.texts),
+        ids = pick(self.ids)
+        return References(self.corpus, self.split, self.manifest, ids, pick(self.texts),
                           pick(self.durations), pick(self.audio_paths), pick(self.audio_refs),
                           {k: pick(v) for k, v in self.columns.items()},
-                          {pick(self.ids)[j]: j for j in range(len(keep))})
+                          {cid: j for j, cid in enumerate(ids)}, complete=len(keep) == len(self.ids))
 
 
 def source(corpus: str) -> Source:
@@ -61,14 +63,62 @@ def manifest_path(layout: Layout, corpus: str, split: str) -> Path:
 def load_references(layout: Layout, corpus: str, split: str, *, required: bool = True) -> References | None:
     """Read `<corpus>` `<split>`'s manifest. Missing: EvalInputError (or None when not `required`)."""
     path = manifest_path(layout, corpus, split)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    if not path.is_file():
         if not required:
             return None
         raise EvalInputError(f"{path}: no {corpus} {split} manifest; run `persian-data prepare speech --root "
                              f"{layout.root} --only {corpus}` first") from None
     keep = ("client_id",) + BREAKDOWN_COLUMNS[corpus]
+    refs = _read_arrow(path, corpus, split, keep)
+    if refs is None:  # pyarrow could not take it as a table: line by line, with a precise error
+        refs = _read_lines(path, path.read_bytes(), corpus, split, keep)
+    return refs
+
+
+def _read_arrow(path: Path, corpus: str, split: str, keep: tuple[str, ...]) -> References | None:
+    """The fast path: pyarrow's C++ JSON reader (a 100,000-line manifest in ~0.45 s, 3x orjson per line)."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    with open(path, "rb") as f:
+        head = f.readline()
+    if b'"audio_ref"' in head:
+        return None  # --no-extract manifests: nested references, read line by line
+    # Only the columns scoring uses are parsed (the rest, e.g. sha256 and text_normalized, are skipped).
+    wanted = [("id", pa.string()), ("text", pa.string()), ("duration", pa.float64()), ("audio_path", pa.string())]
+    wanted += [(k, pa.string()) for k in keep]
+    try:
+        # one thread, 1 MiB blocks: a third less peak memory than the defaults, about as fast
+        table = pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 20, use_threads=False),
+                             parse_options=pj.ParseOptions(explicit_schema=pa.schema(wanted),
+                                                           unexpected_field_behavior="ignore"))
+    except (pa.ArrowException, OSError):
+        return None
+    names = set(table.column_names)
+    ids = table.column("id").to_pylist()
+    texts = table.column("text").to_pylist()
+    if None in ids or None in texts:
+        return None
+
+    def column(name: str, default):
+        if name not in names:
+            return [default] * len(ids)
+        return table.column(name).to_pylist()
+
+    durations = [float(d or 0.0) for d in column("duration", 0.0)]
+    columns = {k: ["" if v is None else (v if isinstance(v, str) else str(v)) for v in column(k, "")] for k in keep}
+    refs = References(corpus, split, path, ids, texts, durations, [p or "" for p in column("audio_path", "")],
+                      column("audio_ref", None), columns, {cid: i for i, cid in enumerate(ids)})
+    if len(refs.index) != len(ids):
+        seen: set[str] = set()
+        for lineno, cid in enumerate(ids, 1):
+            if cid in seen:
+                raise EvalInputError(f"{path}:{lineno}: id {cid!r} appears twice in the manifest")
+            seen.add(cid)
+    return refs
+
+
+def _read_lines(path: Path, data: bytes, corpus: str, split: str, keep: tuple[str, ...]) -> References:
     refs = References(corpus, split, path, [], [], [], [], [], {k: [] for k in keep})
     for lineno, line in enumerate(data.splitlines(), 1):
         if not line.strip():

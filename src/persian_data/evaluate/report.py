@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Iterable
 
 import orjson
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes, atomic_writer
 from ..layout import Layout
 from .errors import EvalInputError
 from .textnorm import RULE_HELP, RULES
@@ -39,10 +40,17 @@ def output_dir(layout: Layout, corpus: str, split: str, name: str) -> Path:
     return evals_dir(layout) / f"{corpus}-{split}-{name}"
 
 
-def write_outputs(layout: Layout, out: Path, results: dict, utterance_rows: list[dict], markdown: str) -> None:
+def write_outputs(layout: Layout, out: Path, results: dict, utterance_rows: Iterable[dict], markdown: str) -> None:
     tmp = layout.tmp_dir
     opts = orjson.OPT_APPEND_NEWLINE
-    atomic_write_bytes(out / "utterances.jsonl", b"".join(orjson.dumps(r, option=opts) for r in utterance_rows), tmp)
+    with atomic_writer(out / "utterances.jsonl", tmp) as f:
+        chunk: list[bytes] = []
+        for row in utterance_rows:
+            chunk.append(orjson.dumps(row, option=opts))
+            if len(chunk) >= 4096:
+                f.write(b"".join(chunk))
+                chunk.clear()
+        f.write(b"".join(chunk))
     atomic_write_bytes(out / "report.md", markdown.encode("utf-8"), tmp)
     # results.json last: its presence means the folder is complete
     atomic_write_bytes(out / "results.json", orjson.dumps(results, option=orjson.OPT_INDENT_2 | opts), tmp)

@@ -36,7 +36,8 @@ _MAX_VOCAB = 0x110000 - _SURROGATES - 1
 
 def words(text: str) -> list[str]:
     """jiwer's `wer_default` tokenization of one sentence."""
-    if text.isprintable():  # no whitespace but " " (the common case): runs of spaces collapse
+    # No whitespace but " " (ZWNJ, which is not printable, is common and harmless): split() is exact.
+    if text.isprintable() or "\u200c" in text and text.replace("\u200c", "").isprintable():
         return text.split()
     return [w for w in _MULTI_SPACE.sub(" ", text).strip().split(" ") if w]
 
@@ -74,10 +75,6 @@ def rate(errors: int, ref: int, insertions: int = 0) -> float:
     return errors / ref if ref else float(insertions)
 
 
-def _new_counts(n: int) -> Counts:
-    return Counts(*(np.zeros(n, dtype=np.int64) for _ in range(6)))
-
-
 class _WordCodes(defaultdict):
     """word -> one code point, allocated in order of first sight (surrogates skipped)."""
 
@@ -90,34 +87,74 @@ class _WordCodes(defaultdict):
         return code
 
 
-def align_words(refs: list[str], hyps: list[str], *, keep_ops: bool = False):
-    """Word counts per utterance, and (keep_ops) each utterance's tokens and opcodes.
+def _code_index(code: str) -> int:
+    n = ord(code)
+    return n - _SURROGATES if n >= 0xD800 + _SURROGATES else n
 
-    Returns (Counts, ref_tokens, hyp_tokens, ops); ops[k] is None for an exact match, else a list
-    of (tag, i1, i2, j1, j2) with rapidfuzz's tags (equal, replace, delete, insert)."""
-    n = len(refs)
-    c = _new_counts(n)
-    hits, subs, dels, ins, ref_len, hyp_len = c.hits, c.subs, c.dels, c.ins, c.ref_len, c.hyp_len
+
+@dataclass
+class WordAlignment:
+    """Word counts per utterance; with ops: each utterance as a string of word codes, its opcodes
+    (None for an exact match; else (tag, i1, i2, j1, j2) blocks with difflib's tags, as rapidfuzz
+    gives them: equal, replace, delete, insert; jiwer says "substitute" for "replace"), and the
+    vocabulary that turns codes back into words."""
+
+    counts: Counts
+    ops: list
+    ref_codes: list[str]
+    hyp_codes: list[str]
+    vocab: list[str]
+
+    def word(self, code: str) -> str:
+        return self.vocab[_code_index(code)]
+
+    def tokens(self, k: int) -> tuple[list[str], list[str]]:
+        return [self.word(c) for c in self.ref_codes[k]], [self.word(c) for c in self.hyp_codes[k]]
+
+
+_CHUNK = 8192  # utterances tokenized at a time: word lists of the whole split would cost ~100 MB
+
+
+def align_words(refs: list[str], hyps: list[str], *, keep_ops: bool = False, single_spaced: bool = False
+                ) -> WordAlignment:
+    """Word counts (and, keep_ops, the alignments) of each utterance, tokenized as jiwer does.
+    `single_spaced`: the caller guarantees " " is the only whitespace (normalized text), so a plain
+    split is jiwer's tokenization."""
     codes = _WordCodes()
-    ref_tokens: list[list[str]] = []
-    hyp_tokens: list[list[str]] = []
-    ops: list = []
+    enc = codes.__getitem__
+    ea: list[str] = []
+    eb: list[str] = []
+    for start in range(0, len(refs), _CHUNK):
+        if single_spaced:
+            ea += ["".join(map(enc, t.split(" "))) if t else "" for t in refs[start:start + _CHUNK]]
+            eb += ["".join(map(enc, t.split(" "))) if t else "" for t in hyps[start:start + _CHUNK]]
+        else:
+            ea += ["".join(map(enc, words(t))) for t in refs[start:start + _CHUNK]]
+            eb += ["".join(map(enc, words(t))) for t in hyps[start:start + _CHUNK]]
+    counts, ops = _count(ea, eb, keep_ops)
+    if not keep_ops:
+        return WordAlignment(counts, [], [], [], [])
+    return WordAlignment(counts, ops, ea, eb, list(codes))
+
+
+def align_chars(refs: list[str], hyps: list[str]) -> Counts:
+    """Character counts per utterance (jiwer's `cer_default`: stripped, spaces are characters)."""
+    return _count([t.strip() for t in refs], [t.strip() for t in hyps], False)[0]
+
+
+def _count(ea: list[str], eb: list[str], keep_ops: bool) -> tuple[Counts, list]:
+    """S/D/I/H of each pair of token strings (one code point per token), from rapidfuzz's opcodes."""
+    n = len(ea)
+    hits, subs, dels, ins = [0] * n, [0] * n, [0] * n, [0] * n
+    ops: list = [None] * n if keep_ops else []
     opcodes = Levenshtein.opcodes
     for k in range(n):
-        rw, hw = words(refs[k]), words(hyps[k])
-        ref_len[k], hyp_len[k] = len(rw), len(hw)
-        if keep_ops:
-            ref_tokens.append(rw)
-            hyp_tokens.append(hw)
-        if rw == hw:
-            hits[k] = len(rw)
-            if keep_ops:
-                ops.append(None)
+        a, b = ea[k], eb[k]
+        if a == b:
+            hits[k] = len(a)
             continue
-        a = "".join(map(codes.__getitem__, rw))
-        b = "".join(map(codes.__getitem__, hw))
+        blocks = opcodes(a, b).as_list()
         h = s = d = i = 0
-        blocks = opcodes(a, b)
         for tag, i1, i2, j1, j2 in blocks:
             if tag == "equal":
                 h += i2 - i1
@@ -129,32 +166,11 @@ def align_words(refs: list[str], hyps: list[str], *, keep_ops: bool = False):
                 i += j2 - j1
         hits[k], subs[k], dels[k], ins[k] = h, s, d, i
         if keep_ops:
-            ops.append([tuple(x) for x in blocks])
-    return c, ref_tokens, hyp_tokens, ops
-
-
-def align_chars(refs: list[str], hyps: list[str]) -> Counts:
-    """Character counts per utterance (jiwer's `cer_default`: stripped, spaces are characters)."""
-    n = len(refs)
-    c = _new_counts(n)
-    hits, subs, dels, ins, ref_len, hyp_len = c.hits, c.subs, c.dels, c.ins, c.ref_len, c.hyp_len
-    editops = Levenshtein.editops
-    for k in range(n):
-        a, b = refs[k].strip(), hyps[k].strip()
-        ref_len[k], hyp_len[k] = len(a), len(b)
-        if a == b:
-            hits[k] = len(a)
-            continue
-        s = d = i = 0
-        for tag, _, _ in editops(a, b):
-            if tag == "replace":
-                s += 1
-            elif tag == "delete":
-                d += 1
-            else:
-                i += 1
-        hits[k], subs[k], dels[k], ins[k] = len(a) - s - d, s, d, i
-    return c
+            ops[k] = blocks
+    ref_len = np.fromiter(map(len, ea), dtype=np.int64, count=n)
+    hyp_len = np.fromiter(map(len, eb), dtype=np.int64, count=n)
+    arr = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
+    return Counts(arr(hits), arr(subs), arr(dels), arr(ins), ref_len, hyp_len), ops
 
 
 # -- bootstrap -------------------------------------------------------------------------------------
@@ -225,33 +241,32 @@ def breakdown(labels: list[str], words_c: Counts, chars_c: Counts, keep: np.ndar
     return rows
 
 
-def top_errors(ref_tokens: list[list[str]], hyp_tokens: list[list[str]], ops: list, keep: np.ndarray | None = None,
-               top: int = 20) -> dict:
+def top_errors(aligned: WordAlignment, keep: np.ndarray | None = None, top: int = 20) -> dict:
     """The most frequent substitution pairs, missed reference words (deleted or substituted) and
-    inserted words, from the word alignments."""
+    inserted words, from the word alignments (counted on word codes, turned into words at the end)."""
     pairs: Counter = Counter()
     missed: Counter = Counter()
     inserted: Counter = Counter()
-    for k, blocks in enumerate(ops):
+    for k, blocks in enumerate(aligned.ops):
         if blocks is None or keep is not None and not keep[k]:
             continue
-        rw, hw = ref_tokens[k], hyp_tokens[k]
+        a, b = aligned.ref_codes[k], aligned.hyp_codes[k]
         for tag, i1, i2, j1, j2 in blocks:
             if tag == "replace":
-                pairs.update(zip(rw[i1:i2], hw[j1:j2]))
-                missed.update(rw[i1:i2])
+                pairs.update(zip(a[i1:i2], b[j1:j2]))
+                missed.update(a[i1:i2])
             elif tag == "delete":
-                missed.update(rw[i1:i2])
+                missed.update(a[i1:i2])
             elif tag == "insert":
-                inserted.update(hw[j1:j2])
-    return {"substitutions": [{"ref": r, "hyp": h, "count": n} for (r, h), n in pairs.most_common(top)],
-            "missed_words": [{"word": w, "count": n} for w, n in missed.most_common(top)],
-            "inserted_words": [{"word": w, "count": n} for w, n in inserted.most_common(top)]}
+                inserted.update(b[j1:j2])
+    w = aligned.word
+    return {"substitutions": [{"ref": w(r), "hyp": w(h), "count": n} for (r, h), n in pairs.most_common(top)],
+            "missed_words": [{"word": w(c), "count": n} for c, n in missed.most_common(top)],
+            "inserted_words": [{"word": w(c), "count": n} for c, n in inserted.most_common(top)]}
 
 
-def alignment_rows(rw: list[str], hw: list[str], blocks) -> list[list[str]]:
-    """[op, ref words, hyp words] per block, with jiwer's op names."""
+def alignment(n_ref: int, blocks) -> list:
+    """One utterance's word alignment: [tag, ref_start, ref_end, hyp_start, hyp_end] blocks (difflib tags)."""
     if blocks is None:
-        return [["equal", " ".join(rw), " ".join(hw)]] if rw else []
-    names = {"equal": "equal", "replace": "substitute", "delete": "delete", "insert": "insert"}
-    return [[names[tag], " ".join(rw[i1:i2]), " ".join(hw[j1:j2])] for tag, i1, i2, j1, j2 in blocks]
+        return [("equal", 0, n_ref, 0, n_ref)] if n_ref else []
+    return blocks

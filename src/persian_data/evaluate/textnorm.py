@@ -145,27 +145,35 @@ class NormalizeResult:
         return {k: (v / self.total if self.total else 0.0) for k, v in self.changed.items()}
 
 
+_CHUNK = 8192  # texts per pass: the numpy temporaries of a whole 100,000-text split would cost ~150 MB
+
+
 def normalize_for_scoring(texts: list[str]) -> NormalizeResult:
     """Apply the evaluation normalizer to a batch and count what each rule changed."""
     tables = _tables()
     changed = dict.fromkeys(RULES, 0)
-    if not texts:
-        return NormalizeResult([], changed, 0)
+    out: list[str] = []
+    for start in range(0, len(texts), _CHUNK):
+        out += _normalize_chunk(texts[start:start + _CHUNK], tables, changed)
+    return NormalizeResult(out, changed, len(texts))
+
+
+def _normalize_chunk(texts: list[str], tables: _Tables, changed: dict[str, int]) -> list[str]:
     codes, starts, lengths = _codes(texts)
     tables.cover(codes)
     found = _bits_per_text(tables.raw_bits, codes, starts, lengths)
     shared = normalize_many(texts, SHARED_CONFIG)
-    changed["shared"] = sum(a != b for a, b in zip(texts, shared))
+    changed["shared"] += sum(a != b for a, b in zip(texts, shared))
     for name, bit in (("letters", _LETTERS), ("digits", _DIGITS), ("diacritics", _DIACRITICS)):
-        changed[name] = int(np.count_nonzero(found & bit))
+        changed[name] += int(np.count_nonzero(found & bit))
 
     codes, starts, lengths = _codes(shared)
     tables.cover(codes)
     found = _bits_per_text(tables.post_bits, codes, starts, lengths)
     for name, bit in (("punctuation", _PUNCT), ("zwnj", _ZWNJ), ("case", _UPPER)):
-        changed[name] = int(np.count_nonzero(found & bit))
+        changed[name] += int(np.count_nonzero(found & bit))
     if not found.any():  # nothing for steps 2-4 to do (spaces are already single: the shared step)
-        return NormalizeResult(shared, changed, len(texts))
+        return shared
     joined = _SEP.join(shared)
     mapped = tables.mapping.take(np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
     mapped = mapped[mapped != _DELETE]
@@ -175,7 +183,7 @@ def normalize_for_scoring(texts: list[str]) -> NormalizeResult:
     parts = out.split(_SEP)
     if len(parts) != len(texts):  # cannot happen: _SEP is neither in the texts nor mapped
         raise AssertionError("normalize_for_scoring: batch separator lost")
-    return NormalizeResult([p.strip(" ") for p in parts], changed, len(texts))
+    return [p.strip(" ") for p in parts]
 
 
 def normalize_one(text: str) -> str:
