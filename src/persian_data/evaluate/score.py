@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
+from .errors import EvalInputError
+
 _MULTI_SPACE = re.compile(r"\s\s+")  # jiwer.RemoveMultipleSpaces
 _SURROGATES = 0x800
 _MAX_VOCAB = 0x110000 - _SURROGATES - 1
@@ -81,7 +83,7 @@ class _WordCodes(defaultdict):
     def __missing__(self, word: str) -> str:
         n = len(self)
         if n >= _MAX_VOCAB:
-            raise OverflowError("more distinct words than code points")
+            raise EvalInputError(f"more than {_MAX_VOCAB:,} distinct words in one split: not a transcript")
         code = chr(n + _SURROGATES if n >= 0xD800 else n)
         self[word] = code
         return code
