@@ -24,6 +24,7 @@ import os
 import re
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -47,6 +48,7 @@ ENV_ENDPOINTS = "PERSIAN_DATA_ENDPOINTS"
 PROBE_BYTES = 1024 * 1024  # read this much of one file from each endpoint to compare throughput
 PROBE_MAX_SECONDS = 2.0
 SWITCH_FACTOR = 3.0  # a download moves to an endpoint this many times faster than its own
+RATE_WINDOW = 2.0  # seconds of recent traffic that rate an endpoint busy for at least that long
 
 
 @dataclass(frozen=True)
@@ -184,15 +186,26 @@ def resolve_revisions(endpoints: Sequence[Endpoint], wanted: Sequence[tuple[str,
 @dataclass
 class _Meter:
     """Bytes an endpoint delivered over the time it was busy (at least one download running):
-    its aggregate throughput, whatever the number of parallel downloads."""
+    its aggregate throughput, whatever the number of parallel downloads. Once it has been busy for
+    RATE_WINDOW seconds in a row, the rate is that of the last RATE_WINDOW seconds, so a link that
+    gets slower during the run is noticed within seconds."""
     bytes: int = 0
     busy: float = 0.0
     active: int = 0
     since: float = 0.0
     files: int = 0
     served_bytes: int = 0  # bytes of the files it completed
+    recent: deque = field(default_factory=deque)  # (time, bytes) of the last RATE_WINDOW seconds
+
+    def add(self, n: int, now: float) -> None:
+        self.bytes += n
+        self.recent.append((now, n))
+        while self.recent and self.recent[0][0] < now - RATE_WINDOW:
+            self.recent.popleft()
 
     def rate(self, now: float) -> float | None:
+        if self.active and now - self.since >= RATE_WINDOW:
+            return sum(n for t, n in self.recent if t >= now - RATE_WINDOW) / RATE_WINDOW
         busy = self.busy + (now - self.since if self.active else 0.0)
         return self.bytes / busy if busy > 0.05 and self.bytes else None
 
@@ -272,7 +285,7 @@ class EndpointPool:
 
     def received(self, ep: Endpoint, n: int) -> None:
         with self._lock:
-            self._meters[ep.url].bytes += n
+            self._meters[ep.url].add(n, time.monotonic())
 
     def served(self, ep: Endpoint, size: int) -> None:
         with self._lock:

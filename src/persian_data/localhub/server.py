@@ -624,10 +624,14 @@ class Throttle:
     def __init__(self, bytes_per_second: float) -> None:
         if bytes_per_second <= 0:
             raise ValueError("a throttle needs a positive rate")
-        self.rate = float(bytes_per_second)
-        self.chunk = int(min(CHUNK_SIZE, max(16 * 1024, self.rate / 20)))
+        self.rate = float(bytes_per_second)  # may be changed while serving (a link that gets slower)
         self._next = 0.0
         self._lock = threading.Lock()
+
+    @property
+    def chunk(self) -> int:
+        """Bytes sent at a time: about 1/20 s worth, so the rate is smooth."""
+        return int(min(CHUNK_SIZE, max(16 * 1024, self.rate / 20)))
 
     async def take(self, n: int) -> None:
         """Wait until `n` more bytes fit into the rate."""
@@ -664,11 +668,12 @@ class _FileResponse(Response):
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             pos, left = self.start, self.length
-            step = self.throttle.chunk if self.throttle else CHUNK_SIZE
+            step = CHUNK_SIZE
             while left > 0:
                 if gone.is_set():
                     return
                 if self.throttle:
+                    step = self.throttle.chunk
                     await self.throttle.take(min(step, left))
                 chunk = os.pread(fd, min(step, left), pos)
                 if not chunk:
