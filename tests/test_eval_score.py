@@ -250,6 +250,16 @@ def test_duplicates_and_unknown_ids_are_reported(root, tmp_path, capsys):
     assert "given twice with different texts" in capsys.readouterr().err
 
 
+def test_limit_scores_the_first_clips_and_reports_the_rest(root, tmp_path, capsys):
+    rows = manifest(root, FL_TEST)
+    write_jsonl(tmp_path / "all.jsonl", [{"id": r["id"], "text": r["text"]} for r in rows])
+    assert main(["eval-stt", "--root", str(root), "--corpus", "fleurs", "--hypotheses", str(tmp_path / "all.jsonl"),
+                 "--limit", "2"]) == 0
+    res = results(root, "fleurs", "all")
+    assert res["normalized"]["words"]["utterances"] == 2 and res["utterances"]["hypotheses_beyond_limit"] == len(rows) - 2
+    assert res["utterances"]["unknown_ids"] == 0 and "past --limit" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("case", ["utf8", "jsonl_column", "tsv_columns", "other_corpus", "no_manifest"])
 def test_bad_input_one_line_error_exit_2_nothing_written(root, tmp_path, case, capsys):
     cv = manifest(root, CV_TEST)

@@ -92,6 +92,7 @@ def score(layout: Layout, refs: References, hyps: Hypotheses, name: str, options
         "utterances": {"manifest": len(refs), "scored": int(keep.sum()) if keep is not None else len(refs),
                        "with_hypothesis": n_present, "missing_hypotheses": len(matched.missing),
                        "unknown_ids": len(matched.unknown), "duplicate_ids": len(matched.duplicates),
+                       "hypotheses_beyond_limit": matched.beyond_limit,
                        "excluded_leaked": int(leaked.sum()) if options.exclude_leaked else 0,
                        **{f"{k}": v for k, v in matched.summary().items() if k.endswith("examples")}},
         "normalizer": {"shared_config": SHARED_CONFIG.__dict__, "rules": list(RULES),
@@ -146,6 +147,9 @@ def print_summary(results: dict, stream=None) -> None:
               f"scored as deletions", file=stream)
     if u["unknown_ids"]:
         print(f"warning: {u['unknown_ids']} unknown id(s) left out (e.g. {', '.join(u['unknown_examples'])})",
+              file=stream)
+    if u["hypotheses_beyond_limit"]:
+        print(f"note: {u['hypotheses_beyond_limit']} hypothesis(es) for clips past --limit were not scored",
               file=stream)
     if u["duplicate_ids"]:
         print(f"warning: {u['duplicate_ids']} id(s) repeated with the same text, counted once", file=stream)

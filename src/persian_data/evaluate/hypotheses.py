@@ -44,9 +44,10 @@ class Matched:
     missing: list[str]
     unknown: list[str]
     duplicates: list[str]
+    beyond_limit: int = 0  # hypotheses for manifest clips that --limit left out (not scored)
 
     def summary(self) -> dict:
-        return {"missing": len(self.missing), "missing_examples": self.missing[:EXAMPLES],
+        return {"beyond_limit": self.beyond_limit, "missing": len(self.missing), "missing_examples": self.missing[:EXAMPLES],
                 "unknown": len(self.unknown), "unknown_examples": self.unknown[:EXAMPLES],
                 "duplicates": len(self.duplicates), "duplicate_examples": self.duplicates[:EXAMPLES]}
 
@@ -148,10 +149,11 @@ def _read_tsv(path: Path, lines: list[bytes]) -> Hypotheses:
 
 def match(hyps: Hypotheses, refs: References, *, allow_unknown: bool = False) -> Matched:
     known = refs.index
-    unknown = [cid for cid in hyps.texts if cid not in known]
+    beyond = [cid for cid in hyps.texts if cid in refs.outside]  # in the manifest, past --limit
+    unknown = [cid for cid in hyps.texts if cid not in known and cid not in refs.outside]
     if not refs.ids:
         raise EvalInputError(f"{refs.manifest}: the {refs.corpus} {refs.split} manifest has no clips")
-    if unknown and len(unknown) == len(hyps.texts):
+    if unknown and len(unknown) + len(beyond) == len(hyps.texts):
         raise EvalInputError(f"{hyps.path}: none of its {len(unknown)} id(s) is a {refs.corpus} {refs.split} clip "
                              f"(e.g. {unknown[0]!r}; the manifest's ids look like {refs.ids[0]!r}): wrong --corpus "
                              f"or --split?")
@@ -168,4 +170,4 @@ def match(hyps: Hypotheses, refs: References, *, allow_unknown: bool = False) ->
         else:
             texts.append(hyp)
             present.append(True)
-    return Matched(texts, present, missing, unknown, list(hyps.duplicates))
+    return Matched(texts, present, missing, unknown, list(hyps.duplicates), len(beyond))

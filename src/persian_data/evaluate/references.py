@@ -37,6 +37,7 @@ class References:
     columns: dict[str, list[str]] = field(default_factory=dict)  # breakdown columns (and client_id)
     index: dict[str, int] = field(default_factory=dict)
     complete: bool = True  # False for a --limit subset
+    outside: frozenset = frozenset()  # ids of the manifest left out by --limit
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -47,7 +48,8 @@ class References:
         return References(self.corpus, self.split, self.manifest, ids, pick(self.texts),
                           pick(self.durations), pick(self.audio_paths), pick(self.audio_refs),
                           {k: pick(v) for k, v in self.columns.items()},
-                          {cid: j for j, cid in enumerate(ids)}, complete=len(keep) == len(self.ids))
+                          {cid: j for j, cid in enumerate(ids)}, complete=len(keep) == len(self.ids),
+                          outside=frozenset(self.ids) - frozenset(ids))
 
 
 def source(corpus: str) -> Source:

@@ -41,6 +41,7 @@ from .report import output_dir
 log = logging.getLogger("persian_data.evaluate")
 
 WHISPER_KWARGS = {"language": "persian", "task": "transcribe"}
+WHISPER_WINDOW = 30.0
 
 
 @dataclass
@@ -181,6 +182,9 @@ def _transcribe(layout, refs, run, name, state, pipeline, soxr):
         load_seconds = time.perf_counter() - t0
         is_whisper = getattr(pipe.model.config, "model_type", "") == "whisper"
         kwargs = {"generate_kwargs": dict(WHISPER_KWARGS)} if is_whisper else {}
+        if is_whisper and max(refs.durations[k] for k in pending) > WHISPER_WINDOW:
+            # Whisper sees 30 s at a time: longer clips are chunked by the pipeline, not truncated
+            kwargs["chunk_length_s"] = WHISPER_WINDOW
         target_sr = pipe.feature_extractor.sampling_rate
         log.info("transcribing %d clip(s) with %s on %s (%s, %d Hz)", len(pending), run.model, run.device,
                  "whisper, persian, transcribe" if is_whisper else pipe.model.config.model_type, target_sr)
