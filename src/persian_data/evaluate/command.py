@@ -15,6 +15,7 @@ from pathlib import Path
 from .. import __version__
 from ..layout import Layout
 from . import report as rep
+from .errors import EvalInputError
 from .hypotheses import Hypotheses, match, read_hypotheses
 from .leakage import build_index, overview, split_leakage
 from .references import BREAKDOWN_COLUMNS, EVAL_SPLITS, References, load_references
@@ -36,8 +37,6 @@ class ScoreOptions:
 
 def _check_split(split: str) -> None:
     if split not in EVAL_SPLITS:
-        from .errors import EvalInputError
-
         raise EvalInputError(f"--split must be one of {', '.join(EVAL_SPLITS)}, not {split!r}")
 
 
@@ -94,7 +93,7 @@ def score(layout: Layout, refs: References, hyps: Hypotheses, name: str, options
                        "unknown_ids": len(matched.unknown), "duplicate_ids": len(matched.duplicates),
                        "hypotheses_beyond_limit": matched.beyond_limit,
                        "excluded_leaked": int(leaked.sum()) if options.exclude_leaked else 0,
-                       **{f"{k}": v for k, v in matched.summary().items() if k.endswith("examples")}},
+                       **{k: v for k, v in matched.summary().items() if k.endswith("examples")}},
         "normalizer": {"shared_config": SHARED_CONFIG.__dict__, "rules": list(RULES),
                        "zwnj": "joined: ZWNJ deleted after the shared affix rules (see textnorm.py)"},
         "normalizer_changes": {
@@ -111,7 +110,8 @@ def score(layout: Layout, refs: References, hyps: Hypotheses, name: str, options
     }
     if run_info is not None:
         results["run"] = run_info
-    rows = _utterance_rows(refs, matched, ref_norm.texts, hyp_norm.texts, raw_w, raw_c, norm_w, norm_c, aligned.ops, leaked)
+    rows = _utterance_rows(refs, matched, ref_norm.texts, hyp_norm.texts, raw_w, raw_c, norm_w, norm_c, aligned.ops,
+                           leaked)
     rep.write_outputs(layout, out_dir, results, rows, rep.markdown(results))
     results["output_dir"] = str(out_dir)
     log.debug("scored %d utterances in %.2f s", len(refs), time.perf_counter() - t0)
@@ -164,8 +164,6 @@ def leakage_report(layout: Layout) -> dict:
     """`eval-stt --leakage`: writes evals/leakage.json and evals/leakage.md; returns the report."""
     report = overview(layout, build_index(layout))
     if not report["splits"]:
-        from .errors import EvalInputError
-
         raise EvalInputError(f"{layout.root}: no speech manifests; run `persian-data prepare speech` first")
     import orjson
 
@@ -197,8 +195,6 @@ def _setup_logging(verbose: bool) -> None:
 
 def eval_stt(layout: Layout, args) -> int:
     """The `eval-stt` command (flags as `persian_data.cli` parses them)."""
-    from .errors import EvalInputError
-
     _setup_logging(getattr(args, "verbose", False))
     if args.leakage:
         print_leakage(leakage_report(layout), layout)
