@@ -358,10 +358,19 @@ def main() -> int:
         load_torch = torch_server.load_test(args.requests, args.concurrency)
         print(f"  torch server: {load_torch}", flush=True)
         load_onnx = onnx_server.load_test(args.requests, args.concurrency)
-        print(f"  onnx server: {load_onnx}", flush=True)
+        print(f"  onnx server (default, {onnx_server.health['workers']} workers): {load_onnx}", flush=True)
     finally:
         peak_torch = torch_server.close()
         peak_onnx = onnx_server.close()
+    variants = {}
+    for extra in (["--workers", "1"], ["--workers", "2", "--threads", "1"]):
+        server = Server(light_bin, layout, "onnx", env, extra)
+        try:
+            server.warm()
+            variants[" ".join(extra)] = server.load_test(args.requests, args.concurrency)
+        finally:
+            variants[" ".join(extra)]["peak_mb"] = server.close()
+        print(f"  onnx server {' '.join(extra)}: {variants[' '.join(extra)]}", flush=True)
     report["loadavg_end"] = loadavg()
     for name, items in rows.items():
         for row in items:
@@ -373,7 +382,7 @@ def main() -> int:
         rtf_median={name: med(items, "rtf") for name, items in rows.items()},
         command_total_median_s={n: med(rows[n], "total_s") for n in ("cli", "synth_torch", "synth_onnx")},
         command_peak_mb={n: max(r["peak_mb"] for r in rows[n]) for n in ("cli", "synth_torch", "synth_onnx")},
-        load_test={"torch_server": load_torch, "onnx_server": load_onnx},
+        load_test={"torch_server": load_torch, "onnx_server": load_onnx, "onnx_variants": variants},
         server_peak_mb={"torch": peak_torch, "onnx": peak_onnx},
         onnx_workers=onnx_server.health["workers"],
         venv_mb={"light (.venv-serve: base + serve extra)": du_mb(args.light_venv),
@@ -409,6 +418,9 @@ def main() -> int:
     print(f"  ONNX server:  {lo['requests_per_s']} req/s, p50 {lo['p50_s']} s, p95 {lo['p95_s']} s ({lo['ok']} OK), "
           f"peak {peak_onnx} MB")
     print(f"  ratio: {lo['requests_per_s'] / lt['requests_per_s']:.2f}x req/s, p95 {lt['p95_s'] / lo['p95_s']:.2f}x lower")
+    for name, row in variants.items():
+        print(f"  ONNX server {name}: {row['requests_per_s']} req/s, p50 {row['p50_s']} s, p95 {row['p95_s']} s "
+              f"({row['ok']} OK), peak {row['peak_mb']} MB")
     cs = report["cold_start_onnx_s"]
     print(f"cold start until /health OK: ONNX {cs['median']} s (runs {cs['runs']}), torch {report['startup_torch_s']} s")
     print(f"venv size: {report['venv_mb']}")

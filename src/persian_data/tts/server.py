@@ -26,6 +26,7 @@ import socket
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, AsyncIterator, Iterator, Mapping
 from urllib.parse import parse_qsl
@@ -41,7 +42,7 @@ from ..layout import Layout
 from .admission import Admission, Deadline, QueueFull
 from .metrics import make_metrics
 from .pieces import EmptyTextError, pause_after, pcm16, pieces_or_raise, speak, stream_wav_header, wav_bytes
-from .runtime import load_voices
+from .runtime import start_loading
 from .synth import list_voices
 
 log = logging.getLogger(__name__)
@@ -438,15 +439,17 @@ def lock_info_for(layout: Layout) -> dict[str, dict]:
 
 def serve(layout: Layout, host: str = "127.0.0.1", port: int = DEFAULT_PORT, max_chars: int = 1000, *,
           runtime: str = "auto", workers: int | None = None, max_queue: int = 8, timeout: float = 120.0,
-          threads: int | None = None) -> None:
+          threads: int | None = None, loading: Future | None = None) -> None:
     """Load every available voice once (runtime.load_voices), then serve until interrupted.
 
     threads: onnxruntime intra-op threads per voice (default: onnxruntime's, one per core).
+    loading: voices already being loaded (runtime.start_loading), e.g. started before this
+        module's imports.
     """
     import uvicorn
 
     began = time.perf_counter()
-    voices = load_voices(layout, runtime=runtime, threads=threads)
+    voices = (loading or start_loading(layout, runtime=runtime, threads=threads)).result()
     for voice in voices.values():
         print(
             f"loaded voice {voice.name} on {runtime_of(voice)} ({voice.checkpoint.name}, {voice.sample_rate} Hz) "
