@@ -234,10 +234,15 @@ def _dispatch(args) -> int:
 
         return eval_stt(layout, args)
     if args.command == "serve-tts":
+        from .tts.runtime import start_loading
+
+        # the voices load in threads while the web stack imports (cold start)
+        loading = start_loading(layout, runtime=args.runtime, threads=args.threads)
         from .tts.server import serve
 
         serve(layout, host=args.host, port=args.port, max_chars=args.max_chars, runtime=args.runtime,
-              workers=args.workers, max_queue=args.max_queue, timeout=args.timeout, threads=args.threads)
+              workers=args.workers, max_queue=args.max_queue, timeout=args.timeout, threads=args.threads,
+              loading=loading)
         return 0
     if args.command == "tts-export":
         from .tts.export import run_tts_export
