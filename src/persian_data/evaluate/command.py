@@ -6,9 +6,11 @@ way. Every input is checked before anything is written, so bad input leaves no f
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,20 @@ class ScoreOptions:
     limit: int | None = None
 
 
+@contextmanager
+def paused_gc():
+    """No cyclic garbage collection while scoring. Scoring keeps ~10^6 small lists, tuples and
+    strings alive (tokens, alignments) and makes no reference cycles; the collector would rescan
+    them again and again as they pile up: about a third of the alignment time on 100,000 clips."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _check_split(split: str) -> None:
     if split not in EVAL_SPLITS:
         raise EvalInputError(f"--split must be one of {', '.join(EVAL_SPLITS)}, not {split!r}")
@@ -50,14 +66,21 @@ def load_split(layout: Layout, corpus: str, split: str, limit: int | None) -> Re
 
 def score_hypotheses_file(layout: Layout, corpus: str, split: str, path: Path, options: ScoreOptions) -> dict:
     """Score mode: read and check everything, then score and write the outputs."""
-    refs = load_split(layout, corpus, split, options.limit)
-    hyps = read_hypotheses(path)
-    name = rep.safe_name(options.name or Path(path).stem)
-    return score(layout, refs, hyps, name, options)
+    with paused_gc():
+        refs = load_split(layout, corpus, split, options.limit)
+        hyps = read_hypotheses(path)
+        name = rep.safe_name(options.name or Path(path).stem)
+        return score(layout, refs, hyps, name, options)
 
 
 def score(layout: Layout, refs: References, hyps: Hypotheses, name: str, options: ScoreOptions,
           run_info: dict | None = None) -> dict:
+    with paused_gc():
+        return _score(layout, refs, hyps, name, options, run_info)
+
+
+def _score(layout: Layout, refs: References, hyps: Hypotheses, name: str, options: ScoreOptions,
+           run_info: dict | None) -> dict:
     matched = match(hyps, refs, allow_unknown=options.allow_unknown_ids)
     out_dir = rep.output_dir(layout, refs.corpus, refs.split, name)
     t0 = time.perf_counter()
