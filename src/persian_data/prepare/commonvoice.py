@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 
 from ..catalog import Source
 from ..layout import Layout
-from .speech import (Collector, SpeechPrepareError, SplitPlan, UnitContext, UnitResult, published_split, safe_name,
-                     split_sort_key)
+from .speech_clips import (Collector, SpeechPrepareError, SplitPlan, UnitContext, UnitResult, published_split,
+                           safe_name, split_sort_key)
 
 SHARD_RE = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)(?:-\d+-of-\d+)?\.parquet$")
 TEXT_COLUMN = "sentence"

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from ..catalog import Source
 from ..layout import Layout
-from .speech import (Collector, SpeechPrepareError, SplitPlan, UnitContext, UnitResult, published_split, safe_name,
-                     split_sort_key, unsafe_member_path)
+from .speech_clips import (Collector, SpeechPrepareError, SplitPlan, UnitContext, UnitResult, published_split,
+                           safe_name, split_sort_key, unsafe_member_path)
 
 LANG = "fa_ir"
 COLUMNS = 7

@@ -56,41 +56,39 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import logging
 import os
-import re
 import shutil
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, NamedTuple
+from pathlib import Path
+from typing import Iterable
 
 import orjson
 
 from ..atomic import atomic_write_bytes, fsync_dir, write_if_changed
 from ..catalog import BY_KEY, Source
-from ..errors import PersianDataError
-from ..gates import GateFailure, GateNote, gate
 from ..layout import Layout
 from ..progress import progress
 from ..workers import exit_with
+from . import speech_export
+from .speech_clips import (SPEECH_KEYS, Collector, Probe, Reject, SpeechPrepareError, SplitPlan, UnitContext,
+                           UnitResult, normalizer_fingerprint, probe, published_split, split_sort_key)
+from .speech_export import load_hf_dataset
+from .speech_gates import speech_gates  # registers the gate: pipeline.load_stage_gates imports this module
+from .speech_manifests import corpus_module, iter_manifest, iter_referenced, manifest_lines
+
+__all__ = ["EXPORT_FORMATS", "SPEECH_KEYS", "Collector", "Probe", "Reject", "SpeechOptions", "SpeechPrepareError",
+           "SpeechStats", "iter_manifest", "iter_referenced", "load_hf_dataset", "manifest_lines", "prepare_speech",
+           "probe", "published_split", "speech_gates", "split_sort_key"]
 
 log = logging.getLogger("persian_data.prepare.speech")
 
 MANIFEST_VERSION = 1
-SPEECH_KEYS = ("commonvoice", "fleurs")
-SPLIT_ALIASES = {"dev": "validation"}  # source split name -> published name
-SPLIT_ORDER = ("train", "validation", "test")
 EXPORT_FORMATS = ("nemo", "lhotse")
-MAX_FAILURES_PER_CHECK = 50
-
-
-class SpeechPrepareError(PersianDataError):
-    """A speech source cannot be prepared (unreadable shard, TSV without its tar, ...)."""
 
 
 @dataclass(frozen=True)
@@ -110,215 +108,7 @@ def default_workers() -> int:
     return max(1, min(cpus, 8))
 
 
-def published_split(name: str) -> str:
-    return SPLIT_ALIASES.get(name, name)
-
-
-def split_sort_key(name: str) -> tuple[int, str]:
-    return (SPLIT_ORDER.index(name) if name in SPLIT_ORDER else len(SPLIT_ORDER), name)
-
-
-# == worker side: one clip ======================================================================
-
-class Reject(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(reason, detail)
-        self.reason, self.detail = reason, detail
-
-
-class Probe(NamedTuple):
-    frames: int
-    sample_rate: int
-    channels: int
-
-
-_MAX_FRAMES = 1 << 40
-_DEEP_BLOCK = 1 << 16
-
-
-def probe(data: bytes, deep: bool = False) -> Probe:
-    """Check one clip with soundfile. Header only by default; `deep` decodes every frame.
-
-    Raises Reject(reason) with reason unreadable, unknown_format, zero_duration, decode_failed or
-    short_decode (deep: fewer frames decode than the header announces).
-    """
-    import soundfile as sf
-
-    try:
-        handle = sf.SoundFile(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - anything soundfile refuses is unreadable
-        raise Reject("unreadable", _short(exc)) from None
-    with handle:
-        sr, ch, frames = handle.samplerate, handle.channels, handle.frames
-        if sr <= 0 or ch <= 0:
-            raise Reject("unknown_format", f"sample rate {sr}, channels {ch}")
-        header_known = 0 <= frames < _MAX_FRAMES
-        if deep or not header_known:
-            decoded = _decode_count(handle, ch)
-            if header_known and frames - decoded > max(2304, frames // 100):
-                raise Reject("short_decode", f"header says {frames} frames, {decoded} decode")
-            frames = decoded
-    if frames <= 0:
-        raise Reject("zero_duration", "0 frames")
-    return Probe(int(frames), int(sr), int(ch))
-
-
-def _decode_count(handle, channels: int) -> int:
-    import numpy as np
-
-    out = np.empty((_DEEP_BLOCK, channels), dtype=np.float32)
-    total = 0
-    try:
-        while True:
-            got = handle.read(_DEEP_BLOCK, dtype="float32", always_2d=True, out=out)
-            total += len(got)
-            if len(got) < _DEEP_BLOCK:
-                return total
-    except Exception as exc:  # noqa: BLE001
-        raise Reject("decode_failed", f"after {total} frames: {_short(exc)}") from None
-
-
-_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>")
-
-
-def _short(exc: BaseException) -> str:
-    """First line of an error, without object addresses (rejects must be the same run to run)."""
-    text = _REPR.sub("clip", str(exc)).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
-
-
-def safe_name(name: str | None) -> bool:
-    """A plain file name that cannot leave its folder or hide: no separators, no dot prefix."""
-    return bool(name) and "/" not in name and "\\" not in name and "\x00" not in name \
-        and not name.startswith(".") and len(name.encode("utf-8", "surrogatepass")) <= 255
-
-
-def unsafe_member_path(name: str) -> bool:
-    """Absolute, drive-letter, backslash or `..` paths (tar member names)."""
-    return name.startswith("/") or "\\" in name or (len(name) > 1 and name[1] == ":") \
-        or ".." in PurePosixPath(name).parts or "\x00" in name
-
-
-def write_new(path: str, data: bytes) -> None:
-    """Create `path` (never overwrite, never follow a link) and write all of `data`."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
-@functools.lru_cache(maxsize=8192)
-def normalize_text(text: str | None) -> str:
-    """The shared normalizer, cached: FLEURS repeats each sentence once per speaker."""
-    from ..normalize import normalize
-
-    return normalize(text or "")
-
-
-def normalizer_fingerprint() -> str:
-    """Changes when the shared normalizer's code changes: finished splits are then redone."""
-    from .. import normalize as module
-
-    return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class UnitContext:
-    """What a worker needs to turn source rows into manifest lines (picklable)."""
-
-    corpus: str  # folder name, e.g. commonvoice_fa
-    split: str  # published split name
-    audio_prefix: str  # root-relative final audio folder, ending in "/"
-    staging_audio: str | None  # where to write clips; None = --no-extract
-    deep: bool
-
-
-@dataclass
-class UnitResult:
-    lines: bytes = b""
-    rows: int = 0  # source rows seen (clips + row rejects), for progress
-    clips: int = 0
-    seconds: float = 0.0
-    speakers: set = field(default_factory=set)
-    genders: Counter = field(default_factory=Counter)
-    rejects: list = field(default_factory=list)
-
-
-class Collector:
-    """Builds a unit's manifest lines, rejects and tallies."""
-
-    def __init__(self, ctx: UnitContext) -> None:
-        self.ctx = ctx
-        self.result = UnitResult()
-        self._hash = hashlib.sha256
-
-    def reject(self, reason: str, detail: str, *, source: str, clip_id: str | None = None,
-               row: int | None = None, member: str | None = None) -> None:
-        record: dict[str, Any] = {"split": self.ctx.split, "id": clip_id, "reason": reason, "detail": detail,
-                                  "kind": "row" if row is not None else "member", "source": source}
-        if row is not None:
-            record["row"] = row
-            self.result.rows += 1
-        if member is not None:
-            record["member"] = member
-        self.result.rejects.append(record)
-
-    def clip(self, *, clip_id: str, name: str, data: bytes, text: str | None, meta: dict,
-             source: str, ref: dict, row: int | None, speaker: str | None, gender: str | None,
-             expect_frames: int | None = None) -> bytes | None:
-        """Check one clip; on success write it (or keep its reference) and return its line."""
-        ctx = self.ctx
-        try:
-            info = probe(data, ctx.deep)
-            if expect_frames is not None and info.frames != expect_frames:
-                raise Reject("num_samples_mismatch", f"num_samples {expect_frames}, the audio has {info.frames}")
-        except Reject as rej:
-            self.reject(rej.reason, rej.detail, source=source, clip_id=clip_id, row=row, member=ref.get("member"))
-            return None
-        if ctx.staging_audio is not None:
-            write_new(os.path.join(ctx.staging_audio, name), data)
-            head = {"id": clip_id, "split": ctx.split, "audio_path": ctx.audio_prefix + name}
-        else:
-            head = {"id": clip_id, "split": ctx.split, "audio_path": source, "audio_ref": ref}
-        duration = info.frames / info.sample_rate
-        head.update(duration=round(duration, 6), frames=info.frames, sample_rate=info.sample_rate,
-                    channels=info.channels, sha256=self._hash(data).hexdigest(), text=text,
-                    text_normalized=normalize_text(text))
-        head.update(meta)
-        res = self.result
-        res.rows += 1
-        res.clips += 1
-        res.seconds += duration
-        if speaker:
-            res.speakers.add(speaker)
-        res.genders[(gender or "").strip().lower() or "unknown"] += 1
-        return orjson.dumps(head, option=orjson.OPT_APPEND_NEWLINE)
-
-
 # == parent side: plans, markers, publishing ====================================================
-
-@dataclass
-class SplitPlan:
-    split: str  # published name
-    source_split: str  # name in the source
-    inputs: list[Path]  # source files; their identity keys the completion marker
-    source_rows: int
-    units: list[tuple[Callable[[Any, UnitContext], UnitResult], tuple]]
-    identity: list[dict] = field(default_factory=list)  # taken before the work starts
-
-
-def corpus_module(source: Source):
-    if source.key == "commonvoice":
-        from . import commonvoice as module
-    elif source.key == "fleurs":
-        from . import fleurs as module
-    else:
-        raise ValueError(f"{source.key} is not a speech source")
-    return module
-
 
 def _state(layout: Layout, source: Source) -> Path:
     return layout.state_dir / "speech" / source.folder
@@ -607,8 +397,6 @@ def _finish_split(layout, source, plan, staging, results, options, fingerprint, 
 
 def _finalize(layout: Layout, source: Source, plans: list[SplitPlan], markers: dict, options: SpeechOptions,
               logger: logging.Logger) -> SpeechStats:
-    from . import speech_export
-
     splits = [p.split for p in plans]
     _drop_stale_splits(layout, source, set(splits), logger)
     rejects = b"".join(orjson.dumps({"corpus": source.folder, **rec}, option=orjson.OPT_APPEND_NEWLINE)
@@ -653,180 +441,3 @@ def _drop_stale_splits(layout: Layout, source: Source, current: set[str], logger
         marker.unlink(missing_ok=True)
         layout.manifest(source, split).unlink(missing_ok=True)
         _discard(layout, layout.audio_dir(source, split))
-
-
-# == reading clips back (gates, loaders) ========================================================
-
-def iter_manifest(path: Path) -> Iterable[dict]:
-    with open(path, "rb") as handle:
-        for line in handle:
-            if line.strip():
-                yield orjson.loads(line)
-
-
-def manifest_lines(path: Path) -> list[dict]:
-    return list(iter_manifest(path))
-
-
-def iter_referenced(layout: Layout, lines: list[dict]) -> Iterable[tuple[dict, bytes | None]]:
-    """(line, bytes) for manifest lines that reference a parquet row or tar member (--no-extract).
-
-    Each container is read once, in order; bytes is None for a reference that is not found.
-    """
-    from . import commonvoice, fleurs
-
-    by_container: dict[str, list[dict]] = {}
-    for line in lines:
-        by_container.setdefault(line["audio_path"], []).append(line)
-    for container, group in by_container.items():
-        path = layout.root / container
-        if "row" in group[0]["audio_ref"]:
-            found = dict(commonvoice.read_rows(path, {ln["audio_ref"]["row"] for ln in group}))
-            for ln in group:
-                yield ln, found.get(ln["audio_ref"]["row"])
-        else:
-            found = dict(fleurs.read_members(path, {ln["audio_ref"]["member"] for ln in group}))
-            for ln in group:
-                yield ln, found.get(ln["audio_ref"]["member"])
-
-
-# == gates ======================================================================================
-
-@gate("speech", stage="speech",
-      markers=lambda layout: [layout.manifests_dir(BY_KEY[k]) for k in SPEECH_KEYS])
-def speech_gates(ctx) -> list[GateFailure | GateNote]:
-    """Manifest counts = source rows - rejected rows; every audio path exists; every sha256 matches."""
-    layout = ctx if isinstance(ctx, Layout) else ctx.layout
-    wanted = getattr(ctx, "sources", None) or [BY_KEY[k] for k in SPEECH_KEYS]
-    cache = getattr(ctx, "cache", None)
-    thorough = getattr(ctx, "thorough", True)
-    out: list = []
-    for source in wanted:
-        if source.key in SPEECH_KEYS and layout.content_dir(source).is_dir():
-            out.extend(_gate_source(layout, source, cache, thorough))
-    return out
-
-
-class _Failures:
-    def __init__(self) -> None:
-        self.items: list[GateFailure] = []
-        self.counts: Counter = Counter()
-
-    def add(self, check: str, path: str, reason: str) -> None:
-        self.counts[check] += 1
-        if self.counts[check] <= MAX_FAILURES_PER_CHECK:
-            self.items.append(GateFailure("speech", path, reason))
-
-    def done(self) -> list[GateFailure]:
-        for check, n in self.counts.items():
-            if n > MAX_FAILURES_PER_CHECK:
-                self.items.append(GateFailure("speech", "", f"{n - MAX_FAILURES_PER_CHECK} more {check} failure(s)"))
-        return self.items
-
-
-def _gate_source(layout: Layout, source: Source, cache, thorough: bool) -> list[GateFailure | GateNote]:
-    manifests_dir = layout.manifests_dir(source)
-    if not manifests_dir.is_dir() or not any(manifests_dir.glob("*.jsonl")):
-        # fetched, never prepared (`persian-data fetch` alone): said, not failed
-        return [GateNote("speech", f"{source.folder}: no manifests yet; `persian-data prepare speech` makes them")]
-    fail = _Failures()
-    module = corpus_module(source)
-    try:
-        rows = module.source_rows(layout, source)
-    except PersianDataError as exc:
-        return [GateFailure("speech", layout.relative(layout.content_dir(source)), str(exc))]
-    rejects_file = layout.speech_rejects(source)
-    rejected: Counter = Counter()
-    if rejects_file.exists():
-        for rec in manifest_lines(rejects_file):
-            if isinstance(rec, dict) and rec.get("kind") == "row":
-                rejected[rec.get("split")] += 1
-    elif rows:
-        fail.add("rejects", layout.relative(rejects_file), "missing: run `persian-data prepare speech`")
-    files: list[tuple[str, str, str]] = []  # (audio_path, sha256, id)
-    referenced: list[dict] = []
-    for split in sorted(rows, key=split_sort_key):
-        manifest = layout.manifest(source, split)
-        rel = layout.relative(manifest)
-        if not manifest.exists():
-            fail.add("count", rel, "missing: run `persian-data prepare speech`")
-            continue
-        prefix = layout.relative(layout.audio_dir(source, split)) + "/"
-        listed: set[str] = set()
-        count = 0
-        try:
-            for line in iter_manifest(manifest):
-                count += 1
-                if not isinstance(line, dict):
-                    fail.add("count", rel, f"line {count} is not a JSON object")
-                    continue
-                audio, sha, cid = line.get("audio_path"), line.get("sha256"), line.get("id")
-                if line.get("audio_ref") is not None:
-                    referenced.append({"audio_path": audio, "audio_ref": line["audio_ref"], "sha256": sha, "id": cid})
-                elif not isinstance(audio, str) or not audio.startswith(prefix) or "/" in audio[len(prefix):]:
-                    fail.add("exists", rel, f"line {count} ({cid}): audio_path {audio!r} is not in {prefix}")
-                else:
-                    files.append((audio, sha, cid))
-                    listed.add(audio[len(prefix):])
-        except (orjson.JSONDecodeError, OSError) as exc:
-            fail.add("count", rel, f"unreadable: {exc}")
-            continue
-        expected = rows[split] - rejected[split]
-        if count != expected:
-            fail.add("count", rel, f"{count} line(s); the source has {rows[split]} row(s) and "
-                                   f"{rejected[split]} rejected, so {expected} expected")
-        audio_dir = layout.audio_dir(source, split)
-        if audio_dir.is_dir():
-            for entry in os.scandir(audio_dir):
-                if entry.name not in listed:
-                    fail.add("stray", layout.relative(Path(entry.path)), f"not in {rel}")
-    if manifests_dir.is_dir():
-        for path in sorted(manifests_dir.glob("*.jsonl")):
-            if path.stem not in rows and path != rejects_file:
-                fail.add("count", layout.relative(path), "manifest for a split the source does not have")
-    _gate_hashes(layout, files, referenced, fail, cache, thorough)
-    return fail.done()
-
-
-def _gate_hashes(layout: Layout, files: list[tuple[str, str, str]], referenced: list[dict], fail: _Failures,
-                 cache, thorough: bool) -> None:
-    root = str(layout.root)
-
-    def check(item: tuple[str, str, str]) -> str | None:
-        path = f"{root}/{item[0]}"
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return None
-        if cache is not None and not thorough:
-            hit = cache.lookup(Path(path), st)
-            if hit is not None:
-                return hit.sha256
-        with open(path, "rb", buffering=0) as handle:
-            digest = hashlib.sha256(handle.read()).hexdigest()
-        if cache is not None:
-            from ..integrity import Digests
-
-            cache.put(Path(path), Digests(digest, None), st)
-        return digest
-
-    with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
-        for (rel, sha, cid), digest in zip(files, pool.map(check, files, chunksize=64)):
-            if digest is None:
-                fail.add("exists", rel, f"audio file missing (manifest line {cid})")
-            elif digest != sha:
-                fail.add("sha256", rel, f"sha256 is {digest}, the manifest says {sha}")
-    if referenced:
-        for line, data in iter_referenced(layout, referenced):
-            where = f"{line.get('audio_path')} {orjson.dumps(line.get('audio_ref')).decode()}"
-            if data is None:
-                fail.add("exists", where, f"referenced audio missing (manifest line {line.get('id')})")
-            elif hashlib.sha256(data).hexdigest() != line.get("sha256"):
-                fail.add("sha256", where, "sha256 of the referenced bytes differs from the manifest")
-
-
-def load_hf_dataset(root, corpus: str, split: str):
-    """A `datasets.Dataset` of one prepared split, with an `audio` column of type `datasets.Audio`."""
-    from .speech_export import load_hf_dataset as load
-
-    return load(root, corpus, split)

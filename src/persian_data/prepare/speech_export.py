@@ -27,7 +27,8 @@ from ..atomic import atomic_write_bytes
 from ..catalog import BY_KEY, Source
 from ..errors import ExtraMissingError, PersianDataError
 from ..layout import Layout
-from .speech import SPEECH_KEYS, iter_manifest, manifest_lines, published_split
+from .speech_clips import SPEECH_KEYS, published_split
+from .speech_manifests import iter_manifest, iter_referenced, manifest_lines
 
 LANGUAGE = "fa"
 
@@ -197,8 +198,6 @@ def load_hf_dataset(root, corpus: str, split: str):
 
 
 def _referenced_rows(root: str, manifest: str, stamp: str):
-    from .speech import iter_referenced
-
     layout = Layout(Path(root))
     lines = manifest_lines(Path(manifest))
     for line, data in iter_referenced(layout, lines):

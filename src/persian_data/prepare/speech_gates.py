@@ -1,0 +1,154 @@
+"""The speech gate: manifest counts = source rows - rejected rows; every audio path exists; every
+sha256 matches (from the run's hash cache when a file is unchanged since it was written or last
+hashed, re-read when `verify` asks for a thorough check or the file changed)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+
+from ..catalog import BY_KEY, Source
+from ..errors import PersianDataError
+from ..gates import GateFailure, GateNote, gate
+from ..integrity import Digests
+from ..layout import Layout
+from .speech_clips import SPEECH_KEYS, split_sort_key
+from .speech_manifests import corpus_module, iter_manifest, iter_referenced, manifest_lines
+
+MAX_FAILURES_PER_CHECK = 50
+
+
+@gate("speech", stage="speech",
+      markers=lambda layout: [layout.manifests_dir(BY_KEY[k]) for k in SPEECH_KEYS])
+def speech_gates(ctx) -> list[GateFailure | GateNote]:
+    """Manifest counts = source rows - rejected rows; every audio path exists; every sha256 matches."""
+    layout = ctx if isinstance(ctx, Layout) else ctx.layout
+    wanted = getattr(ctx, "sources", None) or [BY_KEY[k] for k in SPEECH_KEYS]
+    cache = getattr(ctx, "cache", None)
+    thorough = getattr(ctx, "thorough", True)
+    out: list = []
+    for source in wanted:
+        if source.key in SPEECH_KEYS and layout.content_dir(source).is_dir():
+            out.extend(_gate_source(layout, source, cache, thorough))
+    return out
+
+
+class _Failures:
+    def __init__(self) -> None:
+        self.items: list[GateFailure] = []
+        self.counts: Counter = Counter()
+
+    def add(self, check: str, path: str, reason: str) -> None:
+        self.counts[check] += 1
+        if self.counts[check] <= MAX_FAILURES_PER_CHECK:
+            self.items.append(GateFailure("speech", path, reason))
+
+    def done(self) -> list[GateFailure]:
+        for check, n in self.counts.items():
+            if n > MAX_FAILURES_PER_CHECK:
+                self.items.append(GateFailure("speech", "", f"{n - MAX_FAILURES_PER_CHECK} more {check} failure(s)"))
+        return self.items
+
+
+def _gate_source(layout: Layout, source: Source, cache, thorough: bool) -> list[GateFailure | GateNote]:
+    manifests_dir = layout.manifests_dir(source)
+    if not manifests_dir.is_dir() or not any(manifests_dir.glob("*.jsonl")):
+        # fetched, never prepared (`persian-data fetch` alone): said, not failed
+        return [GateNote("speech", f"{source.folder}: no manifests yet; `persian-data prepare speech` makes them")]
+    fail = _Failures()
+    module = corpus_module(source)
+    try:
+        rows = module.source_rows(layout, source)
+    except PersianDataError as exc:
+        return [GateFailure("speech", layout.relative(layout.content_dir(source)), str(exc))]
+    rejects_file = layout.speech_rejects(source)
+    rejected: Counter = Counter()
+    if rejects_file.exists():
+        for rec in manifest_lines(rejects_file):
+            if isinstance(rec, dict) and rec.get("kind") == "row":
+                rejected[rec.get("split")] += 1
+    elif rows:
+        fail.add("rejects", layout.relative(rejects_file), "missing: run `persian-data prepare speech`")
+    files: list[tuple[str, str, str]] = []  # (audio_path, sha256, id)
+    referenced: list[dict] = []
+    for split in sorted(rows, key=split_sort_key):
+        manifest = layout.manifest(source, split)
+        rel = layout.relative(manifest)
+        if not manifest.exists():
+            fail.add("count", rel, "missing: run `persian-data prepare speech`")
+            continue
+        prefix = layout.relative(layout.audio_dir(source, split)) + "/"
+        listed: set[str] = set()
+        count = 0
+        try:
+            for line in iter_manifest(manifest):
+                count += 1
+                if not isinstance(line, dict):
+                    fail.add("count", rel, f"line {count} is not a JSON object")
+                    continue
+                audio, sha, cid = line.get("audio_path"), line.get("sha256"), line.get("id")
+                if line.get("audio_ref") is not None:
+                    referenced.append({"audio_path": audio, "audio_ref": line["audio_ref"], "sha256": sha, "id": cid})
+                elif not isinstance(audio, str) or not audio.startswith(prefix) or "/" in audio[len(prefix):]:
+                    fail.add("exists", rel, f"line {count} ({cid}): audio_path {audio!r} is not in {prefix}")
+                else:
+                    files.append((audio, sha, cid))
+                    listed.add(audio[len(prefix):])
+        except (orjson.JSONDecodeError, OSError) as exc:
+            fail.add("count", rel, f"unreadable: {exc}")
+            continue
+        expected = rows[split] - rejected[split]
+        if count != expected:
+            fail.add("count", rel, f"{count} line(s); the source has {rows[split]} row(s) and "
+                                   f"{rejected[split]} rejected, so {expected} expected")
+        audio_dir = layout.audio_dir(source, split)
+        if audio_dir.is_dir():
+            for entry in os.scandir(audio_dir):
+                if entry.name not in listed:
+                    fail.add("stray", layout.relative(Path(entry.path)), f"not in {rel}")
+    if manifests_dir.is_dir():
+        for path in sorted(manifests_dir.glob("*.jsonl")):
+            if path.stem not in rows and path != rejects_file:
+                fail.add("count", layout.relative(path), "manifest for a split the source does not have")
+    _gate_hashes(layout, files, referenced, fail, cache, thorough)
+    return fail.done()
+
+
+def _gate_hashes(layout: Layout, files: list[tuple[str, str, str]], referenced: list[dict], fail: _Failures,
+                 cache, thorough: bool) -> None:
+    root = str(layout.root)
+
+    def check(item: tuple[str, str, str]) -> str | None:
+        path = f"{root}/{item[0]}"
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        if cache is not None and not thorough:
+            hit = cache.lookup(Path(path), st)
+            if hit is not None:
+                return hit.sha256
+        with open(path, "rb", buffering=0) as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+        if cache is not None:
+            cache.put(Path(path), Digests(digest, None), st)
+        return digest
+
+    with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
+        for (rel, sha, cid), digest in zip(files, pool.map(check, files, chunksize=64)):
+            if digest is None:
+                fail.add("exists", rel, f"audio file missing (manifest line {cid})")
+            elif digest != sha:
+                fail.add("sha256", rel, f"sha256 is {digest}, the manifest says {sha}")
+    if referenced:
+        for line, data in iter_referenced(layout, referenced):
+            where = f"{line.get('audio_path')} {orjson.dumps(line.get('audio_ref')).decode()}"
+            if data is None:
+                fail.add("exists", where, f"referenced audio missing (manifest line {line.get('id')})")
+            elif hashlib.sha256(data).hexdigest() != line.get("sha256"):
+                fail.add("sha256", where, "sha256 of the referenced bytes differs from the manifest")

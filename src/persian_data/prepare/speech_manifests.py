@@ -1,0 +1,63 @@
+"""Reading prepared speech back: manifest lines, and the clip bytes a --no-extract manifest references.
+
+Used by the gate (`prepare.speech_gates`), the exports and loaders (`prepare.speech_export`) and
+the orchestrator; it reads the corpus containers through the corpus readers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import orjson
+
+from ..catalog import Source
+from ..layout import Layout
+
+
+def corpus_module(source: Source):
+    """The corpus reader of a speech source (plan, source_rows, run_unit, read_rows / read_members).
+    Imported on first use: registering the gate must not import pyarrow."""
+    if source.key == "commonvoice":
+        from . import commonvoice
+
+        return commonvoice
+    if source.key == "fleurs":
+        from . import fleurs
+
+        return fleurs
+    raise ValueError(f"{source.key} is not a speech source")
+
+
+def iter_manifest(path: Path) -> Iterable[dict]:
+    with open(path, "rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def manifest_lines(path: Path) -> list[dict]:
+    return list(iter_manifest(path))
+
+
+def iter_referenced(layout: Layout, lines: list[dict]) -> Iterable[tuple[dict, bytes | None]]:
+    """(line, bytes) for manifest lines that reference a parquet row or tar member (--no-extract).
+
+    Each container is read once, in order; bytes is None for a reference that is not found.
+    """
+    from . import commonvoice, fleurs
+
+    by_container: dict[str, list[dict]] = {}
+    for line in lines:
+        by_container.setdefault(line["audio_path"], []).append(line)
+    for container, group in by_container.items():
+        path = layout.root / container
+        if "row" in group[0]["audio_ref"]:
+            found = dict(commonvoice.read_rows(path, {ln["audio_ref"]["row"] for ln in group}))
+            for ln in group:
+                yield ln, found.get(ln["audio_ref"]["row"])
+        else:
+            found = dict(fleurs.read_members(path, {ln["audio_ref"]["member"] for ln in group}))
+            for ln in group:
+                yield ln, found.get(ln["audio_ref"]["member"])
+
