@@ -134,15 +134,15 @@ def served_bytes(log: Path) -> dict[str, int]:
                                                                 block, re.M)}
 
 
-def one_fetch(endpoints: list[str], root: Path) -> tuple[float, int, int]:
+def one_fetch(endpoints: list[str], root: Path) -> tuple[float, int, int, float]:
     subprocess.run(["sync"], check=False)
     cmd, rss_file = timed([*cli_cmd(), "fetch", "--root", str(root), "--only", ",".join(KEYS),
                            *[a for url in endpoints for a in ("--endpoint", url)]])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PERSIAN_DATA_"))}
     t0 = time.perf_counter()
     proc = spawn(cmd, env=env, out=root.parent / f"{root.name}.out")
-    rc, rss, _ = reap(proc, rss_file)
-    return time.perf_counter() - t0, rc, rss
+    rc, rss, cpu = reap(proc, rss_file)
+    return time.perf_counter() - t0, rc, rss, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,24 +187,28 @@ def main(argv: list[str] | None = None) -> int:
     slow = Hub(hub_dir, slow_rate, workdir, "slow")
     results: dict[str, list[tuple[float, int]]] = {"baseline": [], "mirrors": []}
     shares: list[float] = []
+    cpus: dict[str, list[float]] = {"baseline": [], "mirrors": []}
     failures = []
     try:
         for i in range(args.repeats):
             for name, endpoints in (("baseline", [fast.endpoint]), ("mirrors", [slow.endpoint, fast.endpoint])):
                 root = workdir / f"{name}-{i}"
                 shutil.rmtree(root, ignore_errors=True)
-                wall, rc, rss = one_fetch(endpoints, root)
+                wall, rc, rss, cpu = one_fetch(endpoints, root)
                 if rc != 0:
                     failures.append(f"{name} run {i} exited {rc}; see {root}.out")
                 results[name].append((wall, rss))
-                line = f"{name:<9} run {i}: {wall:6.2f} s  {total / wall / MB:7.1f} MB/s  peak RSS {rss / 1024:.0f} MB"
+                cpus[name].append(cpu)
+                line = (f"{name:<9} run {i}: {wall:6.2f} s  {total / wall / MB:7.1f} MB/s  CPU {cpu:5.2f} s  "
+                        f"peak RSS {rss / 1024:.0f} MB")
                 if name == "mirrors":
                     served = served_bytes(root / "logs/dataset_download.log")
                     share = served.get(fast.endpoint, 0) / max(1, sum(served.values()))
                     shares.append(share)
                     line += f"  (fast endpoint served {share:.1%} of {human(sum(served.values()))})"
                 say(line)
-                shutil.rmtree(root, ignore_errors=True)
+                if not args.keep:
+                    shutil.rmtree(root, ignore_errors=True)
     finally:
         hub_rss = (fast.peak_rss_kb(), slow.peak_rss_kb())
         fast.stop()
@@ -223,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mirrors   (slow, fast)     median {mirr:6.2f} s  {total / mirr / MB:7.1f} MB/s  "
           f"peak RSS {max(r for _, r in results['mirrors']) / 1024:.0f} MB; fast endpoint served "
           f"{min(shares):.1%}..{max(shares):.1%} of the bytes")
+    print(f"CPU seconds of the command (median): baseline {statistics.median(cpus['baseline']):.2f}, "
+          f"mirrors {statistics.median(cpus['mirrors']):.2f}")
     print(f"hub processes peak RSS: fast {hub_rss[0] / 1024:.0f} MB, slow {hub_rss[1] / 1024:.0f} MB")
     print(f"ratio mirrors/baseline throughput: {ratio:.3f}  (target >= 0.9: {'PASS' if ratio >= 0.9 else 'FAIL'})")
     print(f"load average: start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}, "

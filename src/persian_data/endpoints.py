@@ -196,16 +196,22 @@ class _Meter:
     files: int = 0
     served_bytes: int = 0  # bytes of the files it completed
     recent: deque = field(default_factory=deque)  # (time, bytes) of the last RATE_WINDOW seconds
+    recent_bytes: int = 0  # their sum
+
+    def _forget_before(self, when: float) -> None:
+        while self.recent and self.recent[0][0] < when:
+            self.recent_bytes -= self.recent.popleft()[1]
 
     def add(self, n: int, now: float) -> None:
         self.bytes += n
         self.recent.append((now, n))
-        while self.recent and self.recent[0][0] < now - RATE_WINDOW:
-            self.recent.popleft()
+        self.recent_bytes += n
+        self._forget_before(now - RATE_WINDOW)
 
     def rate(self, now: float) -> float | None:
         if self.active and now - self.since >= RATE_WINDOW:
-            return sum(n for t, n in self.recent if t >= now - RATE_WINDOW) / RATE_WINDOW
+            self._forget_before(now - RATE_WINDOW)
+            return self.recent_bytes / RATE_WINDOW
         busy = self.busy + (now - self.since if self.active else 0.0)
         return self.bytes / busy if busy > 0.05 and self.bytes else None
 

@@ -21,12 +21,12 @@ class _Bucket:
         self.lock = threading.Lock()
 
     def take(self, n: int) -> None:
+        """Wait as long as `n` bytes take at the rate, after those already sent (no burst after idling)."""
         with self.lock:
             now = time.monotonic()
-            start = max(now, self.next)
-            self.next = start + n / self.rate
-        if start > now:
-            time.sleep(start - now)
+            self.next = max(now, self.next) + n / self.rate
+            until = self.next
+        time.sleep(until - now)
 
 
 class ThrottledProxy:

@@ -634,13 +634,12 @@ class Throttle:
         return int(min(CHUNK_SIZE, max(16 * 1024, self.rate / 20)))
 
     async def take(self, n: int) -> None:
-        """Wait until `n` more bytes fit into the rate."""
+        """Wait as long as `n` bytes take at the rate, after those already sent (no burst after idling)."""
         with self._lock:
             now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + n / self.rate
-        if start > now:
-            await asyncio.sleep(start - now)
+            self._next = max(now, self._next) + n / self.rate
+            until = self._next
+        await asyncio.sleep(until - now)
 
 
 class _FileResponse(Response):
