@@ -114,16 +114,18 @@ def generate(work: Path, n: int) -> tuple[Path, Path]:
     return root, hyp_path
 
 
-def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (KB, /usr/bin/time) and stdout of a whole command."""
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, str, float]:
+    """Wall seconds, peak RSS (KB, /usr/bin/time), stdout and CPU seconds (user + system) of a
+    whole command. On a shared machine the CPU time moves much less than the wall time."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         t0 = time.perf_counter()
-        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", tf.name, *cmd], capture_output=True, text=True, env=env)
+        p = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", tf.name, *cmd], capture_output=True, text=True,
+                           env=env)
         wall = time.perf_counter() - t0
         if p.returncode != 0:
             raise SystemExit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr[-3000:]}")
-        rss = int(Path(tf.name).read_text().split()[-1])
-    return wall, rss, p.stdout.strip()
+        rss, user, system = Path(tf.name).read_text().split()[-3:]
+    return wall, int(rss), p.stdout.strip(), float(user) + float(system)
 
 
 def loadavg() -> str:
@@ -135,21 +137,26 @@ def score_bench(work: Path, n: int, rounds: int) -> None:
     man = root / "datasets/speech/commonvoice_fa/manifests/test.jsonl"
     py = sys.executable
     print(f"score mode: {n:,} utterances; load average {loadavg()}")
-    base_t, ours_t = [], []
+    base_t, ours_t, base_cpu, ours_cpu = [], [], [], []
     for k in range(rounds):
-        t, rss, out = timed([py, "-c", BASELINE, str(man), str(hyp)])
+        t, rss, out, cpu = timed([py, "-c", BASELINE, str(man), str(hyp)])
         base_t.append(t)
-        print(f"  baseline jiwer process_words + process_characters: {t:6.2f} s  {n / t:8,.0f} utt/s  "
+        base_cpu.append(cpu)
+        print(f"  baseline jiwer process_words + process_characters: {t:6.2f} s  {n / t:8,.0f} utt/s  CPU {cpu:6.2f} s  "
               f"peak RSS {rss / 1024:6.0f} MB  ({out})")
-        t, rss, out = timed([py, "-m", "persian_data.cli", "eval-stt", "--root", str(root), "--hypotheses", str(hyp),
-                             "--name", "bench"])
+        t, rss, out, cpu = timed([py, "-m", "persian_data.cli", "eval-stt", "--root", str(root), "--hypotheses",
+                                  str(hyp), "--name", "bench"])
         ours_t.append(t)
-        print(f"  eval-stt --hypotheses (whole command):             {t:6.2f} s  {n / t:8,.0f} utt/s  "
-              f"peak RSS {rss / 1024:6.0f} MB  ({out[:160]})")
+        ours_cpu.append(cpu)
+        print(f"  eval-stt --hypotheses (whole command):             {t:6.2f} s  {n / t:8,.0f} utt/s  CPU {cpu:6.2f} s  "
+              f"peak RSS {rss / 1024:6.0f} MB  ({out[:120]})")
         ours_rss = rss
     b, o = min(base_t), min(ours_t)
+    pairs = ", ".join(f"{x / y:.2f}x" for x, y in zip(base_t, ours_t))
     print(f"  best of {rounds}: baseline {n / b:,.0f} utt/s, eval-stt {n / o:,.0f} utt/s, ratio {b / o:.2f}x "
-          f"(target >= 2x); eval-stt peak RSS {ours_rss / 1024:.0f} MB (target <= 500 MB); load average {loadavg()}")
+          f"(target >= 2x; per round {pairs}); CPU time ratio {min(base_cpu) / min(ours_cpu):.2f}x "
+          f"({min(base_cpu):.2f} s vs {min(ours_cpu):.2f} s); eval-stt peak RSS {ours_rss / 1024:.0f} MB "
+          f"(target <= 500 MB); load average {loadavg()}")
     res = json.loads((root / "evals/commonvoice-test-bench/results.json").read_text("utf-8"))
     print(f"  check: raw WER {res['raw']['words']['error_rate']:.4f} CER {res['raw']['chars']['error_rate']:.4f} "
           f"(the baseline's line above must match)")
@@ -188,7 +195,7 @@ def rtfx_bench(work: Path, clips: int) -> None:
     models = {"whisper": build_tiny_whisper(work / "m-whisper"), "ctc": build_tiny_ctc(work / "m-ctc")}
     print(f"run mode: {clips} MP3 clips at 48 kHz (resampled to 16 kHz); load average {loadavg()}")
     for name, folder in models.items():
-        t, rss, _ = timed([sys.executable, "-m", "persian_data.cli", "eval-stt", "--root", str(root), "--model",
+        t, rss, _, _ = timed([sys.executable, "-m", "persian_data.cli", "eval-stt", "--root", str(root), "--model",
                            str(folder), "--batch-size", "8", "--name", name])
         run = json.loads((root / f"evals/commonvoice-test-{name}/results.json").read_text("utf-8"))["run"]
         print(f"  tiny {name:8s}: RTFx {run['rtfx']:7.1f} ({run['audio_seconds']:.1f} s audio in "

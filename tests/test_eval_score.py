@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from conftest import copy_tree
 from persian_data.cli import main
-from persian_data.evaluate.score import Counts, align_chars, align_words, bootstrap
+from persian_data.evaluate.score import Counts, align_chars, align_words, bootstrap, breakdown
 from persian_data.evaluate.textnorm import normalize_for_scoring, normalize_one
 
 CV_TEST = "datasets/speech/commonvoice_fa/manifests/test.jsonl"
@@ -149,6 +149,23 @@ def test_bootstrap_is_seeded_and_contains_the_point_estimate():
     point_c = c.errors.sum() / c.ref_len.sum()
     assert a["wer"][0] < point_w < a["wer"][1] and a["cer"][0] < point_c < a["cer"][1]
     assert a["wer"][1] - a["wer"][0] < 0.1
+
+
+def test_breakdown_groups_pool_the_tail_and_add_up():
+    rng = np.random.default_rng(2)
+    n = 2000
+    labels = [f"v{int(x)}" if x < 30 else "" for x in rng.integers(0, 32, n)]
+    w, c = _counts(rng, n, 14), _counts(rng, n, 60)
+    rows = breakdown(labels, w, c, max_groups=10)
+    assert len(rows) == 10 and "(other)" in {r["value"] for r in rows}
+    assert sum(r["utterances"] for r in rows) == n and sum(r["words"] for r in rows) == w.ref_len.sum()
+    unknown = [r for r in rows if r["value"] == "(unknown)"]
+    mask = np.array([not x for x in labels])
+    if unknown:
+        assert unknown[0]["utterances"] == mask.sum()
+        assert unknown[0]["wer"] == pytest.approx(w.errors[mask].sum() / w.ref_len[mask].sum())
+    keep = rng.random(n) < 0.5
+    assert sum(r["utterances"] for r in breakdown(labels, w, c, keep)) == keep.sum()
 
 
 # -- the fast path equals jiwer ---------------------------------------------------------------------
