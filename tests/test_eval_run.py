@@ -114,3 +114,13 @@ def test_run_mode_bad_model_is_a_one_line_error(eval_root, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: --model") and "cannot load" in err
     assert not (root / "evals").exists()
+
+
+def test_run_mode_without_the_eval_extra_says_how_to_install_it(eval_root, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "root"
+    copy_tree(eval_root, root)
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if the extra were not installed
+    assert main(["eval-stt", "--root", str(root), "--model", "openai/whisper-tiny"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "pip install 'persian-data[eval]'" in err and "transformers" in err
+    assert not (root / "evals").exists()
