@@ -71,6 +71,7 @@ import orjson
 
 from ..atomic import atomic_write_bytes, fsync_dir, write_if_changed
 from ..catalog import BY_KEY, Source
+from ..integrity import HashCache
 from ..layout import Layout
 from ..progress import progress
 from ..workers import exit_with
@@ -180,12 +181,17 @@ def _discard(layout: Layout, path: Path) -> None:
 
 
 def _publish(layout: Layout, source: Source, plan: SplitPlan, staging: Path, results: list[UnitResult],
-             options: SpeechOptions, fingerprint: str) -> dict:
-    """Manifest from the units' lines, then audio folder and manifest renamed in, then the marker."""
+             options: SpeechOptions, fingerprint: str, cache: HashCache | None) -> dict:
+    """Manifest from the units' lines, then audio folder and manifest renamed in, then the marker.
+
+    The hash cache learns every clip and the manifest with the sha256 taken while they were
+    written (the clips' in the workers), so records and gates after the stage only stat them."""
     manifest_tmp = staging / "manifest.jsonl"
+    manifest_sha = hashlib.sha256()
     with open(manifest_tmp, "wb") as handle:
         for res in results:
             handle.write(res.lines)
+            manifest_sha.update(res.lines)
         handle.flush()
         os.fsync(handle.fileno())
     clips = sum(r.clips for r in results)
@@ -203,10 +209,16 @@ def _publish(layout: Layout, source: Source, plan: SplitPlan, staging: Path, res
         final_audio.parent.mkdir(parents=True, exist_ok=True)
         os.rename(staging / "audio", final_audio)
         fsync_dir(final_audio.parent)
+        if cache is not None:
+            for res in results:
+                for name, sha256 in res.written:
+                    cache.placed(final_audio / name, sha256)
     manifest = layout.manifest(source, plan.split)
     manifest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(manifest_tmp, manifest)
     fsync_dir(manifest.parent)
+    if cache is not None:
+        cache.placed(manifest, manifest_sha.hexdigest())
     st = os.stat(manifest)
     speaker_count = len(speakers) if source.key == "commonvoice" else None
     marker = {
@@ -261,8 +273,11 @@ class SpeechStats:
 
 
 def prepare_speech(layout: Layout, sources: list[Source] | None = None, options: SpeechOptions = SpeechOptions(),
-                   *, logger: logging.Logger | None = None, cache=None) -> dict[str, SpeechStats]:
-    """Prepare every given speech source (default: those fetched). Returns stats by source key."""
+                   *, logger: logging.Logger | None = None, cache: HashCache | None = None) -> dict[str, SpeechStats]:
+    """Prepare every given speech source (default: those fetched). Returns stats by source key.
+
+    With `cache` (the run's hash cache), every file placed under `datasets/` is recorded there with
+    the sha256 of the bytes written, so the records and gates that follow never read it again."""
     logger = logger or log
     unknown = [f for f in options.exports if f not in EXPORT_FORMATS]
     if unknown:
@@ -300,13 +315,13 @@ def prepare_speech(layout: Layout, sources: list[Source] | None = None, options:
                 pending.append((source, plan))
     started = time.monotonic()
     try:
-        _run(layout, pending, options, fingerprint, markers, logger)
+        _run(layout, pending, options, fingerprint, markers, logger, cache)
     except BaseException:
         shutil.rmtree(layout.staging_dir / "speech", ignore_errors=True)  # finished splits are published
         raise
     stats = {}
     for source in present:
-        stats[source.key] = _finalize(layout, source, plans[source.key], markers, options, logger)
+        stats[source.key] = _finalize(layout, source, plans[source.key], markers, options, logger, cache)
         stats[source.key].reused_splits = reused.get(source.key, [])
     clips = sum(p.source_rows for _, p in pending)
     if pending:
@@ -327,7 +342,7 @@ def _unit_context(layout: Layout, source: Source, plan: SplitPlan, staging: Path
 
 
 def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: SpeechOptions, fingerprint: str,
-         markers: dict, logger: logging.Logger) -> None:
+         markers: dict, logger: logging.Logger, cache: HashCache | None) -> None:
     if not pending:
         return
     jobs = []
@@ -346,7 +361,7 @@ def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: Speec
                 for fn, args in plan.units:
                     results.append(fn(args, ctx))
                     bar.update(results[-1].rows)
-                _finish_split(layout, source, plan, staging, results, options, fingerprint, markers, logger)
+                _finish_split(layout, source, plan, staging, results, options, fingerprint, markers, logger, cache)
             return
         import multiprocessing as mp
 
@@ -371,7 +386,7 @@ def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: Speec
                 futures.append(split_futures)
             for (source, plan, staging, ctx), split_futures in zip(jobs, futures):
                 results = [f.result() for f in split_futures]
-                _finish_split(layout, source, plan, staging, results, options, fingerprint, markers, logger)
+                _finish_split(layout, source, plan, staging, results, options, fingerprint, markers, logger, cache)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             for process in list((getattr(pool, "_processes", None) or {}).values()):
@@ -386,8 +401,8 @@ def _advance(bar, future) -> None:
         bar.update(future.result().rows)
 
 
-def _finish_split(layout, source, plan, staging, results, options, fingerprint, markers, logger) -> None:
-    marker = _publish(layout, source, plan, staging, results, options, fingerprint)
+def _finish_split(layout, source, plan, staging, results, options, fingerprint, markers, logger, cache) -> None:
+    marker = _publish(layout, source, plan, staging, results, options, fingerprint, cache)
     markers[(source.key, plan.split)] = marker
     s = marker["stats"]
     logger.info("speech: %s/%s: %d clip(s), %.2f h, %s speaker(s), gender %s, rejects %s", source.folder,
@@ -396,12 +411,13 @@ def _finish_split(layout, source, plan, staging, results, options, fingerprint, 
 
 
 def _finalize(layout: Layout, source: Source, plans: list[SplitPlan], markers: dict, options: SpeechOptions,
-              logger: logging.Logger) -> SpeechStats:
+              logger: logging.Logger, cache: HashCache | None) -> SpeechStats:
+    placed = cache.placed if cache is not None else None
     splits = [p.split for p in plans]
     _drop_stale_splits(layout, source, set(splits), logger)
     rejects = b"".join(orjson.dumps({"corpus": source.folder, **rec}, option=orjson.OPT_APPEND_NEWLINE)
                        for split in splits for rec in markers[(source.key, split)]["rejects"])
-    write_if_changed(layout.speech_rejects(source), rejects.decode("utf-8"), layout.tmp_dir)
+    write_if_changed(layout.speech_rejects(source), rejects, layout.tmp_dir, placed)
     split_stats = {split: markers[(source.key, split)]["stats"] for split in splits}
     speakers = set()
     for split in splits:
@@ -415,9 +431,9 @@ def _finalize(layout: Layout, source: Source, plans: list[SplitPlan], markers: d
                         {"extract": options.extract, "deep": any(markers[(source.key, s)]["options"]["deep"]
                                                                  for s in splits)})
     text = orjson.dumps(stats.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
-    write_if_changed(layout.speech_stats(source), text, layout.tmp_dir)
+    write_if_changed(layout.speech_stats(source), text, layout.tmp_dir, placed)
     if options.extract and options.exports:
-        speech_export.write_exports(layout, source, splits, options.exports)
+        speech_export.write_exports(layout, source, splits, options.exports, placed)
     else:
         if speech_export.remove_exports(layout, source):
             logger.info("speech: %s exports removed (they need extracted audio)", source.folder)

@@ -168,6 +168,7 @@ class UnitResult:
     speakers: set = field(default_factory=set)
     genders: Counter = field(default_factory=Counter)
     rejects: list = field(default_factory=list)
+    written: list = field(default_factory=list)  # (file name, sha256 hex) of each clip written to staging
 
 
 class Collector:
@@ -201,17 +202,18 @@ class Collector:
         except Reject as rej:
             self.reject(rej.reason, rej.detail, source=source, clip_id=clip_id, row=row, member=ref.get("member"))
             return None
+        sha256 = self._hash(data).hexdigest()  # the one hash of these bytes: manifest, cache, checksums
+        res = self.result
         if ctx.staging_audio is not None:
             write_new(os.path.join(ctx.staging_audio, name), data)
+            res.written.append((name, sha256))
             head = {"id": clip_id, "split": ctx.split, "audio_path": ctx.audio_prefix + name}
         else:
             head = {"id": clip_id, "split": ctx.split, "audio_path": source, "audio_ref": ref}
         duration = info.frames / info.sample_rate
         head.update(duration=round(duration, 6), frames=info.frames, sample_rate=info.sample_rate,
-                    channels=info.channels, sha256=self._hash(data).hexdigest(), text=text,
-                    text_normalized=normalize_text(text))
+                    channels=info.channels, sha256=sha256, text=text, text_normalized=normalize_text(text))
         head.update(meta)
-        res = self.result
         res.rows += 1
         res.clips += 1
         res.seconds += duration

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from ..atomic import atomic_write_bytes
+from ..atomic import OnPlaced, write_if_changed
 from ..catalog import BY_KEY, Source
 from ..errors import ExtraMissingError, PersianDataError
 from ..layout import Layout
@@ -106,17 +106,10 @@ class _Lhotse:
         self.supervisions.write(_dumps(sup))
 
 
-def _put(layout: Layout, path: Path, data: bytes) -> None:
-    try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return
-    except FileNotFoundError:
-        pass
-    atomic_write_bytes(path, data, layout.tmp_dir)
-
-
-def write_exports(layout: Layout, source: Source, splits: list[str], formats: tuple[str, ...]) -> list[Path]:
-    """Write the exports of every split in one pass over its manifest; unchanged files are not touched."""
+def write_exports(layout: Layout, source: Source, splits: list[str], formats: tuple[str, ...],
+                  on_placed: OnPlaced | None = None) -> list[Path]:
+    """Write the exports of every split in one pass over its manifest; unchanged files are not touched.
+    `on_placed` hears of every export file with the sha256 of its bytes (the run's hash cache)."""
     written = []
     for split in splits:
         nemo = _Nemo(layout, source, split) if "nemo" in formats else None
@@ -128,12 +121,12 @@ def write_exports(layout: Layout, source: Source, splits: list[str], formats: tu
                 lhotse.add(line)
         if nemo:
             path = nemo_path(layout, source, split)
-            _put(layout, path, nemo.data())
+            write_if_changed(path, nemo.data(), layout.tmp_dir, on_placed)
             written.append(path)
         if lhotse:
             rec_path, sup_path = lhotse_paths(layout, source, split)
-            _put(layout, rec_path, lhotse.recordings.data())
-            _put(layout, sup_path, lhotse.supervisions.data())
+            write_if_changed(rec_path, lhotse.recordings.data(), layout.tmp_dir, on_placed)
+            write_if_changed(sup_path, lhotse.supervisions.data(), layout.tmp_dir, on_placed)
             written += [rec_path, sup_path]
     keep = set(written)
     exports = layout.speech_exports_dir(source)
