@@ -261,7 +261,7 @@ def resolve_all(pool: EndpointPool, wants: list[Wanted], options: FetchOptions) 
     todo = list(wants)
     for attempt in range(1, options.max_tries + 1):
         found.update(resolve_revisions(pool.endpoints, [(w.source.key, w.source.repo_id, w.source.repo_type,
-                                                         w.revision) for w in todo]))
+                                                         w.revision) for w in todo], timeout=options.timeout))
         retry = [w for w in todo if not any(found[(ep.url, w.source.key)].sha for ep in pool.endpoints)
                  and any(_transient(found[(ep.url, w.source.key)].error) for ep in pool.endpoints)]
         if not retry or attempt == options.max_tries:
