@@ -146,6 +146,9 @@ def test_onnx_voice_speaks_like_torch_without_noise(exported):
     assert got.shape == expected.shape and got.size > 24000 * 0.3
     assert float(np.max(np.abs(got - expected))) < 1e-4
     assert load_voice(layout, "male").runtime == "onnx"  # auto takes the export
+    blank = onnx_voice.front_end.blank_id
+    onnx_voice.front_end.ids = lambda text: [blank]  # every character outside the vocabulary
+    assert onnx_voice.synthesize_piece("x").size == 0  # silence, not a crash in the graph
 
 
 def test_tampered_onnx_is_refused_everywhere(copy):

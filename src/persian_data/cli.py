@@ -10,12 +10,15 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .catalog import CATALOG, UnknownSourceError, select
 from .errors import PersianDataError
-from .fetch import FetchOptions
 from .layout import Layout
+
+if TYPE_CHECKING:  # imported where used: serve-tts and synth start without the Hub client
+    from .fetch import FetchOptions
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -174,6 +177,8 @@ def _install_sigint() -> None:
 
 
 def _options(args) -> FetchOptions:
+    from .fetch import FetchOptions
+
     return FetchOptions(endpoints=tuple(args.endpoint or ()), token=args.token, endpoint_tokens=_endpoint_tokens(args),
                         full=args.full, locked=args.locked, dry_run=args.dry_run, workers=args.workers,
                         max_tries=args.retries, timeout=args.timeout)
@@ -211,8 +216,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
-    from . import pipeline
-
     if args.command == "demo":
         from .demo import run_demo
 
@@ -248,6 +251,7 @@ def _dispatch(args) -> int:
         from .tts.export import run_tts_export
 
         return _report(run_tts_export(layout, args.voice, verbose=args.verbose))
+    from . import pipeline  # after the tts commands: serving starts without the fetch machinery
     sources = select(args.only)
     if args.command in ("fetch", "run"):
         stages = ("text", "speech") if args.command == "run" else ()
@@ -264,6 +268,8 @@ def _dispatch(args) -> int:
     if args.command == "verify":
         return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose))
     if args.command == "status":
+        from .fetch import FetchOptions
+
         remote = FetchOptions(endpoints=tuple(args.endpoint or ()), token=args.token,
                               endpoint_tokens=_endpoint_tokens(args)) if args.remote else None
         rows = pipeline.source_status(layout, sources, remote)

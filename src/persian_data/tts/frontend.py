@@ -184,6 +184,10 @@ class TextFrontEnd:
         text = self.clean(text)
         return self.phonemizer.phonemize(text) if self.phonemizer else text
 
+    def has_symbols(self, ids: list[int]) -> bool:
+        """Whether `ids` hold anything besides blank/BOS/EOS."""
+        return any(i not in (self.blank_id, self.bos_id, self.eos_id) for i in ids)
+
     def ids(self, text: str) -> list[int]:
         ids = [self.char_to_id[c] for c in self.symbols(text) if c in self.char_to_id]
         if self.add_blank:

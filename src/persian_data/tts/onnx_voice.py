@@ -115,7 +115,12 @@ class OnnxVoice:
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
     def synthesize_piece(self, piece: str) -> np.ndarray:
-        wav = self.run_ids(self.front_end.ids(piece))
+        ids = self.front_end.ids(piece)
+        if not self.front_end.has_symbols(ids):
+            # nothing the voice can say (every character outside its vocabulary): silence, where the
+            # graph (like coqui's model) would fail on a sequence of one blank
+            return np.zeros(0, np.float32)
+        wav = self.run_ids(ids)
         if self._trim:
             wav = wav[: find_endpoint(wav, **self._trim)]
         return wav
