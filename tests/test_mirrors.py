@@ -227,7 +227,7 @@ def test_dry_run_and_status_show_each_endpoint(fetched, endpoints, olah, capfd):
         assert row["state"] == "present" and row["hub_revision"] == commits[row["source"]]
 
 
-def test_locked_skips_an_endpoint_without_the_commit(fetched, endpoints, tmp_path):
+def test_locked_skips_an_endpoint_without_the_commit(fetched, endpoints, tmp_path, capfd):
     root, _, _ = fetched
     copy = tmp_path / "root"
     shutil.copytree(root, copy)
@@ -241,9 +241,12 @@ def test_locked_skips_an_endpoint_without_the_commit(fetched, endpoints, tmp_pat
                      rf"not have commit [0-9a-f]{{40}}", log), log[-3000:]
     assert victim.exists()
     # no endpoint has it: the run fails, naming the commit
+    capfd.readouterr()
     code = main(["fetch", "--root", str(copy), "--only", "text", "--locked", "--retries", "1",
                  *endpoint_args([endpoints["stale"]])])
+    err = capfd.readouterr().err
     assert code != 0
+    assert f"cannot reproduce text at commit {read_lock(Layout(copy).lock_file)['text'].revision}" in err, err
 
 
 def test_all_endpoints_down_is_one_clear_error(tmp_path, capfd):
