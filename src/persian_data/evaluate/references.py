@@ -102,15 +102,15 @@ def _read_arrow(path: Path, corpus: str, split: str, keep: tuple[str, ...]) -> R
     if None in ids or None in texts:
         return None
 
-    def column(name: str, default):
+    import pyarrow.compute as pc
+
+    def column(name: str, default) -> list:
         if name not in names:
             return [default] * len(ids)
-        return table.column(name).to_pylist()
+        return pc.fill_null(table.column(name), default).to_pylist()  # nulls filled in C, not per value
 
-    durations = [float(d or 0.0) for d in column("duration", 0.0)]
-    columns = {k: ["" if v is None else (v if isinstance(v, str) else str(v)) for v in column(k, "")] for k in keep}
-    refs = References(corpus, split, path, ids, texts, durations, [p or "" for p in column("audio_path", "")],
-                      column("audio_ref", None), columns, {cid: i for i, cid in enumerate(ids)})
+    refs = References(corpus, split, path, ids, texts, column("duration", 0.0), column("audio_path", ""),
+                      [None] * len(ids), {k: column(k, "") for k in keep}, {cid: i for i, cid in enumerate(ids)})
     if len(refs.index) != len(ids):
         seen: set[str] = set()
         for lineno, cid in enumerate(ids, 1):

@@ -131,8 +131,9 @@ def align_words(refs: list[str], hyps: list[str], *, keep_ops: bool = False, sin
             ea += ["".join(map(enc, t.split(" "))) if t else "" for t in refs[start:start + _CHUNK]]
             eb += ["".join(map(enc, t.split(" "))) if t else "" for t in hyps[start:start + _CHUNK]]
         else:
-            ea += ["".join(map(enc, words(t))) for t in refs[start:start + _CHUNK]]
-            eb += ["".join(map(enc, words(t))) for t in hyps[start:start + _CHUNK]]
+            # words(), with its commonest case inline (a function call per text is a tenth of the time)
+            ea += ["".join(map(enc, t.split() if t.isprintable() else words(t))) for t in refs[start:start + _CHUNK]]
+            eb += ["".join(map(enc, t.split() if t.isprintable() else words(t))) for t in hyps[start:start + _CHUNK]]
     counts, ops = _count(ea, eb, keep_ops)
     if not keep_ops:
         return WordAlignment(counts, [], [], [], [])
