@@ -1,0 +1,376 @@
+"""Assembles the card: blocks (headings, paragraphs, tables, plots) and front matter from the
+collected figures, then writes card/CARD.md, card/card.html and card/*.png atomically.
+
+Tables print the records' own numbers (stats files, lock, counts, checksum file); the manifests
+give the distributions the stats do not hold. Every counter in a stats file is shown by name, so
+new keys from newer stages need no change here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_if_changed
+from ..layout import Layout
+from . import plots
+from .collect import collect, counters, scalars
+from .render import html_page, markdown
+
+log = logging.getLogger("persian_data.card")
+
+CARD_DIR = "card"
+SENTENCE = "سلام، این یک جملهٔ کوتاه برای آزمایش صداست."
+SPECTROGRAM_SECONDS = 3.0
+GENERATED_PREFIX = "Generated"
+
+BUCKET_TITLES = {
+    "text": ("Chat corpus", "پیکرهٔ گفتگوی حقوقی فارسی"),
+    "commonvoice": ("Speech: Common Voice 13 fa", "گفتار: کامن ویس فارسی"),
+    "fleurs": ("Speech: FLEURS fa_ir", "گفتار: فلورز فارسی"),
+    "tts-female": ("Text to speech: female voice", "صدای زن"),
+    "tts-male": ("Text to speech: male voice", "صدای مرد"),
+}
+TASKS = {"text": "text-generation", "speech": "automatic-speech-recognition", "tts": "text-to-speech"}
+OUTCOME_WORDS = re.compile(r"skip|drop|reject|remov|filter|dup|mask", re.I)
+
+
+def size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                        (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return name
+    return "10M<n<100M"
+
+
+def _fmt(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:g}" if abs(value) >= 1e-4 or value == 0 else repr(value)
+    return value
+
+
+class Card:
+    def __init__(self, data: dict, generated: str) -> None:
+        self.data = data
+        self.generated = generated
+        self.blocks: list[tuple] = []
+        self.images: dict[str, bytes] = {}
+
+    def h(self, level: int, text: str) -> None:
+        self.blocks.append(("h", level, text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, title: str, headers: list[str], rows: list[list]) -> None:
+        self.h(4, title)
+        self.blocks.append(("table", headers, [[_fmt(v) for v in row] for row in rows]))
+
+    def plot(self, name: str, alt: str, draw) -> None:
+        try:
+            self.images[name] = draw()
+        except Exception as exc:  # one bad plot must not lose the card; it says why instead
+            log.warning("card: plot %s failed: %s", name, exc)
+            self.p(f"Plot `{name}` could not be drawn: {exc}")
+            return
+        self.blocks.append(("img", name, alt))
+
+    # -- sections ---------------------------------------------------------------------------
+    def source_intro(self, key: str) -> dict:
+        source = self.data["sources"][key]
+        english, persian = BUCKET_TITLES[key]
+        self.h(2, f"{english} (`{key}`)")
+        self.p(persian)
+        self.p(f"{source['title']}. Lives in `{source['path']}/`. Source: [{source['url']}]({source['url']}); "
+               f"license {source['license']}.")
+        if source["present"]:
+            self.table(f"{key}: source", ["commit", "lock files", "lock bytes", "counted files", "checksum lines"],
+                       [[f"`{source.get('revision')}`", source.get("lock_files"), source.get("lock_bytes"),
+                         source.get("count"), source.get("checksum_lines")]])
+        else:
+            self.p(f"**absent**: `{key}` is not in this root (not fetched, or not in the lock).")
+        return source
+
+    def header(self) -> None:
+        data = self.data
+        records = data["records"]
+        self.h(1, "persian-data card")
+        self.p(f"{GENERATED_PREFIX} {self.generated} by {data['tool']['name']} {data['tool']['version']}.")
+        self.p("Every figure below is read from this root's records: the lock, the checksum file, "
+               "`logs/dataset_sources.json`, the speech `manifests/` (stats.json, the manifests, rejects.jsonl), "
+               "the chat `combined.stats.json` and `combined.jsonl`, and each voice's `config.json`.")
+        checks = records.get("checksums")
+        rows = [["lock", records.get("lock") or "absent"],
+                ["checksum file", checks["path"] if checks else "absent"]]
+        if checks:
+            rows += [["checksum lines", checks["lines"]], ["checksum file sha256", f"`{checks['sha256']}`"],
+                     ["first line", f"`{checks['first']}`"], ["last line", f"`{checks['last']}`"]]
+        rows.append(["counts file", "logs/dataset_sources.json" if records.get("counts") is not None else "absent"])
+        self.table("records", ["record", "value"], rows)
+        self.table("sources", ["source", "repo", "state", "commit", "lock files", "lock bytes", "counted files",
+                               "checksum lines", "license"],
+                   [[s["key"], s["repo_id"], "present" if s["present"] else "absent",
+                     f"`{s['revision']}`" if s.get("revision") else None, s.get("lock_files"), s.get("lock_bytes"),
+                     s.get("count"), s.get("checksum_lines"), s["license"]] for s in data["sources"].values()])
+
+    def chat(self) -> None:
+        self.source_intro("text")
+        chat = self.data["chat"]
+        if not chat["present"]:
+            self.p(f"**absent**: no chat stats (`{chat['stats_path']}`); `persian-data prepare text` writes them.")
+            return
+        stats = chat["stats"]
+        self.table("text: totals", ["figure", "value"], [[k, v] for k, v in scalars(stats).items()])
+        found = counters(stats)
+        for name, counter in found.items():
+            self.table(f"text: {name}", ["key", "count"], [[k, v] for k, v in counter.items()])
+        prompt = (stats.get("options") or {}).get("system_prompt")
+        if prompt:
+            self.p("System prompt:")
+            self.p(prompt)
+        labels, values = ["written"], [stats.get("written", 0)]
+        if isinstance(stats.get("duplicates"), int) and stats["duplicates"]:
+            labels.append("duplicates")
+            values.append(stats["duplicates"])
+        for name, counter in found.items():
+            if OUTCOME_WORDS.search(name):
+                for reason, count in counter.items():
+                    labels.append(f"{name}: {reason}")
+                    values.append(count)
+        colors = ["#55a868"] + ["#c44e52"] * (len(labels) - 1)
+        self.plot("text-outcomes.png", "conversations written and skipped by reason",
+                  lambda: plots.bars(labels, values, title="Chat: conversations written vs skipped, by reason",
+                                     persian="گفتگوهای نوشته‌شده و کنارگذاشته", horizontal=True, log=True,
+                                     colors=colors, ylabel="conversations (log)"))
+        normalizer = {name: c for name, c in found.items() if "normaliz" in name.lower()}
+        if normalizer:
+            for name, counter in normalizer.items():
+                self.plot(f"text-{_slug(name)}.png", f"normalizer: {name}",
+                          lambda c=counter, n=name: plots.bars(list(c), list(c.values()), horizontal=True,
+                                                               title=f"Chat: what the normalizer changed ({n})",
+                                                               persian="تغییرات یکسان‌سازی", ylabel="count"))
+        else:
+            self.p("The chat stats record no per-rule normalizer counts (no `normalizer` counter in "
+                   f"`{chat['stats_path']}`).")
+        combined = chat.get("combined") or {}
+        if combined.get("present"):
+            self.table("text: turn lengths (characters, from combined.jsonl)",
+                       ["role", "turns", "min", "median", "mean", "p95", "max"],
+                       [[role, len(combined["lengths"][role]), *(s or {}).values()]
+                        for role, s in combined["length"].items()])
+            self.plot("text-turn-lengths.png", "user and assistant turn lengths",
+                      lambda: plots.histogram(combined["lengths"], title="Chat: turn length (characters, log scale)",
+                                              persian="طول پیام‌ها", xlabel="characters", log_x=True))
+        else:
+            self.p(f"**absent**: `{combined.get('path')}` is missing.")
+
+    def speech(self, key: str) -> None:
+        self.source_intro(key)
+        speech = self.data["speech"][key]
+        if not speech["present"]:
+            self.p(f"**absent**: no speech stats (`{speech['stats_path']}`); `persian-data prepare speech` writes them.")
+            return
+        stats = speech["stats"]
+        split_stats = stats.get("splits") or {}
+        total = stats.get("total") or {}
+        columns = ["source_rows", "clips", "hours", "seconds", "speakers", "rejected_rows", "reported_members"]
+        self.table(f"{key}: splits", ["split", *columns],
+                   [[split, *(s.get(c) for c in columns)] for split, s in split_stats.items()]
+                   + [["total", *(total.get(c) for c in columns)]])
+        genders = sorted({g for s in [*split_stats.values(), total] for g in (s.get("gender") or {})})
+        self.table(f"{key}: gender", ["split", *genders],
+                   [[split, *((s.get("gender") or {}).get(g, 0) for g in genders)]
+                    for split, s in [*split_stats.items(), ("total", total)]])
+        reasons = sorted({r for s in [*split_stats.values(), total] for r in (s.get("rejects") or {})}
+                         | set(stats.get("rejects_by_reason") or {}))
+        if reasons:
+            self.table(f"{key}: rejects by reason", ["split", *reasons],
+                       [[split, *((s.get("rejects") or {}).get(r, 0) for r in reasons)]
+                        for split, s in [*split_stats.items(), ("total", total)]])
+        else:
+            self.p("No clip was rejected.")
+        rejects_file = speech.get("rejects_file")
+        if rejects_file:
+            self.p(f"`{rejects_file['path']}` holds {rejects_file['lines']} line(s).")
+        manifests = speech.get("manifests") or {}
+        if not manifests:
+            self.p("**absent**: no manifests.")
+            return
+        stat_keys = ["min", "median", "mean", "p95", "max"]
+        self.table(f"{key}: clip duration (seconds, from the manifests)", ["split", "clips", *stat_keys],
+                   [[split, m["clips"], *((m["duration"] or {}).get(k) for k in stat_keys)]
+                    for split, m in manifests.items()])
+        self.table(f"{key}: words per transcript (from the manifests)", ["split", *stat_keys],
+                   [[split, *((m["word"] or {}).get(k) for k in stat_keys)] for split, m in manifests.items()])
+        ages = sorted({a for m in manifests.values() for a in (m.get("age") or {})})
+        if ages:
+            self.table(f"{key}: age (from the manifests)", ["split", *ages],
+                       [[split, *((m.get("age") or {}).get(a, 0) for a in ages)] for split, m in manifests.items()])
+        has_speakers = any(m.get("speaker_clips") for m in manifests.values())
+        if has_speakers:
+            self.table(f"{key}: clips per speaker (from the manifests)",
+                       ["split", "speakers", "most clips by one speaker", "median clips per speaker"],
+                       [[split, m["speakers"], (m["speaker_clips"] or [None])[0],
+                         _median(m["speaker_clips"])] for split, m in manifests.items()])
+        first = next(iter(manifests))
+        top = manifests[first]["top_words"]
+        self.table(f"{key}: top words ({first})", ["word", "count"], [[w, n] for w, n in top])
+        # -- plots
+        splits = list(split_stats)
+        self.plot(f"speech-{key}-splits.png", "hours and clips per split",
+                  lambda: plots.grouped_bars(splits, {"hours": [split_stats[s].get("hours", 0) for s in splits],
+                                                      "clips": [split_stats[s].get("clips", 0) for s in splits]},
+                                             title=f"{key}: hours and clips per split", persian="ساعت و تعداد کلیپ"))
+        self.plot(f"speech-{key}-durations.png", "clip duration histogram",
+                  lambda: plots.histogram({s: m["durations"] for s, m in manifests.items()}, bin_width=0.5,
+                                          title=f"{key}: clip duration", persian="مدت کلیپ‌ها", xlabel="seconds"))
+        gender_total = total.get("gender") or {}
+        self.plot(f"speech-{key}-gender.png", "gender", lambda: plots.bars(
+            list(gender_total), list(gender_total.values()), title=f"{key}: gender (all splits)",
+            persian="جنسیت گویندگان", ylabel="clips"))
+        if ages:
+            age_total = {a: sum((m.get("age") or {}).get(a, 0) for m in manifests.values()) for a in ages}
+            self.plot(f"speech-{key}-age.png", "age", lambda: plots.bars(
+                list(age_total), list(age_total.values()), title=f"{key}: age (all splits)",
+                persian="سن گویندگان", ylabel="clips"))
+        if has_speakers:
+            merged = sorted((n for m in manifests.values() for n in (m["speaker_clips"] or [])), reverse=True)
+            self.plot(f"speech-{key}-speakers.png", "clips per speaker, long tail", lambda: plots.long_tail(
+                merged, title=f"{key}: clips per speaker (per split, ranked; log-log)",
+                persian="تعداد کلیپ هر گوینده"))
+        self.plot(f"speech-{key}-words.png", "transcript length in words", lambda: plots.histogram(
+            {s: m["words"] for s, m in manifests.items()}, bin_width=1, title=f"{key}: transcript length",
+            persian="طول متن (واژه)", xlabel="words"))
+        self.plot(f"speech-{key}-top-words.png", "top words", lambda: plots.bars(
+            [w for w, _ in top], [n for _, n in top], horizontal=True, title=f"{key}: top words ({first})",
+            persian="واژه‌های پرکاربرد", ylabel="occurrences"))
+        if reasons:
+            by_reason = stats.get("rejects_by_reason") or total.get("rejects") or {}
+            self.plot(f"speech-{key}-rejects.png", "rejects by reason", lambda: plots.bars(
+                list(by_reason), list(by_reason.values()), title=f"{key}: rejects by reason",
+                persian="کلیپ‌های ردشده", ylabel="clips", colors=["#c44e52"] * len(by_reason)))
+
+    def voice(self, key: str, root: Path, synthesize: bool) -> None:
+        self.source_intro(key)
+        voice = self.data["tts"][key]
+        if not voice.get("present"):
+            self.p("**absent**: no voice config.")
+            return
+        if voice.get("error"):
+            self.p(voice["error"])
+            return
+        self.table(f"{key}: voice", ["voice", "model", "sample rate", "symbols (model_args.num_chars)",
+                                     "characters", "punctuations", "phonemizer", "checkpoint", "checkpoint bytes",
+                                     "ONNX export"],
+                   [[voice["voice"], voice["model"], voice["sample_rate"], voice["num_chars"], voice["characters"],
+                     voice["punctuations"], f"{voice['phonemizer']} ({voice['phoneme_language']})"
+                     if voice["use_phonemes"] else "none", name, size, "yes" if voice["onnx"] else "no"]
+                    for name, size in (voice["checkpoints"] or {"—": None}).items()])
+        if not synthesize:
+            self.p("Spectrogram skipped (--no-synth).")
+            return
+        samples, rate, why = _synthesize(root, voice["voice"])
+        if samples is None:
+            self.p(f"Spectrogram skipped: {why}")
+            return
+        self.p(f"Spectrogram of the first {SPECTROGRAM_SECONDS:g} s of: {SENTENCE}")
+        self.plot(f"tts-{voice['voice']}-spectrogram.png", "spectrogram", lambda: plots.spectrogram(
+            samples, rate, title=f"{key}: spectrogram of a synthesized sentence", persian=SENTENCE))
+
+    def front_matter(self) -> dict:
+        data = self.data
+        present = [s for s in data["sources"].values() if s["present"]]
+        licenses = sorted({s["license"].split()[0] for s in present})
+        sizes = set()
+        chat = data["chat"]
+        if chat.get("present"):
+            sizes.add(size_category(int(chat["stats"].get("written") or 0)))
+        for speech in data["speech"].values():
+            if speech.get("present"):
+                sizes.add(size_category(int((speech["stats"].get("total") or {}).get("clips") or 0)))
+        return {
+            "language": ["fa"],
+            "pretty_name": "persian-data root: Persian chat, speech and TTS sources",
+            "license": licenses,
+            "task_categories": sorted({TASKS[s["bucket"]] for s in present}),
+            "size_categories": sorted(sizes),
+            "source_datasets": [s["repo_id"] for s in present],
+            "sources": {s["key"]: {"repo": s["repo_id"], "url": s["url"], "revision": s.get("revision"),
+                                   "license": s["license"], "present": s["present"], "files": s.get("lock_files"),
+                                   "bytes": s.get("lock_bytes"), "count": s.get("count")}
+                        for s in data["sources"].values()},
+            "persian_data": {"version": data["tool"]["version"], "generated": self.generated},
+        }
+
+
+def _median(values: list[int] | None):
+    if not values:
+        return None
+    import statistics
+
+    return statistics.median(values)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _synthesize(root: Path, voice: str):
+    """(samples padded/cut to 3 s, rate, None) or (None, None, why) — through the tts public API."""
+    try:
+        from ..tts.runtime import load_voice
+
+        loaded = load_voice(Layout(root), voice)
+    except ImportError as exc:
+        return None, None, f"the `tts` extra is not installed ({exc.name}); `pip install \"persian-data[tts]\"`."
+    except Exception as exc:
+        return None, None, f"the voice could not be loaded ({type(exc).__name__}: {exc})."
+    import numpy as np
+
+    np.random.seed(0)
+    torch = sys.modules.get("torch")
+    if torch is not None:  # VITS samples noise: a fixed seed makes the card the same on every run
+        torch.manual_seed(0)
+    try:
+        samples = np.asarray(loaded.synthesize(SENTENCE), dtype=np.float32)
+    except Exception as exc:
+        return None, None, f"synthesis failed ({type(exc).__name__}: {exc})."
+    rate = int(loaded.sample_rate)
+    wanted = int(SPECTROGRAM_SECONDS * rate)
+    samples = np.pad(samples[:wanted], (0, max(0, wanted - len(samples[:wanted]))))
+    return samples, rate, None
+
+
+def make_card(root: Path | str, *, synthesize: bool = True, now: float | None = None) -> Path:
+    """Write card/CARD.md, card/card.html and card/*.png for the root; return card/CARD.md."""
+    layout = Layout(Path(root))
+    started = time.monotonic()
+    data = collect(layout.root)
+    generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    card = Card(data, generated)
+    card.header()
+    card.chat()
+    for key in data["speech"]:
+        card.speech(key)
+    for key in data["tts"]:
+        card.voice(key, layout.root, synthesize)
+    card.h(2, "Plots")
+    card.table("plots", ["file"], [[f"[{name}]({name})"] for name in card.images])
+    front = card.front_matter()
+    folder = layout.root / CARD_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, png in card.images.items():
+        write_if_changed(folder / name, png, layout.tmp_dir)
+    for stale in folder.glob("*.png"):  # plots of a bucket no longer there
+        if stale.name not in card.images:
+            stale.unlink()
+    write_if_changed(folder / "card.html", html_page("persian-data card", front, card.blocks, card.images),
+                     layout.tmp_dir)
+    write_if_changed(folder / "CARD.md", markdown(front, card.blocks), layout.tmp_dir)
+    log.info("card: %s and %d plot(s) written in %.1fs", layout.relative(folder / "CARD.md"), len(card.images),
+             time.monotonic() - started)
+    return folder / "CARD.md"
