@@ -65,7 +65,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import orjson
 
@@ -76,9 +76,10 @@ from ..layout import Layout
 from ..progress import progress
 from ..workers import exit_with
 from . import speech_export
-from .speech_clips import (SPEECH_KEYS, Collector, Probe, Reject, SpeechPrepareError, SplitPlan, UnitContext,
-                           UnitResult, normalizer_fingerprint, probe, published_split, split_sort_key)
+from .speech_clips import (SPEECH_KEYS, Collector, ExportLines, Probe, Reject, SpeechPrepareError, SplitPlan,
+                           UnitContext, UnitResult, normalizer_fingerprint, probe, published_split, split_sort_key)
 from .speech_export import load_hf_dataset
+from .speech_formats import EXPORT_FORMATS, nemo_audio_folder
 from .speech_gates import speech_gates  # registers the gate: pipeline.load_stage_gates imports this module
 from .speech_manifests import corpus_module, iter_manifest, iter_referenced, manifest_lines
 
@@ -89,7 +90,6 @@ __all__ = ["EXPORT_FORMATS", "SPEECH_KEYS", "Collector", "Probe", "Reject", "Spe
 log = logging.getLogger("persian_data.prepare.speech")
 
 MANIFEST_VERSION = 1
-EXPORT_FORMATS = ("nemo", "lhotse")
 
 
 @dataclass(frozen=True)
@@ -298,7 +298,7 @@ def prepare_speech(layout: Layout, sources: list[Source] | None = None, options:
     fingerprint = normalizer_fingerprint()
     shutil.rmtree(_trash(layout), ignore_errors=True)
     plans: dict[str, list[SplitPlan]] = {}
-    markers: dict[tuple[str, str], dict] = {}
+    markers: dict[tuple, Any] = {}  # by (key, split); the workers' export lines by (key, split, "exports")
     reused: dict[str, list[str]] = {}
     pending: list[tuple[Source, SplitPlan]] = []
     for source in present:
@@ -338,7 +338,10 @@ def _unit_context(layout: Layout, source: Source, plan: SplitPlan, staging: Path
         (staging / "audio").mkdir(parents=True)
         audio = str(staging / "audio")
     prefix = layout.relative(layout.audio_dir(source, plan.split)) + "/"
-    return UnitContext(source.folder, plan.split, prefix, audio, options.deep)
+    exports = options.exports if options.extract else ()
+    nemo_audio = nemo_audio_folder(str(layout.root), prefix[:-1],
+                                   layout.relative(speech_export.nemo_path(layout, source, plan.split).parent))
+    return UnitContext(source.folder, plan.split, prefix, audio, options.deep, exports, str(layout.root), nemo_audio)
 
 
 def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: SpeechOptions, fingerprint: str,
@@ -404,6 +407,10 @@ def _advance(bar, future) -> None:
 def _finish_split(layout, source, plan, staging, results, options, fingerprint, markers, logger, cache) -> None:
     marker = _publish(layout, source, plan, staging, results, options, fingerprint, cache)
     markers[(source.key, plan.split)] = marker
+    if options.extract and options.exports:  # the workers built the export lines with the manifest's
+        markers[(source.key, plan.split, "exports")] = ExportLines(
+            b"".join(r.nemo for r in results), b"".join(r.recordings for r in results),
+            b"".join(r.supervisions for r in results))
     s = marker["stats"]
     logger.info("speech: %s/%s: %d clip(s), %.2f h, %s speaker(s), gender %s, rejects %s", source.folder,
                 plan.split, s["clips"], s["hours"], "?" if s["speakers"] is None else s["speakers"],
@@ -433,7 +440,9 @@ def _finalize(layout: Layout, source: Source, plans: list[SplitPlan], markers: d
     text = orjson.dumps(stats.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
     write_if_changed(layout.speech_stats(source), text, layout.tmp_dir, placed)
     if options.extract and options.exports:
-        speech_export.write_exports(layout, source, splits, options.exports, placed)
+        built = {split: markers.pop((source.key, split, "exports")) for split in splits
+                 if (source.key, split, "exports") in markers}
+        speech_export.write_exports(layout, source, splits, options.exports, placed, built)
     else:
         if speech_export.remove_exports(layout, source):
             logger.info("speech: %s exports removed (they need extracted audio)", source.folder)

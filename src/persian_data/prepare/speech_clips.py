@@ -23,6 +23,7 @@ from typing import Any, Callable, NamedTuple
 import orjson
 
 from ..errors import PersianDataError
+from .speech_formats import lhotse_recording, lhotse_supervision, nemo_line
 
 SPEECH_KEYS = ("commonvoice", "fleurs")
 SPLIT_ALIASES = {"dev": "validation"}  # source split name -> published name
@@ -157,6 +158,17 @@ class UnitContext:
     audio_prefix: str  # root-relative final audio folder, ending in "/"
     staging_audio: str | None  # where to write clips; None = --no-extract
     deep: bool
+    exports: tuple[str, ...] = ()  # export formats whose lines to build beside the manifest's
+    root: str = ""  # the layout root (lhotse sources are absolute paths)
+    nemo_audio: str = ""  # the audio folder relative to the NeMo manifest's folder
+
+
+class ExportLines(NamedTuple):
+    """A split's export lines, uncompressed: NeMo manifest, lhotse recordings, lhotse supervisions."""
+
+    nemo: bytes
+    recordings: bytes
+    supervisions: bytes
 
 
 @dataclass
@@ -169,6 +181,9 @@ class UnitResult:
     genders: Counter = field(default_factory=Counter)
     rejects: list = field(default_factory=list)
     written: list = field(default_factory=list)  # (file name, sha256 hex) of each clip written to staging
+    nemo: bytearray = field(default_factory=bytearray)  # export lines, when ctx.exports asks for them
+    recordings: bytearray = field(default_factory=bytearray)
+    supervisions: bytearray = field(default_factory=bytearray)
 
 
 class Collector:
@@ -214,6 +229,12 @@ class Collector:
         head.update(duration=round(duration, 6), frames=info.frames, sample_rate=info.sample_rate,
                     channels=info.channels, sha256=sha256, text=text, text_normalized=normalize_text(text))
         head.update(meta)
+        if ctx.exports:
+            if "nemo" in ctx.exports:
+                res.nemo += nemo_line(head, ctx.nemo_audio)
+            if "lhotse" in ctx.exports:
+                res.recordings += lhotse_recording(head, ctx.root)
+                res.supervisions += lhotse_supervision(head)
         res.rows += 1
         res.clips += 1
         res.seconds += duration

@@ -18,19 +18,15 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 from pathlib import Path
-
-import orjson
 
 from ..atomic import OnPlaced, write_if_changed
 from ..catalog import BY_KEY, Source
 from ..errors import ExtraMissingError, PersianDataError
 from ..layout import Layout
-from .speech_clips import SPEECH_KEYS, published_split
+from .speech_clips import SPEECH_KEYS, ExportLines, published_split
+from .speech_formats import lhotse_recording, lhotse_supervision, nemo_audio_folder, nemo_line
 from .speech_manifests import iter_manifest, iter_referenced, manifest_lines
-
-LANGUAGE = "fa"
 
 
 def nemo_path(layout: Layout, source: Source, split: str) -> Path:
@@ -43,90 +39,45 @@ def lhotse_paths(layout: Layout, source: Source, split: str) -> tuple[Path, Path
             folder / f"{source.folder}_supervisions_{split}.jsonl.gz")
 
 
-def _dumps(obj) -> bytes:
-    return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+def _gzip(data: bytes) -> bytes:
+    """Deterministic gzip (mtime 0): reruns give the same bytes, so unchanged files are not rewritten."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6, mtime=0) as handle:
+        handle.write(data)
+    return buf.getvalue()
 
 
-class _Nemo:
-    def __init__(self, layout: Layout, source: Source, split: str) -> None:
-        self.layout, self.base = layout, nemo_path(layout, source, split).parent
-        self.folders: dict[str, str] = {}  # audio folder -> the same folder relative to the NeMo manifest
-        self.out: list[bytes] = []
-
-    def add(self, line: dict) -> None:
-        folder, _, name = line["audio_path"].rpartition("/")
-        rel = self.folders.get(folder)
-        if rel is None:
-            rel = self.folders[folder] = os.path.relpath(self.layout.root / folder, self.base)
-        self.out.append(_dumps({"audio_filepath": f"{rel}/{name}", "duration": line["duration"],
-                                "text": line["text_normalized"]}))
-
-    def data(self) -> bytes:
-        return b"".join(self.out)
-
-
-class _Gzip:
-    """Deterministic gzip (mtime 0), compressed as it goes so only the compressed bytes are held."""
-
-    def __init__(self) -> None:
-        self.buf = io.BytesIO()
-        self.file = gzip.GzipFile(fileobj=self.buf, mode="wb", compresslevel=6, mtime=0)
-
-    def write(self, data: bytes) -> None:
-        self.file.write(data)
-
-    def data(self) -> bytes:
-        self.file.close()
-        return self.buf.getvalue()
-
-
-class _Lhotse:
-    def __init__(self, layout: Layout) -> None:
-        self.root = str(layout.root)
-        self.recordings, self.supervisions = _Gzip(), _Gzip()
-
-    def add(self, line: dict) -> None:
-        channels = list(range(line["channels"]))
-        duration = line["frames"] / line["sample_rate"]
-        self.recordings.write(_dumps({
-            "id": line["id"],
-            "sources": [{"type": "file", "channels": channels, "source": f"{self.root}/{line['audio_path']}"}],
-            "sampling_rate": line["sample_rate"], "num_samples": line["frames"], "duration": duration,
-            "channel_ids": channels,
-        }))
-        sup = {"id": line["id"], "recording_id": line["id"], "start": 0.0, "duration": duration,
-               "channel": 0 if len(channels) == 1 else channels, "text": line["text_normalized"],
-               "language": LANGUAGE}
-        if line.get("client_id"):
-            sup["speaker"] = line["client_id"]
-        gender = (line.get("gender") or "").strip().lower()
-        if gender:
-            sup["gender"] = gender
-        sup["custom"] = {"text_original": line["text"], "split": line["split"]}
-        self.supervisions.write(_dumps(sup))
+def export_lines(layout: Layout, source: Source, split: str, formats: tuple[str, ...]) -> ExportLines:
+    """A kept split's export lines, built from its manifest (a new split's come from the workers)."""
+    root = str(layout.root)
+    audio = nemo_audio_folder(root, layout.relative(layout.audio_dir(source, split)),
+                              layout.relative(nemo_path(layout, source, split).parent))
+    nemo, recordings, supervisions = [], [], []
+    for line in iter_manifest(layout.manifest(source, split)):
+        if "nemo" in formats:
+            nemo.append(nemo_line(line, audio))
+        if "lhotse" in formats:
+            recordings.append(lhotse_recording(line, root))
+            supervisions.append(lhotse_supervision(line))
+    return ExportLines(b"".join(nemo), b"".join(recordings), b"".join(supervisions))
 
 
 def write_exports(layout: Layout, source: Source, splits: list[str], formats: tuple[str, ...],
-                  on_placed: OnPlaced | None = None) -> list[Path]:
-    """Write the exports of every split in one pass over its manifest; unchanged files are not touched.
-    `on_placed` hears of every export file with the sha256 of its bytes (the run's hash cache)."""
+                  on_placed: OnPlaced | None = None, built: dict[str, ExportLines] | None = None) -> list[Path]:
+    """Write the exports of every split; unchanged files are not touched. `built` holds the export
+    lines the workers made for the splits prepared in this run; the others are built from their
+    manifests. `on_placed` hears of every export file with the sha256 of its bytes (the hash cache)."""
     written = []
     for split in splits:
-        nemo = _Nemo(layout, source, split) if "nemo" in formats else None
-        lhotse = _Lhotse(layout) if "lhotse" in formats else None
-        for line in iter_manifest(layout.manifest(source, split)):
-            if nemo:
-                nemo.add(line)
-            if lhotse:
-                lhotse.add(line)
-        if nemo:
+        lines = (built or {}).get(split) or export_lines(layout, source, split, formats)
+        if "nemo" in formats:
             path = nemo_path(layout, source, split)
-            write_if_changed(path, nemo.data(), layout.tmp_dir, on_placed)
+            write_if_changed(path, lines.nemo, layout.tmp_dir, on_placed)
             written.append(path)
-        if lhotse:
+        if "lhotse" in formats:
             rec_path, sup_path = lhotse_paths(layout, source, split)
-            write_if_changed(rec_path, lhotse.recordings.data(), layout.tmp_dir, on_placed)
-            write_if_changed(sup_path, lhotse.supervisions.data(), layout.tmp_dir, on_placed)
+            write_if_changed(rec_path, _gzip(lines.recordings), layout.tmp_dir, on_placed)
+            write_if_changed(sup_path, _gzip(lines.supervisions), layout.tmp_dir, on_placed)
             written += [rec_path, sup_path]
     keep = set(written)
     exports = layout.speech_exports_dir(source)
