@@ -157,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=None, help="run mode: Hub token (default: $HF_TOKEN); never logged")
     p.add_argument("-v", "--verbose", action="store_true")
 
+    p = sub.add_parser("card", help="write card/CARD.md, card/card.html and plots: what is in the root, how it was made")
+    p.add_argument("--root", type=Path, required=True)
+    p.add_argument("--no-synth", action="store_true", help="do not load the voices: spectrograms drawn by an earlier card are reused, others skipped")
+    p.add_argument("-v", "--verbose", action="store_true")
+
     p = sub.add_parser("demo", help="serve small replicas from a built-in local hub and run the whole job on them")
     p.add_argument("--root", type=Path, default=None, help="where to put the demo layout (default: a temp folder)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -231,6 +236,14 @@ def _dispatch(args) -> int:
         text = args.text if args.text is not None else sys.stdin.read()
         out = synth_to_file(layout, args.voice, text, args.out, runtime=args.runtime)
         print(f"wrote {out}", file=sys.stderr)
+        return 0
+    if args.command == "card":
+        import logging
+
+        from .card import make_card
+
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+        print(f"wrote {make_card(layout.root, synthesize=not args.no_synth)}", file=sys.stderr)
         return 0
     if args.command == "eval-stt":
         from .evaluate.command import eval_stt

@@ -220,6 +220,10 @@ def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, v
         if not report.ok:
             outcome.ok = False
             outcome.failures = [line for lines in report.failed.values() for line in lines] + outcome.failures
+        if prepare:  # `run`: the data card, after the gates; a failure is logged, the verdict stands
+            from .card import card_after_run
+
+            card_after_run(layout.root)
         return outcome
 
 

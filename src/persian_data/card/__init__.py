@@ -41,7 +41,9 @@ def card_after_run(root: Path | str) -> Path | None:
     card_log.addHandler(handler)
     card_log.propagate = False
     try:
-        return make_card(root)
+        # The voices are not loaded here (seconds of torch on every run); spectrograms drawn by
+        # an earlier `persian-data card` are reused.
+        return make_card(root, synthesize=False)
     except Exception as exc:
         card_log.error("card: not written (%s: %s); the gates' verdict stands. `persian-data card --root %s` "
                        "retries it", type(exc).__name__, exc, root)

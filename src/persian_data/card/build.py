@@ -8,6 +8,7 @@ new keys from newer stages need no change here.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import sys
@@ -270,16 +271,33 @@ class Card:
                      voice["punctuations"], f"{voice['phonemizer']} ({voice['phoneme_language']})"
                      if voice["use_phonemes"] else "none", name, size, "yes" if voice["onnx"] else "no"]
                     for name, size in (voice["checkpoints"] or {"—": None}).items()])
-        if not synthesize:
-            self.p("Spectrogram skipped (--no-synth).")
+        name = f"tts-{voice['voice']}-spectrogram.png"
+        # Drawn once per voice version: loading a voice costs seconds (torch), so the PNG is kept
+        # in the tool's state, keyed by the voice's hashes in the lock, the sentence and this code.
+        digest = hashlib.sha256(f"{voice['fingerprint']}|{SENTENCE}|{SPECTROGRAM_SECONDS}|{_code_version()}"
+                                .encode()).hexdigest()[:16]
+        cached = Layout(root).state_dir / "card" / f"{voice['voice']}-{digest}.png"
+        if cached.is_file():
+            self.images[name] = cached.read_bytes()
+        elif not synthesize:
+            self.p("Spectrogram not drawn here (it loads the voice, seconds with torch); "
+                   "`persian-data card --root R` draws it once and later cards reuse it.")
             return
-        samples, rate, why = _synthesize(root, voice["voice"])
-        if samples is None:
-            self.p(f"Spectrogram skipped: {why}")
-            return
+        else:
+            samples, rate, why = _synthesize(root, voice["voice"])
+            if samples is None:
+                self.p(f"Spectrogram skipped: {why}")
+                return
+            self.plot(name, "spectrogram", lambda: plots.spectrogram(
+                samples, rate, title=f"{key}: spectrogram of a synthesized sentence", persian=SENTENCE))
+            if name not in self.images:
+                return
+            for old in cached.parent.glob(f"{voice['voice']}-*.png"):
+                old.unlink()
+            write_if_changed(cached, self.images[name], Layout(root).tmp_dir)
+            self.blocks.pop()
         self.p(f"Spectrogram of the first {SPECTROGRAM_SECONDS:g} s of: {SENTENCE}")
-        self.plot(f"tts-{voice['voice']}-spectrogram.png", "spectrogram", lambda: plots.spectrogram(
-            samples, rate, title=f"{key}: spectrogram of a synthesized sentence", persian=SENTENCE))
+        self.blocks.append(("img", name, "spectrogram"))
 
     def front_matter(self) -> dict:
         data = self.data
@@ -315,6 +333,11 @@ def _median(values: list[int] | None):
     return statistics.median(values)
 
 
+def _code_version() -> str:
+    """The plotting code's own hash: a changed plot style redraws the cached spectrograms."""
+    return hashlib.sha256(Path(plots.__file__).read_bytes()).hexdigest()[:12]
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
@@ -346,7 +369,8 @@ def _synthesize(root: Path, voice: str):
 
 
 def make_card(root: Path | str, *, synthesize: bool = True, now: float | None = None) -> Path:
-    """Write card/CARD.md, card/card.html and card/*.png for the root; return card/CARD.md."""
+    """Write card/CARD.md, card/card.html and card/*.png for the root; return card/CARD.md.
+    `synthesize=False`: voices are not loaded; spectrograms drawn earlier are reused."""
     layout = Layout(Path(root))
     started = time.monotonic()
     data = collect(layout.root)

@@ -251,6 +251,9 @@ def _voice(layout: Layout, source: Source, lock_sources: dict) -> dict:
         "phonemizer": config.get("phonemizer"),
         "phoneme_language": config.get("phoneme_language"),
         "checkpoints": checkpoints,
+        # what a spectrogram depends on: the voice's bytes, as the lock records them
+        "fingerprint": hashlib.sha256(json.dumps(
+            {name: f.get("sha256") for name, f in sorted(files.items())}).encode()).hexdigest(),
         "onnx": bool(onnx_record),
     }
 
