@@ -40,9 +40,10 @@ def lhotse_paths(layout: Layout, source: Source, split: str) -> tuple[Path, Path
 
 
 def _gzip(data: bytes) -> bytes:
-    """Deterministic gzip (mtime 0): reruns give the same bytes, so unchanged files are not rewritten."""
+    """Deterministic gzip (mtime 0): reruns give the same bytes, so unchanged files are not rewritten.
+    Level 1: a third of level 6's time for files a few % larger (the parent compresses them alone)."""
     buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6, mtime=0) as handle:
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=1, mtime=0) as handle:
         handle.write(data)
     return buf.getvalue()
 
