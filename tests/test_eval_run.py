@@ -34,7 +34,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("models")
     return {"whisper": build_tiny_whisper(base / "whisper"), "ctc": build_tiny_ctc(base / "ctc"),
             # slower per clip (more tokens, wider), so a kill lands mid-run
-            "slow": build_tiny_whisper(base / "slow", d_model=64, layers=2, max_new_tokens=160)}
+            "slow": build_tiny_whisper(base / "slow", d_model=64, layers=2, max_new_tokens=64)}
 
 
 def ids(root: Path, corpus_dir: str) -> list[str]:
@@ -93,7 +93,7 @@ def test_killed_run_resumes_without_redoing_finished_clips(eval_root, tiny_model
     assert len(first_session) == 1
 
     assert main(["eval-stt", "--root", str(root), "--corpus", "fleurs", "--model", str(tiny_models["slow"]),
-                 "--batch-size", "2", "--name", "slow", "--bootstrap", "100"]) == 0
+                 "--batch-size", "4", "--name", "slow", "--bootstrap", "100"]) == 0
     rows = [json.loads(x) for x in partial.read_text("utf-8").splitlines()]
     assert sorted(r["id"] for r in rows) == sorted(all_ids)  # each clip once: finished ones were not redone
     by_id = {r["id"]: r for r in rows}
