@@ -60,7 +60,7 @@ def _inline(text: str) -> str:
 STYLE = """
 body{font-family:"Vazirmatn","Noto Naskh Arabic","Noto Sans Arabic","DejaVu Sans",sans-serif;max-width:60rem;
 margin:2rem auto;padding:0 1rem;color:#222;line-height:1.5}
-table{border-collapse:collapse;margin:0.5rem 0 1rem}td,th{border:1px solid #ccc;padding:0.2rem 0.5rem;text-align:start}
+table{border-collapse:collapse;margin:0.5rem 0 1rem;display:block;overflow-x:auto;max-width:100%}td,th{border:1px solid #ccc;padding:0.2rem 0.5rem;text-align:start}
 th{background:#f3f3f3}img{max-width:100%;height:auto;border:1px solid #eee}code{background:#f6f6f6;padding:0 0.2rem}
 pre{background:#f6f6f6;padding:0.5rem;overflow-x:auto}
 """.strip()
