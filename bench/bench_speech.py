@@ -10,18 +10,23 @@ What it does:
    varied metadata and a per-clip ID3 tag, so every clip's bytes differ and the shards have their
    real size), and FLEURS-like `data/fa_ir/{train,dev,test}.tsv` + `audio/*.tar.gz` of 16 kHz WAVs
    with the real clip counts.
-2. Runs each measured step in its own child process, on a fresh root whose `data/` files are
-   hard links to the generated ones. Every 0.1 s it samples the child's whole process tree
-   (workers included): memory as the sum of PSS (pages shared with the forkserver count once) and
-   the largest single RSS; CPU time of every process seen. Steps:
-   - prepare speech on Common Voice with the default checks (the issue's target: >= 1,500
-     clips/s, peak RSS <= 1 GB), then the speech gate re-hashing every clip;
-   - the same prepare with --deep;
-   - prepare speech on FLEURS;
+2. Runs each measured step in its own child process, on a fresh root laid out as `persian-data
+   fetch --only <corpus>` leaves it: `data/` files hard-linked to the generated ones, the lock
+   entry, README.source.md, and the hash cache holding the digests taken while downloading. Every
+   0.1 s it samples the child's whole process tree (workers and forkserver included): memory as
+   the sum of PSS (pages shared with the forkserver count once) and the sum of RSS; CPU time of
+   every process seen. Steps, in one run:
+   - the whole command a user runs, `persian-data prepare speech --only commonvoice --root R`,
+     timed from process start to exit (imports, the stage, records, gates, summary);
+   - the stage alone: `prepare_speech()` called in a process, timed around the call;
+   - the speech gate re-hashing every clip (what `verify` does for the clips);
+   - the same stage with --deep, and on FLEURS (--skip-deep, --skip-fleurs);
    - the baseline: one process, pandas.read_parquet of each shard, then per row a soundfile
      header check, a file write, sha256, the normalizer and a JSON line.
 3. Prints wall-clock clips/s, CPU time (and the rate the CPU time allows on idle CPUs, which is
-   what a shared, busy machine hides), peak memory, and the ratio against the baseline.
+   what a shared, busy machine hides), peak memory, the ratios (whole command / stage, whole
+   command / baseline) against the issue's targets, and where the whole command's time goes
+   (the gaps between its log lines).
 """
 
 from __future__ import annotations

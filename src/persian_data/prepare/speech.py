@@ -298,7 +298,7 @@ def prepare_speech(layout: Layout, sources: list[Source] | None = None, options:
     fingerprint = normalizer_fingerprint()
     shutil.rmtree(_trash(layout), ignore_errors=True)
     plans: dict[str, list[SplitPlan]] = {}
-    markers: dict[tuple, Any] = {}  # by (key, split); the workers' export lines by (key, split, "exports")
+    markers: dict[tuple, Any] = {}  # by (key, split); export files written with the split by (key, split, "exports")
     reused: dict[str, list[str]] = {}
     pending: list[tuple[Source, SplitPlan]] = []
     for source in present:
@@ -389,6 +389,7 @@ def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: Speec
                 futures.append(split_futures)
             for (source, plan, staging, ctx), split_futures in zip(jobs, futures):
                 results = [f.result() for f in split_futures]
+                split_futures.clear()  # the futures hold the units' results too: let them go with the split
                 _finish_split(layout, source, plan, staging, results, options, fingerprint, markers, logger, cache)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -407,10 +408,12 @@ def _advance(bar, future) -> None:
 def _finish_split(layout, source, plan, staging, results, options, fingerprint, markers, logger, cache) -> None:
     marker = _publish(layout, source, plan, staging, results, options, fingerprint, cache)
     markers[(source.key, plan.split)] = marker
-    if options.extract and options.exports:  # the workers built the export lines with the manifest's
-        markers[(source.key, plan.split, "exports")] = ExportLines(
-            b"".join(r.nemo for r in results), b"".join(r.recordings for r in results),
-            b"".join(r.supervisions for r in results))
+    if options.extract and options.exports:  # from the lines the workers built beside the manifest's
+        lines = ExportLines(b"".join(r.nemo for r in results), b"".join(r.recordings for r in results),
+                            b"".join(r.supervisions for r in results))
+        results.clear()  # let the units' bytes go before compressing
+        markers[(source.key, plan.split, "exports")] = speech_export.write_split_exports(
+            layout, source, plan.split, options.exports, cache.placed if cache is not None else None, lines)
     s = marker["stats"]
     logger.info("speech: %s/%s: %d clip(s), %.2f h, %s speaker(s), gender %s, rejects %s", source.folder,
                 plan.split, s["clips"], s["hours"], "?" if s["speakers"] is None else s["speakers"],
@@ -440,9 +443,9 @@ def _finalize(layout: Layout, source: Source, plans: list[SplitPlan], markers: d
     text = orjson.dumps(stats.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
     write_if_changed(layout.speech_stats(source), text, layout.tmp_dir, placed)
     if options.extract and options.exports:
-        built = {split: markers.pop((source.key, split, "exports")) for split in splits
-                 if (source.key, split, "exports") in markers}
-        speech_export.write_exports(layout, source, splits, options.exports, placed, built)
+        done = {split: markers.pop((source.key, split, "exports")) for split in splits
+                if (source.key, split, "exports") in markers}
+        speech_export.write_exports(layout, source, splits, options.exports, placed, done)
     else:
         if speech_export.remove_exports(layout, source):
             logger.info("speech: %s exports removed (they need extracted audio)", source.folder)

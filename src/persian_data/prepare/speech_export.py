@@ -63,23 +63,33 @@ def export_lines(layout: Layout, source: Source, split: str, formats: tuple[str,
     return ExportLines(b"".join(nemo), b"".join(recordings), b"".join(supervisions))
 
 
+def write_split_exports(layout: Layout, source: Source, split: str, formats: tuple[str, ...],
+                        on_placed: OnPlaced | None = None, lines: ExportLines | None = None) -> list[Path]:
+    """Write one split's export files (unchanged files are not touched) from `lines`, the export
+    lines the workers built beside the manifest, or else from its manifest. `on_placed` hears of
+    every export file with the sha256 of its bytes (the run's hash cache)."""
+    lines = lines or export_lines(layout, source, split, formats)
+    written = []
+    if "nemo" in formats:
+        path = nemo_path(layout, source, split)
+        write_if_changed(path, lines.nemo, layout.tmp_dir, on_placed)
+        written.append(path)
+    if "lhotse" in formats:
+        rec_path, sup_path = lhotse_paths(layout, source, split)
+        write_if_changed(rec_path, _gzip(lines.recordings), layout.tmp_dir, on_placed)
+        write_if_changed(sup_path, _gzip(lines.supervisions), layout.tmp_dir, on_placed)
+        written += [rec_path, sup_path]
+    return written
+
+
 def write_exports(layout: Layout, source: Source, splits: list[str], formats: tuple[str, ...],
-                  on_placed: OnPlaced | None = None, built: dict[str, ExportLines] | None = None) -> list[Path]:
-    """Write the exports of every split; unchanged files are not touched. `built` holds the export
-    lines the workers made for the splits prepared in this run; the others are built from their
-    manifests. `on_placed` hears of every export file with the sha256 of its bytes (the hash cache)."""
+                  on_placed: OnPlaced | None = None, done: dict[str, list[Path]] | None = None) -> list[Path]:
+    """Write the exports of every split but those in `done` (written as their split was published:
+    their files are given), then remove export files no split or format produces any more."""
+    done = done or {}
     written = []
     for split in splits:
-        lines = (built or {}).get(split) or export_lines(layout, source, split, formats)
-        if "nemo" in formats:
-            path = nemo_path(layout, source, split)
-            write_if_changed(path, lines.nemo, layout.tmp_dir, on_placed)
-            written.append(path)
-        if "lhotse" in formats:
-            rec_path, sup_path = lhotse_paths(layout, source, split)
-            write_if_changed(rec_path, _gzip(lines.recordings), layout.tmp_dir, on_placed)
-            write_if_changed(sup_path, _gzip(lines.supervisions), layout.tmp_dir, on_placed)
-            written += [rec_path, sup_path]
+        written += done[split] if split in done else write_split_exports(layout, source, split, formats, on_placed)
     keep = set(written)
     exports = layout.speech_exports_dir(source)
     for path in sorted(exports.rglob("*")) if exports.is_dir() else []:
