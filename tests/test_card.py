@@ -280,3 +280,24 @@ def test_html_opens_in_headless_chromium_without_console_errors(carded, tmp_path
     bad.write_text('<!DOCTYPE html><html><body><p>x</p><script>console.error("broken card")</script></body></html>')
     assert any("broken card" in line for line in console_lines(chromium(bad, tmp_path / "bad.png",
                                                                        tmp_path / "profile2")))
+
+
+def test_unknown_and_missing_stats_keys_are_shown_generically(tmp_path):
+    """Stats of a newer chat stage (PII, drops by reason, normalizer rules) and an older one
+    without most keys: every counter appears by name; nothing crashes."""
+    chat = Layout(tmp_path).chat_dir()
+    chat.mkdir(parents=True)
+    stats = {"written": 40, "pii": {"found": {"PHONE": 3, "EMAIL": 1}, "masked": {"PHONE": 3}},
+             "dropped": {"non_answer": 2, "near_duplicate": 5, "not_persian": 1},
+             "normalizer": {"arabic_yeh": 7, "zwnj": 2}, "near_duplicates": {"examples": [["a", "b"]]},
+             "files": [{"file": "x.json"}], "options": {"pii": "mask"}}
+    Layout(tmp_path).chat_stats().write_text(json.dumps(stats))
+    assert main(["card", "--root", str(tmp_path), "--no-synth"]) == 0
+    text = (tmp_path / "card/CARD.md").read_text("utf-8")
+    found = tables(text)
+    assert {r["key"]: int(r["count"]) for r in found["text: pii.found"]} == {"PHONE": 3, "EMAIL": 1}
+    assert {r["key"]: int(r["count"]) for r in found["text: pii.masked"]} == {"PHONE": 3}
+    assert {r["key"]: int(r["count"]) for r in found["text: dropped"]} == stats["dropped"]
+    assert {r["key"]: int(r["count"]) for r in found["text: normalizer"]} == stats["normalizer"]
+    assert (tmp_path / "card/text-normalizer.png").is_file() and "(text-normalizer.png)" in text
+    assert "**absent**: `datasets/text/persian_conversation/combined.jsonl` is missing" in text

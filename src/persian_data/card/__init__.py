@@ -44,6 +44,9 @@ def card_after_run(root: Path | str) -> Path | None:
         # The voices are not loaded here (seconds of torch on every run); spectrograms drawn by
         # an earlier `persian-data card` are reused.
         return make_card(root, synthesize=False)
+    except ExtraMissingError as exc:
+        card_log.warning("%s; the run wrote no card (its verdict does not depend on it)", exc)
+        return None
     except Exception as exc:
         card_log.error("card: not written (%s: %s); the gates' verdict stands. `persian-data card --root %s` "
                        "retries it", type(exc).__name__, exc, root)
