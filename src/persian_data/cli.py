@@ -269,8 +269,11 @@ def _dispatch(args) -> int:
     if args.command in ("fetch", "run"):
         stages = ("text", "speech") if args.command == "run" else ()
         prepare_options = _prepare_options(args) if stages else None
+        after_gates = None
+        if args.command == "run":  # the data card, after the gates (a failure is logged, the verdict stands)
+            from .card import card_after_run as after_gates
         outcome = pipeline.run_fetch(layout, sources, _options(args), verbose=args.verbose, prepare=stages,
-                                     prepare_options=prepare_options)
+                                     prepare_options=prepare_options, after_gates=after_gates)
         if args.dry_run:
             return 0
         return _report(outcome)

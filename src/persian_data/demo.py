@@ -36,6 +36,7 @@ def run_demo(root: Path | None, *, verbose: bool = False) -> int:
     from .localhub.replicas import DEMO, build_replicas
     from .localhub.server import LocalHub
     from .localhub.store import HubStore
+    from .card import card_after_run
     from .pipeline import run_fetch, run_verify
 
     work = Path(tempfile.mkdtemp(prefix="persian-data-demo-"))
@@ -46,7 +47,8 @@ def run_demo(root: Path | None, *, verbose: bool = False) -> int:
     with LocalHub(store) as hub:
         print(f"demo: local hub at {hub.endpoint}; layout at {root}", file=sys.stderr)
         options = FetchOptions(endpoint=hub.endpoint)
-        outcome = run_fetch(Layout(root), list(CATALOG), options, verbose=verbose, prepare=("text", "speech"))
+        outcome = run_fetch(Layout(root), list(CATALOG), options, verbose=verbose, prepare=("text", "speech"),
+                            after_gates=card_after_run)
         print("demo: second run (everything in place, nothing is downloaded)", file=sys.stderr)
         again = run_fetch(Layout(root), list(CATALOG), options, verbose=verbose, prepare=("text", "speech"))
     verified = run_verify(Layout(root), list(CATALOG), verbose=verbose)

@@ -17,6 +17,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -198,7 +199,10 @@ def load_stage_gates() -> None:
 
 
 def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, verbose: bool = False,
-              prepare: tuple[str, ...] = (), prepare_options: PrepareOptions | None = None) -> Outcome:
+              prepare: tuple[str, ...] = (), prepare_options: PrepareOptions | None = None,
+              after_gates: Callable[[Path], object] | None = None) -> Outcome:
+    """`after_gates(root)`: run under the root lock once the verdict is in (`run` writes the data
+    card there); its failure must not change the verdict, so it handles its own errors."""
     load_stage_gates()
     with Run(layout, secrets=options.secrets(), verbose=verbose) as run:
         lock = read_lock(layout.lock_file)
@@ -220,10 +224,8 @@ def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, v
         if not report.ok:
             outcome.ok = False
             outcome.failures = [line for lines in report.failed.values() for line in lines] + outcome.failures
-        if prepare:  # `run`: the data card, after the gates; a failure is logged, the verdict stands
-            from .card import card_after_run
-
-            card_after_run(layout.root)
+        if after_gates is not None and not options.dry_run:
+            after_gates(layout.root)
         return outcome
 
 
