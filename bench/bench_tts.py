@@ -223,18 +223,26 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.02)
         self.startup_s = time.perf_counter() - began
+        self.startup_cpu_s = self.cpu_s()  # load-independent: CPU the start cost, all threads
         self.health = httpx.get(f"{self.base}/health").json()
         self.client = httpx.Client(timeout=600)
+
+    def cpu_s(self) -> float:
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return times.user + times.system
 
     def warm(self) -> None:
         self.client.get(f"{self.base}/api/tts", params={"text": SHORT}).raise_for_status()
 
     def one(self) -> dict:
+        cpu = self.cpu_s()
         began = time.perf_counter()
         response = self.client.get(f"{self.base}/api/tts", params={"text": TEXT})
         took = time.perf_counter() - began
         response.raise_for_status()
-        return {"s": took, "audio_s": wav_seconds(response.content), "runtime": response.headers.get("x-runtime")}
+        audio = wav_seconds(response.content)
+        return {"s": took, "audio_s": audio, "cpu_per_audio_s": (self.cpu_s() - cpu) / audio,
+                "runtime": response.headers.get("x-runtime")}
 
     def load_test(self, requests: int, concurrency: int) -> dict:
         latencies: list[float] = []
@@ -315,12 +323,13 @@ def main() -> int:
     light_bin = ensure_light_venv(args.light_venv)
 
     print("cold starts of the ONNX server (light venv) ...", flush=True)
-    colds = []
+    colds, cold_cpu = [], []
     for _ in range(args.cold_starts):
         server = Server(light_bin, layout, "onnx", env)
         colds.append(server.startup_s)
+        cold_cpu.append(server.startup_cpu_s)
         server.close()
-    print(f"  {[round(c, 2) for c in colds]}", flush=True)
+    print(f"  wall {[round(c, 2) for c in colds]}, CPU {[round(c, 2) for c in cold_cpu]}", flush=True)
 
     print("starting both servers ...", flush=True)
     torch_server = Server(MAIN_BIN, layout, "torch", env)
@@ -376,7 +385,10 @@ def main() -> int:
         for row in items:
             row["rtf"] = (row.get("processing_s") or row.get("s") or row["total_s"]) / row["audio_s"]
     report.update(
-        cold_start_onnx_s={"runs": [round(c, 3) for c in colds], "median": round(statistics.median(colds), 3)},
+        cold_start_onnx_s={"runs": [round(c, 3) for c in colds], "median": round(statistics.median(colds), 3),
+                           "best": round(min(colds), 3), "cpu_s_median": round(statistics.median(cold_cpu), 3)},
+        startup_torch_cpu_s=round(torch_server.startup_cpu_s, 2),
+        server_cpu_per_audio_s_median={n: med(rows[n], "cpu_per_audio_s") for n in ("torch_server", "onnx_server")},
         startup_torch_s=round(torch_server.startup_s, 2),
         rows=rows,
         rtf_median={name: med(items, "rtf") for name, items in rows.items()},
@@ -425,7 +437,11 @@ def main() -> int:
         print(f"  ONNX server {name}: {row['requests_per_s']} req/s, p50 {row['p50_s']} s, p95 {row['p95_s']} s "
               f"({row['ok']} OK), peak {row['peak_mb']} MB")
     cs = report["cold_start_onnx_s"]
-    print(f"cold start until /health OK: ONNX {cs['median']} s (runs {cs['runs']}), torch {report['startup_torch_s']} s")
+    print(f"cold start until /health OK: ONNX {cs['median']} s median, {cs['best']} s best (runs {cs['runs']}; "
+          f"{cs['cpu_s_median']} CPU-s), torch {report['startup_torch_s']} s ({report['startup_torch_cpu_s']} CPU-s)")
+    cpu = report["server_cpu_per_audio_s_median"]
+    print(f"server CPU seconds per audio second (load-independent cross-check, all threads): ONNX "
+          f"{cpu['onnx_server']:.3f}, torch {cpu['torch_server']:.3f}")
     print(f"venv size: {report['venv_mb']}")
     print(f"results: {out}")
     return 0
