@@ -366,15 +366,17 @@ def test_a_failed_run_leaves_the_previous_outputs(layout: Layout, monkeypatch):
 def test_a_dead_worker_fails_the_run_cleanly(layout: Layout, monkeypatch):
     import os
 
+    from persian_data.prepare import chat_convert
+
     parent = os.getpid()
-    real = chat._work_piece
+    real = chat_convert._work_piece
 
     def dying(conv, piece):
         if os.getpid() != parent:
             os._exit(3)  # a worker killed (by the OOM killer, say)
         return real(conv, piece)
 
-    monkeypatch.setattr(chat, "_work_piece", dying)
+    monkeypatch.setattr(chat_convert, "_work_piece", dying)  # what the workers run
     with pytest.raises(chat.ChatError, match="worker process died"):
         prepare_chat(layout, ChatOptions(workers=2))
     assert not layout.chat_combined().exists()
@@ -517,8 +519,11 @@ def test_no_row_boundaries_is_damage_not_a_memory_blowup(tmp_path: Path, monkeyp
     d.mkdir(parents=True)
     (d / NAMES[0]).write_bytes(json.dumps([{"q": "پرسش", "a": ["پاسخ"]}] * 300).encode())  # objects
     (d / NAMES[1]).write_bytes(json.dumps(FILE3).encode())
+    from persian_data.prepare import chat_reader
+
     monkeypatch.setattr(chat, "CHUNK_BYTES", 256)
     monkeypatch.setattr(chat, "MAX_PIECE_BYTES", 2048)
+    monkeypatch.setattr(chat_reader, "MAX_PIECE_BYTES", 2048)  # the reader's own limit
     st = prepare_chat(layout, ChatOptions(workers=workers))
     assert st.files_rejected == [NAMES[0]] and st.files[0].error["reason"] == "invalid_json"
     assert "no row boundary" in st.files[0].error["detail"]

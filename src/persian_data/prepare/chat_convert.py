@@ -1,0 +1,248 @@
+"""Row conversion: one raw row -> chat conversations (runs in worker processes).
+
+Validates a row, normalizes its text, applies the title and answers rules and serializes each
+conversation line; every line is built from the three validated turns, so the schema holds by
+construction (`check_conversation` is the same schema, for reading lines back).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from dataclasses import asdict, dataclass
+from hashlib import blake2b
+from typing import Any, Literal
+
+import orjson
+
+from ..normalize import DEFAULT, NormalizerConfig, ZWNJ, _compiled
+from ..workers import exit_with
+from .chat_reader import _parse_piece, _Piece
+
+DEFAULT_SYSTEM_PROMPT = (
+    "شما یک دستیار حقوقی فارسی‌زبان هستید. به پرسش‌های حقوقی کاربران، دقیق، روشن و محترمانه "
+    "به زبان فارسی پاسخ دهید."
+)
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass
+class ChatOptions:
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    answers: Literal["first", "all"] = "first"
+    normalize: bool = True
+    normalizer: NormalizerConfig = DEFAULT
+    valid_fraction: float | None = None
+    # Worker processes for the per-row work; None: 2 (or the CPU count if lower) for inputs of
+    # 48 MiB and more, none for smaller ones; 0: everything in this process.
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.answers not in ("first", "all"):
+            raise ValueError(f"answers must be 'first' or 'all', not {self.answers!r}")
+        if self.valid_fraction is not None and not 0.0 < float(self.valid_fraction) < 1.0:
+            raise ValueError(f"valid_fraction must be between 0 and 1 (exclusive), not {self.valid_fraction}")
+        if not isinstance(self.system_prompt, str):
+            raise ValueError("system_prompt must be a string")
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("workers")  # does not change the output
+        return d
+
+
+
+_TITLE_STRIP = " \n.,،؛;:!?؟«»\"'()[]-–—"
+
+
+def _key(s: str) -> str:
+    """Loose comparison form: no spaces, newlines or ZWNJ."""
+    return s.replace(" ", "").replace("\n", "").replace(ZWNJ, "")
+
+
+def user_turn(title: str, question: str) -> str:
+    """The title rule (see the module docstring). Both arguments already normalized."""
+    t = title.strip()
+    if not t or t in question:  # the common cases, without building the loose forms
+        return question
+    kt = _key(t.strip(_TITLE_STRIP))
+    kq = _key(question)
+    if not kt or kt in kq:
+        return question
+    if kq and kq in _key(t):
+        return t
+    return t + "\n\n" + question
+
+
+def _plain(s: str) -> str:
+    """normalize=False: text as is, trimmed; lone surrogates (not UTF-8) dropped."""
+    s = s.strip()
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        s = s.encode("utf-8", "ignore").decode("utf-8")
+    return s
+
+
+class _Converter:
+    """Per-row work: validate, normalize, apply the title and answers rules, serialize, hash."""
+
+    def __init__(self, options: ChatOptions) -> None:
+        self.first = options.answers == "first"
+        if options.normalize:
+            c = _compiled(options.normalizer)
+            self.norm_many = c.many
+            self.norm_one = c
+        else:
+            self.norm_many = lambda xs: [_plain(x) for x in xs]
+            self.norm_one = _plain
+        self.system = self.norm_one(options.system_prompt)
+        if not self.system:
+            raise ValueError("the system prompt is empty (after normalization)")
+        self.head = orjson.dumps({"role": "system", "content": self.system})
+
+    def convert(self, rows: list[Any]) -> list[tuple]:
+        """One result per row: ("skip", reason, answers_skipped) or
+        ("ok", [(line, dedup_digest, split_digest, n_user, n_assistant)], answers_skipped)."""
+        results: list[tuple | None] = [None] * len(rows)
+        fields: list[str] = []
+        plan: list[tuple[int, int, int]] = []  # (row index, first field index, number of answers)
+        for i, row in enumerate(rows):
+            if not isinstance(row, list):
+                results[i] = ("skip", "not_a_list", None)
+                continue
+            if len(row) != 4:
+                results[i] = ("skip", "wrong_item_count", None)
+                continue
+            title, question, answers = row[0], row[1], row[2]
+            if not isinstance(title, str) or not isinstance(question, str):
+                results[i] = ("skip", "non_string_field", None)
+                continue
+            if not isinstance(answers, list):
+                results[i] = ("skip", "answers_not_list", None)
+                continue
+            if not answers:
+                results[i] = ("skip", "no_answers", None)
+                continue
+            take = answers[:1] if self.first else answers
+            plan.append((i, len(fields), len(take)))
+            fields.append(title)
+            fields.append(question)
+            fields.extend(a if isinstance(a, str) else "" for a in take)
+        normed = self.norm_many(fields) if fields else []
+        for i, at, n in plan:
+            row = rows[i]
+            question = normed[at + 1]
+            if not question:
+                results[i] = ("skip", "empty_question", None)
+                continue
+            user = user_turn(normed[at], question)
+            answers_in = row[2]
+            usable: list[str] = []
+            skipped: dict[str, int] = {}
+            if self.first:
+                # the first usable answer; look past the first only when it is unusable
+                for j, a in enumerate(answers_in):
+                    if not isinstance(a, str):
+                        skipped["non_string_answer"] = skipped.get("non_string_answer", 0) + 1
+                        continue
+                    na = normed[at + 2] if j == 0 else self.norm_one(a)
+                    if na:
+                        usable.append(na)
+                        break
+                    skipped["empty_answer"] = skipped.get("empty_answer", 0) + 1
+            else:
+                for j, a in enumerate(answers_in):
+                    if not isinstance(a, str):
+                        skipped["non_string_answer"] = skipped.get("non_string_answer", 0) + 1
+                        continue
+                    na = normed[at + 2 + j]
+                    if na:
+                        usable.append(na)
+                    else:
+                        skipped["empty_answer"] = skipped.get("empty_answer", 0) + 1
+            if not usable:
+                reason = "empty_answer" if skipped.get("empty_answer") else "non_string_field"
+                results[i] = ("skip", reason, skipped or None)
+                continue
+            user_json = orjson.dumps({"role": "user", "content": user})
+            # both digests hash the JSON of the turns (an unambiguous encoding of the text)
+            split_digest = blake2b(user_json, digest_size=8).digest()
+            convs = []
+            for a in usable:
+                asst_json = orjson.dumps({"role": "assistant", "content": a})
+                h = blake2b(user_json, digest_size=16)
+                h.update(asst_json)
+                line = b"".join((b'{"messages":[', self.head, b",", user_json, b",", asst_json, b"]}\n"))
+                convs.append((line, h.digest(), split_digest, len(user), len(a)))
+            results[i] = ("ok", convs, skipped or None)
+        return results  # type: ignore[return-value]
+
+
+def _raw_json(row: Any) -> bytes:
+    try:
+        return orjson.dumps(row)
+    except (TypeError, orjson.JSONEncodeError):  # lone surrogates, huge ints: escape everything
+        return json.dumps(row, ensure_ascii=True).encode("ascii")
+
+
+def _work_piece(conv: _Converter, piece: _Piece) -> tuple:
+    """Parse and convert one piece. Returns ("ok", n_rows, results, rejects), ("bad_cut",) or
+    ("damage", n_rows_before, reason, byte_offset, detail, context)."""
+    parsed = _parse_piece(piece)
+    if parsed.status == "bad_cut":
+        return ("bad_cut",)
+    if parsed.status == "damage":
+        return ("damage", len(parsed.rows), parsed.reason, parsed.byte_offset, parsed.detail,
+                parsed.context)
+    rows = parsed.rows
+    results = conv.convert(rows)
+    rejects = [(i, res[1], _raw_json(rows[i])) for i, res in enumerate(results) if res[0] == "skip"]
+    return ("ok", len(rows), results, rejects)
+
+
+_WORKER: _Converter | None = None
+
+
+def _worker_init(options: ChatOptions, run_pid: int) -> None:
+    global _WORKER
+    exit_with(run_pid)  # a killed run leaves no worker behind
+    _WORKER = _Converter(options)
+    # A worker makes no reference cycles (rows, strings, tuples; freed by reference counting),
+    # and the cyclic collector walking every parsed row costs ~15 % of its time.
+    gc.freeze()
+    gc.disable()
+
+
+def _worker_piece(piece: _Piece) -> tuple:
+    assert _WORKER is not None
+    return _work_piece(_WORKER, piece)
+
+
+class _Local:
+    """A piece to work on in this process, when its turn comes (workers=0)."""
+
+    def __init__(self, conv: _Converter, piece: _Piece) -> None:
+        self.conv, self.piece = conv, piece
+
+    def result(self) -> tuple:
+        return _work_piece(self.conv, self.piece)
+
+
+
+def check_conversation(obj: Any) -> str | None:
+    """None when `obj` has exactly the chat schema, else what is wrong."""
+    if not isinstance(obj, dict) or list(obj) != ["messages"]:
+        return "not an object with exactly one key, 'messages'"
+    msgs = obj["messages"]
+    if not isinstance(msgs, list) or len(msgs) != 3:
+        return "'messages' is not a list of 3 messages"
+    for m, role in zip(msgs, ROLES):
+        if not isinstance(m, dict) or list(m) != ["role", "content"]:
+            return "a message is not exactly {'role', 'content'}"
+        if m["role"] != role:
+            return f"roles are not system, user, assistant (found {m['role']!r} for {role})"
+        if not isinstance(m["content"], str) or not m["content"].strip():
+            return f"the {role} content is empty or not a string"
+    return None
+

@@ -1,0 +1,85 @@
+"""The chat stage's gate: combined.jsonl (and train/valid) as the stats say."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..gates import GateFailure, GateNote, gate
+from ..layout import Layout
+from .chat_convert import check_conversation
+from .chat_reader import raw_files
+
+_MAX_LISTED = 5
+
+
+def _check_jsonl(layout: Layout, path: Path, expected: int | None, what: str, parse: bool = True) -> list[GateFailure]:
+    rel = layout.relative(path)
+    fails: list[GateFailure] = []
+    bad = 0
+    n = 0
+    if not parse:  # quick mode: count lines at memory speed, no JSON work
+        with open(path, "rb") as fh:
+            n = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 22), b""))
+        if expected is not None and n != expected:
+            fails.append(GateFailure("chat", rel, f"{n} lines, but the stats say {expected} {what}"))
+        return fails
+    with open(path, "rb") as fh:
+        for n, line in enumerate(fh, 1):
+            try:
+                problem = check_conversation(orjson.loads(line))
+            except orjson.JSONDecodeError as e:
+                problem = f"not valid JSON ({e})"
+            if problem is not None:
+                bad += 1
+                if bad <= _MAX_LISTED:
+                    fails.append(GateFailure("chat", rel, f"line {n}: {problem}"))
+    if bad > _MAX_LISTED:
+        fails.append(GateFailure("chat", rel, f"{bad} bad lines in all (first {_MAX_LISTED} listed)"))
+    if expected is not None and n != expected:
+        fails.append(GateFailure("chat", rel, f"{n} lines, but the stats say {expected} {what}"))
+    return fails
+
+
+@gate("chat", stage="text", markers=lambda layout: [layout.chat_combined(), layout.chat_stats()])
+def chat_gates(ctx) -> list[GateFailure | GateNote]:
+    """combined.jsonl exists, is non-empty, has as many lines as the stats' "written", and every
+    line parses with the exact schema; the same for train/valid when the stats list a split.
+
+    Every line is parsed by `verify` and right after `prepare text`; a plain rerun of `fetch`
+    only counts lines (the file is unchanged unless prepare ran), so a rerun stays nearly free."""
+    layout = ctx if isinstance(ctx, Layout) else ctx.layout
+    parse = isinstance(ctx, Layout) or ctx.thorough or "text" in ctx.required_stages
+    if not raw_files(layout):
+        return []  # the text bucket is not there: nothing to check
+    combined = layout.chat_combined()
+    rel = layout.relative(combined)
+    if not combined.is_file():
+        return [GateFailure("chat", rel, "missing; run `persian-data prepare text`")]
+    if combined.stat().st_size == 0:
+        return [GateFailure("chat", rel, "empty")]
+    fails: list[GateFailure | GateNote] = []
+    stats_path = layout.chat_stats()
+    stats: dict[str, Any] | None = None
+    try:
+        stats = orjson.loads(stats_path.read_bytes())
+        if not isinstance(stats, dict) or not isinstance(stats.get("written"), int):
+            raise ValueError("no integer 'written'")
+    except FileNotFoundError:
+        fails.append(GateFailure("chat", layout.relative(stats_path), "missing; rerun `persian-data prepare text`"))
+        stats = None
+    except (orjson.JSONDecodeError, ValueError) as e:
+        fails.append(GateFailure("chat", layout.relative(stats_path), f"unreadable: {e}"))
+        stats = None
+    fails += _check_jsonl(layout, combined, stats["written"] if stats else None, "written", parse)
+    splits = (stats or {}).get("splits")
+    if isinstance(splits, dict):
+        for name in ("train", "valid"):
+            p = layout.chat_split(name)
+            if not p.is_file():
+                fails.append(GateFailure("chat", layout.relative(p), "missing, but the stats list a split"))
+                continue
+            fails += _check_jsonl(layout, p, splits.get(name), f"in {name}", parse)
+    return fails
