@@ -72,6 +72,7 @@ row; the worker says so, and the main process parses that piece again joined wit
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -151,6 +152,7 @@ class ChatStats:
     characters: dict[str, int] = field(default_factory=lambda: {"system": 0, "user": 0, "assistant": 0, "total": 0})
     splits: dict[str, int] | None = None
     files_rejected: list[str] = field(default_factory=list)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> lines, sha256
     seconds: float = 0.0  # wall time; logged, not written to the stats file (reruns are identical)
 
     def to_json(self) -> dict[str, Any]:
@@ -165,6 +167,7 @@ class ChatStats:
             "characters": self.characters,
             "splits": self.splits,
             "files_rejected": self.files_rejected,
+            "outputs": self.outputs,
             "files": [
                 {**asdict(f), "skipped": dict(sorted(f.skipped.items())),
                  "answers_skipped": dict(sorted(f.answers_skipped.items()))}
@@ -194,14 +197,26 @@ def _pick_workers(options: ChatOptions, total_bytes: int) -> int:
 
 
 class _Writers:
-    """The output temp files, with positions to roll a damaged file back to."""
+    """The output temp files, hashed as they are written, with positions to roll a damaged file
+    back to. `digests` gets each output's sha256 once it is in place (for the stats, the gate and
+    the run's hash cache: nothing is read back)."""
 
-    def __init__(self, stack: ExitStack, layout: Layout, split: bool) -> None:
+    def __init__(self, stack: ExitStack, layout: Layout, split: bool, cache=None) -> None:
         tmp = layout.tmp_dir
-        self.combined = stack.enter_context(atomic_writer(layout.chat_combined(), tmp))
-        self.rejects = stack.enter_context(atomic_writer(layout.chat_rejects(), tmp))
-        self.train = stack.enter_context(atomic_writer(layout.chat_split("train"), tmp)) if split else None
-        self.valid = stack.enter_context(atomic_writer(layout.chat_split("valid"), tmp)) if split else None
+        self.digests: dict[str, str] = {}
+
+        def placed(path: Path, sha256: str) -> None:
+            self.digests[path.name] = sha256
+            if cache is not None:
+                cache.placed(path, sha256)
+
+        def open_(final: Path):
+            return stack.enter_context(atomic_writer(final, tmp, on_placed=placed))
+
+        self.combined = open_(layout.chat_combined())
+        self.rejects = open_(layout.chat_rejects())
+        self.train = open_(layout.chat_split("train")) if split else None
+        self.valid = open_(layout.chat_split("valid")) if split else None
 
     def handles(self) -> list[IO]:
         return [h for h in (self.combined, self.rejects, self.train, self.valid) if h is not None]
@@ -211,9 +226,24 @@ class _Writers:
 
     def rollback(self, marks: list[int]) -> None:
         for h, pos in zip(self.handles(), marks):
-            h.flush()
-            h.truncate(pos)
-            h.seek(pos)
+            _truncate_hashed(h, pos)
+
+
+def _truncate_hashed(handle, position: int) -> None:
+    """Roll a hashing writer (`atomic_writer(on_placed=...)`) back to `position`; its digest is
+    rebuilt from the bytes that stay. Rare (a damaged input file), so reading them back is fine."""
+    handle.flush()
+    handle.truncate(position)
+    handle.seek(position)
+    digest = hashlib.sha256()
+    fd, offset = handle.fileno(), 0
+    while offset < position:
+        block = os.pread(fd, min(8 << 20, position - offset), offset)
+        if not block:
+            raise ChatError(f"{handle.name}: shorter than {position} bytes while rolling back")
+        digest.update(block)
+        offset += len(block)
+    handle.sha256 = digest  # the writer's running digest (what on_placed will report)
 
 
 def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
@@ -257,7 +287,7 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
                                        initargs=(options, os.getpid()))
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)
             pool.submit(int).result()
-        out = _Writers(stack, layout, split)
+        out = _Writers(stack, layout, split, cache)
         bar = stack.enter_context(progress(total_bytes, "chat: reading", "B", logger=log, unit_scale=True))
         max_pending = 2 * n_workers + 1 if pool is not None else 1
 
@@ -397,8 +427,16 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
             layout.chat_split(name).unlink(missing_ok=True)
     # The stats last: the gate compares their "written" with combined.jsonl, so a run killed
     # between the renames is caught by `verify`.
+    # What the gate checks without reading the outputs again: each one's line count and the sha256
+    # of the bytes written (every line was built from validated turns as it was produced).
+    stats.outputs = {layout.chat_combined().name: {"lines": stats.written,
+                                                   "sha256": out.digests[layout.chat_combined().name]}}
+    if split:
+        for name in ("train", "valid"):
+            path = layout.chat_split(name)
+            stats.outputs[path.name] = {"lines": stats.splits[name], "sha256": out.digests[path.name]}
     atomic_write_bytes(layout.chat_stats(), orjson.dumps(stats.to_json(), option=orjson.OPT_INDENT_2)
-                       + b"\n", layout.tmp_dir)
+                       + b"\n", layout.tmp_dir, on_placed=cache.placed if cache is not None else None)
     stats.seconds = time.monotonic() - t0
     mb = total_bytes / 1e6
     log.info("chat: %d conversations written from %d rows (%d skipped%s, %d duplicates) in %.1f s "

@@ -15,12 +15,28 @@ from .chat_reader import raw_files
 _MAX_LISTED = 5
 
 
-def _check_jsonl(layout: Layout, path: Path, expected: int | None, what: str, parse: bool = True) -> list[GateFailure]:
+def _check_jsonl(ctx, path: Path, expected: int | None, what: str, recorded: dict | None,
+                 parse: bool) -> list[GateFailure]:
+    """One chat output against what the stage recorded while writing it.
+
+    Normal runs: the file's sha256 must be the one the stage took while writing (from the run's
+    hash cache: a stat(), or a real hash when the file changed since) and its line count is the
+    stats'. `verify` (parse) also reads every line and checks the exact schema."""
+    layout = ctx if isinstance(ctx, Layout) else ctx.layout
     rel = layout.relative(path)
     fails: list[GateFailure] = []
+    sha = recorded.get("sha256") if isinstance(recorded, dict) else None
+    if isinstance(sha, str) and not isinstance(ctx, Layout):
+        got = ctx.sha256(path)
+        if got != sha:
+            fails.append(GateFailure("chat", rel, f"sha256 is {got}, but `prepare text` wrote {sha}: "
+                                                  "the file changed since; rerun `persian-data prepare text`"))
+            parse = True  # say what is wrong with it, too
+        elif not parse:
+            return fails  # the bytes the stage wrote and validated, line by line, as it produced them
     bad = 0
     n = 0
-    if not parse:  # quick mode: count lines at memory speed, no JSON work
+    if not parse:  # stats from an older version (no recorded hash): count lines, no JSON work
         with open(path, "rb") as fh:
             n = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 22), b""))
         if expected is not None and n != expected:
@@ -45,13 +61,11 @@ def _check_jsonl(layout: Layout, path: Path, expected: int | None, what: str, pa
 
 @gate("chat", stage="text", markers=lambda layout: [layout.chat_combined(), layout.chat_stats()])
 def chat_gates(ctx) -> list[GateFailure | GateNote]:
-    """combined.jsonl exists, is non-empty, has as many lines as the stats' "written", and every
-    line parses with the exact schema; the same for train/valid when the stats list a split.
-
-    Every line is parsed by `verify` and right after `prepare text`; a plain rerun of `fetch`
-    only counts lines (the file is unchanged unless prepare ran), so a rerun stays nearly free."""
+    """combined.jsonl exists, is non-empty, holds the bytes and line count `prepare text` recorded;
+    the same for train/valid when the stats list a split. `verify` also parses every line with the
+    exact schema; other runs cost a stat() per output (the stage validated each line as it wrote it)."""
     layout = ctx if isinstance(ctx, Layout) else ctx.layout
-    parse = isinstance(ctx, Layout) or ctx.thorough or "text" in ctx.required_stages
+    parse = isinstance(ctx, Layout) or ctx.thorough
     if not raw_files(layout):
         return []  # the text bucket is not there: nothing to check
     combined = layout.chat_combined()
@@ -73,7 +87,10 @@ def chat_gates(ctx) -> list[GateFailure | GateNote]:
     except (orjson.JSONDecodeError, ValueError) as e:
         fails.append(GateFailure("chat", layout.relative(stats_path), f"unreadable: {e}"))
         stats = None
-    fails += _check_jsonl(layout, combined, stats["written"] if stats else None, "written", parse)
+    outputs = (stats or {}).get("outputs")
+    outputs = outputs if isinstance(outputs, dict) else {}
+    fails += _check_jsonl(ctx, combined, stats["written"] if stats else None, "written",
+                          outputs.get(combined.name), parse)
     splits = (stats or {}).get("splits")
     if isinstance(splits, dict):
         for name in ("train", "valid"):
@@ -81,5 +98,5 @@ def chat_gates(ctx) -> list[GateFailure | GateNote]:
             if not p.is_file():
                 fails.append(GateFailure("chat", layout.relative(p), "missing, but the stats list a split"))
                 continue
-            fails += _check_jsonl(layout, p, splits.get(name), f"in {name}", parse)
+            fails += _check_jsonl(ctx, p, splits.get(name), f"in {name}", outputs.get(p.name), parse)
     return fails

@@ -35,7 +35,7 @@ def onnx_results(ctx, source) -> list[GateFailure]:
     return [GateFailure(GATE, layout.relative(path), reason) for path, reason in problems]
 
 
-@gate(GATE, warmup=start_check_worker)
+@gate(GATE, warmup=start_check_worker, bucket="tts")
 def tts_gates(ctx) -> list[GateFailure | GateNote]:
     """Model check for each voice bucket present under datasets/tts/, and its ONNX export's record.
 
