@@ -2,7 +2,7 @@
 
 Validates a row, normalizes its text, applies the title and answers rules and serializes each
 conversation line; every line is built from the three validated turns, so the schema holds by
-construction (`check_conversation` is the same schema, for reading lines back).
+construction, and each one is checked with `check_conversation` (the gate's schema) as it is made.
 """
 
 from __future__ import annotations
@@ -170,6 +170,13 @@ class _Converter:
             split_digest = blake2b(user_json, digest_size=8).digest()
             convs = []
             for a in usable:
+                # each line is validated as it is produced (the gate's schema, on the turns the
+                # line is built from), so nothing has to re-parse the file afterwards
+                problem = check_conversation({"messages": [{"role": "system", "content": self.system},
+                                                           {"role": "user", "content": user},
+                                                           {"role": "assistant", "content": a}]})
+                if problem is not None:
+                    raise ValueError(f"a conversation failed the chat schema as it was built: {problem}")
                 asst_json = orjson.dumps({"role": "assistant", "content": a})
                 h = blake2b(user_json, digest_size=16)
                 h.update(asst_json)

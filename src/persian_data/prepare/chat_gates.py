@@ -26,6 +26,9 @@ def _check_jsonl(ctx, path: Path, expected: int | None, what: str, recorded: dic
     rel = layout.relative(path)
     fails: list[GateFailure] = []
     sha = recorded.get("sha256") if isinstance(recorded, dict) else None
+    if isinstance(sha, str) and expected is not None and recorded.get("lines") != expected:
+        fails.append(GateFailure("chat", rel, f"the stats record {recorded.get('lines')} lines written "
+                                              f"but {expected} {what}"))
     if isinstance(sha, str) and not isinstance(ctx, Layout):
         got = ctx.sha256(path)
         if got != sha:
