@@ -1,0 +1,3 @@
+"""Rules that make the chat corpus fit to train on, as pure functions (no I/O, no logging):
+`pii` (personal data masked with typed placeholders), `answers` (non-answers and advertising),
+`script` (is it mostly Persian), `near_dup` (near-identical questions collapsed, MinHash/LSH)."""
