@@ -29,6 +29,16 @@ from persian_data.prepare.chat import (
 )
 
 Z = ZWNJ
+# These tests pin the conversion itself (title/answers rules, normalization, split, damage): the
+# cleaning rules (PII, non-answers, script, near-dups) are off here and tested in test_chat_clean.py.
+RULES_OFF = dict(pii="keep", answer_rules=False, script_check=False, near_dup=False)
+
+
+def _opts(**kw) -> ChatOptions:
+    return ChatOptions(**{**RULES_OFF, **kw})
+
+
+RAW = _opts()
 SYS = DEFAULT_SYSTEM_PROMPT
 NAMES = (
     "dadrah_dataset.json",
@@ -138,7 +148,7 @@ def _tree_digest(d: Path) -> dict[str, str]:
 def test_end_to_end(layout: Layout, caplog):
     raw_before = _tree_digest(layout.content_dir(BY_KEY["text"]))
     with caplog.at_level("INFO", logger="persian_data.prepare.chat"):
-        st = prepare_chat(layout)
+        st = prepare_chat(layout, RAW)
     combined = layout.chat_combined()
     lines = combined.read_bytes().splitlines()
     pairs = _pairs(combined)
@@ -214,7 +224,7 @@ def test_end_to_end(layout: Layout, caplog):
 
 
 def test_answers_all(layout: Layout):
-    st = prepare_chat(layout, ChatOptions(answers="all"))
+    st = prepare_chat(layout, _opts(answers="all"))
     pairs = _pairs(layout.chat_combined())
     # row 2 of file 0 gives one conversation per answer, with the same user turn
     assert pairs[2:4] == [(EXPECTED0[2][0], "پاسخ اول"), (EXPECTED0[2][0], "پاسخ دوم")]
@@ -235,7 +245,7 @@ def test_title_rule():
 
 
 def test_no_normalization(layout: Layout):
-    prepare_chat(layout, ChatOptions(normalize=False))
+    prepare_chat(layout, _opts(normalize=False))
     pairs = _pairs(layout.chat_combined())
     assert pairs[1] == ("آيا مي‌توانم مهريه را به اجرا بگذارم؟", "بله، مي‌توانيد. مصطفى هم موافق است.")
     assert pairs[0][1] == FILE0[0][2][0]
@@ -243,24 +253,24 @@ def test_no_normalization(layout: Layout):
 
 def test_system_prompt_is_normalized_and_configurable(layout: Layout):
     assert normalize(DEFAULT_SYSTEM_PROMPT) == DEFAULT_SYSTEM_PROMPT
-    prepare_chat(layout, ChatOptions(system_prompt="  شما دستيار هستيد  "))
+    prepare_chat(layout, _opts(system_prompt="  شما دستيار هستيد  "))
     first = orjson.loads(layout.chat_combined().read_bytes().splitlines()[0])
     assert first["messages"][0]["content"] == "شما دستیار هستید"
     with pytest.raises(ValueError):
-        prepare_chat(layout, ChatOptions(system_prompt="\u200c "))
+        prepare_chat(layout, _opts(system_prompt="\u200c "))
 
 
 def test_rerun_is_byte_identical(layout: Layout):
-    prepare_chat(layout, ChatOptions(valid_fraction=0.25))
+    prepare_chat(layout, _opts(valid_fraction=0.25))
     outs = [layout.chat_combined(), layout.chat_split("train"), layout.chat_split("valid"),
             layout.chat_stats(), layout.chat_rejects()]
     first = [p.read_bytes() for p in outs]
-    prepare_chat(layout, ChatOptions(valid_fraction=0.25))
+    prepare_chat(layout, _opts(valid_fraction=0.25))
     assert [p.read_bytes() for p in outs] == first
 
 
 def test_split_is_stable_and_follows_the_documented_hash(layout: Layout):
-    st = prepare_chat(layout, ChatOptions(valid_fraction=0.3))
+    st = prepare_chat(layout, _opts(valid_fraction=0.3))
     combined = layout.chat_combined().read_bytes().splitlines()
     train = layout.chat_split("train").read_bytes().splitlines()
     valid = layout.chat_split("valid").read_bytes().splitlines()
@@ -274,22 +284,22 @@ def test_split_is_stable_and_follows_the_documented_hash(layout: Layout):
         assert (line in valid) == (h < limit)
     # the split depends on the user turn only: another system prompt, the same assignment
     valid_users = {orjson.loads(x)["messages"][1]["content"] for x in valid}
-    prepare_chat(layout, ChatOptions(valid_fraction=0.3, system_prompt="دستیار"))
+    prepare_chat(layout, _opts(valid_fraction=0.3, system_prompt="دستیار"))
     valid2 = {orjson.loads(x)["messages"][1]["content"]
               for x in layout.chat_split("valid").read_bytes().splitlines()}
     assert valid2 == valid_users
     # without a fraction, stale train/valid files are removed
-    prepare_chat(layout)
+    prepare_chat(layout, RAW)
     assert not layout.chat_split("train").exists() and not layout.chat_split("valid").exists()
     assert chat_gates(layout) == []
 
 
 def test_workers_give_the_same_bytes(layout: Layout, monkeypatch):
     monkeypatch.setattr(chat, "CHUNK_BYTES", 200)  # many pieces in flight
-    prepare_chat(layout, ChatOptions(valid_fraction=0.5, workers=0))
+    prepare_chat(layout, _opts(valid_fraction=0.5, workers=0))
     ref = [p.read_bytes() for p in (layout.chat_combined(), layout.chat_split("valid"),
                                     layout.chat_stats(), layout.chat_rejects())]
-    prepare_chat(layout, ChatOptions(valid_fraction=0.5, workers=2))
+    prepare_chat(layout, _opts(valid_fraction=0.5, workers=2))
     got = [p.read_bytes() for p in (layout.chat_combined(), layout.chat_split("valid"),
                                     layout.chat_stats(), layout.chat_rejects())]
     assert got == ref
@@ -299,7 +309,7 @@ def test_datasets_load_dataset(layout: Layout, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     datasets = pytest.importorskip("datasets")
-    prepare_chat(layout)
+    prepare_chat(layout, RAW)
     ds = datasets.load_dataset("json", data_files=str(layout.chat_combined()), split="train",
                                cache_dir=str(tmp_path / "hf-cache"))
     assert ds.num_rows == orjson.loads(layout.chat_stats().read_bytes())["written"]
@@ -310,7 +320,7 @@ def test_datasets_load_dataset(layout: Layout, tmp_path: Path, monkeypatch):
 
 
 def test_iter_conversations(layout: Layout):
-    prepare_chat(layout, ChatOptions(valid_fraction=0.5))
+    prepare_chat(layout, _opts(valid_fraction=0.5))
     convs = list(iter_conversations(layout.root))
     assert [(c["messages"][1]["content"], c["messages"][2]["content"]) for c in convs[:5]] == EXPECTED0
     assert all(check_conversation(c) is None for c in convs)
@@ -323,11 +333,11 @@ def test_iter_conversations(layout: Layout):
 def test_missing_or_empty_raw_folder(tmp_path: Path):
     layout = Layout(tmp_path / "r")
     with pytest.raises(ChatSourceMissingError):
-        prepare_chat(layout)
+        prepare_chat(layout, RAW)
     layout.content_dir(BY_KEY["text"]).mkdir(parents=True)
     (layout.content_dir(BY_KEY["text"]) / "README.md").write_text("x")
     with pytest.raises(ChatSourceMissingError):
-        prepare_chat(layout)
+        prepare_chat(layout, RAW)
     with pytest.raises(ChatSourceMissingError):
         list(iter_conversations(layout.root))
     assert chat_gates(layout) == []  # no text bucket: nothing to check
@@ -339,26 +349,26 @@ def test_all_files_damaged_writes_nothing(tmp_path: Path):
     d.mkdir(parents=True)
     (d / NAMES[0]).write_bytes(b'[["a", "b", ["c"], []], ["d"')
     with pytest.raises(chat.ChatError):
-        prepare_chat(layout)
+        prepare_chat(layout, RAW)
     assert not layout.chat_combined().exists() and not layout.chat_stats().exists()
 
 
 def test_a_failed_run_leaves_the_previous_outputs(layout: Layout, monkeypatch):
-    prepare_chat(layout)
+    prepare_chat(layout, RAW)
     before = {p: p.read_bytes() for p in (layout.chat_combined(), layout.chat_stats(), layout.chat_rejects())}
     calls = {"n": 0}
     real = chat._Converter.convert
 
-    def boom(self, rows):
+    def boom(self, rows, *rest):
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("killed")
-        return real(self, rows)
+        return real(self, rows, *rest)
 
     monkeypatch.setattr(chat._Converter, "convert", boom)
     monkeypatch.setattr(chat, "CHUNK_BYTES", 300)
     with pytest.raises(RuntimeError):
-        prepare_chat(layout, ChatOptions(workers=0))
+        prepare_chat(layout, _opts(workers=0))
     assert {p: p.read_bytes() for p in before} == before
     assert not any(layout.tmp_dir.iterdir())
 
@@ -378,7 +388,7 @@ def test_a_dead_worker_fails_the_run_cleanly(layout: Layout, monkeypatch):
 
     monkeypatch.setattr(chat_convert, "_work_piece", dying)  # what the workers run
     with pytest.raises(chat.ChatError, match="worker process died"):
-        prepare_chat(layout, ChatOptions(workers=2))
+        prepare_chat(layout, _opts(workers=2))
     assert not layout.chat_combined().exists()
     assert not any(layout.tmp_dir.iterdir())
 
@@ -389,7 +399,7 @@ def test_a_dead_worker_fails_the_run_cleanly(layout: Layout, monkeypatch):
 
 
 def test_gates_catch_corruption(layout: Layout):
-    prepare_chat(layout, ChatOptions(valid_fraction=0.5))
+    prepare_chat(layout, _opts(valid_fraction=0.5))
     combined = layout.chat_combined()
     good = combined.read_bytes()
     assert chat_gates(layout) == []
@@ -506,7 +516,7 @@ def test_false_separators_in_the_pipeline(tmp_path: Path, monkeypatch, workers):
     rows[7] = ["t", "q", [["nested"]], ["k"]]  # a malformed row: answers hold a list
     (d / NAMES[0]).write_bytes(json.dumps(rows).encode())
     monkeypatch.setattr(chat, "CHUNK_BYTES", 64)
-    st = prepare_chat(layout, ChatOptions(workers=workers))
+    st = prepare_chat(layout, _opts(workers=workers))
     assert st.rows_read == 30 and st.written == 29 and st.skipped == {"non_string_field": 1}
     # (the punctuation rule also removes the spaces inside " ]" and "[ ")
     assert _pairs(layout.chat_combined())[0] == ("عنوان\n\nپرسش ۰ با]], [در متن", 'پاسخ ۰]], ["x')
@@ -524,7 +534,7 @@ def test_no_row_boundaries_is_damage_not_a_memory_blowup(tmp_path: Path, monkeyp
     monkeypatch.setattr(chat, "CHUNK_BYTES", 256)
     monkeypatch.setattr(chat, "MAX_PIECE_BYTES", 2048)
     monkeypatch.setattr(chat_reader, "MAX_PIECE_BYTES", 2048)  # the reader's own limit
-    st = prepare_chat(layout, ChatOptions(workers=workers))
+    st = prepare_chat(layout, _opts(workers=workers))
     assert st.files_rejected == [NAMES[0]] and st.files[0].error["reason"] == "invalid_json"
     assert "no row boundary" in st.files[0].error["detail"]
     assert st.written == len(FILE3)
@@ -551,7 +561,7 @@ def test_on_the_replica(tmp_path: Path):
     for name, data in replicas.text_repo(replicas.TINY, hostile=True).items():
         (d / name).write_bytes(data)
     manifest = replicas.text_manifest(replicas.TINY, hostile=True)
-    st = prepare_chat(layout)
+    st = prepare_chat(layout, RAW)
     by_file = {f.file: f for f in st.files}
     for name in replicas.TEXT_FILES:
         assert by_file[name].rows_read == manifest[name]["elements"]

@@ -77,6 +77,7 @@ import json
 import logging
 import multiprocessing
 import os
+import tempfile
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -95,9 +96,12 @@ from ..layout import Layout
 from ..progress import progress
 from .chat_convert import (DEFAULT_SYSTEM_PROMPT, ROLES, ChatOptions, _Converter, _Local, _work_piece,  # noqa: F401
                            _worker_init, _worker_piece, check_conversation, user_turn)
+from .chat_clean import mask_raw
 from .chat_gates import chat_gates  # noqa: F401  (registers the gate)
+from .chat_near_dup import Candidates, collapse_and_copy
 from .chat_reader import (CHUNK_BYTES, MAX_PIECE_BYTES, RawFileError, _join, _pieces, _too_big,  # noqa: F401
                           iter_raw_rows, raw_files)
+from .chat_review import REVIEW_EXAMPLES, write_review
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "ROLES", "ChatError", "ChatOptions", "ChatSourceMissingError", "ChatStats",
            "RawFileError", "chat_gates", "check_conversation", "iter_conversations", "iter_raw_rows",
@@ -115,6 +119,11 @@ SKIP_REASONS = (
     "no_answers",
     "empty_question",
     "empty_answer",
+)
+RULE_SKIP_REASONS = (  # rows the cleaning rules (chat_clean) skip
+    "pii",  # --pii drop: the row holds personal data
+    "non_answer",  # every answer was a non-answer
+    "not_persian",  # the user turn is not mostly Persian script
 )
 
 
@@ -153,6 +162,14 @@ class ChatStats:
     splits: dict[str, int] | None = None
     files_rejected: list[str] = field(default_factory=list)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> lines, sha256
+    # the cleaning rules (chat_clean): counts only, never the personal data itself
+    pii_found: dict[str, int] = field(default_factory=dict)
+    pii_masked: dict[str, int] = field(default_factory=dict)
+    answers_dropped: dict[str, int] = field(default_factory=dict)
+    contact_lines_removed: int = 0
+    answers_trimmed: int = 0
+    near_duplicates: dict[str, Any] | None = None
+    examples: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # for the review sample
     seconds: float = 0.0  # wall time; logged, not written to the stats file (reruns are identical)
 
     def to_json(self) -> dict[str, Any]:
@@ -168,6 +185,17 @@ class ChatStats:
             "splits": self.splits,
             "files_rejected": self.files_rejected,
             "outputs": self.outputs,
+            "rules": {
+                "pii": {"mode": self.options.get("pii"), "found": dict(sorted(self.pii_found.items())),
+                        "masked": dict(sorted(self.pii_masked.items())),
+                        "conversations_dropped": self.skipped.get("pii", 0)},
+                "answers_dropped": dict(sorted(self.answers_dropped.items())),
+                "answers_trimmed": self.answers_trimmed,
+                "contact_lines_removed": self.contact_lines_removed,
+                "non_answer_rows_dropped": self.skipped.get("non_answer", 0),
+                "not_persian_rows_dropped": self.skipped.get("not_persian", 0),
+                "near_duplicates": self.near_duplicates,
+            },
             "files": [
                 {**asdict(f), "skipped": dict(sorted(f.skipped.items())),
                  "answers_skipped": dict(sorted(f.answers_skipped.items()))}
@@ -201,7 +229,7 @@ class _Writers:
     back to. `digests` gets each output's sha256 once it is in place (for the stats, the gate and
     the run's hash cache: nothing is read back)."""
 
-    def __init__(self, stack: ExitStack, layout: Layout, split: bool, cache=None) -> None:
+    def __init__(self, stack: ExitStack, layout: Layout, split: bool, cache=None, staged: bool = False) -> None:
         tmp = layout.tmp_dir
         self.digests: dict[str, str] = {}
 
@@ -213,10 +241,20 @@ class _Writers:
         def open_(final: Path):
             return stack.enter_context(atomic_writer(final, tmp, on_placed=placed))
 
-        self.combined = open_(layout.chat_combined())
+        self.open_final = open_
+        self.staged_path: Path | None = None
         self.rejects = open_(layout.chat_rejects())
-        self.train = open_(layout.chat_split("train")) if split else None
-        self.valid = open_(layout.chat_split("valid")) if split else None
+        if staged:  # near-dup: pass 1 writes here; pass 2 copies what stays to the outputs
+            tmp.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=tmp, prefix="chat.staged.", suffix=".tmp")
+            self.staged_path = Path(name)
+            stack.callback(self.staged_path.unlink, missing_ok=True)
+            self.combined = stack.enter_context(os.fdopen(fd, "w+b"))
+            self.train = self.valid = None
+        else:
+            self.combined = open_(layout.chat_combined())
+            self.train = open_(layout.chat_split("train")) if split else None
+            self.valid = open_(layout.chat_split("valid")) if split else None
 
     def handles(self) -> list[IO]:
         return [h for h in (self.combined, self.rejects, self.train, self.valid) if h is not None]
@@ -235,6 +273,8 @@ def _truncate_hashed(handle, position: int) -> None:
     handle.flush()
     handle.truncate(position)
     handle.seek(position)
+    if not hasattr(handle, "sha256"):
+        return
     digest = hashlib.sha256()
     fd, offset = handle.fileno(), 0
     while offset < position:
@@ -243,7 +283,8 @@ def _truncate_hashed(handle, position: int) -> None:
             raise ChatError(f"{handle.name}: shorter than {position} bytes while rolling back")
         digest.update(block)
         offset += len(block)
-    handle.sha256 = digest  # the writer's running digest (what on_placed will report)
+    if hasattr(handle, "sha256"):  # a plain staging file has no digest to keep
+        handle.sha256 = digest  # the writer's running digest (what on_placed will report)
 
 
 def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
@@ -287,7 +328,8 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
                                        initargs=(options, os.getpid()))
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)
             pool.submit(int).result()
-        out = _Writers(stack, layout, split, cache)
+        out = _Writers(stack, layout, split, cache, staged=options.near_dup)
+        cands = Candidates() if options.near_dup else None
         bar = stack.enter_context(progress(total_bytes, "chat: reading", "B", logger=log, unit_scale=True))
         max_pending = 2 * n_workers + 1 if pool is not None else 1
 
@@ -296,6 +338,9 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
             fs = FileStats(file=path.relative_to(raw_dir).as_posix(), bytes=size)
             file_json = orjson.dumps(fs.file)
             marks = out.mark()
+            cand_marks = cands.mark() if cands is not None else None
+            file_index = len(stats.files)
+            tallies: list[tuple] = []  # what the rules did, merged once the file is known good
             added: list[bytes] = []
             chars = {"system": 0, "user": 0, "assistant": 0}
             splits = {"train": 0, "valid": 0}
@@ -335,10 +380,14 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
                 if res[0] == "damage":
                     damage = res
                     break
-                _, n_rows, results, rejects = res
+                _, n_rows, results, rejects, tally, sigs = res
+                tallies.append(tally)
                 lines: list[bytes] = []
                 train: list[bytes] = []
                 valid: list[bytes] = []
+                sig_rows: list[int] = []  # this piece's signature rows that wrote a line
+                sig_keys: list[bytes] = []
+                ok_row = -1
                 for kind, payload, ans_skipped in results:
                     if ans_skipped:
                         for r, k in ans_skipped.items():
@@ -347,6 +396,8 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
                         _add(fs.skipped, payload)
                         continue
                     fs.rows_converted += 1
+                    ok_row += 1
+                    row_key = None
                     for line, dedup, split_digest, n_user, n_asst in payload:
                         if dedup in seen:
                             fs.duplicates += 1
@@ -356,17 +407,27 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
                         lines.append(line)
                         chars["user"] += n_user
                         chars["assistant"] += n_asst
+                        in_valid = split and int.from_bytes(split_digest, "big") < threshold
                         if split:
-                            if int.from_bytes(split_digest, "big") < threshold:
-                                valid.append(line)
-                            else:
-                                train.append(line)
+                            (valid if in_valid else train).append(line)
+                        if cands is not None:
+                            if row_key is None:
+                                sig_rows.append(ok_row)
+                                sig_keys.append(dedup)
+                                row_key = dedup
+                            elif dedup < row_key:
+                                sig_keys[-1] = row_key = dedup
+                            cands.add_line(len(cands.keys) + len(sig_keys) - 1, file_index, in_valid,
+                                           n_user, n_asst)
+                if cands is not None:
+                    cands.add_piece(sigs, sig_rows, sig_keys)
                 out.combined.write(b"".join(lines))
                 fs.conversations_written += len(lines)
                 chars["system"] += n_sys * len(lines)
                 if split:
-                    out.train.write(b"".join(train))
-                    out.valid.write(b"".join(valid))
+                    if out.train is not None:
+                        out.train.write(b"".join(train))
+                        out.valid.write(b"".join(valid))
                     splits["train"] += len(train)
                     splits["valid"] += len(valid)
                 for i, reason, raw in rejects:
@@ -384,6 +445,8 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
                         job.cancel()
                 pending.clear()
                 out.rollback(marks)
+                if cands is not None:
+                    cands.rollback(cand_marks)
                 for d in added:
                     seen.discard(d)
                 fs.rows_read = rows_before
@@ -395,7 +458,7 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
                 fs.rows_converted = fs.conversations_written = fs.duplicates = 0
                 out.rejects.write(_dumps_reject({
                     "file": fs.file, "index": None, "reason": f"file_{reason}", "byte_offset": offset,
-                    "rows_before_damage": rows_before, "detail": detail, "row": context}))
+                    "rows_before_damage": rows_before, "detail": detail, "row": mask_raw(context)}))
                 stats.files_rejected.append(fs.file)
                 what = {"invalid_utf8": "is not valid UTF-8", "invalid_json": "is not valid JSON",
                         "truncated": "is truncated (the JSON array does not end)"}[reason]
@@ -406,6 +469,8 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
                 continue
             for k in chars:
                 stats.characters[k] += chars[k]
+            for tally in tallies:
+                _merge_tally(stats, tally)
             if split:
                 for k in splits:
                     stats.splits[k] += splits[k]
@@ -415,6 +480,8 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
                      name, fs.rows_read, fs.conversations_written, sum(fs.skipped.values()),
                      _fmt(fs.skipped), fs.duplicates)
 
+        if cands is not None:
+            _near_dup_pass(layout, out, cands, stats, split, n_sys, log)
         stats.characters["total"] = sum(stats.characters[k] for k in ("system", "user", "assistant"))
         if stats.written == 0:
             raise ChatError(
@@ -425,6 +492,7 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
     if not split:
         for name in ("train", "valid"):
             layout.chat_split(name).unlink(missing_ok=True)
+    write_review(layout, stats, on_placed=cache.placed if cache is not None else None)
     # The stats last: the gate compares their "written" with combined.jsonl, so a run killed
     # between the renames is caught by `verify`.
     # What the gate checks without reading the outputs again: each one's line count and the sha256
@@ -445,6 +513,54 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
              f"; train {stats.splits['train']}, valid {stats.splits['valid']}" if split else "",
              f"; DAMAGED, skipped whole: {', '.join(stats.files_rejected)}" if stats.files_rejected else "")
     return stats
+
+
+def _merge_tally(stats: ChatStats, tally: tuple) -> None:
+    """One piece's rule counts and examples (`PieceTally.as_tuple`) into the run's."""
+    found, masked, dropped, contact_lines, trimmed, examples = tally
+    for k, v in found.items():
+        _add(stats.pii_found, k, v)
+    for k, v in masked.items():
+        _add(stats.pii_masked, k, v)
+    for k, v in dropped.items():
+        _add(stats.answers_dropped, k, v)
+    stats.contact_lines_removed += contact_lines
+    stats.answers_trimmed += trimmed
+    for rule, items in examples.items():
+        got = stats.examples.setdefault(rule, [])
+        got.extend(items[:max(0, REVIEW_EXAMPLES - len(got))])
+
+
+def _near_dup_pass(layout: Layout, out: _Writers, cands: Candidates, stats: ChatStats, split: bool,
+                   n_sys: int, log: logging.Logger) -> None:
+    """Pass 2: collapse near-duplicate rows and copy the staged lines that stay to the outputs."""
+    out.combined.flush()
+    t = time.monotonic()
+    # opened on the stage's stack: placed (and hashed) with the rejects when the stage ends well
+    combined = out.open_final(layout.chat_combined())
+    train = out.open_final(layout.chat_split("train")) if split else None
+    valid = out.open_final(layout.chat_split("valid")) if split else None
+
+    def write(line: bytes, in_valid: bool) -> None:
+        combined.write(line)
+        if split:
+            (valid if in_valid else train).write(line)
+
+    result = collapse_and_copy(cands, out.staged_path, write)
+    stats.written -= result.lines_removed
+    for f, n in result.removed_per_file.items():
+        stats.files[f].conversations_written -= n
+    stats.characters["user"] -= result.removed_chars["user"]
+    stats.characters["assistant"] -= result.removed_chars["assistant"]
+    stats.characters["system"] -= n_sys * result.lines_removed
+    if split:
+        for k in ("train", "valid"):
+            stats.splits[k] -= result.removed_splits[k]
+    stats.near_duplicates = {"rows_collapsed": result.rows_collapsed,
+                             "conversations_removed": result.lines_removed,
+                             "lsh_candidate_pairs": result.candidate_pairs, "examples": result.examples}
+    log.info("chat: near-duplicates: %d question(s) collapsed (%d conversation(s) removed) in %.1f s",
+             result.rows_collapsed, result.lines_removed, time.monotonic() - t)
 
 
 def _merge(stats: ChatStats, fs: FileStats) -> None:

@@ -8,15 +8,17 @@ construction, and each one is checked with `check_conversation` (the gate's sche
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 from dataclasses import asdict, dataclass
 from hashlib import blake2b
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import orjson
 
 from ..normalize import DEFAULT, NormalizerConfig, ZWNJ, _compiled
 from ..workers import exit_with
+from .chat_clean import ConversationRules, PieceTally, mask_raw
 from .chat_reader import _parse_piece, _Piece
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -36,6 +38,12 @@ class ChatOptions:
     # Worker processes for the per-row work; None: 2 (or the CPU count if lower) for inputs of
     # 48 MiB and more, none for smaller ones; 0: everything in this process.
     workers: int | None = None
+    # the cleaning rules (chat_clean, textclean): personal data, non-answers, script, near-dups
+    pii: Literal["mask", "drop", "keep"] = "mask"
+    answer_rules: bool = True
+    min_answer_chars: int = 20
+    script_check: bool = True
+    near_dup: bool = True
 
     def __post_init__(self) -> None:
         if self.answers not in ("first", "all"):
@@ -44,6 +52,10 @@ class ChatOptions:
             raise ValueError(f"valid_fraction must be between 0 and 1 (exclusive), not {self.valid_fraction}")
         if not isinstance(self.system_prompt, str):
             raise ValueError("system_prompt must be a string")
+        if self.pii not in ("mask", "drop", "keep"):
+            raise ValueError(f"pii must be 'mask', 'drop' or 'keep', not {self.pii!r}")
+        if not isinstance(self.min_answer_chars, int) or self.min_answer_chars < 0:
+            raise ValueError(f"min_answer_chars must be a whole number >= 0, not {self.min_answer_chars!r}")
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -100,10 +112,14 @@ class _Converter:
         if not self.system:
             raise ValueError("the system prompt is empty (after normalization)")
         self.head = orjson.dumps({"role": "system", "content": self.system})
+        self.rules = ConversationRules(options)
+        self.near_dup = options.near_dup
 
-    def convert(self, rows: list[Any]) -> list[tuple]:
+    def convert(self, rows: list[Any], tally: PieceTally | None = None) -> list[tuple]:
         """One result per row: ("skip", reason, answers_skipped) or
-        ("ok", [(line, dedup_digest, split_digest, n_user, n_assistant)], answers_skipped)."""
+        ("ok", [(line, dedup_digest, split_digest, n_user, n_assistant)], answers_skipped).
+        What the cleaning rules did goes to `tally`."""
+        tally = tally if tally is not None else PieceTally()
         results: list[tuple | None] = [None] * len(rows)
         fields: list[str] = []
         plan: list[tuple[int, int, int]] = []  # (row index, first field index, number of answers)
@@ -137,30 +153,18 @@ class _Converter:
                 results[i] = ("skip", "empty_question", None)
                 continue
             user = user_turn(normed[at], question)
-            answers_in = row[2]
-            usable: list[str] = []
             skipped: dict[str, int] = {}
-            if self.first:
-                # the first usable answer; look past the first only when it is unusable
-                for j, a in enumerate(answers_in):
-                    if not isinstance(a, str):
-                        skipped["non_string_answer"] = skipped.get("non_string_answer", 0) + 1
-                        continue
-                    na = normed[at + 2] if j == 0 else self.norm_one(a)
-                    if na:
-                        usable.append(na)
-                        break
-                    skipped["empty_answer"] = skipped.get("empty_answer", 0) + 1
+            usable = self._usable(row[2], normed, at, skipped)
+            if self.rules.active:
+                # the rules look at the answers in order; answers="first" keeps the first they keep
+                outcome = self.rules.apply(user, usable, tally, self.first)
+                if outcome[0] == "skip":
+                    reason = outcome[1] or ("empty_answer" if skipped.get("empty_answer") else "non_string_field")
+                    results[i] = ("skip", reason, skipped or None)
+                    continue
+                _, user, usable = outcome
             else:
-                for j, a in enumerate(answers_in):
-                    if not isinstance(a, str):
-                        skipped["non_string_answer"] = skipped.get("non_string_answer", 0) + 1
-                        continue
-                    na = normed[at + 2 + j]
-                    if na:
-                        usable.append(na)
-                    else:
-                        skipped["empty_answer"] = skipped.get("empty_answer", 0) + 1
+                usable = list(itertools.islice(usable, 1 if self.first else None))
             if not usable:
                 reason = "empty_answer" if skipped.get("empty_answer") else "non_string_field"
                 results[i] = ("skip", reason, skipped or None)
@@ -183,7 +187,23 @@ class _Converter:
                 line = b"".join((b'{"messages":[', self.head, b",", user_json, b",", asst_json, b"]}\n"))
                 convs.append((line, h.digest(), split_digest, len(user), len(a)))
             results[i] = ("ok", convs, skipped or None)
+            if self.near_dup:
+                tally.users.append(user)
         return results  # type: ignore[return-value]
+
+    def _usable(self, answers_in: list, normed: list[str], at: int, skipped: dict[str, int]) -> Iterator[str]:
+        """The row's non-empty normalized answers, in order, normalized as they are asked for
+        (answers="first" normalized only the first in the batch; later ones are rarely needed).
+        Unusable ones are counted in `skipped` as they are passed."""
+        for j, a in enumerate(answers_in):
+            if not isinstance(a, str):
+                skipped["non_string_answer"] = skipped.get("non_string_answer", 0) + 1
+                continue
+            na = normed[at + 2 + j] if (j == 0 or not self.first) else self.norm_one(a)
+            if na:
+                yield na
+            else:
+                skipped["empty_answer"] = skipped.get("empty_answer", 0) + 1
 
 
 def _raw_json(row: Any) -> bytes:
@@ -203,9 +223,17 @@ def _work_piece(conv: _Converter, piece: _Piece) -> tuple:
         return ("damage", len(parsed.rows), parsed.reason, parsed.byte_offset, parsed.detail,
                 parsed.context)
     rows = parsed.rows
-    results = conv.convert(rows)
-    rejects = [(i, res[1], _raw_json(rows[i])) for i, res in enumerate(results) if res[0] == "skip"]
-    return ("ok", len(rows), results, rejects)
+    tally = PieceTally()
+    results = conv.convert(rows, tally)
+    # the rejects file keeps the row as parsed, masked: it must not carry personal data either
+    rejects = [(i, res[1], _raw_json(mask_raw(rows[i]))) for i, res in enumerate(results) if res[0] == "skip"]
+    sigs = None
+    if conv.near_dup:  # MinHash of each converted row's user turn, here in the worker
+        from ..textclean.near_dup import signatures
+
+        sigs = signatures(tally.users)
+    tally.users = []
+    return ("ok", len(rows), results, rejects, tally.as_tuple(), sigs)
 
 
 _WORKER: _Converter | None = None

@@ -1,0 +1,153 @@
+"""The cleaning rules of the chat stage, applied to each conversation in the worker processes.
+
+The rules themselves are `persian_data.textclean` (pure functions); this module decides their
+order and what is counted and shown:
+
+1. **PII** (`pii="mask"`, default): the user turn and every answer are masked (typed
+   placeholders); `"drop"` skips a row holding any, `"keep"` leaves the text alone.
+2. **Answers** (`answer_rules`): contact lines are cut out of an answer, answers that are only a
+   referral, a contact line or greetings, or shorter than `min_answer_chars` once masked, are
+   dropped (counted by reason); a row left with no answer is skipped as ``non_answer``.
+3. **Script** (`script_check`): a row whose user turn is not mostly Persian script is skipped
+   as ``not_persian``; a non-Persian answer is dropped (``answers_dropped["not_persian"]``).
+4. **Near-duplicates** (`near_dup`): the MinHash signature of each row's user turn is computed
+   here, in the workers; the parent collapses them (`chat_near_dup`).
+
+Examples for the review sample are taken here, masked: no text leaving a worker ever holds the
+personal data the masker found (the rejects file too gets masked rows, `mask_raw`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Iterable
+
+EXAMPLES_PER_PIECE = 2  # per rule, per piece: the parent keeps the first few of the whole run
+EXAMPLE_CHARS = 400
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS] + " …"
+
+
+def _mark(text: str) -> str:
+    """Masked text with each placeholder emphasised: where the personal data was."""
+    from ..textclean.pii import PLACEHOLDERS
+
+    for placeholder in set(PLACEHOLDERS.values()):
+        text = text.replace(placeholder, f"**{placeholder}**")
+    return text
+
+
+def mask_raw(value: Any) -> Any:
+    """A raw row (as parsed) with every string masked: what the rejects file may hold."""
+    from ..textclean.pii import mask_pii
+
+    if isinstance(value, str):
+        return mask_pii(value)[0]
+    if isinstance(value, list):
+        return [mask_raw(v) for v in value]
+    if isinstance(value, dict):
+        return {k: mask_raw(v) for k, v in value.items()}
+    return value
+
+
+class PieceTally:
+    """What the rules did to one piece's rows: counts, and a few masked examples per rule."""
+
+    def __init__(self) -> None:
+        self.pii_found: Counter = Counter()
+        self.pii_masked: Counter = Counter()
+        self.answers_dropped: Counter = Counter()
+        self.contact_lines_removed = 0
+        self.answers_trimmed = 0
+        self.examples: dict[str, list[dict[str, str]]] = {}
+        self.users: list[str] = []  # user turns of the converted rows (for near-dup signatures)
+
+    def example(self, rule: str, before: str, after: str) -> None:
+        got = self.examples.setdefault(rule, [])
+        if len(got) < EXAMPLES_PER_PIECE:
+            got.append({"before": _short(before), "after": _short(after)})
+
+    def as_tuple(self) -> tuple:
+        return (dict(self.pii_found), dict(self.pii_masked), dict(self.answers_dropped),
+                self.contact_lines_removed, self.answers_trimmed, self.examples)
+
+
+class ConversationRules:
+    """One row's user turn and usable answers -> ("skip", reason) or ("ok", user, answers)."""
+
+    def __init__(self, options) -> None:
+        self.pii = options.pii
+        self.answer_rules = options.answer_rules
+        self.min_chars = options.min_answer_chars
+        self.script_check = options.script_check
+        if self.pii != "keep" or self.answer_rules or self.script_check:
+            from ..textclean.answers import clean_answer
+            from ..textclean.pii import mask_pii
+            from ..textclean.script import is_mostly_persian
+
+            self._mask, self._clean, self._persian = mask_pii, clean_answer, is_mostly_persian
+
+    @property
+    def active(self) -> bool:
+        return self.pii != "keep" or self.answer_rules or self.script_check
+
+    def apply(self, user: str, answers: Iterable[str], tally: PieceTally, first: bool) -> tuple:
+        """("ok", user, kept answers) or ("skip", reason); reason None: no usable answer at all
+        (the caller names it as before the rules). Answers are looked at in order; with `first`
+        the first one kept ends the row (the rest are never masked or judged)."""
+        if self.pii != "keep":
+            masked_user, found = self._mask(user)
+            if found:
+                tally.pii_found.update(found)
+                if self.pii == "drop":
+                    tally.example("pii_drop", _mark(masked_user), "(conversation dropped: it holds personal data)")
+                    return ("skip", "pii")
+                tally.pii_masked.update(found)
+                # shown: the text with each span replaced and marked (never the data itself)
+                tally.example("pii_mask", _mark(masked_user), masked_user)
+            user = masked_user
+        if self.script_check and not self._persian(user):
+            tally.example("not_persian", user, "(conversation dropped: not mostly Persian script)")
+            return ("skip", "not_persian")
+        kept: list[str] = []
+        seen_any = False
+        dropped: Counter = Counter()
+        for a in answers:
+            seen_any = True
+            if self.pii != "keep":
+                masked, found = self._mask(a)
+                if found:
+                    tally.pii_found.update(found)
+                    if self.pii == "drop":
+                        dropped["pii"] += 1
+                        tally.example("pii_drop", _mark(masked), "(answer dropped: it holds personal data)")
+                        continue
+                    tally.pii_masked.update(found)
+                    tally.example("pii_mask", _mark(masked), masked)
+                a = masked
+            if self.answer_rules:
+                verdict = self._clean(a, self.min_chars)
+                if verdict.text is None:
+                    dropped[verdict.reason] += 1
+                    tally.example(f"answer_{verdict.reason}", a, f"(answer dropped: {verdict.reason})")
+                    continue
+                if verdict.removed:
+                    tally.contact_lines_removed += len(verdict.removed)
+                    tally.answers_trimmed += 1
+                    tally.example("answer_contact_removed", a, verdict.text)
+                a = verdict.text
+            if self.script_check and not self._persian(a):
+                dropped["not_persian"] += 1
+                tally.example("answer_not_persian", a, "(answer dropped: not mostly Persian script)")
+                continue
+            kept.append(a)
+            if first:
+                break
+        tally.answers_dropped.update(dropped)
+        if not kept:
+            if not seen_any:
+                return ("skip", None)
+            return ("skip", "pii" if dropped.get("pii") else "non_answer")
+        return ("ok", user, kept)
