@@ -56,6 +56,16 @@ def _prepare_flags(p: argparse.ArgumentParser) -> None:
                    help="also write train.jsonl/valid.jsonl, split by a stable hash of each conversation")
     g.add_argument("--system-prompt", default=None, help="the system turn (default: a Persian legal-assistant prompt)")
     g.add_argument("--no-normalize", action="store_true", help="keep the text exactly as in the corpus")
+    g.add_argument("--pii", choices=["mask", "drop", "keep"], default="mask",
+                   help="personal data (phones, national IDs, cards, IBANs, emails, URLs, @handles): "
+                        "masked with typed placeholders (default), conversation dropped, or kept")
+    g.add_argument("--min-answer-chars", type=int, default=20,
+                   help="drop answers shorter than this once masked and stripped of contact lines (default 20)")
+    g.add_argument("--no-answer-rules", action="store_true",
+                   help="keep non-answers, referrals and contact lines in answers")
+    g.add_argument("--no-script-check", action="store_true", help="keep conversations that are not mostly Persian")
+    g.add_argument("--near-dup", action=argparse.BooleanOptionalAction, default=True,
+                   help="collapse near-identical questions (default on; --no-near-dup turns it off)")
     g = p.add_argument_group("speech")
     g.add_argument("--no-extract", action="store_true",
                    help="keep references (parquet row / tar member) instead of writing audio files")
@@ -70,8 +80,12 @@ def _prepare_options(args):
 
     if args.valid_fraction is not None and not 0 < args.valid_fraction < 1:
         raise UnknownSourceError("--valid-fraction must be between 0 and 1")
+    if args.min_answer_chars < 0:
+        raise UnknownSourceError("--min-answer-chars must be 0 or more")
     chat = ChatOptions(answers=args.answers, normalize=not args.no_normalize, valid_fraction=args.valid_fraction,
-                       workers=args.prepare_workers)
+                       workers=args.prepare_workers, pii=args.pii, min_answer_chars=args.min_answer_chars,
+                       answer_rules=not args.no_answer_rules, script_check=not args.no_script_check,
+                       near_dup=args.near_dup)
     if args.system_prompt:
         chat = dataclasses.replace(chat, system_prompt=args.system_prompt)
     speech = SpeechOptions(extract=not args.no_extract, deep=args.deep, workers=args.prepare_workers)
