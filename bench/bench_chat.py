@@ -42,6 +42,9 @@ REAL = (
     ("dadrah_dataset1-100000_276342.json", 530),
 )
 MB = 1_000_000
+# "today's rules" (before issue 12): the conversion only, no cleaning rule
+RULES_OFF = dict(pii="keep", answer_rules=False, script_check=False, near_dup=False)
+RULES_OFF_FLAGS = ["--pii", "keep", "--no-answer-rules", "--no-script-check", "--no-near-dup"]
 ZWNJ = "\u200c"
 
 _WORDS = (
@@ -80,18 +83,49 @@ def _text(r: random.Random, chars: int) -> str:
     return " ".join(out)
 
 
+CONTACT = "جهت مشاوره با شماره ۰۹۱۲ ۳۴۵ ۶۷۸۹ تماس بگیرید."
+REFERRAL = "لطفا با یک وکیل مشورت کنید."
+
+
 def _row(r: random.Random, target_chars: int) -> list:
-    """About target_chars characters: question ~35 %, 1-3 answers ~30 % each (1.8 on average)."""
+    """About target_chars characters: question ~35 %, 1-3 answers ~30 % each (1.8 on average).
+    The question is "@@Q@@", filled per row (so every row asks something else). What the cleaning
+    rules act on comes at plausible rates: a contact line after the advice (8 % of rows), a
+    referral-only first answer (2 %), a one-word first answer (1 %)."""
     title = " ".join(r.choice(_WORDS) for _ in range(r.randint(2, 6)))
-    q = "سلام. @@N@@ " + _text(r, int(target_chars * r.uniform(0.2, 0.5)))
     answers = []
     for _ in range(r.choice((1, 1, 2, 2, 3))):
         answers.append(_text(r, int(target_chars * r.uniform(0.15, 0.45))))
+    x = r.random()
+    if x < 0.08:
+        answers[0] += " " + CONTACT
+    elif x < 0.10:
+        answers[0] = REFERRAL
+    elif x < 0.11:
+        answers[0] = "بله."
     keywords = [r.choice(_WORDS) for _ in range(r.randint(1, 4))]
-    row = [title, q, answers, keywords]
+    row = [title, "@@Q@@", answers, keywords]
     if r.random() < 0.15:  # some rows typed with Arabic yeh/kaf
-        row = [title.translate(_ARABIC), q.translate(_ARABIC), [a.translate(_ARABIC) for a in answers], keywords]
+        row = [title.translate(_ARABIC), "@@Q@@", [a.translate(_ARABIC) for a in answers], keywords]
     return row
+
+
+def _question(r: random.Random, n: int, target_chars: int, previous: str) -> str:
+    """A fresh question (its own random words: near-duplicates only where made on purpose):
+    3 % repeat the previous question with a greeting added (near-duplicates), 4 % carry a phone
+    number or an email, 0.5 % are Finglish (not Persian script)."""
+    x = r.random()
+    if x < 0.03 and previous:
+        return "با سلام و احترام " + previous
+    if x < 0.035:
+        return f"salam, man {n} ta soal daram dar mored ejare va vadie, lotfan rahnamayi konid chikar konam"
+    words = r.choices(_WORDS, k=max(4, int(target_chars * r.uniform(0.2, 0.5)) // 6))
+    q = "سلام. پرونده " + str(n) + " " + " ".join(words) + "؟"
+    if x < 0.055:
+        q += " شماره من ۰۹۱۲۱۲۳۴۵۶۷ است."
+    elif x < 0.075:
+        q += " ایمیل من someone@example.com است."
+    return q
 
 
 def generate(out_dir: Path, scale: float, utf8: bool, seed: int = 7) -> list[Path]:
@@ -107,6 +141,7 @@ def generate(out_dir: Path, scale: float, utf8: bool, seed: int = 7) -> list[Pat
     target_chars = 1500 if utf8 else 560
     pool = [json.dumps(_row(r, target_chars), ensure_ascii=not utf8) for _ in range(600)]
     n = 0
+    previous = ""
     paths = []
     for name, size_mb in REAL:
         want = int(size_mb * MB * scale)
@@ -117,7 +152,11 @@ def generate(out_dir: Path, scale: float, utf8: bool, seed: int = 7) -> list[Pat
             first = True
             parts: list[str] = []
             while written < want:
-                row = pool[n % len(pool)].replace("@@N@@", f"پرونده {n}" if utf8 else f"\\u067e\\u0631\\u0648\\u0646\\u062f\\u0647 {n}")
+                question = _question(r, n, target_chars, previous)
+                # a repost keeps its title (the title is part of the user turn); the answer differs
+                k = n - 1 if previous and question.endswith(previous) else n
+                previous = question
+                row = pool[k % len(pool)].replace('"@@Q@@"', json.dumps(question, ensure_ascii=not utf8))
                 n += 1
                 s = row if first else ", " + row
                 first = False
@@ -175,7 +214,7 @@ def child_prepare(root: Path, workers: int | None, answers: str) -> dict:
 
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
-    st = prepare_chat(Layout(root), ChatOptions(workers=workers, answers=answers))
+    st = prepare_chat(Layout(root), ChatOptions(workers=workers, answers=answers, **RULES_OFF))
     return {"seconds": time.perf_counter() - t0, "written": st.written, "rows": st.rows_read, **_cpu()}
 
 
@@ -193,7 +232,7 @@ def child_baseline(root: Path, answers: str) -> dict:
     batch_rows = 1024
 
     layout = Layout(root)
-    conv = _Converter(ChatOptions(answers=answers))
+    conv = _Converter(ChatOptions(answers=answers, **RULES_OFF))
     seen: set[bytes] = set()
     written = rows_n = 0
     t0 = time.perf_counter()
@@ -292,6 +331,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="prepare_chat workers (default: auto)")
     ap.add_argument("--answers", choices=("first", "all"), default="first")
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--no-rules", action="store_true", help="skip the runs with the cleaning rules (issue 12)")
     ap.add_argument("--keep", action="store_true", help="keep the generated corpus")
     ap.add_argument("--child", choices=("prepare", "baseline"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -337,23 +377,47 @@ def main() -> None:
         print(f"  CPU: main {res['cpu_main']:.1f} s + workers {res['cpu_workers']:.1f} s = {cpu:.1f} s "
               f"({cpu * 1000 / (total / MB):.0f} ms per MB, incl. ~0.5 s of interpreter start and "
               f"imports); on 2 idle cores that is ~{ideal:.0f} MB/s")
-        # the whole command, from a clean output (so the stage really runs, not its memo)
-        for p in (root / "datasets/text/persian_conversation").glob("combined*"):
-            p.unlink()
         cli = Path(sys.executable).with_name("persian-data")
-        command = [str(cli), "prepare", "text", "--root", str(root), "--answers", args.answers]
-        if args.workers is not None:
-            command += ["--prepare-workers", str(args.workers)]
-        whole = run_child([], command)
-        wmbps = total / MB / whole["wall"]
-        print(f"whole command `persian-data prepare text` (process start to exit): {whole['wall']:.1f} s: "
-              f"{wmbps:.1f} MB/s; peak RSS {whole['peak_tree_rss'] / MB:.0f} MB (process tree sum)")
-        for line in whole["log"].splitlines():  # where the whole command's time beyond the stage went
-            if "hashed now" in line or line.startswith("INFO chat: ") and " in " in line and "MB/s" in line:
-                print("  " + line)
-        print(f"ratio whole command / stage alone: time x{whole['wall'] / res['seconds']:.3f} "
-              f"({(whole['wall'] / res['seconds'] - 1) * 100:+.1f} %; the stage's child wall incl. "
-              f"its interpreter start: {res['wall']:.1f} s)")
+
+        def whole_command(label: str, flags: list[str]) -> dict:
+            """`persian-data prepare text` as a user runs it, from a clean output (so the stage
+            really runs, not its memo), process start to exit."""
+            for p in (root / "datasets/text/persian_conversation").glob("combined*"):
+                p.unlink()
+            command = [str(cli), "prepare", "text", "--root", str(root), "--answers", args.answers, *flags]
+            if args.workers is not None:
+                command += ["--prepare-workers", str(args.workers)]
+            out = run_child([], command)
+            out["mbps"] = total / MB / out["wall"]
+            print(f"whole command, {label} (`{' '.join(['prepare', 'text', *flags])}`, process start to "
+                  f"exit): {out['wall']:.1f} s: {out['mbps']:.1f} MB/s; peak RSS {out['peak_tree_rss'] / MB:.0f} MB "
+                  "(process tree sum)")
+            for line in out["log"].splitlines():  # where the time beyond the stage went
+                if "hashed now" in line or "near-duplicates:" in line or (
+                        line.startswith("INFO chat: ") and " in " in line and "MB/s" in line):
+                    print("    " + line)
+            out["stats"] = json.loads((root / "datasets/text/persian_conversation/combined.stats.json").read_text())
+            return out
+
+        whole = whole_command("today's rules", RULES_OFF_FLAGS)
+        wmbps = whole["mbps"]
+        print(f"ratio whole command / stage alone (today's rules): time x{whole['wall'] / res['seconds']:.3f} "
+              f"({(whole['wall'] / res['seconds'] - 1) * 100:+.1f} %; target within 15 %; the stage's child "
+              f"wall incl. its interpreter start: {res['wall']:.1f} s)")
+        if not args.no_rules:
+            every = whole_command("every rule on (the default)", [])
+            no_dup = whole_command("near-dup off", ["--no-near-dup"])
+            print(f"  every rule: {every['wall']:.1f} s (target <= 60 s), peak RSS "
+                  f"{every['peak_tree_rss'] / MB:.0f} MB (target <= 1000); near-dup off: {no_dup['mbps']:.1f} MB/s "
+                  f"(target >= 40), peak RSS {no_dup['peak_tree_rss'] / MB:.0f} MB (target <= 300)")
+            st = every["stats"]
+            rules = st["rules"]
+            print(f"  what each rule removed (every rule on): rows read {st['rows_read']}, conversations written "
+                  f"{st['written']} (today's rules: {whole['stats']['written']}); rows skipped "
+                  f"{ {k: v for k, v in st['skipped'].items() if k in ('pii', 'non_answer', 'not_persian')} }; "
+                  f"answers dropped {rules['answers_dropped']}; answers trimmed of contact lines "
+                  f"{rules['answers_trimmed']}; PII masked {rules['pii']['masked']}; near-duplicates "
+                  f"{ {k: v for k, v in (rules['near_duplicates'] or {}).items() if k != 'examples'} }")
         if not args.no_baseline:
             base = run_child(["--child", "baseline", *common])
             bmbps = total / MB / base["seconds"]
