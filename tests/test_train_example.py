@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -136,6 +137,7 @@ def test_sft_on_the_prepared_corpus(example, chat_root, tiny_model_dir, tmp_path
     assert losses[0] > math.log(len(tokenizer)) * 0.8  # a random model starts near uniform
     head, tail = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
     assert tail < 0.75 * head, losses
+    print("losses", [round(x, 3) for x in losses])
 
     # The trained model and tokenizer were saved where the run said.
     assert (out / "model.safetensors").is_file()
@@ -145,22 +147,32 @@ def test_sft_on_the_prepared_corpus(example, chat_root, tiny_model_dir, tmp_path
 def test_split_files_are_preferred_and_validation_is_evaluated(
     example, chat_root, tiny_model_dir, tmp_path, monkeypatch, capsys
 ):
+    """Also: a tokenizer without a chat template is refused, and --chat-template supplies one."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    bare = tmp_path / "bare-model"
+    shutil.copytree(tiny_model_dir, bare)
+    template = tmp_path / "chatml.jinja"
+    (bare / "chat_template.jinja").rename(template)
     lines = _combined(chat_root).read_text(encoding="utf-8").splitlines()
     root = tmp_path / "root"
     chat = root / "datasets/text/persian_conversation"
     chat.mkdir(parents=True)
     (chat / "train.jsonl").write_text("\n".join(lines[:6]) + "\n", encoding="utf-8")
     (chat / "valid.jsonl").write_text("\n".join(lines[6:8]) + "\n", encoding="utf-8")
-    trainer = example.run([
-        "--root", str(root), "--model", str(tiny_model_dir), "--output-dir", str(tmp_path / "run"),
+    argv = [
+        "--root", str(root), "--model", str(bare), "--output-dir", str(tmp_path / "run"),
         "--cache-dir", str(tmp_path / "hf-cache"), "--max-steps", "2", "--batch-size", "3",
         "--logging-steps", "1", "--max-length", "256", "--no-save",
-    ])
+    ]
+    assert example.main(argv) == 2
+    assert "has no chat template" in capsys.readouterr().err
+
+    trainer = example.run([*argv, "--chat-template", str(template)])
     assert len(trainer.train_dataset) == 6
     assert len(trainer.eval_dataset) == 2
     out = capsys.readouterr().out
     assert "eval_loss" in out and "train.jsonl" in out
+    assert trainer.processing_class.chat_template == template.read_text(encoding="utf-8")
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
