@@ -293,7 +293,8 @@ def _tree_rss(pid: int) -> int:
 
 def run_child(args: list[str], command: list[str] | None = None) -> dict:
     """Run this script as a child (`args`), or `command` as it is; wall time and peak RSS."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     proc = subprocess.Popen(command or [sys.executable, __file__, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE if command else None, text=True)
     peak = 0
@@ -315,7 +316,11 @@ def run_child(args: list[str], command: list[str] | None = None) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"child {command or args} failed with exit code {proc.returncode}\n{err or ''}")
     res = json.loads(out.strip().splitlines()[-1]) if command is None else {"seconds": wall, "log": err}
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after = usage.ru_maxrss
+    # CPU seconds of the whole process tree (workers are waited for by their parent): what the
+    # run costs whatever else shares the machine
+    res["cpu_tree"] = usage.ru_utime + usage.ru_stime - cpu_before
     res["wall"] = wall
     res["peak_tree_rss"] = peak
     # ru_maxrss of children is the largest single descendant seen so far (KiB on Linux)
@@ -391,7 +396,8 @@ def main() -> None:
             out["mbps"] = total / MB / out["wall"]
             print(f"whole command, {label} (`{' '.join(['prepare', 'text', *flags])}`, process start to "
                   f"exit): {out['wall']:.1f} s: {out['mbps']:.1f} MB/s; peak RSS {out['peak_tree_rss'] / MB:.0f} MB "
-                  "(process tree sum)")
+                  f"(process tree sum); CPU {out['cpu_tree']:.1f} s over all processes (on 2 idle cores: "
+                  f"~{max(out['cpu_tree'] / 2, 1e-9) and total / MB / (out['cpu_tree'] / 2):.0f} MB/s at best)")
             for line in out["log"].splitlines():  # where the time beyond the stage went
                 if "hashed now" in line or "near-duplicates:" in line or (
                         line.startswith("INFO chat: ") and " in " in line and "MB/s" in line):

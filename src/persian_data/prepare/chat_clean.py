@@ -9,7 +9,8 @@ order and what is counted and shown:
    referral, a contact line or greetings, or shorter than `min_answer_chars` once masked, are
    dropped (counted by reason); a row left with no answer is skipped as ``non_answer``.
 3. **Script** (`script_check`): a row whose user turn is not mostly Persian script is skipped
-   as ``not_persian``; a non-Persian answer is dropped (``answers_dropped["not_persian"]``).
+   as ``not_persian``; an answer whose first `ANSWER_SCRIPT_SAMPLE` characters are not is dropped
+   (``answers_dropped["not_persian"]``).
 4. **Near-duplicates** (`near_dup`): the MinHash signature of each row's user turn is computed
    here, in the workers; the parent collapses them (`chat_near_dup`).
 
@@ -24,6 +25,9 @@ from typing import Any, Iterable
 
 EXAMPLES_PER_PIECE = 2  # per rule, per piece: the parent keeps the first few of the whole run
 EXAMPLE_CHARS = 400
+# The script of an answer is judged on its beginning: a reply in another script shows in its first
+# sentence, and `persian_ratio` walks the text a character at a time (the costliest rule per byte).
+ANSWER_SCRIPT_SAMPLE = 300
 
 
 def _short(text: str) -> str:
@@ -138,7 +142,7 @@ class ConversationRules:
                     tally.answers_trimmed += 1
                     tally.example("answer_contact_removed", a, verdict.text)
                 a = verdict.text
-            if self.script_check and not self._persian(a):
+            if self.script_check and not self._persian(a[:ANSWER_SCRIPT_SAMPLE]):
                 dropped["not_persian"] += 1
                 tally.example("answer_not_persian", a, "(answer dropped: not mostly Persian script)")
                 continue
