@@ -145,7 +145,7 @@ def test_sft_on_the_prepared_corpus(example, chat_root, tiny_model_dir, tmp_path
 
 
 def test_split_files_are_preferred_and_validation_is_evaluated(
-    example, chat_root, tiny_model_dir, tmp_path, monkeypatch, capsys
+    example, hub, tiny_model_dir, tmp_path, monkeypatch, capsys
 ):
     """Also: a tokenizer without a chat template is refused, and --chat-template supplies one."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -153,12 +153,14 @@ def test_split_files_are_preferred_and_validation_is_evaluated(
     shutil.copytree(tiny_model_dir, bare)
     template = tmp_path / "chatml.jinja"
     (bare / "chat_template.jinja").rename(template)
-    lines = _combined(chat_root).read_text(encoding="utf-8").splitlines()
     root = tmp_path / "root"
+    assert cli_main(["fetch", "--root", str(root), "--endpoint", hub.endpoint, "--only", "text"]) == 0
+    assert cli_main(["prepare", "text", "--root", str(root), "--valid-fraction", "0.25"]) == 0
     chat = root / "datasets/text/persian_conversation"
-    chat.mkdir(parents=True)
-    (chat / "train.jsonl").write_text("\n".join(lines[:6]) + "\n", encoding="utf-8")
-    (chat / "valid.jsonl").write_text("\n".join(lines[6:8]) + "\n", encoding="utf-8")
+    n_train, n_valid = (
+        len((chat / name).read_text(encoding="utf-8").splitlines()) for name in ("train.jsonl", "valid.jsonl")
+    )
+    assert n_train > 0 and n_valid > 0
     argv = [
         "--root", str(root), "--model", str(bare), "--output-dir", str(tmp_path / "run"),
         "--cache-dir", str(tmp_path / "hf-cache"), "--max-steps", "2", "--batch-size", "3",
@@ -168,8 +170,8 @@ def test_split_files_are_preferred_and_validation_is_evaluated(
     assert "has no chat template" in capsys.readouterr().err
 
     trainer = example.run([*argv, "--chat-template", str(template)])
-    assert len(trainer.train_dataset) == 6
-    assert len(trainer.eval_dataset) == 2
+    assert len(trainer.train_dataset) == n_train
+    assert len(trainer.eval_dataset) == n_valid
     out = capsys.readouterr().out
     assert "eval_loss" in out and "train.jsonl" in out
     assert trainer.processing_class.chat_template == template.read_text(encoding="utf-8")
