@@ -54,6 +54,9 @@ def _rows() -> list:
         ["تکرار", base, [ADVICE + " نسخه یک."], []],
         ["تکرار", "با سلام و احترام " + base, [ADVICE + " نسخه دو."], []],
         ["تکرار", base.replace("چه کنم؟", "چه کار کنم؟"), [ADVICE + " نسخه سه."], []],
+        # a repost holding a phone: with --pii keep its near-duplicate example must still be masked
+        ["تکرار تلفن", base2 := _question(r, 98) + f" شماره {PHONE}", [ADVICE + " الف."], []],
+        ["تکرار تلفن", base2.replace("چه کنم؟", "چه کار کنم؟"), [ADVICE + " ب."], []],
         # a bad row holding personal data: the rejects file must carry it masked
         ["بد", f"تلفن {PHONE}", [ADVICE]],
     ]
@@ -88,17 +91,18 @@ def test_every_rule_fires_counts_and_leaks_nothing(tmp_path: Path, caplog):
     st = prepare_chat(layout, ChatOptions(workers=0))
     stats = orjson.loads(layout.chat_stats().read_bytes())
     rules = stats["rules"]
-    assert rules["pii"]["found"] == {"EMAIL": 1, "PHONE": 2} == rules["pii"]["masked"]
+    assert rules["pii"]["found"] == {"EMAIL": 1, "PHONE": 4} == rules["pii"]["masked"]
     assert rules["answers_dropped"] == {"referral_only": 1, "too_short": 1}
     assert rules["contact_lines_removed"] == 1 and rules["answers_trimmed"] == 1
     assert stats["skipped"]["non_answer"] == 2 and stats["skipped"]["not_persian"] == 1
-    assert rules["near_duplicates"]["rows_collapsed"] == 2
-    assert len(rules["near_duplicates"]["examples"]) == 2
-    assert st.written == 30 + 1 + 1  # ordinary, the PII row, one of the three near-duplicates
+    assert rules["near_duplicates"]["rows_collapsed"] == 3
+    assert len(rules["near_duplicates"]["examples"]) == 3
+    assert st.written == 30 + 1 + 1 + 1  # ordinary, the PII row, one of each near-duplicate group
 
     convs = [orjson.loads(line)["messages"] for line in layout.chat_combined().read_bytes().splitlines()]
     pii = [m for m in convs if "[PHONE]" in m[1]["content"]]
-    assert len(pii) == 1
+    pii.sort(key=lambda m: not m[1]["content"].startswith("تماس"))
+    assert len(pii) == 2
     # the masked conversation keeps the rest of its text byte for byte; the contact line is gone
     assert pii[0][1]["content"] == "تماس\n\nسلام. شماره من [PHONE] است و ایمیلم [EMAIL] است. چک برگشتی را چه کنم؟"
     assert pii[0][2]["content"].startswith("طبق ماده ۱۰ قانون مدنی") and "تماس بگیرید" not in pii[0][2]["content"]
@@ -122,14 +126,16 @@ def test_every_rule_fires_counts_and_leaks_nothing(tmp_path: Path, caplog):
 def test_pii_drop_and_keep(tmp_path: Path):
     layout = _write(tmp_path / "drop", _rows())
     st = prepare_chat(layout, ChatOptions(workers=0, pii="drop"))
-    assert st.skipped["pii"] == 1
-    assert orjson.loads(layout.chat_stats().read_bytes())["rules"]["pii"]["conversations_dropped"] == 1
+    assert st.skipped["pii"] == 3
+    assert orjson.loads(layout.chat_stats().read_bytes())["rules"]["pii"]["conversations_dropped"] == 3
     _no_pii(_all_text(layout))
 
     layout = _write(tmp_path / "keep", _rows())
     prepare_chat(layout, ChatOptions(workers=0, pii="keep"))
     assert "۰۹۱۲ ۱۲۳ ۴۵۶۷" in layout.chat_combined().read_text("utf-8")  # the user asked to keep it
-    _no_pii(layout.chat_rejects().read_text("utf-8"))  # the rejects are masked whatever the mode
+    # the rejects, the review and the stats' examples are masked whatever the mode
+    _no_pii(layout.chat_rejects().read_text("utf-8") + review_path(layout).read_text("utf-8")
+            + layout.chat_stats().read_text("utf-8"))
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -71,7 +71,11 @@ class PieceTally:
     def example(self, rule: str, before: str, after: str) -> None:
         got = self.examples.setdefault(rule, [])
         if len(got) < EXAMPLES_PER_PIECE:
-            got.append({"before": _short(before), "after": _short(after)})
+            # masked again (idempotent): with --pii keep the text was not, and an example must
+            # never show personal data
+            from ..textclean.pii import mask_pii
+
+            got.append({"before": _short(mask_pii(before)[0]), "after": _short(mask_pii(after)[0])})
 
     def as_tuple(self) -> tuple:
         return (dict(self.pii_found), dict(self.pii_masked), dict(self.answers_dropped),

@@ -97,7 +97,9 @@ def collapse_and_copy(cands: Candidates, staged: Path, write: Callable[[bytes, b
                 result.removed_splits["valid" if valid else "train"] += 1
                 continue
             write(line, valid)
-    # the user turns are already masked (the PII rule ran in the workers)
-    result.examples = [{"kept": users.get(k, ""), "dropped": users.get(d, ""), "jaccard": round(float(j), 3)}
-                       for k, d, j in pairs]
+    # masked here too (idempotent): with --pii keep the staged text holds personal data
+    from ..textclean.pii import mask_pii
+
+    result.examples = [{"kept": mask_pii(users.get(k, ""))[0], "dropped": mask_pii(users.get(d, ""))[0],
+                        "jaccard": round(float(j), 3)} for k, d, j in pairs]
     return result
