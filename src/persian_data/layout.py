@@ -8,6 +8,7 @@ by an atomic rename, and outside `datasets/`, so counts and checksums cover data
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,4 +122,12 @@ class Layout:
 
     def relative(self, path: Path) -> str:
         """Root-relative POSIX path, as the checksum file and manifests write it."""
+        text = os.fspath(path)
+        prefix = self._prefix
+        if text.startswith(prefix) and "/./" not in text and "/../" not in text:
+            return text[len(prefix):]  # the common case (an absolute path under the root): no Path objects
         return Path(path).absolute().relative_to(self.root).as_posix()
+
+    @property
+    def _prefix(self) -> str:
+        return os.fspath(self.root).rstrip("/") + "/"

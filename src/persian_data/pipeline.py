@@ -23,12 +23,15 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .catalog import CATALOG, Source
 from .errors import RunLockedError
-from .fetch import FetchOptions, FetchReport, fetch
+from typing import TYPE_CHECKING
 from .gates import GateContext, release_warm, run_gates, warm_up
 from .integrity import HashCache, LockedSource, read_lock, write_lock
 from .layout import Layout
 from .progress import is_interactive, progress
 from .records import append_summary, summary_block, write_checksums, write_counts, write_readmes
+
+if TYPE_CHECKING:  # the download machinery (huggingface_hub, httpx) is imported only by commands that fetch
+    from .fetch import FetchOptions, FetchReport
 
 log = logging.getLogger("persian_data")
 
@@ -203,6 +206,8 @@ def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, v
               after_gates: Callable[[Path], object] | None = None) -> Outcome:
     """`after_gates(root)`: run under the root lock once the verdict is in (`run` writes the data
     card there); its failure must not change the verdict, so it handles its own errors."""
+    from .fetch import fetch
+
     load_stage_gates()
     with Run(layout, secrets=options.secrets(), verbose=verbose) as run:
         lock = read_lock(layout.lock_file)

@@ -27,20 +27,27 @@ log = logging.getLogger("persian_data")
 def data_file_stats(folder: Path) -> list[tuple[Path, os.stat_result]]:
     """(path, lstat) of the regular files (not symlinks) of more than one byte below `folder`,
     sorted by path bytes. One lstat per file: callers reuse it instead of asking again."""
-    found = []
-    if not folder.exists():
-        return found
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in filenames:
-            path = Path(dirpath) / name
+    found: list[tuple[str, os.stat_result]] = []
+
+    def walk(top: str) -> None:
+        try:
+            entries = list(os.scandir(top))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                walk(entry.path)
+                continue
             try:
-                st = path.lstat()
+                st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
             if stat.S_ISREG(st.st_mode) and st.st_size > 1:
-                found.append((path, st))
-    return sorted(found, key=lambda item: os.fsencode(item[0]))
+                found.append((entry.path, st))
+
+    walk(os.fspath(folder))
+    found.sort(key=lambda item: os.fsencode(item[0]))
+    return [(Path(path), st) for path, st in found]
 
 
 def data_files(folder: Path) -> list[Path]:

@@ -210,9 +210,7 @@ def _publish(layout: Layout, source: Source, plan: SplitPlan, staging: Path, res
         os.rename(staging / "audio", final_audio)
         fsync_dir(final_audio.parent)
         if cache is not None:
-            for res in results:
-                for name, sha256 in res.written:
-                    cache.placed(final_audio / name, sha256)
+            cache.placed_many(final_audio, (item for res in results for item in res.written))
     manifest = layout.manifest(source, plan.split)
     manifest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(manifest_tmp, manifest)
