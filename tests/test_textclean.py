@@ -199,3 +199,29 @@ def test_collapse_is_exact_at_the_threshold_and_order_independent():
     random.Random(1).shuffle(order)
     shuffled = collapse(signatures([texts[i] for i in order]), [keys[i] for i in order])
     assert {keys[order[i]] for i in shuffled.drop} == {keys[i] for i in result.drop}
+
+
+def test_identical_questions_collapse_to_one_in_linear_checks():
+    texts = ["سلام وقت بخیر من یک سوال درباره مهریه دارم لطفا راهنمایی کنید"] * 3000 + _corpus(200, seed=3)
+    keys = [blake2b(f"{i}".encode(), digest_size=16).digest() for i in range(len(texts))]
+    result = collapse(signatures(texts), keys)
+    dropped_identical = [i for i in result.drop if i < 3000]
+    assert len(dropped_identical) == 2999
+    assert min(range(3000), key=keys.__getitem__) not in result.drop  # the smallest key stays
+    assert result.candidates < 3000 + 2000  # not 3000² / 2 pairs
+
+
+def test_pairs_right_above_the_threshold_are_found():
+    rng = random.Random(5)
+    words = [f"واژه{i}" for i in range(5000)]
+    found = total = 0
+    for _ in range(150):
+        base = [rng.choice(words) for _ in range(60)]
+        edited = base[:]
+        edited[rng.randrange(3, 57)] = "ویرایش"  # one word: 3 of 58 shingles change, J = 55/61 ≈ 0.90
+        a, b = " ".join(base), " ".join(edited)
+        if _exact_jaccard(a, b) >= 0.8:
+            total += 1
+            res = collapse(signatures([a, b]), [b"a", b"b"])
+            found += res.drop == {1}
+    assert total > 100 and found / total > 0.98

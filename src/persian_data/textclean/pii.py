@@ -50,8 +50,9 @@ _TO_LATIN = str.maketrans("\u06f0\u06f1\u06f2\u06f3\u06f4\u06f5\u06f6\u06f7\u06f
                           "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669",
                           "01234567890123456789")
 _SEP = " \u00a0\u200c\u2009\u202f\\-\u2010\u2011\u2012\u2013()"
-# A digit run: digits with at most two separator characters between them (a leading + or "(").
-_RUN = re.compile(rf"(?<![{_DIGIT}A-Za-z_])[+(]?{D}(?:[{_SEP}]{{0,2}}{D})*\)?")
+# A digit run: digits with at most two separator characters between them (a leading + or "("),
+# 10 digits at least (the shortest PII number, a national ID): short numbers never reach Python.
+_RUN = re.compile(rf"(?<![{_DIGIT}A-Za-z_])[+(]?{D}(?:[{_SEP}]{{0,2}}{D}){{9,}}\)?")
 _GROUP = re.compile(rf"{D}+")
 _MONEY = re.compile(r"\s*(?:تومان|تومن|ریال|درصد|میلیون|میلیارد|هزار)")
 
