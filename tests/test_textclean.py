@@ -225,3 +225,15 @@ def test_pairs_right_above_the_threshold_are_found():
             res = collapse(signatures([a, b]), [b"a", b"b"])
             found += res.drop == {1}
     assert total > 100 and found / total > 0.98
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(list("سلامبرکیگچپژ،؟ abcXYZ019۰۹٠.-_[]") + ["[PHONE]", "\u200c", "é"]))
+       .map("".join))
+def test_persian_ratio_counts_what_isalpha_calls_letters(text):
+    import re
+
+    rest = re.sub(r"\[(?:PHONE|NATIONAL_ID|CARD|IBAN|EMAIL|URL|HANDLE)\]", " ", text)
+    letters = [ch for ch in rest if ch.isalpha()]
+    arabic = [ch for ch in letters if "\u0600" <= ch <= "\u06ff"]
+    assert persian_ratio(text) == (len(arabic) / len(letters) if letters else 0.0)

@@ -54,6 +54,8 @@ _SEP = " \u00a0\u200c\u2009\u202f\\-\u2010\u2011\u2012\u2013()"
 # 10 digits at least (the shortest PII number, a national ID): short numbers never reach Python.
 _RUN = re.compile(rf"(?<![{_DIGIT}A-Za-z_])[+(]?{D}(?:[{_SEP}]{{0,2}}{D}){{9,}}\)?")
 _GROUP = re.compile(rf"{D}+")
+_LATIN = re.compile(r"[A-Za-z]")
+_TEN_DIGITS = re.compile(rf"(?:{D}[^{_DIGIT}]{{0,2}}){{9}}{D}")  # 10 digits, ≤ 2 characters apart
 _MONEY = re.compile(r"\s*(?:تومان|تومن|ریال|درصد|میلیون|میلیارد|هزار)")
 
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
@@ -156,18 +158,18 @@ def _numbers(text: str, run: re.Match) -> list[Match]:
 def find_pii(text: str) -> list[Match]:
     """Every personal-data span in `text`, in order, not overlapping."""
     spans: list[Match] = []
-    for kind, pattern in (("EMAIL", _EMAIL), ("URL", _URL), ("HANDLE", _HANDLE)):
+    latin = _LATIN.search(text) is not None  # emails, URLs, handles and Sheba all need a Latin letter
+    for kind, pattern in (("EMAIL", _EMAIL), ("URL", _URL), ("HANDLE", _HANDLE)) if latin else ():
         for m in pattern.finditer(text):
             end = m.end()
             while end > m.start() and text[end - 1] in _TRAILING:
                 end -= 1
             spans.append(Match(kind, m.start(), end))
-    for m in _IBAN.finditer(text):
+    for m in _IBAN.finditer(text) if latin else ():
         compact = re.sub(r"[ \u00a0-]", "", m.group()).translate(_TO_LATIN)
         if iban_valid(compact):
             spans.append(Match("IBAN", m.start(), m.end()))
-    if any(ch in text for ch in "0123456789\u06f0\u06f1\u06f2\u06f3\u06f4\u06f5\u06f6\u06f7\u06f8\u06f9"
-           "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669"):
+    if _TEN_DIGITS.search(text):  # prefilters in C: most texts have no Latin letter and few digits
         for run in _RUN.finditer(text):
             spans.extend(_numbers(text, run))
     spans.sort(key=lambda m: (m.start, -(m.end - m.start)))

@@ -16,20 +16,18 @@ DEFAULT_THRESHOLD = 0.6
 _PLACEHOLDER = re.compile(r"\[(?:PHONE|NATIONAL_ID|CARD|IBAN|EMAIL|URL|HANDLE)\]")
 
 
-def _arabic_script(ch: str) -> bool:
-    o = ord(ch)
-    return 0x0600 <= o <= 0x06FF or 0x0750 <= o <= 0x077F or 0xFB50 <= o <= 0xFDFF or 0xFE70 <= o <= 0xFEFF
+# Letters are what str.isalpha() calls letters; in C: \w minus digits and "_" (Python's \w is
+# isalnum() or "_"), then the Arabic-script blocks (Arabic, Supplement, Presentation Forms A/B).
+_NOT_LETTER = re.compile(r"[\W\d_]+")
+_ARABIC_SCRIPT = re.compile(r"[\u0600-\u06FF\u0750-\u077F\uFB50-\uFDFF\uFE70-\uFEFF]+")
 
 
 def persian_ratio(text: str) -> float:
     """Arabic-script letters / all letters (0.0 when there is no letter)."""
-    text = _PLACEHOLDER.sub(" ", text)
-    letters = persian = 0
-    for ch in text:
-        if ch.isalpha():
-            letters += 1
-            persian += _arabic_script(ch)
-    return persian / letters if letters else 0.0
+    letters = _NOT_LETTER.sub("", _PLACEHOLDER.sub(" ", text))
+    if not letters:
+        return 0.0
+    return (len(letters) - len(_ARABIC_SCRIPT.sub("", letters))) / len(letters)
 
 
 def is_mostly_persian(text: str, threshold: float = DEFAULT_THRESHOLD) -> bool:
