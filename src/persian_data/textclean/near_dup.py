@@ -190,7 +190,7 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 @dataclass
 class Collapse:
     drop: set[int] = field(default_factory=set)  # indices to leave out
-    pairs: list[tuple[int, int, float]] = field(default_factory=list)  # (kept, dropped, jaccard), confirmed
+    pairs: list[tuple[int, int, float]] = field(default_factory=list)  # (partner, dropped, jaccard), one per dropped
     candidates: int = 0  # pairs LSH proposed
 
 
@@ -273,7 +273,16 @@ def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) 
             confirmed.append((i, j, score))
             union(i, j)
     result.drop = {i for i in range(n) if find(i) != i}
-    # example pairs: a kept row and a row it made drop, with their exact Jaccard
-    result.pairs = sorted(((i, j, s) for i, j, s in confirmed if j in result.drop and i not in result.drop),
-                          key=lambda p: rank[p[1]])
+    # one pair per dropped row, with its exact Jaccard: its partner is a kept row where one was
+    # confirmed with it, else a dropped row of its group it was confirmed with
+    best: dict[int, tuple[int, int, float]] = {}
+    for i, j, score in confirmed:
+        for dropped, partner in ((j, i), (i, j)):
+            if dropped not in result.drop:
+                continue
+            prev = best.get(dropped)
+            mine = (partner not in result.drop, score, -rank[partner])
+            if prev is None or mine > (prev[0] not in result.drop, prev[2], -rank[prev[0]]):
+                best[dropped] = (partner, dropped, score)
+    result.pairs = sorted(best.values(), key=lambda p: rank[p[1]])
     return result
