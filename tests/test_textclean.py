@@ -237,3 +237,26 @@ def test_persian_ratio_counts_what_isalpha_calls_letters(text):
     letters = [ch for ch in rest if ch.isalpha()]
     arabic = [ch for ch in letters if "\u0600" <= ch <= "\u06ff"]
     assert persian_ratio(text) == (len(arabic) / len(letters) if letters else 0.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([
+    "سلام", "با سلام و احترام", "موفق باشید", "لطفا با یک وکیل مشورت کنید", "جهت مشاوره تماس بگیرید",
+    "شماره [PHONE]", "مهریه عندالمطالبه است", "طبق ماده ۱۱۳۳ قانون مدنی اقدام کنید", "بله", "\u200c",
+    ".", "؟", "\n", " ", "(", "تماس", "بگیرید", "وکیل", "مشورت", "در خدمت شما هستیم",
+]), max_size=12).map("".join))
+def test_the_verdict_follows_the_sentence_kinds(text):
+    from persian_data.textclean.answers import _CONTACT, _KEYWORDS, _REFERRAL, _SENTENCE, _loose, sentence_kind
+
+    kinds = [(s, sentence_kind(s)) for s in _SENTENCE.findall(text) if s]
+    for s, _ in kinds:  # the keyword prefilter never hides a phrase
+        loose = _loose(s)
+        if _CONTACT.search(loose) or _REFERRAL.search(loose):
+            assert any(k in loose for k in _KEYWORDS)
+    kept = "".join(s for s, k in kinds if k != "contact").strip()
+    verdict = clean_answer(text, 15)
+    assert verdict.removed == [s.strip() for s, k in kinds if k == "contact"]
+    if any(k == "content" for _, k in kinds) and len(kept) >= 15:
+        assert verdict.text == kept and verdict.reason is None
+    else:
+        assert verdict.text is None and verdict.reason is not None

@@ -49,6 +49,10 @@ _COURTESY = re.compile(
     r"^(?:با\s*)?(?:سلام|درود)(?:\s*و\s*(?:احترام|عرض\s*ادب|وقت\s*بخیر))?|^(?:موفق|پیروز)\s*باشید|"
     r"^(?:با\s*)?(?:تشکر|سپاس|احترام)|^(?:ان\s*شاء\s*الله|انشاالله|انشالله)|^وقت\s*بخیر")
 _STRIP = " \t\r\n.!?؟،,:;؛-–—()«»\"'"
+# Every phrase above holds one of these words: a substring test in C before the alternations
+# (which the regex engine tries at every position).
+_KEYWORDS = ("تماس", "شماره", "مشاور", "مشورت", "واتس", "تلگرام", "اینستاگرام", "ایتا", "روبیکا", "دفتر",
+             "خدمت", "پیام", "سایت", "پیج", "صفحه", "وکیل", "کارشناس", "مدارک", "پرونده", "قرارداد")
 
 
 @dataclass(frozen=True)
@@ -67,11 +71,22 @@ def sentence_kind(sentence: str) -> str:
     loose = _loose(sentence)
     if not loose:
         return "empty"
-    if _PLACEHOLDER.search(sentence) or _CONTACT.search(loose):
+    if _PLACEHOLDER.search(sentence):
+        return "contact"
+    if not any(k in loose for k in _KEYWORDS):  # most sentences: no phrase can match
+        return _plain_kind(loose)
+    if _CONTACT.search(loose):
         return "contact"
     if _REFERRAL.search(loose):
         # a referral inside a long sentence of advice is advice with a recommendation
         return "referral" if len(loose) < 120 else "content"
+    return _plain_kind(loose)
+
+
+def _plain_kind(loose: str) -> str:
+    """courtesy, content or empty: a sentence known to hold no contact or referral phrase."""
+    if not loose:
+        return "empty"
     if _COURTESY.match(loose) and len(loose) < 40:
         return "courtesy"
     return "content"
