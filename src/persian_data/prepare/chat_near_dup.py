@@ -79,7 +79,7 @@ def collapse_and_copy(cands: Candidates, staged: Path, write: Callable[[bytes, b
     del sigs
     drop = outcome.drop
     result = NearDupResult(rows_collapsed=len(drop), candidate_pairs=outcome.candidates)
-    pairs = outcome.pairs[:EXAMPLE_PAIRS]
+    pairs = outcome.pairs[:EXAMPLE_PAIRS]  # (partner, dropped, jaccard): the partner may itself be dropped (a chain)
     wanted = {i for kept, dropped, _ in pairs for i in (kept, dropped)}
     users: dict[int, str] = {}
     with open(staged, "rb") as fh:
@@ -100,6 +100,6 @@ def collapse_and_copy(cands: Candidates, staged: Path, write: Callable[[bytes, b
     # masked here too (idempotent): with --pii keep the staged text holds personal data
     from ..textclean.pii import mask_pii
 
-    result.examples = [{"kept": mask_pii(users.get(k, ""))[0], "dropped": mask_pii(users.get(d, ""))[0],
+    result.examples = [{"similar_to": mask_pii(users.get(k, ""))[0], "dropped": mask_pii(users.get(d, ""))[0],
                         "jaccard": round(float(j), 3)} for k, d, j in pairs]
     return result

@@ -67,8 +67,8 @@ def render_review(stats) -> str:
         out += ["", f"## `{key}`: {RULES[key]} ({counts[key]})", ""]
         if key == "near_duplicate":
             for n, ex in enumerate((stats.near_duplicates or {}).get("examples", []), 1):
-                out += [f"**Example {n}** (Jaccard {ex['jaccard']})", "", "kept:", "", _quote(ex["kept"]), "",
-                        "collapsed into it:", "", _quote(ex["dropped"]), ""]
+                out += [f"**Example {n}** (Jaccard {ex['jaccard']})", "", "dropped:", "", _quote(ex["dropped"]), "",
+                        "near-identical to (the group keeps its smallest digest):", "", _quote(ex["similar_to"]), ""]
             continue
         for n, ex in enumerate(stats.examples.get(key, [])[:REVIEW_EXAMPLES], 1):
             out += [f"**Example {n}**", "", "before:", "", _quote(ex["before"]), "", "after:", "",
