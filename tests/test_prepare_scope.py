@@ -119,3 +119,21 @@ def test_verify_rehashes_everything(tmp_path, hub, monkeypatch, quick):
     listed = {line.split("  ", 1)[1] for line in
               (root / "checksums/datasets.sha256.txt").read_text("utf-8").splitlines()}
     assert listed and listed <= hashed
+
+
+def test_combined_jsonl_changed_behind_the_tools_back_is_caught(tmp_path, hub, capsys):
+    """The chat gate trusts the hash the stage took while writing only while the file is unchanged."""
+    root = tmp_path / "tamper-chat"
+    assert main(["fetch", "--root", str(root), "--endpoint", hub.endpoint, "--only", "text"]) == 0
+    assert main(["prepare", "text", "--root", str(root)]) == 0
+    combined = Layout(root).chat_combined()
+    data = combined.read_bytes()
+    swapped = data.replace("ی".encode(), "ک".encode(), 1)  # same size, different bytes, still valid JSON
+    assert swapped != data and len(swapped) == len(data)
+    st = combined.stat()
+    combined.write_bytes(swapped)
+    os.utime(combined, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    capsys.readouterr()
+    assert main(["verify", "--root", str(root), "--only", "text", "--quick"]) == 1
+    err = capsys.readouterr().err
+    assert "combined.jsonl" in err and "changed since" in err

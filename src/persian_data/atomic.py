@@ -95,6 +95,21 @@ class _HashingWriter:
         for line in lines:
             self.write(line)
 
+    def truncate_to(self, position: int) -> None:
+        """Roll the file back to `position` (a writer taking back what it wrote); the digest is
+        rebuilt from the bytes that stay. Rare (a damaged input), so reading them back is fine."""
+        self._handle.flush()
+        self._handle.truncate(position)
+        self._handle.seek(position)
+        digest, fd, offset = hashlib.sha256(), self._handle.fileno(), 0
+        while offset < position:
+            block = os.pread(fd, min(8 << 20, position - offset), offset)
+            if not block:
+                raise OSError(f"{self._handle.name}: shorter than {position} bytes while rolling back")
+            digest.update(block)
+            offset += len(block)
+        self.sha256 = digest
+
     def __getattr__(self, name):
         return getattr(self._handle, name)
 

@@ -72,7 +72,6 @@ row; the worker says so, and the main process parses that piece again joined wit
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -268,23 +267,14 @@ class _Writers:
 
 
 def _truncate_hashed(handle, position: int) -> None:
-    """Roll a hashing writer (`atomic_writer(on_placed=...)`) back to `position`; its digest is
-    rebuilt from the bytes that stay. Rare (a damaged input file), so reading them back is fine."""
+    """Roll an output back to `position`: a hashing writer (`atomic_writer(on_placed=...)`) also
+    rebuilds its digest; a plain staging file is only truncated."""
+    if hasattr(handle, "truncate_to"):
+        handle.truncate_to(position)
+        return
     handle.flush()
     handle.truncate(position)
     handle.seek(position)
-    if not hasattr(handle, "sha256"):
-        return
-    digest = hashlib.sha256()
-    fd, offset = handle.fileno(), 0
-    while offset < position:
-        block = os.pread(fd, min(8 << 20, position - offset), offset)
-        if not block:
-            raise ChatError(f"{handle.name}: shorter than {position} bytes while rolling back")
-        digest.update(block)
-        offset += len(block)
-    if hasattr(handle, "sha256"):  # a plain staging file has no digest to keep
-        handle.sha256 = digest  # the writer's running digest (what on_placed will report)
 
 
 def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
