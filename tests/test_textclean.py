@@ -260,3 +260,10 @@ def test_the_verdict_follows_the_sentence_kinds(text):
         assert verdict.text == kept and verdict.reason is None
     else:
         assert verdict.text is None and verdict.reason is not None
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(list("abcXYZ سلامپژکی۱۲3_[]é.ДЖ٠ًٌ") + ["[PHONE]", "[URL]", "\u200c"]),
+                max_size=40).map("".join), st.sampled_from([0.0, 0.3, 0.6, 1.0]))
+def test_is_mostly_persian_fast_path_agrees_with_the_ratio(text, threshold):
+    assert is_mostly_persian(text, threshold) == (persian_ratio(text) >= threshold)

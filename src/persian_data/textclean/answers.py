@@ -62,8 +62,11 @@ class AnswerVerdict:
     removed: list[str] = field(default_factory=list)  # the contact sentences taken out
 
 
+_SPACES = re.compile(r"\s+")
+
+
 def _loose(sentence: str) -> str:
-    return re.sub(r"\s+", " ", sentence.replace("\u200c", " ")).strip(_STRIP)
+    return _SPACES.sub(" ", sentence.replace("\u200c", " ")).strip(_STRIP)
 
 
 def sentence_kind(sentence: str) -> str:

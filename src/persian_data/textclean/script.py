@@ -30,5 +30,14 @@ def persian_ratio(text: str) -> float:
     return (len(letters) - len(_ARABIC_SCRIPT.sub("", letters))) / len(letters)
 
 
+# A letter outside the Arabic-script blocks (the class is "letter" minus those blocks).
+_ARABIC_LETTER = re.compile(r"(?=[^\W\d_])[\u0600-\u06FF\u0750-\u077F\uFB50-\uFDFF\uFE70-\uFEFF]")
+_OTHER_LETTER = re.compile(r"[^\W\d_\u0600-\u06FF\u0750-\u077F\uFB50-\uFDFF\uFE70-\uFEFF]")
+
+
 def is_mostly_persian(text: str, threshold: float = DEFAULT_THRESHOLD) -> bool:
+    if "[" in text:
+        text = _PLACEHOLDER.sub(" ", text)
+    if _OTHER_LETTER.search(text) is None:  # the common case: one scan, no copy of the text
+        return (1.0 if _ARABIC_LETTER.search(text) is not None else 0.0) >= threshold
     return persian_ratio(text) >= threshold
