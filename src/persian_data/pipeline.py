@@ -164,14 +164,17 @@ def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bo
             write_readmes(layout, lock, sources, run.cache)
         log.info("records: hashing data files for %s", layout.relative(layout.checksums_file))
         with progress(None, "checksums", "B", logger=log, unit_scale=True) as bar:
-            lines = write_checksums(layout, run.cache, on_bytes=bar.update)
+            known: dict[str, str] | None = {}
+            lines = write_checksums(layout, run.cache, on_bytes=bar.update, known=known)
         meta = write_counts(layout)
         log.info("records: %d checksum line(s); counts %s", len(lines), meta)
     else:
         from .records import counts
 
         meta = counts(layout)
-    ctx = GateContext(layout, sources, run.cache, thorough=thorough, required_stages=frozenset(prepared))
+        known = None
+    ctx = GateContext(layout, sources, run.cache, thorough=thorough, required_stages=frozenset(prepared),
+                      known=known)
     failures, notes, names = run_gates(ctx)
     for note in notes:
         log.warning("%s", note)

@@ -101,17 +101,22 @@ def checksum_line(sha256: str, rel: str) -> str:
     return f"{sha256}  {rel}\n"
 
 
-def write_checksums(layout: Layout, cache: HashCache, on_bytes=None) -> list[str]:
+def write_checksums(layout: Layout, cache: HashCache, on_bytes=None,
+                    known: dict[str, str] | None = None) -> list[str]:
     """Write checksums/datasets.sha256.txt. A file the cache knows unchanged (same size, mtime and
     inode as when it was hashed: while downloading, or while a stage wrote it) costs a stat();
-    only the others are read and hashed, in threads."""
+    only the others are read and hashed, in threads. `known` (if given) is filled with every
+    listed file's root-relative path and sha256, so the gates of the same run need not stat again."""
     found = data_file_stats(layout.datasets)
-    known = {path: cache.lookup(path, st) for path, st in found}
-    unknown = [path for path, hit in known.items() if hit is None]
+    hits = {path: cache.lookup(path, st) for path, st in found}
+    unknown = [path for path, hit in hits.items() if hit is None]
     fresh = cache.digests_many(unknown, on_bytes=on_bytes)
     log.info("records: %d file(s) known by the hash taken when they were written, %d hashed now",
              len(found) - len(unknown), len(unknown))
-    lines = [checksum_line((known[p] or fresh[p]).sha256, layout.relative(p)) for p, _ in found]
+    digests = {layout.relative(p): (hits[p] or fresh[p]).sha256 for p, _ in found}
+    if known is not None:
+        known.update(digests)
+    lines = [checksum_line(sha, rel) for rel, sha in digests.items()]
     text = "".join(lines)
     write_if_changed(layout.checksums_file, text, layout.tmp_dir)
     return lines

@@ -31,10 +31,11 @@ def speech_gates(ctx) -> list[GateFailure | GateNote]:
     wanted = getattr(ctx, "sources", None) or [BY_KEY[k] for k in SPEECH_KEYS]
     cache = getattr(ctx, "cache", None)
     thorough = getattr(ctx, "thorough", True)
+    known = None if thorough else getattr(ctx, "known", None)
     out: list = []
     for source in wanted:
         if source.key in SPEECH_KEYS and layout.content_dir(source).is_dir():
-            out.extend(_gate_source(layout, source, cache, thorough))
+            out.extend(_gate_source(layout, source, cache, thorough, known))
     return out
 
 
@@ -55,7 +56,8 @@ class _Failures:
         return self.items
 
 
-def _gate_source(layout: Layout, source: Source, cache, thorough: bool) -> list[GateFailure | GateNote]:
+def _gate_source(layout: Layout, source: Source, cache, thorough: bool,
+                 known: dict[str, str] | None = None) -> list[GateFailure | GateNote]:
     manifests_dir = layout.manifests_dir(source)
     if not manifests_dir.is_dir() or not any(manifests_dir.glob("*.jsonl")):
         # fetched, never prepared (`persian-data fetch` alone): said, not failed
@@ -115,12 +117,12 @@ def _gate_source(layout: Layout, source: Source, cache, thorough: bool) -> list[
         for path in sorted(manifests_dir.glob("*.jsonl")):
             if path.stem not in rows and path != rejects_file:
                 fail.add("count", layout.relative(path), "manifest for a split the source does not have")
-    _gate_hashes(layout, files, referenced, fail, cache, thorough)
+    _gate_hashes(layout, files, referenced, fail, cache, thorough, known)
     return fail.done()
 
 
 def _gate_hashes(layout: Layout, files: list[tuple[str, str, str]], referenced: list[dict], fail: _Failures,
-                 cache, thorough: bool) -> None:
+                 cache, thorough: bool, known: dict[str, str] | None = None) -> None:
     """Each clip's sha256 against its manifest line: from the hash cache when the clip is unchanged
     since it was written or hashed (a stat, in this thread), else read, in threads, in batches (a
     future per clip would cost more than the stat)."""
@@ -128,6 +130,9 @@ def _gate_hashes(layout: Layout, files: list[tuple[str, str, str]], referenced: 
     digests: list[str | None] = [None] * len(files)  # None: missing
     to_read: list[tuple[int, str, os.stat_result]] = []
     for index, (rel, _, _) in enumerate(files):
+        if known is not None and (listed := known.get(rel)) is not None:
+            digests[index] = listed  # this run's records step just stat'ed it against the hash cache
+            continue
         path = f"{root}/{rel}"
         try:
             st = os.stat(path)
