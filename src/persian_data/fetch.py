@@ -295,20 +295,17 @@ class Downloader:
                     log.warning("%s: %s from %s; continuing from %s%s", where, exc, ep, following[0],
                                 " (Range resume)" if part.exists() and part.stat().st_size else "")
                 continue
-            except EntryNotFoundError as exc:
-                message = f"the Hub has no such file ({str(exc).splitlines()[0]})"
+            except HfHubHTTPError as exc:  # a definite answer (no such file, 4xx/5xx): not retried here
+                first = str(exc).splitlines()[0]
+                if isinstance(exc, EntryNotFoundError):
+                    message = f"the Hub has no such file ({first})"
+                else:
+                    status = exc.response.status_code if exc.response is not None else "?"
+                    message = f"HTTP {status}: {first}"
                 if alone:
                     raise DownloadError(f"{where}: {message}") from None
                 refused[ep.url] = message
                 log.warning("%s: %s answers: %s", where, ep, message)
-                continue
-            except HfHubHTTPError as exc:
-                status = exc.response.status_code if exc.response is not None else "?"
-                message = f"HTTP {status}: {str(exc).splitlines()[0]}"
-                if alone:
-                    raise DownloadError(f"{where}: {message}") from None
-                refused[ep.url] = message
-                log.warning("%s: %s answers %s", where, ep, message)
                 continue
             if _matches(remote, digests):
                 self.pool.served(ep, remote.size)
