@@ -96,13 +96,13 @@ class HashCache:
         except (FileNotFoundError, orjson.JSONDecodeError, OSError):
             self._entries = {}
 
-    def _key(self, path: Path) -> str:
+    def _key(self, path: Path | str) -> str:
         text = os.fspath(path)
         if text.startswith(self._prefix) and "/./" not in text and "/../" not in text:
             return text[len(self._prefix):]  # ~20x cheaper than building Path objects, per file
         return Path(path).absolute().relative_to(self.root).as_posix()
 
-    def lookup(self, path: Path, st: os.stat_result | None = None) -> Digests | None:
+    def lookup(self, path: Path | str, st: os.stat_result | None = None) -> Digests | None:
         """Cached digests if the file is unchanged since they were taken, else None."""
         try:
             st = st or os.stat(path)
@@ -112,6 +112,20 @@ class HashCache:
         if not entry or entry.get("stat") != _stat_key(st):
             return None
         return Digests(entry["sha256"], entry.get("blob_sha1"))
+
+    def known_sha256(self, found: list[tuple[str, os.stat_result]]) -> list[str | None]:
+        """`lookup`'s sha256 for many (path, stat) pairs at once (None where unknown or changed):
+        the checksum file's 49k clips after a stage, one dict probe each, no object per file."""
+        entries, prefix, key = self._entries, self._prefix, self._key
+        cut = len(prefix)
+        out: list[str | None] = []
+        for path, st in found:
+            entry = entries.get(path[cut:] if path.startswith(prefix) and "/." not in path else key(path))
+            if entry is not None and entry.get("stat") == [st.st_size, st.st_mtime_ns, st.st_ino]:
+                out.append(entry["sha256"])
+            else:
+                out.append(None)
+        return out
 
     def put(self, path: Path, digests: Digests, st: os.stat_result | None = None) -> None:
         st = st or os.stat(path)
@@ -128,14 +142,17 @@ class HashCache:
         stage cost a stat(), not a read. A later change (size, mtime or inode) is still caught."""
         self.put(path, Digests(sha256))
 
-    def placed_many(self, folder: Path, items: Iterable[tuple[str, str]]) -> None:
-        """`placed` for many files of one folder: (file name, sha256) pairs; one stat each."""
+    def placed_many(self, folder: Path, items: Iterable[tuple]) -> None:
+        """`placed` for many files of one folder. Items are (file name, sha256), stat'ed here, or
+        (file name, sha256, size, mtime_ns, inode) as the writer saw the file right after writing
+        it (the writer's own fstat: no second stat, and a change made since is not trusted)."""
         base = os.fspath(folder).rstrip("/") + "/"
         key_base = self._key(Path(base + "x"))[:-1]
         entries = {}
-        for name, sha256 in items:
-            st = os.stat(base + name)
-            entries[key_base + name] = {"stat": _stat_key(st), "sha256": sha256}
+        for item in items:
+            name, sha256 = item[0], item[1]
+            key = list(item[2:5]) if len(item) == 5 else _stat_key(os.stat(base + name))
+            entries[key_base + name] = {"stat": key, "sha256": sha256}
         with self._lock:
             self._entries.update(entries)
             self._dirty = self._dirty or bool(entries)

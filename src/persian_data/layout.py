@@ -8,6 +8,7 @@ by an atomic rename, and outside `datasets/`, so counts and checksums cover data
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,6 @@ class Layout:
             return text[len(prefix):]  # the common case (an absolute path under the root): no Path objects
         return Path(path).absolute().relative_to(self.root).as_posix()
 
-    @property
-    def _prefix(self) -> str:
+    @functools.cached_property
+    def _prefix(self) -> str:  # root never changes (frozen); asked once per file by relative()
         return os.fspath(self.root).rstrip("/") + "/"

@@ -24,9 +24,10 @@ from .layout import Layout
 log = logging.getLogger("persian_data")
 
 
-def data_file_stats(folder: Path) -> list[tuple[Path, os.stat_result]]:
-    """(path, lstat) of the regular files (not symlinks) of more than one byte below `folder`,
-    sorted by path bytes. One lstat per file: callers reuse it instead of asking again."""
+def data_file_entries(folder: Path | str) -> list[tuple[str, os.stat_result]]:
+    """(path as str, lstat) of the regular files (not symlinks) of more than one byte below
+    `folder`, sorted by path bytes. One lstat per file, and no Path object per file (for 49k clips
+    those cost more than the walk): callers reuse the stat instead of asking again."""
     found: list[tuple[str, os.stat_result]] = []
 
     def walk(top: str) -> None:
@@ -47,7 +48,12 @@ def data_file_stats(folder: Path) -> list[tuple[Path, os.stat_result]]:
 
     walk(os.fspath(folder))
     found.sort(key=lambda item: os.fsencode(item[0]))
-    return [(Path(path), st) for path, st in found]
+    return found
+
+
+def data_file_stats(folder: Path) -> list[tuple[Path, os.stat_result]]:
+    """`data_file_entries` with Path objects."""
+    return [(Path(path), st) for path, st in data_file_entries(folder)]
 
 
 def data_files(folder: Path) -> list[Path]:
@@ -107,13 +113,14 @@ def write_checksums(layout: Layout, cache: HashCache, on_bytes=None,
     inode as when it was hashed: while downloading, or while a stage wrote it) costs a stat();
     only the others are read and hashed, in threads. `known` (if given) is filled with every
     listed file's root-relative path and sha256, so the gates of the same run need not stat again."""
-    found = data_file_stats(layout.datasets)
-    hits = {path: cache.lookup(path, st) for path, st in found}
-    unknown = [path for path, hit in hits.items() if hit is None]
+    found = data_file_entries(layout.datasets)
+    hits = cache.known_sha256(found)
+    unknown = [path for (path, _), hit in zip(found, hits) if hit is None]
     fresh = cache.digests_many(unknown, on_bytes=on_bytes)
     log.info("records: %d file(s) known by the hash taken when they were written, %d hashed now",
              len(found) - len(unknown), len(unknown))
-    digests = {layout.relative(p): (hits[p] or fresh[p]).sha256 for p, _ in found}
+    relative = layout.relative
+    digests = {relative(path): hit or fresh[path].sha256 for (path, _), hit in zip(found, hits)}
     if known is not None:
         known.update(digests)
     lines = [checksum_line(sha, rel) for rel, sha in digests.items()]

@@ -293,6 +293,8 @@ def prepare_speech(layout: Layout, sources: list[Source] | None = None, options:
             logger.info("speech: %s not fetched; skipped", source.key)
     if not present:
         return {}
+    if (options.workers or default_workers()) > 1:
+        _worker_context(start=True)
     fingerprint = normalizer_fingerprint()
     shutil.rmtree(_trash(layout), ignore_errors=True)
     plans: dict[str, list[SplitPlan]] = {}
@@ -364,16 +366,7 @@ def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: Speec
                     bar.update(results[-1].rows)
                 _finish_split(layout, source, plan, staging, results, options, fingerprint, markers, logger, cache)
             return
-        import multiprocessing as mp
-
-        if "forkserver" in mp.get_all_start_methods():
-            # Workers fork from a clean server (never from this process and its threads) that has
-            # already imported the corpus modules, so each starts in milliseconds.
-            context = mp.get_context("forkserver")
-            context.set_forkserver_preload(["persian_data.prepare.commonvoice", "persian_data.prepare.fleurs",
-                                            "soundfile"])
-        else:
-            context = mp.get_context("spawn")
+        context = _worker_context()
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=exit_with,
                                    initargs=(os.getpid(),))  # a killed run leaves no worker behind
         try:
@@ -396,6 +389,23 @@ def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: Speec
             raise
         else:
             pool.shutdown()
+
+
+def _worker_context(start: bool = False):
+    """Workers fork from a clean server (never from this process and its threads) that has already
+    imported the corpus modules, so each starts in milliseconds. `start`: launch that server now, so
+    its imports overlap the planning instead of delaying the first unit."""
+    import multiprocessing as mp
+
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    context = mp.get_context("forkserver")
+    context.set_forkserver_preload(["persian_data.prepare.commonvoice", "persian_data.prepare.fleurs", "soundfile"])
+    if start:
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+    return context
 
 
 def _advance(bar, future) -> None:

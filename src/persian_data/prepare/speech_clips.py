@@ -123,13 +123,16 @@ def unsafe_member_path(name: str) -> bool:
         or ".." in PurePosixPath(name).parts or "\x00" in name
 
 
-def write_new(path: str, data: bytes) -> None:
-    """Create `path` (never overwrite, never follow a link) and write all of `data`."""
+def write_new(path: str, data: bytes) -> os.stat_result:
+    """Create `path` (never overwrite, never follow a link), write all of `data`, and return the
+    file's stat as the write left it: the hash cache keys the digest of these bytes to exactly
+    that (size, mtime, inode), so a change made after this write is caught, not trusted."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
+        return os.fstat(fd)
     finally:
         os.close(fd)
 
@@ -180,7 +183,9 @@ class UnitResult:
     speakers: set = field(default_factory=set)
     genders: Counter = field(default_factory=Counter)
     rejects: list = field(default_factory=list)
-    written: list = field(default_factory=list)  # (file name, sha256 hex) of each clip written to staging
+    # (file name, sha256 hex, size, mtime_ns, inode) of each clip written to staging: the parent
+    # records them in the hash cache without a stat of its own (the folder is renamed, the files kept)
+    written: list = field(default_factory=list)
     nemo: bytearray = field(default_factory=bytearray)  # export lines, when ctx.exports asks for them
     recordings: bytearray = field(default_factory=bytearray)
     supervisions: bytearray = field(default_factory=bytearray)
@@ -220,8 +225,8 @@ class Collector:
         sha256 = self._hash(data).hexdigest()  # the one hash of these bytes: manifest, cache, checksums
         res = self.result
         if ctx.staging_audio is not None:
-            write_new(os.path.join(ctx.staging_audio, name), data)
-            res.written.append((name, sha256))
+            st = write_new(os.path.join(ctx.staging_audio, name), data)
+            res.written.append((name, sha256, st.st_size, st.st_mtime_ns, st.st_ino))
             head = {"id": clip_id, "split": ctx.split, "audio_path": ctx.audio_prefix + name}
         else:
             head = {"id": clip_id, "split": ctx.split, "audio_path": source, "audio_ref": ref}
