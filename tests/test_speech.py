@@ -402,6 +402,27 @@ def test_nemo_and_lhotse_exports(layout):
     assert gz.stat().st_mtime_ns == mtime
 
 
+def test_exports_streamed_by_workers_equal_those_rebuilt_from_the_manifest(layout):
+    """The parent streams each split's exports from the workers' lines (compressing as units come
+    back); a kept split's are rebuilt from its manifest. Both give the same bytes, so redoing a
+    split with unchanged content leaves its export files (and their mtimes) alone."""
+    from persian_data.prepare import speech_export
+
+    prepare_speech(layout, [CV], options=SpeechOptions(workers=2))
+    nemo = speech_export.nemo_path(layout, CV, "train")
+    rec, sup = speech_export.lhotse_paths(layout, CV, "train")
+    lines = speech_export.export_lines(layout, CV, "train", ("nemo", "lhotse"))
+    assert nemo.read_bytes() == lines.nemo and lines.nemo.count(b"\n") > 1
+    assert rec.read_bytes() == speech_export._gzip(lines.recordings)
+    assert sup.read_bytes() == speech_export._gzip(lines.supervisions)
+    before = {p: p.stat().st_mtime_ns for p in (nemo, rec, sup)}
+    speech._marker_path(layout, CV, "train").unlink()  # the split is prepared again
+    prepare_speech(layout, [CV], options=SpeechOptions(workers=2))
+    assert speech._marker_path(layout, CV, "train").exists()
+    assert {p: p.stat().st_mtime_ns for p in (nemo, rec, sup)} == before
+    assert not any((layout.staging_dir / "speech").rglob("*.gz"))  # nothing staged is left behind
+
+
 def test_load_hf_dataset(layout, monkeypatch):
     datasets = pytest.importorskip("datasets")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

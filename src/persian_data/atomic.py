@@ -80,7 +80,7 @@ OnPlaced = Callable[[Path, str], None]
 written, so whoever keeps hashes (the run's hash cache) never has to read the file back."""
 
 
-class _HashingWriter:
+class HashingWriter:
     """A binary file handle that hashes every byte written through it."""
 
     def __init__(self, handle: IO[bytes]) -> None:
@@ -133,7 +133,7 @@ def atomic_writer(final: Path, tmp_dir: Path, mode: str = "wb", on_placed: OnPla
     os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; layout files get the usual mode
     try:
         with os.fdopen(fd, mode, **open_kwargs) as handle:
-            writer = _HashingWriter(handle) if on_placed is not None else handle
+            writer = HashingWriter(handle) if on_placed is not None else handle
             yield writer
             handle.flush()
             os.fsync(handle.fileno())
@@ -154,6 +154,34 @@ def atomic_write_bytes(final: Path, data: bytes, tmp_dir: Path, on_placed: OnPla
 
 def atomic_write_text(final: Path, text: str, tmp_dir: Path, on_placed: OnPlaced | None = None) -> None:
     atomic_write_bytes(final, text.encode("utf-8"), tmp_dir, on_placed)
+
+
+def place_if_changed(staged: Path, final: Path, sha256: str, on_placed: OnPlaced | None = None) -> bool:
+    """Move `staged` (complete, fsynced, on the layout's filesystem, its bytes hashed as they were
+    written: `sha256`) onto `final`, unless `final` already holds the same bytes: then `staged` is
+    dropped and `final` keeps its mtime (and its hash cache entry). Returns whether it moved."""
+    final = Path(final)
+    try:
+        same = os.path.getsize(final) == os.path.getsize(staged) and _sha256_of(final) == sha256
+    except FileNotFoundError:
+        same = False
+    if same:
+        os.unlink(staged)
+    else:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, final)
+        fsync_dir(final.parent)
+    if on_placed is not None:
+        on_placed(final, sha256)
+    return not same
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_if_changed(final: Path, text: str | bytes, tmp_dir: Path, on_placed: OnPlaced | None = None) -> bool:

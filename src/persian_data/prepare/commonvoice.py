@@ -200,6 +200,9 @@ def run_unit(args: tuple, ctx: UnitContext) -> UnitResult:
                     lines.append(line)
             row += 1
     out.result.lines = b"".join(lines)
+    # Arrow's allocator (mimalloc) keeps the unit's freed read buffers: ~180 MB per worker by the
+    # end of a shard instead of ~110 MB. Handing them back once per unit costs about nothing.
+    pa.default_memory_pool().release_unused()
     return out.result
 
 

@@ -55,7 +55,6 @@ everything in the calling process.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 import shutil
@@ -76,12 +75,13 @@ from ..layout import Layout
 from ..progress import progress
 from ..workers import exit_with
 from . import speech_export
-from .speech_clips import (SPEECH_KEYS, Collector, ExportLines, Probe, Reject, SpeechPrepareError, SplitPlan,
+from .speech_clips import (SPEECH_KEYS, Collector, Probe, Reject, SpeechPrepareError, SplitPlan,
                            UnitContext, UnitResult, normalizer_fingerprint, probe, published_split, split_sort_key)
 from .speech_export import load_hf_dataset
 from .speech_formats import EXPORT_FORMATS, nemo_audio_folder
 from .speech_gates import speech_gates  # registers the gate: pipeline.load_stage_gates imports this module
 from .speech_manifests import corpus_module, iter_manifest, iter_referenced, manifest_lines
+from .speech_sink import MANIFEST, NEMO, RECORDINGS, SUPERVISIONS, SplitSink
 
 __all__ = ["EXPORT_FORMATS", "SPEECH_KEYS", "Collector", "Probe", "Reject", "SpeechOptions", "SpeechPrepareError",
            "SpeechStats", "iter_manifest", "iter_referenced", "load_hf_dataset", "manifest_lines", "prepare_speech",
@@ -180,43 +180,30 @@ def _discard(layout: Layout, path: Path) -> None:
     shutil.rmtree(target, ignore_errors=True)
 
 
-def _publish(layout: Layout, source: Source, plan: SplitPlan, staging: Path, results: list[UnitResult],
-             options: SpeechOptions, fingerprint: str, cache: HashCache | None) -> dict:
-    """Manifest from the units' lines, then audio folder and manifest renamed in, then the marker.
+def _publish(layout: Layout, source: Source, plan: SplitPlan, sink: SplitSink, options: SpeechOptions,
+             fingerprint: str, cache: HashCache | None) -> dict:
+    """Audio folder and manifest (streamed into staging by `sink`, closed) renamed in, then the marker.
 
     The hash cache learns every clip and the manifest with the sha256 taken while they were
     written (the clips' in the workers), so records and gates after the stage only stat them."""
-    manifest_tmp = staging / "manifest.jsonl"
-    manifest_sha = hashlib.sha256()
-    with open(manifest_tmp, "wb") as handle:
-        for res in results:
-            handle.write(res.lines)
-            manifest_sha.update(res.lines)
-        handle.flush()
-        os.fsync(handle.fileno())
-    clips = sum(r.clips for r in results)
-    seconds = sum(r.seconds for r in results)
-    speakers = set().union(*(r.speakers for r in results)) if results else set()
-    genders: Counter = Counter()
-    for res in results:
-        genders.update(res.genders)
-    rejects = [rec for res in results for rec in res.rejects]
+    manifest_tmp = sink.path(MANIFEST)
+    clips, seconds, speakers, genders, rejects = sink.clips, sink.seconds, sink.speakers, sink.genders, sink.rejects
     marker_file = _marker_path(layout, source, plan.split)
     marker_file.unlink(missing_ok=True)
     final_audio = layout.audio_dir(source, plan.split)
     _discard(layout, final_audio)
     if options.extract:
         final_audio.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(staging / "audio", final_audio)
+        os.rename(sink.staging / "audio", final_audio)
         fsync_dir(final_audio.parent)
         if cache is not None:
-            cache.placed_many(final_audio, (item for res in results for item in res.written))
+            cache.placed_many(final_audio, sink.written)
     manifest = layout.manifest(source, plan.split)
     manifest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(manifest_tmp, manifest)
     fsync_dir(manifest.parent)
     if cache is not None:
-        cache.placed(manifest, manifest_sha.hexdigest())
+        cache.placed(manifest, sink.sha256[MANIFEST])
     st = os.stat(manifest)
     speaker_count = len(speakers) if source.key == "commonvoice" else None
     marker = {
@@ -233,7 +220,6 @@ def _publish(layout: Layout, source: Source, plan: SplitPlan, staging: Path, res
         "rejects": rejects,
     }
     atomic_write_bytes(marker_file, orjson.dumps(marker), layout.tmp_dir)
-    shutil.rmtree(staging, ignore_errors=True)
     return marker
 
 
@@ -360,11 +346,9 @@ def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: Speec
     with progress(total_rows, "speech", "clip", logger=logger) as bar:
         if workers == 1:
             for source, plan, staging, ctx in jobs:
-                results = []
-                for fn, args in plan.units:
-                    results.append(fn(args, ctx))
-                    bar.update(results[-1].rows)
-                _finish_split(layout, source, plan, staging, results, options, fingerprint, markers, logger, cache)
+                results = (fn(args, ctx) for fn, args in plan.units)
+                sink = _collect(SplitSink(staging, ctx.exports), results, bar.update)
+                _finish_split(layout, source, plan, sink, options, fingerprint, markers, logger, cache)
             return
         context = _worker_context()
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=exit_with,
@@ -379,9 +363,8 @@ def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: Speec
                     split_futures.append(fut)
                 futures.append(split_futures)
             for (source, plan, staging, ctx), split_futures in zip(jobs, futures):
-                results = [f.result() for f in split_futures]
-                split_futures.clear()  # the futures hold the units' results too: let them go with the split
-                _finish_split(layout, source, plan, staging, results, options, fingerprint, markers, logger, cache)
+                sink = _collect(SplitSink(staging, ctx.exports), _in_order(split_futures))
+                _finish_split(layout, source, plan, sink, options, fingerprint, markers, logger, cache)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             for process in list((getattr(pool, "_processes", None) or {}).values()):
@@ -408,20 +391,43 @@ def _worker_context(start: bool = False):
     return context
 
 
+def _in_order(futures: list) -> Iterable[UnitResult]:
+    """The units' results in source order, each let go (with its future) once consumed."""
+    for index, future in enumerate(futures):
+        result = future.result()
+        futures[index] = None
+        yield result
+
+
+def _collect(sink: SplitSink, results: Iterable[UnitResult], advance=None) -> SplitSink:
+    """Stream a split's unit results into its staging files as they come back; the sink is closed
+    (files complete and fsynced) on return, its handles closed on failure."""
+    try:
+        for result in results:
+            sink.add(result)
+            if advance is not None:
+                advance(result.rows)
+        sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    return sink
+
+
 def _advance(bar, future) -> None:
     if not future.cancelled() and future.exception() is None:
         bar.update(future.result().rows)
 
 
-def _finish_split(layout, source, plan, staging, results, options, fingerprint, markers, logger, cache) -> None:
-    marker = _publish(layout, source, plan, staging, results, options, fingerprint, cache)
+def _finish_split(layout, source, plan, sink: SplitSink, options, fingerprint, markers, logger, cache) -> None:
+    marker = _publish(layout, source, plan, sink, options, fingerprint, cache)
     markers[(source.key, plan.split)] = marker
-    if options.extract and options.exports:  # from the lines the workers built beside the manifest's
-        lines = ExportLines(b"".join(r.nemo for r in results), b"".join(r.recordings for r in results),
-                            b"".join(r.supervisions for r in results))
-        results.clear()  # let the units' bytes go before compressing
-        markers[(source.key, plan.split, "exports")] = speech_export.write_split_exports(
-            layout, source, plan.split, options.exports, cache.placed if cache is not None else None, lines)
+    if options.extract and options.exports:  # streamed by the sink from the lines the workers built
+        staged = {key: (sink.path(name), sink.sha256[name]) for key, name in
+                  (("nemo", NEMO), ("recordings", RECORDINGS), ("supervisions", SUPERVISIONS)) if name in sink.sha256}
+        markers[(source.key, plan.split, "exports")] = speech_export.place_split_exports(
+            layout, source, plan.split, options.exports, staged, cache.placed if cache is not None else None)
+    shutil.rmtree(sink.staging, ignore_errors=True)
     s = marker["stats"]
     logger.info("speech: %s/%s: %d clip(s), %.2f h, %s speaker(s), gender %s, rejects %s", source.folder,
                 plan.split, s["clips"], s["hours"], "?" if s["speakers"] is None else s["speakers"],

@@ -20,7 +20,7 @@ import gzip
 import io
 from pathlib import Path
 
-from ..atomic import OnPlaced, write_if_changed
+from ..atomic import OnPlaced, place_if_changed, write_if_changed
 from ..catalog import BY_KEY, Source
 from ..errors import ExtraMissingError, PersianDataError
 from ..layout import Layout
@@ -80,6 +80,23 @@ def write_split_exports(layout: Layout, source: Source, split: str, formats: tup
         write_if_changed(sup_path, _gzip(lines.supervisions), layout.tmp_dir, on_placed)
         written += [rec_path, sup_path]
     return written
+
+
+def place_split_exports(layout: Layout, source: Source, split: str, formats: tuple[str, ...],
+                        staged: dict[str, tuple[Path, str]], on_placed: OnPlaced | None = None) -> list[Path]:
+    """Publish one split's export files streamed into staging while its units came back
+    (`staged`: "nemo" / "recordings" / "supervisions" -> (staged file, sha256)); a final file
+    that already holds the same bytes is left alone."""
+    targets = []
+    if "nemo" in formats:
+        targets.append(("nemo", nemo_path(layout, source, split)))
+    if "lhotse" in formats:
+        rec_path, sup_path = lhotse_paths(layout, source, split)
+        targets += [("recordings", rec_path), ("supervisions", sup_path)]
+    for key, final in targets:
+        path, sha256 = staged[key]
+        place_if_changed(path, final, sha256, on_placed)
+    return [final for _, final in targets]
 
 
 def write_exports(layout: Layout, source: Source, splits: list[str], formats: tuple[str, ...],
