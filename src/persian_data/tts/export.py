@@ -24,6 +24,12 @@ punctuation, digits, a Latin word, a one-word sentence):
 A voice that fails either check is not published: the old export (if any) stays, the command
 fails with the reason. The export is built in the run's temp folder and moved into
 `datasets/tts/<voice>/onnx/` by renames only when complete.
+
+With `--int8`, once the float32 export passed, quantize.py adds `model.int8.onnx` (the decoder in
+int8, its own check against the same torch audio) to the same folder before it is published. If
+the int8 check fails, the float32 export is still published (it passed), without an int8 file,
+and the command fails naming the int8 check. A new export replaces the whole folder, so an old
+int8 file never outlives the float32 graph it was made from.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from .check import VOICE_SOURCES, inference_checkpoint_name
 from .frontend import FrontEndError, TextFrontEnd, first_difference, spec_from_coqui
 from .onnx_record import FORMAT, MODEL_FILE, ONNX_DIR, RECORD_FILE, OnnxExportError, file_entry
 from .onnx_voice import OnnxVoice
+from .quantize import Int8CheckError, make_int8
 
 log = logging.getLogger("persian_data.tts.export")
 
@@ -77,12 +84,14 @@ def _voice_source(voice: str):
 
 
 def export_voice(layout: Layout, voice: str, *, tmp_dir: Path, sentences: list[str] | None = None,
-                 cache: HashCache | None = None) -> dict:
+                 cache: HashCache | None = None, int8: bool = False) -> dict:
     """Export one voice; return its record. Raises OnnxExportError / VoiceCheckError /
-    ExtraMissingError / FrontEndError, leaving the layout as it was.
+    ExtraMissingError / FrontEndError, leaving the layout as it was (Int8CheckError: the float32
+    export was published, the int8 one was not).
 
     cache: the layout's hash cache, told the sha256 of the source files (hashed for the record),
-    so that loading the export later checks them with a stat instead of reading 1 GB."""
+    so that loading the export later checks them with a stat instead of reading 1 GB.
+    int8: also make and check model.int8.onnx (quantize.py)."""
     import onnx
     import torch
     import TTS
@@ -146,12 +155,22 @@ def export_voice(layout: Layout, voice: str, *, tmp_dir: Path, sentences: list[s
         _write_json(staging / RECORD_FILE, record)
 
         # 3. agreement, on the full torch-free path -------------------------------------------
-        record["check"] = _agreement(torch_voice, model, staging, model_dir, sentences, voice)
+        record["check"], references = _agreement(torch_voice, model, staging, model_dir, sentences, voice)
         record["check"]["export_s"] = round(export_s, 2)
         import onnxruntime
 
         record["check"]["onnxruntime"] = onnxruntime.__version__
         _write_json(staging / RECORD_FILE, record)
+
+        # 4. the opt-in int8 voice, checked against the same torch audio ------------------------
+        int8_failed = None
+        if int8:
+            try:
+                record["int8"] = make_int8(staging, record, sentences, references, voice=voice,
+                                           work_dir=Path(tmp_dir) / f"int8-{voice}")
+                _write_json(staging / RECORD_FILE, record)
+            except OnnxExportError as exc:
+                int8_failed = exc
         _publish(staging, layout.bucket_root(source) / ONNX_DIR, tmp_dir)
         if cache is not None:
             for key, path in (("config", model_dir / "config.json"), ("checkpoint", torch_voice.checkpoint)):
@@ -164,6 +183,10 @@ def export_voice(layout: Layout, voice: str, *, tmp_dir: Path, sentences: list[s
     log.info("tts-export %s: %s (%.1f MB, opset %s), agrees with torch on %d sentences (max %.2f LSB)",
              voice, layout.relative(layout.bucket_root(source) / ONNX_DIR / MODEL_FILE),
              record["onnx"]["bytes"] / 1e6, opset, len(sentences), record["check"]["max_lsb"])
+    if int8_failed is not None:
+        raise Int8CheckError(f"{int8_failed}; no int8 model published (the fp32 export passed its own check and "
+                             f"was published at {layout.relative(layout.bucket_root(source) / ONNX_DIR)})") \
+            from int8_failed
     return record
 
 
@@ -172,10 +195,12 @@ def _agreement(torch_voice, model, staging: Path, model_dir: Path, sentences: li
     onnx_voice = OnnxVoice.load(staging, model_dir=model_dir, name=voice,
                                 scales=[0.0, float(model.length_scale), 0.0])
     worst = 0.0
+    references = []
     try:
         model.inference_noise_scale = model.inference_noise_scale_dp = 0.0
         for sentence in sentences:
             expected = torch_voice.synthesize_piece(sentence)
+            references.append(expected)
             got = onnx_voice.synthesize_piece(sentence)
             if len(got) != len(expected):
                 raise OnnxExportError(
@@ -191,7 +216,7 @@ def _agreement(torch_voice, model, staging: Path, model_dir: Path, sentences: li
     finally:
         model.inference_noise_scale, model.inference_noise_scale_dp = saved
     return {"sentences": sentences, "noise": 0.0, "same_length": True, "max_lsb": round(worst, 4),
-            "tolerance_lsb": TOLERANCE_LSB}
+            "tolerance_lsb": TOLERANCE_LSB}, references
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -218,8 +243,9 @@ def installed_voices(layout: Layout) -> list[str]:
     return [v["name"] for v in list_voices(layout) if v["installed"]]
 
 
-def run_tts_export(layout: Layout, voices: list[str] | None, *, verbose: bool = False):
-    """The command: export `voices` (default: every installed one), then records and gates."""
+def run_tts_export(layout: Layout, voices: list[str] | None, *, verbose: bool = False, int8: bool = False):
+    """The command: export `voices` (default: every installed one; with int8, each also quantized),
+    then records and gates."""
     from ..integrity import read_lock
     from ..pipeline import Outcome, Run, finish, load_stage_gates
     from ..progress import progress
@@ -235,7 +261,7 @@ def run_tts_export(layout: Layout, voices: list[str] | None, *, verbose: bool = 
         with progress(len(wanted), "tts-export", "voice", logger=log) as bar:
             for voice in wanted:
                 try:
-                    export_voice(layout, voice, tmp_dir=layout.tmp_dir, cache=run.cache)
+                    export_voice(layout, voice, tmp_dir=layout.tmp_dir, cache=run.cache, int8=int8)
                 except (OnnxExportError, FrontEndError) as exc:
                     log.error("%s", exc)
                     failures.append(str(exc))

@@ -8,7 +8,12 @@ not change) and is counted in `checksums/datasets.sha256.txt` like everything un
      "source": {"config": {"file", "sha256", "bytes"}, "checkpoint": {"file", "sha256", "bytes"}},
      "onnx": {"file": "model.onnx", "sha256", "bytes"},
      "exporter": {...}, "opset": 18, "front_end": {...}, "audio": {...}, "scales": [...],
-     "check": {...}}
+     "check": {...},
+     "int8": {"file": "model.int8.onnx", "sha256", "bytes", "quantized", "method", "check", ...}}
+
+`int8` is present only after `tts-export --int8` (quantize.py): the decoder quantized to int8,
+checked against torch. Its file is checked like model.onnx; a model.int8.onnx the record does not
+name is a stray file.
 
 This module reads the record and compares it with the bytes: the ONNX file's sha256 with the
 record's, and the source files' with the record's (a voice fetched again at another revision
@@ -29,9 +34,12 @@ from ..layout import Layout
 
 ONNX_DIR = "onnx"
 MODEL_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
 RECORD_FILE = "export.json"
 FORMAT = 1
-EXPORT_FILES = frozenset({MODEL_FILE, RECORD_FILE})
+EXPORT_FILES = frozenset({MODEL_FILE, RECORD_FILE})  # always; INT8_FILE when the record has `int8`
+PRECISIONS = ("fp32", "int8")
+MODEL_ENTRY = {"fp32": "onnx", "int8": "int8"}  # precision -> the record's entry for its file
 
 Sha256 = Callable[[Path], str]
 
@@ -67,6 +75,8 @@ def read_record(folder: Path) -> dict[str, Any]:
         for key in ("config", "checkpoint"):
             _entry(record["source"][key])
         _entry(record["onnx"])
+        if "int8" in record:
+            _entry(record["int8"])
         for key in ("front_end", "audio", "scales", "exporter", "opset"):
             record[key]  # noqa: B018 - presence check
     except (KeyError, TypeError) as exc:
@@ -81,31 +91,39 @@ def _entry(entry: Any) -> None:
 
 
 def export_problems(folder: Path, model_dir: Path | None, record: dict[str, Any], *,
-                    sha256: Sha256 = sha256_of, source_sha256: dict[str, str] | None = None) -> list[tuple[Path, str]]:
+                    sha256: Sha256 = sha256_of, source_sha256: dict[str, str] | None = None,
+                    precisions: tuple[str, ...] = PRECISIONS) -> list[tuple[Path, str]]:
     """(path, reason) for every way the export in `folder` disagrees with its record.
 
-    The ONNX file: present, same size, same sha256 (a tampered or truncated file is refused). Extra
-    files in the folder are refused too. The source (when `model_dir` holds it): config and
-    checkpoint still the bytes the export was made from. `source_sha256` (file name -> sha256,
-    e.g. from the lock file) saves hashing a 1 GB checkpoint when its hash is already known and
-    checked elsewhere.
+    The ONNX files (model.onnx, and model.int8.onnx when recorded; only those of `precisions`, e.g.
+    just the one a server is about to run): present, same size, same sha256 (a tampered or
+    truncated file is refused). Files the record does not name are refused too. The source (when
+    `model_dir` holds it): config and checkpoint still the bytes the export was made from.
+    `source_sha256` (file name -> sha256, e.g. from the lock file) saves hashing a 1 GB checkpoint
+    when its hash is already known and checked elsewhere.
     """
     folder = Path(folder)
     problems: list[tuple[Path, str]] = []
-    onnx = record["onnx"]
-    path = folder / onnx["file"]
-    if not path.is_file():
-        problems.append((path, "missing: the ONNX model its record names"))
-    else:
+    named = {MODEL_ENTRY[p]: record[MODEL_ENTRY[p]] for p in PRECISIONS if MODEL_ENTRY[p] in record}
+    for key, entry in named.items():
+        if key not in {MODEL_ENTRY[p] for p in precisions}:
+            continue
+        path = folder / entry["file"]
+        if not path.is_file():
+            problems.append((path, "missing: the ONNX model its record names"))
+            continue
         size = path.stat().st_size
-        got = sha256(path) if size == onnx["bytes"] else None
-        if size != onnx["bytes"] or got != onnx["sha256"]:
-            what = f"size {size}, recorded {onnx['bytes']}" if got is None else f"sha256 {got}"
+        got = sha256(path) if size == entry["bytes"] else None
+        if size != entry["bytes"] or got != entry["sha256"]:
+            what = f"size {size}, recorded {entry['bytes']}" if got is None else f"sha256 {got}"
+            again = "`persian-data tts-export --int8`" if key == "int8" else "`persian-data tts-export`"
             problems.append((path, f"does not match its record {folder / RECORD_FILE} ({what}, recorded "
-                                   f"sha256 {onnx['sha256']}): changed since export; refused. Run "
-                                   f"`persian-data tts-export` again."))
-    for extra in sorted(p for p in folder.iterdir() if p.name not in EXPORT_FILES | {onnx["file"]}):
-        problems.append((extra, "not part of the export (only model.onnx and export.json belong here)"))
+                                   f"sha256 {entry['sha256']}): changed since export; refused. Run "
+                                   f"{again} again."))
+    belongs = EXPORT_FILES | {entry["file"] for entry in named.values()}
+    for extra in sorted(p for p in folder.iterdir() if p.name not in belongs):
+        problems.append((extra, f"not part of the export (only {', '.join(sorted(belongs))} belong here: "
+                                "what its record names)"))
     if model_dir is not None and Path(model_dir).is_dir():
         known = source_sha256 or {}
         for key in ("config", "checkpoint"):
@@ -127,10 +145,12 @@ def export_problems(folder: Path, model_dir: Path | None, record: dict[str, Any]
 
 
 def checked_record(folder: Path, model_dir: Path | None, *, sha256: Sha256 = sha256_of,
-                   source_sha256: dict[str, str] | None = None) -> dict[str, Any]:
+                   source_sha256: dict[str, str] | None = None,
+                   precisions: tuple[str, ...] = PRECISIONS) -> dict[str, Any]:
     """read_record + export_problems; raises OnnxExportError listing every problem."""
     record = read_record(folder)
-    problems = export_problems(folder, model_dir, record, sha256=sha256, source_sha256=source_sha256)
+    problems = export_problems(folder, model_dir, record, sha256=sha256, source_sha256=source_sha256,
+                               precisions=precisions)
     if problems:
         raise OnnxExportError("; ".join(f"{path}: {reason}" for path, reason in problems))
     return record

@@ -5,10 +5,14 @@
 is present but does not match its record (tampered, truncated, or made from another checkpoint)
 is an error in `auto` too, never a silent fallback: the user asked for the layout's voice and
 that file is not what was checked. `--runtime onnx` needs the export; `--runtime torch` ignores it.
+
+`--precision int8` (opt-in; default fp32) runs the export's model.int8.onnx (`tts-export --int8`):
+it needs the ONNX runtime, so `auto` means onnx and `torch` is refused.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +20,7 @@ from pathlib import Path
 from ..errors import ExtraMissingError, PersianDataError
 from ..layout import Layout
 from .check import VOICE_SOURCES, inference_checkpoint_name
-from .onnx_record import ONNX_DIR, OnnxExportError, known_source_sha256
+from .onnx_record import ONNX_DIR, PRECISIONS, RECORD_FILE, OnnxExportError, known_source_sha256
 from .pieces import write_wav
 from .synth import list_voices
 
@@ -36,21 +40,35 @@ def _source(voice: str):
         raise PersianDataError(f"unknown voice {voice!r}; known: {', '.join(VOICE_SOURCES)}") from None
 
 
-def load_voice(layout: Layout, voice: str, runtime: str = "auto", *, threads: int | None = None):
-    """The loaded voice (synth.Voice on torch, onnx_voice.OnnxVoice on onnxruntime)."""
+def _runtime_for(runtime: str, precision: str) -> str:
     if runtime not in RUNTIMES:
         raise PersianDataError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if precision not in PRECISIONS:
+        raise PersianDataError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "int8":
+        if runtime == "torch":
+            raise PersianDataError("--precision int8 runs the int8 ONNX export on onnxruntime; it cannot run on "
+                                   "--runtime torch (use --runtime onnx or auto, or --precision fp32)")
+        return "onnx"
+    return runtime
+
+
+def load_voice(layout: Layout, voice: str, runtime: str = "auto", *, threads: int | None = None,
+               precision: str = "fp32"):
+    """The loaded voice (synth.Voice on torch, onnx_voice.OnnxVoice on onnxruntime)."""
+    runtime = _runtime_for(runtime, precision)
     source = _source(voice)
     model_dir = layout.content_dir(source)
     folder = layout.bucket_root(source) / ONNX_DIR
     if runtime != "torch" and folder.exists():
         from .onnx_voice import OnnxVoice
 
-        return OnnxVoice.load(folder, model_dir=model_dir, name=voice, threads=threads,
+        return OnnxVoice.load(folder, model_dir=model_dir, name=voice, threads=threads, precision=precision,
                               source_sha256=known_source_sha256(layout, source))
     if runtime == "onnx":
+        int8 = " --int8" if precision == "int8" else ""
         raise OnnxExportError(f"voice {voice}: no ONNX export at {folder}; make one with `persian-data "
-                              f"tts-export --root {layout.root} --voice {voice}` (needs the tts extra, once)")
+                              f"tts-export --root {layout.root} --voice {voice}{int8}` (needs the tts extra, once)")
     from .synth import Voice
 
     preferred = inference_checkpoint_name(source)
@@ -63,35 +81,51 @@ def load_voice(layout: Layout, voice: str, runtime: str = "auto", *, threads: in
                                 f"where the tts extra is installed: persian-data tts-export --voice {voice}") from exc
 
 
-def available_voices(layout: Layout, runtime: str = "auto") -> list[str]:
-    """Voices that can be loaded with `runtime`: with an ONNX export, or with a checkpoint (not for onnx)."""
+def _has_int8(folder: Path) -> bool:
+    """Whether the export's record names an int8 model (read cheaply; loading checks it properly)."""
+    try:
+        return "int8" in json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def available_voices(layout: Layout, runtime: str = "auto", precision: str = "fp32") -> list[str]:
+    """Voices that can be loaded with `runtime`: with an ONNX export, or with a checkpoint (not for onnx);
+    for int8, voices whose export has the int8 model."""
+    runtime = _runtime_for(runtime, precision)
     names = []
     for entry in list_voices(layout):
-        has_onnx = onnx_dir(layout, entry["name"]).exists()
+        folder = onnx_dir(layout, entry["name"])
+        has_onnx = folder.exists() and (precision != "int8" or _has_int8(folder))
         if (runtime != "torch" and has_onnx) or (runtime != "onnx" and entry["installed"]):
             names.append(entry["name"])
     return names
 
 
 def load_voices(layout: Layout, names: list[str] | None = None, runtime: str = "auto", *,
-                threads: int | None = None) -> dict:
+                threads: int | None = None, precision: str = "fp32") -> dict:
     """Load every available voice (or `names`), each once, in parallel (onnxruntime builds a
     session in C++ without the GIL, so two voices load in the time of one on two cores)."""
-    return start_loading(layout, names, runtime, threads=threads).result()
+    return start_loading(layout, names, runtime, threads=threads, precision=precision).result()
 
 
 def start_loading(layout: Layout, names: list[str] | None = None, runtime: str = "auto", *,
-                  threads: int | None = None) -> Future:
+                  threads: int | None = None, precision: str = "fp32") -> Future:
     """load_voices in background threads; a Future of {name: voice}. `serve-tts` starts this
     before importing the web stack, so the two overlap (cold start)."""
-    wanted = names or available_voices(layout, runtime)
+    wanted = names or available_voices(layout, runtime, precision)
     if not wanted:
+        if precision == "int8":
+            raise PersianDataError(f"no TTS voice under {layout.datasets / 'tts'} has an int8 ONNX export; make "
+                                   f"one with `persian-data tts-export --root {layout.root} --int8` (needs the tts "
+                                   "extra, once)")
         hint = ("export them first (persian-data tts-export)" if runtime == "onnx"
                 else "fetch them first (persian-data fetch --only tts)")
         raise PersianDataError(f"no TTS voice {'exported' if runtime == 'onnx' else 'installed'} under "
                                f"{layout.datasets / 'tts'}; {hint}")
     pool = ThreadPoolExecutor(len(wanted), thread_name_prefix="tts-load")
-    futures = {name: pool.submit(load_voice, layout, name, runtime, threads=threads) for name in wanted}
+    futures = {name: pool.submit(load_voice, layout, name, runtime, threads=threads, precision=precision)
+               for name in wanted}
     pool.shutdown(wait=False)
     done: Future = Future()
 
@@ -109,8 +143,9 @@ def start_loading(layout: Layout, names: list[str] | None = None, runtime: str =
     return done
 
 
-def synth_to_file(layout: Layout, voice: str, text: str, out_path: Path, runtime: str = "auto") -> Path:
+def synth_to_file(layout: Layout, voice: str, text: str, out_path: Path, runtime: str = "auto",
+                  precision: str = "fp32") -> Path:
     """Speak `text` with `voice` into a WAV at the voice's sample rate; return the path."""
-    loaded = load_voice(layout, voice, runtime)
-    log.info("synth: voice %s on %s", voice, loaded.runtime)
+    loaded = load_voice(layout, voice, runtime, precision=precision)
+    log.info("synth: voice %s on %s (%s)", voice, loaded.runtime, getattr(loaded, "precision", "fp32"))
     return write_wav(Path(out_path), loaded.synthesize(text), loaded.sample_rate)

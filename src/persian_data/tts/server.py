@@ -65,6 +65,8 @@ class VoiceInfo(BaseModel):
     )
     default: bool = Field(False, description="Used when a request names no voice.")
     runtime: str = Field("torch", description="What synthesizes this voice: onnx (onnxruntime) or torch (coqui-tts).")
+    precision: str = Field("fp32", description="fp32 (the exported graph) or int8 (its decoder quantized; "
+                                               "`serve-tts --precision int8`).")
 
 
 class Health(BaseModel):
@@ -75,6 +77,8 @@ class Health(BaseModel):
     uptime_s: float
     runtime: str = Field(description="onnx, torch, or mixed (see `runtimes`).")
     runtimes: dict[str, str] = Field(description="Voice name -> runtime serving it.")
+    precision: str = Field("fp32", description="fp32, int8, or mixed (see `precisions`).")
+    precisions: dict[str, str] = Field(default_factory=dict, description="Voice name -> fp32 or int8.")
     queue_length: int = Field(description="Admitted requests waiting for a synthesis worker.")
     in_progress: int = Field(description="Syntheses running right now.")
     workers: int = Field(description="Syntheses that may run at once.")
@@ -112,6 +116,14 @@ def _truthy(value: Any) -> bool:
 
 def runtime_of(voice: Any) -> str:
     return getattr(voice, "runtime", "torch")
+
+
+def precision_of(voice: Any) -> str:
+    return getattr(voice, "precision", "fp32")
+
+
+def _overall(values: Mapping[str, str]) -> str:
+    return next(iter(set(values.values()))) if len(set(values.values())) == 1 else "mixed"
 
 
 def default_workers(voices: Mapping[str, Any]) -> int:
@@ -153,7 +165,7 @@ def create_app(
     stats = {"requests": 0, "errors": 0}
     started = time.time()
     runtimes = {name: runtime_of(v) for name, v in voices.items()}
-    overall = next(iter(set(runtimes.values()))) if len(set(runtimes.values())) == 1 else "mixed"
+    precisions = {name: precision_of(v) for name, v in voices.items()}
     admission = Admission(workers or default_workers(voices), max_queue, timeout)
     metrics = make_metrics(runtimes=runtimes, queue_length=lambda: admission.queue_length,
                            running=lambda: admission.running)
@@ -237,7 +249,8 @@ def create_app(
             return _error(503, "busy", f"{admission.workers} synthesizing and {admission.max_queue} waiting; "
                           f"retry in {exc.retry_after} s", headers={"Retry-After": str(exc.retry_after)},
                           retry_after=exc.retry_after)
-        headers = {"X-Voice": name, "X-Runtime": runtimes[name], "X-Sample-Rate": str(voice.sample_rate)}
+        headers = {"X-Voice": name, "X-Runtime": runtimes[name], "X-Precision": precisions[name],
+                   "X-Sample-Rate": str(voice.sample_rate)}
         synth_piece = counted(name, voice)
         if _truthy(params.get("stream")):
             headers["X-Stream-Format"] = "wav; pcm_s16le; mono; unsized (0xFFFFFFFF); one chunk per sentence"
@@ -385,6 +398,7 @@ def create_app(
                     revision=info.get("revision"),
                     default=name == default_voice,
                     runtime=runtimes[name],
+                    precision=precisions[name],
                 )
             )
         return out
@@ -402,8 +416,10 @@ def create_app(
             requests=stats["requests"],
             errors=stats["errors"],
             uptime_s=round(time.time() - started, 3),
-            runtime=overall,
+            runtime=_overall(runtimes),
             runtimes=runtimes,
+            precision=_overall(precisions),
+            precisions=precisions,
             queue_length=admission.queue_length,
             in_progress=admission.running,
             workers=admission.workers,
@@ -439,7 +455,7 @@ def lock_info_for(layout: Layout) -> dict[str, dict]:
 
 def serve(layout: Layout, host: str = "127.0.0.1", port: int = DEFAULT_PORT, max_chars: int = 1000, *,
           runtime: str = "auto", workers: int | None = None, max_queue: int = 8, timeout: float = 120.0,
-          threads: int | None = None, loading: Future | None = None) -> None:
+          threads: int | None = None, loading: Future | None = None, precision: str = "fp32") -> None:
     """Load every available voice once (runtime.load_voices), then serve until interrupted.
 
     threads: onnxruntime intra-op threads per voice (default: onnxruntime's, one per core).
@@ -449,10 +465,11 @@ def serve(layout: Layout, host: str = "127.0.0.1", port: int = DEFAULT_PORT, max
     import uvicorn
 
     began = time.perf_counter()
-    voices = (loading or start_loading(layout, runtime=runtime, threads=threads)).result()
+    voices = (loading or start_loading(layout, runtime=runtime, threads=threads, precision=precision)).result()
     for voice in voices.values():
         print(
-            f"loaded voice {voice.name} on {runtime_of(voice)} ({voice.checkpoint.name}, {voice.sample_rate} Hz) "
+            f"loaded voice {voice.name} on {runtime_of(voice)} {precision_of(voice)} ({voice.checkpoint.name}, "
+            f"{voice.sample_rate} Hz) "
             f"in {voice.load_seconds:.1f}s",
             file=sys.stderr,
         )

@@ -114,11 +114,13 @@ class Voice:
         return speak(text, self.synthesize_piece, self.sample_rate, should_stop)
 
     runtime = "torch"
+    precision = "fp32"
 
     def info(self) -> dict:
         return {
             "name": self.name,
             "runtime": self.runtime,
+            "precision": self.precision,
             "sample_rate": self.sample_rate,
             "checkpoint": self.checkpoint.name,
         }
