@@ -8,17 +8,22 @@ random lengths, so compare real-time factors (seconds of compute per second of a
 than raw seconds.
 
 All in one run, interleaved so machine load hits every path alike:
-1. the export: `tts-export`'s worker on the model (seconds, ONNX size, agreement in LSB);
+1. the export: `tts-export --int8`'s worker on the model (seconds, ONNX size, agreement in LSB,
+   the int8 voice's min SNR vs torch from its record);
 2. whole commands, process start to exit, with peak memory of the process tree:
    coqui's own `tts` CLI (and its "Processing time"), `persian-data synth --runtime torch`,
    `persian-data synth --runtime onnx` (from the light venv, no torch);
 3. servers as users start them (`persian-data serve-tts`, their own processes): today's torch
-   server (the `tts` venv) and the ONNX server (the light `serve` venv, no torch):
+   server (the `tts` venv), the ONNX server and the int8 ONNX server (`--precision int8`; both
+   from the light `serve` venv, no torch):
    cold start until /health answers (ONNX: median of several starts), per-request real-time
    factor on the 146-character text from one client, and 4 concurrent clients with a short
    sentence (requests/s, p50/p95), peak memory;
 4. in-process synthesis with our torch Voice (the old figure, for continuity);
-5. installed size of the light venv and of the full (tts) venv.
+5. installed size of the light venv and of the full (tts) venv;
+6. the FLOP bound: the decoder's FLOP per output sample (torch's FlopCounterMode on the model's
+   HiFi-GAN decoder), the GFLOP/s an RTF of 0.25 needs, and the machine's measured float32 GEMM
+   peak (numpy matmul 2048^2 on 2 threads): why float32 cannot reach 0.25 here.
 
 Usage: python bench/bench_tts.py [--workdir bench/out/tts] [--runs 3] [--requests 40]
                                  [--light-venv .venv-serve] [--rebuild]
@@ -170,7 +175,9 @@ def export(layout: Layout, rebuild: bool) -> dict:
     if not rebuild and folder.exists():
         try:
             record = checked_record(folder, layout.content_dir(BY_KEY["tts-female"]))
-            return {**record["check"], "reused": True, "onnx_mb": round(record["onnx"]["bytes"] / 1e6, 1)}
+            if "int8" in record:  # an export from before --int8 is made again, with it
+                return {**record["check"], "reused": True, "onnx_mb": round(record["onnx"]["bytes"] / 1e6, 1),
+                        "int8": int8_summary(record)}
         except OnnxExportError:
             pass
     from persian_data.integrity import HashCache
@@ -178,10 +185,57 @@ def export(layout: Layout, rebuild: bool) -> dict:
     layout.tmp_dir.mkdir(parents=True, exist_ok=True)
     cache = HashCache(layout.hash_cache, layout.root)  # as `tts-export` does: source hashes remembered
     began = time.perf_counter()
-    record = export_voice(layout, "female", tmp_dir=layout.tmp_dir, cache=cache)
+    record = export_voice(layout, "female", tmp_dir=layout.tmp_dir, cache=cache, int8=True)
     cache.save(layout.tmp_dir)
     return {**record["check"], "reused": False, "export_command_s": round(time.perf_counter() - began, 2),
-            "onnx_mb": round(record["onnx"]["bytes"] / 1e6, 1)}
+            "onnx_mb": round(record["onnx"]["bytes"] / 1e6, 1), "int8": int8_summary(record)}
+
+
+INT8 = ["--precision", "int8"]
+
+
+def voice_rate(layout: Layout) -> int:
+    config = json.loads((layout.content_dir(BY_KEY["tts-female"]) / "config.json").read_text(encoding="utf-8"))
+    return int(config["audio"].get("output_sample_rate") or config["audio"]["sample_rate"])
+
+
+def int8_summary(record: dict) -> dict:
+    int8 = record["int8"]
+    return {"mb": round(int8["bytes"] / 1e6, 1), "nodes": int8["quantized"]["nodes"],
+            "min_snr_db": int8["check"]["min_snr_db"], "threshold_db": int8["check"]["threshold_db"],
+            "quantize_s": int8.get("quantize_s")}
+
+
+def decoder_flop_per_sample(model) -> dict:
+    """FLOP per output sample of the VITS's HiFi-GAN decoder, counted by torch (FlopCounterMode)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    decoder = model.waveform_decoder
+    frames = 200
+    z = torch.zeros(1, model.args.hidden_channels, frames)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = decoder(z)
+    samples = out.shape[-1]
+    return {"frames": frames, "samples": int(samples), "flop": int(counter.get_total_flops()),
+            "flop_per_sample": counter.get_total_flops() / samples}
+
+
+GEMM_PROBE = """
+import time, numpy as np
+a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32); b = a.copy()
+a @ b
+best = min((lambda t: (a @ b, time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(10))
+print(2 * 2048 ** 3 / best / 1e9)
+"""
+
+
+def gemm_peak_gflops(threads: int = 2) -> float:
+    """float32 GEMM GFLOP/s of numpy's BLAS on `threads` threads (a fresh process, so the thread
+    count is set before the BLAS starts): the machine's practical float32 peak."""
+    env = {**os.environ, **{k: str(threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    out = subprocess.run([sys.executable, "-c", GEMM_PROBE], capture_output=True, text=True, env=env, check=True)
+    return float(out.stdout.strip())
 
 
 def ensure_light_venv(venv: Path) -> Path:
@@ -330,26 +384,36 @@ def main() -> int:
         cold_cpu.append(server.startup_cpu_s)
         server.close()
     print(f"  wall {[round(c, 2) for c in colds]}, CPU {[round(c, 2) for c in cold_cpu]}", flush=True)
+    colds_int8 = []
+    for _ in range(args.cold_starts):
+        server = Server(light_bin, layout, "onnx", env, INT8)
+        colds_int8.append(server.startup_s)
+        server.close()
+    print(f"  int8: wall {[round(c, 2) for c in colds_int8]}", flush=True)
 
-    print("starting both servers ...", flush=True)
+    print("starting the three servers ...", flush=True)
     torch_server = Server(MAIN_BIN, layout, "torch", env)
     onnx_server = Server(light_bin, layout, "onnx", env)
-    for s in (torch_server, onnx_server):
+    int8_server = Server(light_bin, layout, "onnx", env, INT8)
+    assert int8_server.health["precision"] == "int8", int8_server.health
+    for s in (torch_server, onnx_server, int8_server):
         s.warm()
     print(f"  torch up in {torch_server.startup_s:.1f} s; onnx up in {onnx_server.startup_s:.1f} s "
-          f"({onnx_server.health['workers']} workers)", flush=True)
+          f"({onnx_server.health['workers']} workers); int8 up in {int8_server.startup_s:.1f} s", flush=True)
 
     from persian_data.tts.synth import Voice
 
     voice = Voice.load(model_dir)
     voice.synthesize(SHORT)
-    rows: dict[str, list[dict]] = {k: [] for k in ("ours", "cli", "torch_server", "onnx_server",
+    flops = decoder_flop_per_sample(voice._synth.tts_model)
+    rows: dict[str, list[dict]] = {k: [] for k in ("ours", "cli", "torch_server", "onnx_server", "int8_server",
                                                    "synth_torch", "synth_onnx")}
     jobs = {
         "ours": lambda i: run_ours(voice),
         "cli": lambda i: run_cli(model_dir, env, i),
         "torch_server": lambda i: torch_server.one(),
         "onnx_server": lambda i: onnx_server.one(),
+        "int8_server": lambda i: int8_server.one(),
         "synth_torch": lambda i: run_synth(MAIN_BIN, layout, "torch", env, i),
         "synth_onnx": lambda i: run_synth(light_bin, layout, "onnx", env, i),
     }
@@ -368,9 +432,12 @@ def main() -> int:
         print(f"  torch server: {load_torch}", flush=True)
         load_onnx = onnx_server.load_test(args.requests, args.concurrency)
         print(f"  onnx server (default, {onnx_server.health['workers']} workers): {load_onnx}", flush=True)
+        load_int8 = int8_server.load_test(args.requests, args.concurrency)
+        print(f"  int8 onnx server (default workers): {load_int8}", flush=True)
     finally:
         peak_torch = torch_server.close()
         peak_onnx = onnx_server.close()
+        peak_int8 = int8_server.close()
     variants = {}
     for extra in (["--workers", "1"], ["--workers", "2", "--threads", "1"]):
         server = Server(light_bin, layout, "onnx", env, extra)
@@ -380,6 +447,8 @@ def main() -> int:
         finally:
             variants[" ".join(extra)]["peak_mb"] = server.close()
         print(f"  onnx server {' '.join(extra)}: {variants[' '.join(extra)]}", flush=True)
+    print("FP32 GEMM peak (numpy 2048^2, 2 threads) ...", flush=True)
+    gemm = gemm_peak_gflops(2)
     report["loadavg_end"] = loadavg()
     for name, items in rows.items():
         for row in items:
@@ -387,8 +456,14 @@ def main() -> int:
     report.update(
         cold_start_onnx_s={"runs": [round(c, 3) for c in colds], "median": round(statistics.median(colds), 3),
                            "best": round(min(colds), 3), "cpu_s_median": round(statistics.median(cold_cpu), 3)},
+        cold_start_int8_s={"runs": [round(c, 3) for c in colds_int8], "median": round(statistics.median(colds_int8), 3),
+                           "best": round(min(colds_int8), 3)},
+        flop_bound={**flops, "sample_rate": voice_rate(layout),
+                    "gflops_needed_rtf_025": flops["flop_per_sample"] * voice_rate(layout) / 0.25 / 1e9,
+                    "gemm_fp32_gflops_2_threads": round(gemm, 1)},
         startup_torch_cpu_s=round(torch_server.startup_cpu_s, 2),
-        server_cpu_per_audio_s_median={n: med(rows[n], "cpu_per_audio_s") for n in ("torch_server", "onnx_server")},
+        server_cpu_per_audio_s_median={n: med(rows[n], "cpu_per_audio_s")
+                                       for n in ("torch_server", "onnx_server", "int8_server")},
         startup_torch_s=round(torch_server.startup_s, 2),
         rows=rows,
         rtf_median={name: med(items, "rtf") for name, items in rows.items()},
@@ -396,8 +471,9 @@ def main() -> int:
         rtf_best={name: round(min(r["rtf"] for r in items), 3) for name, items in rows.items()},
         command_total_median_s={n: med(rows[n], "total_s") for n in ("cli", "synth_torch", "synth_onnx")},
         command_peak_mb={n: max(r["peak_mb"] for r in rows[n]) for n in ("cli", "synth_torch", "synth_onnx")},
-        load_test={"torch_server": load_torch, "onnx_server": load_onnx, "onnx_variants": variants},
-        server_peak_mb={"torch": peak_torch, "onnx": peak_onnx},
+        load_test={"torch_server": load_torch, "onnx_server": load_onnx, "int8_server": load_int8,
+                   "onnx_variants": variants},
+        server_peak_mb={"torch": peak_torch, "onnx": peak_onnx, "int8": peak_int8},
         onnx_workers=onnx_server.health["workers"],
         venv_mb={"light (.venv-serve: base + serve extra)": du_mb(args.light_venv),
                  "full (.venv: tts + speech + test extras)": du_mb(ROOT / ".venv")},
@@ -414,12 +490,18 @@ def main() -> int:
     print("| per request, 146-char text: RTF | median | best round |")
     print("|---|---|---|")
     print(f"| ONNX server (light venv, {report['onnx_workers']} workers) | **{r['onnx_server']}** | **{best['onnx_server']}** |")
+    print(f"| int8 ONNX server (light venv, --precision int8) | **{r['int8_server']}** | **{best['int8_server']}** |")
     print(f"| torch server (today's) | {r['torch_server']} | {best['torch_server']} |")
     print(f"| coqui `tts` CLI, its own processing time | {r['cli']} | {best['cli']} |")
     print(f"| our torch Voice in-process | {r['ours']} | {best['ours']} |")
     print(f"ONNX server RTF / coqui processing RTF = {r['onnx_server'] / r['cli']:.2f} (median), "
           f"{best['onnx_server'] / best['cli']:.2f} (best); torch server / ONNX server = "
-          f"{r['torch_server'] / r['onnx_server']:.2f}x (median), {best['torch_server'] / best['onnx_server']:.2f}x (best)")
+          f"{r['torch_server'] / r['onnx_server']:.2f}x (median), {best['torch_server'] / best['onnx_server']:.2f}x (best); "
+          f"fp32 ONNX / int8 ONNX = {r['onnx_server'] / r['int8_server']:.2f}x (median), "
+          f"{best['onnx_server'] / best['int8_server']:.2f}x (best)")
+    i8 = e["int8"]
+    print(f"int8 voice: model.int8.onnx {i8['mb']} MB, {i8['nodes']} decoder Conv nodes int8; min SNR vs torch over "
+          f"the check sentences {i8['min_snr_db']} dB (its check requires >= {i8['threshold_db']} dB; same length)")
     c, p = report["command_total_median_s"], report["command_peak_mb"]
     print("| whole command, process start to exit | wall s (median) | peak MB (tree) |")
     print("|---|---|---|")
@@ -432,16 +514,30 @@ def main() -> int:
           f"peak {peak_torch} MB")
     print(f"  ONNX server:  {lo['requests_per_s']} req/s, p50 {lo['p50_s']} s, p95 {lo['p95_s']} s ({lo['ok']} OK), "
           f"peak {peak_onnx} MB")
-    print(f"  ratio: {lo['requests_per_s'] / lt['requests_per_s']:.2f}x req/s, p95 {lt['p95_s'] / lo['p95_s']:.2f}x lower")
+    li = load_int8
+    print(f"  int8 ONNX server: {li['requests_per_s']} req/s, p50 {li['p50_s']} s, p95 {li['p95_s']} s ({li['ok']} OK), "
+          f"peak {peak_int8} MB")
+    print(f"  ratio: {lo['requests_per_s'] / lt['requests_per_s']:.2f}x req/s, p95 {lt['p95_s'] / lo['p95_s']:.2f}x lower; "
+          f"int8 vs fp32 ONNX: {li['requests_per_s'] / lo['requests_per_s']:.2f}x req/s, "
+          f"p95 {lo['p95_s'] / li['p95_s']:.2f}x lower")
     for name, row in variants.items():
         print(f"  ONNX server {name}: {row['requests_per_s']} req/s, p50 {row['p50_s']} s, p95 {row['p95_s']} s "
               f"({row['ok']} OK), peak {row['peak_mb']} MB")
     cs = report["cold_start_onnx_s"]
     print(f"cold start until /health OK: ONNX {cs['median']} s median, {cs['best']} s best (runs {cs['runs']}; "
-          f"{cs['cpu_s_median']} CPU-s), torch {report['startup_torch_s']} s ({report['startup_torch_cpu_s']} CPU-s)")
+          f"{cs['cpu_s_median']} CPU-s), int8 ONNX {report['cold_start_int8_s']['median']} s median, torch "
+          f"{report['startup_torch_s']} s ({report['startup_torch_cpu_s']} CPU-s)")
     cpu = report["server_cpu_per_audio_s_median"]
     print(f"server CPU seconds per audio second (load-independent cross-check, all threads): ONNX "
-          f"{cpu['onnx_server']:.3f}, torch {cpu['torch_server']:.3f}")
+          f"{cpu['onnx_server']:.3f}, int8 ONNX {cpu['int8_server']:.3f}, torch {cpu['torch_server']:.3f}")
+    fb = report["flop_bound"]
+    print(f"FLOP bound: the decoder costs {fb['flop_per_sample'] / 1e6:.2f} MFLOP per output sample (FlopCounterMode, "
+          f"{fb['frames']} frames -> {fb['samples']} samples), {fb['flop_per_sample'] * fb['sample_rate'] / 1e9:.1f} "
+          f"GFLOP per second of {fb['sample_rate'] // 1000} kHz audio; RTF 0.25 needs "
+          f"{fb['gflops_needed_rtf_025']:.0f} GFLOP/s sustained; this machine's float32 GEMM peak (numpy 2048^2, "
+          f"2 threads) is {fb['gemm_fp32_gflops_2_threads']} GFLOP/s, so float32 cannot reach 0.25 here; the fp32 ONNX "
+          f"server sustains ~{fb['flop_per_sample'] * fb['sample_rate'] / 1e9 / best['onnx_server']:.0f} GFLOP/s "
+          f"(best round)")
     print(f"venv size: {report['venv_mb']}")
     print(f"results: {out}")
     return 0

@@ -20,6 +20,7 @@ import sys
 import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -84,7 +85,7 @@ def exported_root(tmp_path_factory) -> Path:
     tmp = root / "tmp"
     tmp.mkdir()
     for voice in ("female", "male"):  # the command's worker (the command's gates want a fetched layout)
-        export_voice(layout, voice, tmp_dir=tmp)
+        export_voice(layout, voice, tmp_dir=tmp, int8=True)
     return root
 
 
@@ -96,12 +97,18 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(light_python, exported_root, tmp_path_factory):
+    with _serve(light_python, exported_root, tmp_path_factory, "--runtime", "onnx", "--workers", "1",
+                "--max-queue", "1", "--max-chars", "5000") as running:
+        yield running
+
+
+@contextmanager
+def _serve(light_python, exported_root, tmp_path_factory, *args):
     port = _free_port()
     log = tmp_path_factory.mktemp("light_log") / "serve.log"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     command = [str(light_python.parent / "persian-data"), "serve-tts", "--root", str(exported_root),
-               "--runtime", "onnx", "--port", str(port), "--workers", "1", "--max-queue", "1",
-               "--max-chars", "5000"]
+               "--port", str(port), *args]
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -213,6 +220,21 @@ def test_stream_sends_the_first_sentence_before_the_rest_is_synthesized(server):
     pcm = np.frombuffer(received[44:], "<i2")
     assert pcm.size > pieces * 0.15 * 24000  # speech plus the pauses between sentences
     assert np.abs(pcm.astype(np.int32)).max() > 0
+
+
+def test_int8_voices_serve_in_the_light_venv(light_python, exported_root, tmp_path_factory):
+    """--precision int8 (auto runtime): QLinearConv runs on plain onnxruntime; no `onnx`, no torch."""
+    probe = subprocess.run([str(light_python), "-c", "import onnx"], capture_output=True, text=True)
+    assert probe.returncode != 0 and "No module named 'onnx'" in probe.stderr  # not needed to serve
+    with _serve(light_python, exported_root, tmp_path_factory, "--precision", "int8") as (base, proc):
+        health = httpx.get(f"{base}/health").json()
+        assert health["runtime"] == "onnx" and health["precision"] == "int8"
+        assert health["precisions"] == {"female": "int8", "male": "int8"}
+        answer = httpx.get(f"{base}/api/tts", params={"text": SENTENCE, "voice": "male"}, timeout=60)
+        assert answer.status_code == 200 and answer.headers["x-precision"] == "int8"
+        assert _pcm_of_wav(answer.content).size > 2400
+        assert {v["precision"] for v in httpx.get(f"{base}/api/voices").json()} == {"int8"}
+        assert "libtorch" not in Path(f"/proc/{proc.pid}/maps").read_text()
 
 
 def test_timeout_answers_504_and_frees_its_place(exported_root):
