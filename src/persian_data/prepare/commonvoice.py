@@ -31,7 +31,7 @@ AUDIO_COLUMN = "audio"
 META_COLUMNS = ("client_id", "path", "up_votes", "down_votes", "age", "gender", "accent", "locale", "segment",
                 "variant")
 ROWS_PER_UNIT = 1000
-BATCH_ROWS = 256
+BATCH_ROWS = 128
 STREAM_BUFFER = 1 << 20  # read column chunks page by page: a huge row group never sits whole in memory
 
 

@@ -383,7 +383,9 @@ def _worker_context(start: bool = False):
     if "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
     context = mp.get_context("forkserver")
-    context.set_forkserver_preload(["persian_data.prepare.commonvoice", "persian_data.prepare.fleurs", "soundfile"])
+    # pyarrow.compute: the units' null checks import it; loaded once here, its pages are shared
+    context.set_forkserver_preload(["persian_data.prepare.commonvoice", "persian_data.prepare.fleurs", "soundfile",
+                                    "pyarrow.compute"])
     if start:
         from multiprocessing import forkserver
 
