@@ -174,3 +174,25 @@ def test_serve_int8_answers(exported):
         voices_info = httpx.get(f"{base}/api/voices").json()
         assert {v["name"]: v["precision"] for v in voices_info} == {"female": "int8", "male": "int8"}
         assert json.loads(httpx.get(f"{base}/openapi.json").text)["components"]["schemas"]["Health"]
+
+
+def test_check_int8_catches_a_length_change_and_measures_snr():
+    rng = np.random.default_rng(0)
+    reference = rng.standard_normal(4800).astype(np.float32)
+    noise = rng.standard_normal(4800).astype(np.float32)
+    noise *= np.sqrt(np.sum(reference ** 2) / np.sum(noise ** 2) / 10 ** (32 / 10))  # exactly 32 dB below
+    assert quantize.snr_db(reference, reference + noise) == pytest.approx(32.0, abs=1e-3)
+
+    class Fake:
+        def __init__(self, audio):
+            self.audio = audio
+
+        def synthesize_piece(self, sentence):
+            return self.audio
+
+    check = quantize.check_int8(Fake(reference + noise), ["a"], [reference], voice="v")
+    assert check["min_snr_db"] == pytest.approx(32.0, abs=0.01) and check["same_length"]
+    with pytest.raises(quantize.Int8CheckError, match="4799 vs 4800 samples"):
+        quantize.check_int8(Fake(reference[:-1]), ["a"], [reference], voice="v")
+    with pytest.raises(quantize.Int8CheckError, match="below the 35 dB"):
+        quantize.check_int8(Fake(reference + noise), ["a"], [reference], voice="v", min_snr_db=35.0)
