@@ -371,7 +371,7 @@ def main() -> int:
     print(f"[{LABEL}] building/reusing model in {model_dir} ...", flush=True)
     report["build"] = build(model_dir, args.rebuild)
     layout = make_layout(model_dir)
-    print("exporting to ONNX (tts-export's worker) ...", flush=True)
+    print("exporting to ONNX (tts-export --int8's worker; reused when present) ...", flush=True)
     report["export"] = export(layout, args.rebuild)
     print(f"  {report['export']}", flush=True)
     light_bin = ensure_light_venv(args.light_venv)
