@@ -218,6 +218,24 @@ def fresh_root(work: Path, name: str, corpus: str) -> Path:
     return root
 
 
+def file_create_cost(folder: Path, files: int = 500, size: int = 34_000) -> float:
+    """Kernel + user microseconds to create and write one clip-sized file in `folder` now: what the
+    disk charges for each of the 49k clips (20-40 us on a healthy ext4; far more while it is
+    busy discarding the blocks of files just deleted)."""
+    probe = folder / f".create-probe-{os.getpid()}"
+    shutil.rmtree(probe, ignore_errors=True)
+    probe.mkdir(parents=True)
+    data = os.urandom(size)
+    before = os.times()
+    for i in range(files):
+        fd = os.open(probe / f"{i:05d}.mp3", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, data)
+        os.close(fd)
+    after = os.times()
+    shutil.rmtree(probe, ignore_errors=True)
+    return 1e6 * ((after.user - before.user) + (after.system - before.system)) / files
+
+
 def warm_page_cache(gen: Path) -> None:
     """Read the generated sources once, so every step finds them in the page cache as `fetch`
     leaves them (otherwise the first step alone would pay for the disk)."""
@@ -452,6 +470,9 @@ def main() -> None:
     parser.add_argument("--skip-fleurs", action="store_true")
     parser.add_argument("--rounds", type=int, default=1,
                         help="interleaved rounds of whole command / stage alone / baseline; medians are compared")
+    parser.add_argument("--delete-between", action="store_true",
+                        help="delete each root right after its step (for a tmpfs --workdir, where deleting is free "
+                             "and RAM is short; on a disk, deleting 49k files slows the next steps' file creation)")
     parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -483,28 +504,35 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} "
           f"(other processes compete for the CPUs: compare the CPU-time rates); workers {workers}")
     warm_page_cache(gen)
+    print(f"creating a clip-sized file under {work} costs {file_create_cost(work):.0f} us of CPU now", flush=True)
     results = {}
     rounds: dict[str, list[dict]] = {"command": [], "cv": [], "baseline": []}
 
     def settled(root: Path) -> Path:
         # every step starts with the previous one's writes on disk (not dirty in the page cache,
-        # where the kernel would flush them during this step) and its root deleted
+        # where the kernel would flush them during this step). Roots are deleted only at the end:
+        # on a disk mounted with online discard, creating files where 49k were just deleted can
+        # cost 25x more kernel time for minutes (measured here: 530 vs 20 us per file)
         os.sync()
         return root
 
     for number in range(args.rounds):
         label = f" [round {number + 1}/{args.rounds}]" if args.rounds > 1 else ""
-        rounds["command"].append(run_command(settled(fresh_root(work, "command", "commonvoice")), "commonvoice",
-                                             workers))
+        rounds["command"].append(run_command(settled(fresh_root(work, f"command{number}", "commonvoice")),
+                                             "commonvoice", workers))
         report("whole command (process start-exit)" + label, rounds["command"][-1], pool)
-        shutil.rmtree(work / "roots" / "command", ignore_errors=True)
-        cv_root = settled(fresh_root(work, "cv", "commonvoice"))
+        if args.delete_between:
+            shutil.rmtree(work / "roots" / f"command{number}", ignore_errors=True)
+            shutil.rmtree(work / "roots" / f"cv{number - 1}", ignore_errors=True)
+        cv_root = settled(fresh_root(work, f"cv{number}", "commonvoice"))
         rounds["cv"].append(run_step(["commonvoice", str(cv_root), "default", workers]))
         report("stage alone: prepare_speech()" + label, rounds["cv"][-1], pool)
         if not args.skip_baseline:
-            rounds["baseline"].append(run_step(["baseline", str(settled(fresh_root(work, "baseline", "commonvoice")))]))
+            rounds["baseline"].append(run_step(["baseline", str(settled(fresh_root(work, f"baseline{number}",
+                                                                                   "commonvoice")))]))
             report("baseline (pandas, per row)" + label, rounds["baseline"][-1], 1)
-            shutil.rmtree(work / "roots" / "baseline", ignore_errors=True)
+            if args.delete_between:
+                shutil.rmtree(work / "roots" / f"baseline{number}", ignore_errors=True)
     for key, runs in rounds.items():
         if runs:
             results[key] = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]  # the median run
@@ -524,6 +552,7 @@ def main() -> None:
         results["fleurs"] = run_step(["fleurs", str(settled(fresh_root(work, "fleurs", "fleurs"))), "default", workers])
         report("stage alone, FLEURS", results["fleurs"], pool)
     command, stage = results["command"], results["cv"]
+    print(f"creating a clip-sized file under {work} costs {file_create_cost(work):.0f} us of CPU now", flush=True)
     print("where the whole command's time goes (seconds since the previous log line):")
     steps = command["steps"]
     for (previous, _), (stamp, line) in zip(steps, steps[1:]):
