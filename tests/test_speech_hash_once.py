@@ -89,3 +89,79 @@ def test_verify_rehashes_clips_the_cache_would_trust(tmp_path, hub, capsys):
     assert main(["verify", "--root", str(root), "--only", "commonvoice"]) == 1
     err = capsys.readouterr().err
     assert clip.name in err and "sha256" in err
+
+
+def _gate_after_records(layout: Layout) -> list:
+    """The speech and checksums gates as the end of a run calls them: after the records step, with its listing."""
+    import hashlib
+
+    from persian_data.gates import GateContext, checksums_gate
+    from persian_data.prepare.speech_gates import speech_gates
+    from persian_data.records import write_checksums
+
+    cache = HashCache(layout.hash_cache, layout.root)
+    known: dict[str, str] = {}
+    lines = write_checksums(layout, cache, known=known)
+    ctx = GateContext(layout, [CV], cache, known=known,
+                      checksums_sha256=hashlib.sha256("".join(lines).encode()).hexdigest())
+    return [str(f) for f in speech_gates(ctx) + checksums_gate(ctx)]
+
+
+def test_gates_after_the_stage_trust_the_listing_not_a_reparse_and_still_see_changes(tmp_path, hub, monkeypatch):
+    """After `prepare speech`, the speech gate proves each split from the records' listing and the
+    stage's marker (no manifest parsed, no checksum line compared); a stray file, an edited
+    manifest or a changed clip drops it back to the full check, which names the problem."""
+    from persian_data.prepare import speech_gates as sg
+
+    root = _fetched(tmp_path, hub, "listing")
+    layout = Layout(root)
+    assert main(["prepare", "speech", "--root", str(root), "--only", "commonvoice"]) == 0
+    parsed: list[str] = []
+    real = sg.iter_manifest
+    monkeypatch.setattr(sg, "iter_manifest", lambda path: parsed.append(Path(path).name) or real(path))
+    assert _gate_after_records(layout) == []
+    assert parsed == []  # every split proven from the listing
+    # verify parses every manifest (and re-reads every clip)
+    assert main(["verify", "--root", str(root), "--only", "commonvoice"]) == 0
+    assert sorted(set(parsed)) == ["test.jsonl", "train.jsonl", "validation.jsonl"]
+
+    audio = layout.audio_dir(CV, "train")
+    (audio / "stray.mp3").write_bytes(b"")  # empty: not a data file, so not in the listing
+    parsed.clear()
+    failures = _gate_after_records(layout)
+    assert parsed == ["train.jsonl"] and any("stray.mp3" in f and "not in" in f for f in failures), failures
+    (audio / "stray.mp3").unlink()
+
+    clip = sorted(audio.iterdir())[0]
+    _tamper(clip, keep_mtime=False)
+    parsed.clear()
+    failures = _gate_after_records(layout)
+    assert parsed == ["train.jsonl"] and any(clip.name in f and "sha256" in f for f in failures), failures
+
+    manifest = layout.manifest(CV, "test")
+    data = manifest.read_bytes()
+    first = orjson.loads(data.splitlines()[0])
+    edited = data.replace(first["sha256"].encode(), b"0" * 64, 1)  # same size, one line's hash wrong
+    manifest.write_bytes(edited)
+    parsed.clear()
+    failures = _gate_after_records(layout)
+    assert "test.jsonl" in parsed and any(first["audio_path"] in f and "manifest says" in f for f in failures), failures
+
+
+def test_checksums_gate_trusts_only_the_bytes_the_records_step_wrote(tmp_path, hub):
+    import hashlib
+
+    from persian_data.gates import GateContext, checksums_gate
+    from persian_data.records import write_checksums
+
+    root = _fetched(tmp_path, hub, "sums")
+    layout = Layout(root)
+    cache = HashCache(layout.hash_cache, layout.root)
+    known: dict[str, str] = {}
+    text = "".join(write_checksums(layout, cache, known=known))
+    ctx = GateContext(layout, [CV], cache, known=known, checksums_sha256=hashlib.sha256(text.encode()).hexdigest())
+    assert checksums_gate(ctx) == []
+    digest, _, rel = text.splitlines()[0].partition("  ")
+    layout.checksums_file.write_text(text.replace(digest, "f" * 64, 1), "utf-8")  # edited after the records step
+    failures = [str(f) for f in checksums_gate(ctx)]
+    assert len(failures) == 1 and rel in failures[0] and "f" * 64 in failures[0], failures

@@ -8,6 +8,7 @@ files unchanged since they were hashed; `verify` re-reads every byte.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class GateContext:
     # root-relative path -> sha256 of every data file, as this run's records step just listed them
     # (each file stat'ed against the hash cache moments ago): gates trust it instead of asking again
     known: dict[str, str] | None = None
+    # sha256 of the checksum file as the records step wrote it from `known`
+    checksums_sha256: str | None = None
 
     def known_sha256(self, rel: str) -> str | None:
         return self.known.get(rel) if self.known is not None and not self.thorough else None
@@ -215,11 +218,18 @@ def checksums_gate(ctx: GateContext) -> list[GateFailure]:
     layout = ctx.layout
     rel = layout.relative(layout.checksums_file)
     try:
-        text = layout.checksums_file.read_text("utf-8")
+        data = layout.checksums_file.read_bytes()
     except FileNotFoundError:
         return [GateFailure("checksums", rel, "missing")]
-    if not text.strip():
+    if not data.strip():
         return [GateFailure("checksums", rel, "empty")]
+    if (ctx.known is not None and not ctx.thorough and ctx.checksums_sha256 is not None
+            and hashlib.sha256(data).hexdigest() == ctx.checksums_sha256):
+        return []  # the very bytes this run's records step wrote from the listing the gates were handed
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [GateFailure("checksums", rel, f"not UTF-8: {exc}")]
     listed: dict[str, str] = {}
     out = []
     for number, line in enumerate(text.splitlines(), 1):

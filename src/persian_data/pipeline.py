@@ -9,6 +9,7 @@ cache at the end.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
@@ -166,15 +167,16 @@ def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bo
         with progress(None, "checksums", "B", logger=log, unit_scale=True) as bar:
             known: dict[str, str] | None = {}
             lines = write_checksums(layout, run.cache, on_bytes=bar.update, known=known)
+        checksums_sha256: str | None = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
         meta = write_counts(layout)
         log.info("records: %d checksum line(s); counts %s", len(lines), meta)
     else:
         from .records import counts
 
         meta = counts(layout)
-        known = None
+        known = checksums_sha256 = None
     ctx = GateContext(layout, sources, run.cache, thorough=thorough, required_stages=frozenset(prepared),
-                      known=known)
+                      known=known, checksums_sha256=checksums_sha256)
     failures, notes, names = run_gates(ctx)
     for note in notes:
         log.warning("%s", note)

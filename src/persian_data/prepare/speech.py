@@ -80,7 +80,8 @@ from .speech_clips import (SPEECH_KEYS, Collector, Probe, Reject, SpeechPrepareE
 from .speech_export import load_hf_dataset
 from .speech_formats import EXPORT_FORMATS, nemo_audio_folder
 from .speech_gates import speech_gates  # registers the gate: pipeline.load_stage_gates imports this module
-from .speech_manifests import corpus_module, iter_manifest, iter_referenced, manifest_lines
+from .speech_manifests import (MANIFEST_VERSION, clips_digest, corpus_module, iter_manifest, iter_referenced,
+                               manifest_lines, marker_path, read_marker)
 from .speech_sink import MANIFEST, NEMO, RECORDINGS, SUPERVISIONS, SplitSink
 
 __all__ = ["EXPORT_FORMATS", "SPEECH_KEYS", "Collector", "Probe", "Reject", "SpeechOptions", "SpeechPrepareError",
@@ -89,7 +90,6 @@ __all__ = ["EXPORT_FORMATS", "SPEECH_KEYS", "Collector", "Probe", "Reject", "Spe
 
 log = logging.getLogger("persian_data.prepare.speech")
 
-MANIFEST_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def _state(layout: Layout, source: Source) -> Path:
 
 
 def _marker_path(layout: Layout, source: Source, split: str) -> Path:
-    return _state(layout, source) / f"{split}.done.json"
+    return marker_path(layout, source, split)
 
 
 def _staging_root(layout: Layout, source: Source) -> Path:
@@ -135,12 +135,7 @@ def _identity(layout: Layout, paths: Iterable[Path]) -> list[dict]:
     return out
 
 
-def _read_marker(path: Path) -> dict | None:
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (FileNotFoundError, orjson.JSONDecodeError, OSError):
-        return None
-    return data if isinstance(data, dict) and data.get("version") == MANIFEST_VERSION else None
+_read_marker = read_marker
 
 
 def _valid_marker(layout: Layout, source: Source, plan: SplitPlan, options: SpeechOptions,
@@ -214,7 +209,10 @@ def _publish(layout: Layout, source: Source, plan: SplitPlan, sink: SplitSink, o
         "identity": plan.identity,
         "options": {"extract": options.extract, "deep": options.deep},
         "normalizer": fingerprint,
-        "manifest": {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "lines": clips},
+        "manifest": {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "lines": clips, "sha256": sink.sha256[MANIFEST]},
+        # the (name, sha256) of every clip written: the gate after this run compares it with the
+        # records' listing instead of parsing the manifest again (verify still parses it)
+        "clips_digest": clips_digest((w[0], w[1]) for w in sink.written) if options.extract else None,
         "stats": _split_stats(plan.source_rows, clips, seconds, speaker_count, genders, rejects),
         "speakers": sorted(speakers),
         "rejects": rejects,

@@ -1,4 +1,5 @@
-"""Reading prepared speech back: manifest lines, and the clip bytes a --no-extract manifest references.
+"""Reading prepared speech back: manifest lines, completion markers, and the clip bytes a
+--no-extract manifest references.
 
 Used by the gate (`prepare.speech_gates`), the exports and loaders (`prepare.speech_export`) and
 the orchestrator; it reads the corpus containers through the corpus readers.
@@ -13,6 +14,33 @@ import orjson
 
 from ..catalog import Source
 from ..layout import Layout
+
+
+MANIFEST_VERSION = 1
+
+
+def marker_path(layout: Layout, source: Source, split: str) -> Path:
+    """A published split's completion marker (the stage writes it; the gate reads its tallies)."""
+    return layout.state_dir / "speech" / source.folder / f"{split}.done.json"
+
+
+def read_marker(path: Path) -> dict | None:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError, OSError):
+        return None
+    return data if isinstance(data, dict) and data.get("version") == MANIFEST_VERSION else None
+
+
+def clips_digest(pairs) -> str:
+    """sha256 over a split's (file name, sha256) pairs, sorted by name: the stage records it in the
+    marker from what it wrote, the gate recomputes it from the listing the records step made."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, sha in sorted(pairs, key=lambda pair: pair[0].encode()):
+        digest.update(f"{name}\t{sha}\n".encode())
+    return digest.hexdigest()
 
 
 def corpus_module(source: Source):
