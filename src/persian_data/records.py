@@ -119,8 +119,10 @@ def write_checksums(layout: Layout, cache: HashCache, on_bytes=None,
     fresh = cache.digests_many(unknown, on_bytes=on_bytes)
     log.info("records: %d file(s) known by the hash taken when they were written, %d hashed now",
              len(found) - len(unknown), len(unknown))
-    relative = layout.relative
-    digests = {relative(path): hit or fresh[path].sha256 for (path, _), hit in zip(found, hits)}
+    prefix, relative = layout.root.as_posix().rstrip("/") + "/", layout.relative
+    cut = len(prefix)
+    digests = {path[cut:] if path.startswith(prefix) and "/." not in path else relative(path):
+               hit or fresh[path].sha256 for (path, _), hit in zip(found, hits)}
     if known is not None:
         known.update(digests)
     lines = [checksum_line(sha, rel) for rel, sha in digests.items()]
