@@ -73,22 +73,29 @@ def _prepare_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prepare-workers", type=int, default=None, help="processes for the prepare stages")
 
 
-def _prepare_options(args):
+def _prepare_options(args, stages: tuple[str, ...]):
+    """The options of the given stages (only their modules are imported: `prepare speech` starts
+    without the chat stage's imports)."""
     from .pipeline import PrepareOptions
-    from .prepare.chat import ChatOptions
-    from .prepare.speech import SpeechOptions
 
     if args.valid_fraction is not None and not 0 < args.valid_fraction < 1:
         raise UnknownSourceError("--valid-fraction must be between 0 and 1")
     if args.min_answer_chars < 0:
         raise UnknownSourceError("--min-answer-chars must be 0 or more")
-    chat = ChatOptions(answers=args.answers, normalize=not args.no_normalize, valid_fraction=args.valid_fraction,
-                       workers=args.prepare_workers, pii=args.pii, min_answer_chars=args.min_answer_chars,
-                       answer_rules=not args.no_answer_rules, script_check=not args.no_script_check,
-                       near_dup=args.near_dup)
-    if args.system_prompt:
-        chat = dataclasses.replace(chat, system_prompt=args.system_prompt)
-    speech = SpeechOptions(extract=not args.no_extract, deep=args.deep, workers=args.prepare_workers)
+    chat = speech = None
+    if "text" in stages:
+        from .prepare.chat import ChatOptions
+
+        chat = ChatOptions(answers=args.answers, normalize=not args.no_normalize, valid_fraction=args.valid_fraction,
+                           workers=args.prepare_workers, pii=args.pii, min_answer_chars=args.min_answer_chars,
+                           answer_rules=not args.no_answer_rules, script_check=not args.no_script_check,
+                           near_dup=args.near_dup)
+        if args.system_prompt:
+            chat = dataclasses.replace(chat, system_prompt=args.system_prompt)
+    if "speech" in stages:
+        from .prepare.speech import SpeechOptions
+
+        speech = SpeechOptions(extract=not args.no_extract, deep=args.deep, workers=args.prepare_workers)
     return PrepareOptions(chat=chat, speech=speech)
 
 
@@ -289,7 +296,7 @@ def _dispatch(args) -> int:
     sources = select(args.only)
     if args.command in ("fetch", "run"):
         stages = ("text", "speech") if args.command == "run" else ()
-        prepare_options = _prepare_options(args) if stages else None
+        prepare_options = _prepare_options(args, stages) if stages else None
         after_gates = None
         if args.command == "run":  # the data card, after the gates (a failure is logged, the verdict stands)
             from .card import card_after_run as after_gates
@@ -300,7 +307,8 @@ def _dispatch(args) -> int:
         return _report(outcome)
     if args.command == "prepare":
         stages = ("text", "speech") if args.what == "all" else (args.what,)
-        return _report(pipeline.run_prepare(layout, sources, stages, _prepare_options(args), verbose=args.verbose,
+        options = _prepare_options(args, stages)
+        return _report(pipeline.run_prepare(layout, sources, stages, options, verbose=args.verbose,
                                             explicit=bool(args.only)))
     if args.command == "verify":
         return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose))

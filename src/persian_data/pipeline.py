@@ -193,11 +193,16 @@ def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bo
     return Outcome(ok, [str(f) for f in failures], [str(n) for n in notes])
 
 
-def load_stage_gates() -> None:
-    """Import the stage modules so their gates register (they live above this layer)."""
+STAGE_GATE_MODULES = {"text": "persian_data.prepare.chat", "speech": "persian_data.prepare.speech",
+                      "tts": "persian_data.tts.check"}
+
+
+def load_stage_gates(stages: tuple[str, ...] | None = None) -> None:
+    """Import the stage modules so their gates register (they live above this layer): those of
+    `stages` (a `prepare` judges only what it touched), or all of them."""
     import importlib
 
-    for module in ("persian_data.prepare.chat", "persian_data.prepare.speech", "persian_data.tts.check"):
+    for module in (STAGE_GATE_MODULES[s] for s in (STAGE_GATE_MODULES if stages is None else stages)):
         try:
             importlib.import_module(module)
         except ImportError as exc:
@@ -335,7 +340,7 @@ def run_prepare(layout: Layout, sources: list[Source], stages: tuple[str, ...], 
                 *, verbose: bool = False, explicit: bool = False) -> Outcome:
     """`persian-data prepare`: the prepare stages on what is already fetched, then records and the
     gates of what this command touched (the rest is said to be unchecked, not failed)."""
-    load_stage_gates()
+    load_stage_gates(stages)
     with Run(layout, verbose=verbose) as run:
         targets, absent = prepare_targets(layout, sources, stages, explicit)
         for source in absent:
