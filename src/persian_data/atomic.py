@@ -162,7 +162,7 @@ def place_if_changed(staged: Path, final: Path, sha256: str, on_placed: OnPlaced
     dropped and `final` keeps its mtime (and its hash cache entry). Returns whether it moved."""
     final = Path(final)
     try:
-        same = os.path.getsize(final) == os.path.getsize(staged) and _sha256_of(final) == sha256
+        same = os.path.getsize(final) == os.path.getsize(staged) and sha256_of(final) == sha256
     except FileNotFoundError:
         same = False
     if same:
@@ -176,10 +176,11 @@ def place_if_changed(staged: Path, final: Path, sha256: str, on_placed: OnPlaced
     return not same
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """sha256 hex of a file's bytes, read in 4 MB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb", buffering=0) as handle:
-        while block := handle.read(1 << 20):
+        while block := handle.read(1 << 22):
             digest.update(block)
     return digest.hexdigest()
 

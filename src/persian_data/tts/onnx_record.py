@@ -23,11 +23,11 @@ both use it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Callable
 
+from ..atomic import sha256_of
 from ..errors import PersianDataError
 from ..integrity import HashCache, LockFileError, read_lock
 from ..layout import Layout
@@ -46,14 +46,6 @@ Sha256 = Callable[[Path], str]
 
 class OnnxExportError(PersianDataError):
     """An ONNX export is missing, unreadable, tampered with or stale; the message says which."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_entry(path: Path, sha256: Sha256 = sha256_of) -> dict[str, Any]:
