@@ -121,7 +121,7 @@ class HashCache:
         out: list[str | None] = []
         for path, st in found:
             entry = entries.get(path[cut:] if path.startswith(prefix) and "/." not in path else key(path))
-            if entry is not None and entry.get("stat") == [st.st_size, st.st_mtime_ns, st.st_ino]:
+            if entry is not None and entry.get("stat") == _stat_key(st):
                 out.append(entry["sha256"])
             else:
                 out.append(None)

@@ -91,7 +91,6 @@ __all__ = ["EXPORT_FORMATS", "SPEECH_KEYS", "Collector", "Probe", "Reject", "Spe
 log = logging.getLogger("persian_data.prepare.speech")
 
 
-
 @dataclass(frozen=True)
 class SpeechOptions:
     extract: bool = True  # write the audio files; False keeps references into parquet / tar
@@ -135,12 +134,9 @@ def _identity(layout: Layout, paths: Iterable[Path]) -> list[dict]:
     return out
 
 
-_read_marker = read_marker
-
-
 def _valid_marker(layout: Layout, source: Source, plan: SplitPlan, options: SpeechOptions,
                   fingerprint: str) -> dict | None:
-    marker = _read_marker(_marker_path(layout, source, plan.split))
+    marker = read_marker(_marker_path(layout, source, plan.split))
     if marker is None:
         return None
     opts = marker.get("options", {})

@@ -1,6 +1,10 @@
 """The speech gate: manifest counts = source rows - rejected rows; every audio path exists; every
 sha256 matches (from the run's hash cache when a file is unchanged since it was written or last
-hashed, re-read when `verify` asks for a thorough check or the file changed)."""
+hashed, re-read when `verify` asks for a thorough check or the file changed).
+
+Right after a stage, a split is proven from the records step's listing and the stage's marker
+(`_proven_by_listing`) instead of parsing its manifest again; any doubt falls back to the full
+check, and `verify` always does the full check."""
 
 from __future__ import annotations
 
