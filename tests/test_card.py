@@ -177,7 +177,10 @@ def test_plots_exist_are_valid_pngs_and_are_linked(carded):
 
 def test_spectrograms_when_the_tts_extra_is_installed(carded, voice_assets):
     text = (carded / "card/CARD.md").read_text("utf-8")
-    tts = {r["voice"]: r for key in ("tts-female", "tts-male") for r in tables(text)[f"{key}: voice"]}
+    tts = {}
+    for key in ("tts-female", "tts-male"):
+        fields = {r["field"]: r["value"] for r in tables(text)[f"{key}: voice"]}
+        tts[fields["voice"]] = fields
     for voice in ("female", "male"):
         config = json.loads((carded / f"datasets/tts/kamtera_vits_{voice}/model/config.json").read_text())
         assert int(tts[voice]["sample rate"]) == config["audio"]["sample_rate"]
