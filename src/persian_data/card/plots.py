@@ -222,7 +222,7 @@ def long_tail(counts_by_split: dict[str, list[int]], *, title: str, persian: str
         # (small splits often do) stay visible one on the other
         ax.plot(ranks, ranked, marker="o" if len(ranked) <= 50 else None, markersize=4,
                 linestyle=LINESTYLES[i % len(LINESTYLES)], color=COLORS[i % len(COLORS)],
-                label=f"{split} ({len(ranked):,} speakers)")
+                label=f"{split} ({len(ranked):,} speaker{'' if len(ranked) == 1 else 's'})")
     ax.set_yscale("log")
     ax.set_xscale("log")
     _log(ax.xaxis)
