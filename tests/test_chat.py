@@ -440,10 +440,14 @@ def test_gates_catch_corruption(layout: Layout):
 def test_check_conversation():
     ok = {"messages": [{"role": r, "content": "x"} for r in ("system", "user", "assistant")]}
     assert check_conversation(ok) is None
-    assert check_conversation({"messages": ok["messages"][:2]}) is not None
-    assert check_conversation({"messages": [{"role": "system", "content": ""}] + ok["messages"][1:]}) is not None
-    assert check_conversation({"messages": [{"content": "x", "role": "system"}] + ok["messages"][1:]}) is not None
-    assert check_conversation([]) is not None
+    # each fault named for what it is (not just "something is wrong")
+    assert "3 messages" in check_conversation({"messages": ok["messages"][:2]})
+    assert "system content is empty" in check_conversation(
+        {"messages": [{"role": "system", "content": ""}] + ok["messages"][1:]})
+    assert "not exactly {'role', 'content'}" in check_conversation(
+        {"messages": [{"content": "x", "role": "system"}] + ok["messages"][1:]})
+    assert "roles are not system, user, assistant" in check_conversation({"messages": ok["messages"][::-1]})
+    assert "exactly one key" in check_conversation([])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,7 +216,7 @@ def test_early_writeback_flushes_as_the_file_grows_and_keeps_the_bytes(tmp_path)
         assert writeback.flushed == 10000 and writeback.written == len(data)
 
 
-def test_early_writeback_that_fails_falls_back_quietly(tmp_path):
+def test_early_writeback_that_fails_falls_back_quietly():
     from persian_data import atomic
 
     if atomic._SYNC_FILE_RANGE is None:
