@@ -26,12 +26,8 @@ DRAWN: dict = {}  # what `persian-data card` drew in `carded`: figures by title,
 
 
 def figure_facts(fig) -> dict:
-    """What a drawn figure shows, read back from matplotlib, laid out as it was saved."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(fig)  # pyplot closed the figure: draw it again, as savefig did
-    canvas.draw()
-    renderer = canvas.get_renderer()
+    """What a drawn figure shows, read back from matplotlib just after savefig laid it out."""
+    renderer = fig.canvas.get_renderer()
     axes = []
     for ax in fig.axes:
         ticks = [t for t in (*ax.get_xticklabels(which="both"), *ax.get_yticklabels(which="both"))
@@ -62,13 +58,12 @@ def carded(tmp_path_factory, hub):
     root = tmp_path_factory.mktemp("card-root")
     assert main(["run", "--root", str(root), "--endpoint", hub.endpoint]) == 0
     assert (root / "card/CARD.md").is_file()  # the run wrote one
-    png, figures, records = plots._png, {}, []
+    close, figures, records = plots.plt.close, {}, []
 
-    def keep(fig):
-        data = png(fig)
+    def keep(fig):  # plots close each figure right after saving it: read it back then
         facts = figure_facts(fig)
         figures[facts["title"]] = facts
-        return data
+        close(fig)
 
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append
@@ -76,7 +71,7 @@ def carded(tmp_path_factory, hub):
     try:
         with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            patch.setattr(plots, "_png", keep)
+            patch.setattr(plots.plt, "close", keep)
             assert main(["card", "--root", str(root)]) == 0
     finally:
         logging.getLogger("matplotlib").removeHandler(handler)
