@@ -440,10 +440,14 @@ def test_gates_catch_corruption(layout: Layout):
 def test_check_conversation():
     ok = {"messages": [{"role": r, "content": "x"} for r in ("system", "user", "assistant")]}
     assert check_conversation(ok) is None
-    assert check_conversation({"messages": ok["messages"][:2]}) is not None
-    assert check_conversation({"messages": [{"role": "system", "content": ""}] + ok["messages"][1:]}) is not None
-    assert check_conversation({"messages": [{"content": "x", "role": "system"}] + ok["messages"][1:]}) is not None
-    assert check_conversation([]) is not None
+    # each fault named for what it is (not just "something is wrong")
+    assert "3 messages" in check_conversation({"messages": ok["messages"][:2]})
+    assert "system content is empty" in check_conversation(
+        {"messages": [{"role": "system", "content": ""}] + ok["messages"][1:]})
+    assert "not exactly {'role', 'content'}" in check_conversation(
+        {"messages": [{"content": "x", "role": "system"}] + ok["messages"][1:]})
+    assert "roles are not system, user, assistant" in check_conversation({"messages": ok["messages"][::-1]})
+    assert "exactly one key" in check_conversation([])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -549,12 +553,12 @@ def test_empty_array_is_fine(tmp_path: Path):
 
 
 # ---------------------------------------------------------------------------------------------
-# the replica of the real repo (another helper's builder), when present
+# the replica of the real repo (the local hub's builder)
 # ---------------------------------------------------------------------------------------------
 
 
 def test_on_the_replica(tmp_path: Path):
-    replicas = pytest.importorskip("persian_data.localhub.replicas")
+    from persian_data.localhub import replicas  # our own module: never a reason to skip
     layout = Layout(tmp_path / "rep")
     d = layout.content_dir(BY_KEY["text"])
     d.mkdir(parents=True)

@@ -30,6 +30,9 @@ log = logging.getLogger("persian_data.card")
 
 SPEECH_SPLITS = ("train", "validation", "test")
 TOP_WORDS = 20
+# Common Voice's age buckets in life order (its own spelling, "fourties"); others after, then unknown.
+AGE_ORDER = ("teens", "twenties", "thirties", "fourties", "forties", "fifties", "sixties", "seventies", "eighties",
+             "nineties")
 _PUNCTUATION = ".,:;!?\"'()[]{}«»،؛؟…-–—"
 
 
@@ -59,6 +62,12 @@ def _iter_jsonl(path: Path):
                 yield orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 raise CardInputError(f"card: {path} line {number} is not valid JSON ({exc})") from None
+
+
+def age_order(ages) -> list[str]:
+    """Age buckets youngest first (not alphabetically: "fourties" before "teens"), unknown last."""
+    rank = {age: i for i, age in enumerate(AGE_ORDER)}
+    return sorted(ages, key=lambda a: (a == "unknown", rank.get(a, len(rank)), a))
 
 
 def summary(values: list[float]) -> dict[str, float] | None:
@@ -155,7 +164,7 @@ def _speech(layout: Layout, source: Source) -> dict:
         manifests[split] = {
             "path": layout.relative(path), "clips": len(durations), "seconds": round(sum(durations), 3),
             "durations": durations, "duration": summary(durations), "words": words, "word": summary(words),
-            "gender": dict(sorted(gender.items())), "age": dict(sorted(age.items())) if age else None,
+            "gender": dict(sorted(gender.items())), "age": {a: age[a] for a in age_order(age)} if age else None,
             "speaker_clips": sorted(speakers.values(), reverse=True) if speakers else None,
             "speakers": len(speakers) if speakers else None,
             "top_words": vocabulary.most_common(TOP_WORDS),
@@ -195,12 +204,35 @@ def scalars(stats: dict) -> dict[str, float]:
     return {k: v for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def chat_outcomes(stats: dict) -> dict:
+    """What became of every row read and of every conversation made from them, from the stage's own
+    counters: a row is skipped (by reason) or makes conversations (one per row with answers=first,
+    one per usable answer with answers=all); a conversation is written, or removed as an exact or a
+    near duplicate. Rows the counters do not account for are shown as such, never hidden."""
+    rows_read = int(stats.get("rows_read") or 0)
+    skipped = {reason: int(n) for reason, n in sorted((stats.get("skipped") or {}).items()) if n}
+    files = stats.get("files") or []
+    if files and all(isinstance(f, dict) and "rows_converted" in f for f in files):
+        converted = sum(int(f["rows_converted"] or 0) for f in files)
+    else:  # stats without per-file figures: every row not skipped made conversations
+        converted = rows_read - sum(skipped.values())
+    rows = {"made conversations": converted, **{f"skipped: {reason}": n for reason, n in skipped.items()}}
+    near = (stats.get("rules") or {}).get("near_duplicates") or stats.get("near_duplicates") or {}
+    conversations = {"written to combined.jsonl": int(stats.get("written") or 0),
+                     "exact duplicate (removed)": int(stats.get("duplicates") or 0),
+                     "near duplicate (removed)": int(near.get("conversations_removed") or 0)}
+    return {"rows_read": rows_read, "rows": rows, "rows_unaccounted": rows_read - sum(rows.values()),
+            "conversations_made": sum(conversations.values()), "conversations": conversations,
+            "answers": (stats.get("options") or {}).get("answers")}
+
+
 def _chat(layout: Layout) -> dict:
     stats = _read_json(layout.chat_stats())
     out: dict[str, Any] = {"present": stats is not None, "stats": stats,
                            "stats_path": layout.relative(layout.chat_stats())}
     if stats is None:
         return out
+    out["outcomes"] = chat_outcomes(stats)
     combined = layout.chat_combined()
     lengths: dict[str, list[int]] = {"user": [], "assistant": []}
     conversations = 0
