@@ -55,5 +55,19 @@ class Progress:
         self.close()
 
 
+def human_bytes(n: float) -> str:
+    """A byte count as people read it: 312 B, 118.2 KB, 1.2 GB (powers of 1000, as the Hub shows sizes)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def counts_text(counts: dict) -> str:
+    """A mapping as a log line shows it: `a 3, b 1` (never a Python dict repr); `none` when empty."""
+    return ", ".join(f"{key} {value}" for key, value in counts.items()) or "none"
+
+
 def progress(total: float | None, desc: str, unit: str = "it", *, logger: logging.Logger, **kw) -> Progress:
     return Progress(total, desc, unit, logger=logger, **kw)
