@@ -182,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     _prepare_flags(p)
 
     p = sub.add_parser("prepare", help="turn fetched sources into training data (chat JSONL, speech manifests)")
-    p.add_argument("what", choices=["text", "speech", "all"])
+    p.add_argument("what", choices=["text", "speech", "all"],
+                   help="text: the chat corpus -> combined.jsonl; speech: Common Voice and FLEURS -> manifests and "
+                        "exports; all: both")
     _common(p)
     _prepare_flags(p)
 
@@ -200,9 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="speak Persian text with one of the two voices into a WAV file")
     _root(p)
-    p.add_argument("--voice", choices=["female", "male"], default="female")
+    p.add_argument("--voice", choices=["female", "male"], default="female", help="which voice speaks")
     p.add_argument("--text", default=None, help="text to speak (default: read from stdin)")
-    p.add_argument("--out", type=Path, default=Path("speech.wav"))
+    p.add_argument("--out", type=Path, default=Path("speech.wav"), help="the WAV file to write")
     p.add_argument("--list-voices", action="store_true", help="list the voices and exit")
     p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto",
                    help="onnx: the voice's ONNX export on onnxruntime (no torch); torch: coqui-tts; "
@@ -213,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve-tts", help="serve both voices over HTTP: GET/POST /api/tts, /api/voices, /health, /metrics")
     _root(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5002)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=5002, help="port to listen on")
     p.add_argument("--max-chars", type=int, default=1000, help="longer text is refused with HTTP 413")
     p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto",
                    help="onnx: ONNX exports on onnxruntime (no torch); torch: coqui-tts; auto (default): "
@@ -237,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval-stt", help="WER/CER of a model or a transcript file on a Common Voice / FLEURS split")
     _root(p)
-    p.add_argument("--corpus", choices=["commonvoice", "fleurs"], default="commonvoice")
-    p.add_argument("--split", choices=["test", "validation"], default="test")
+    p.add_argument("--corpus", choices=["commonvoice", "fleurs"], default="commonvoice", help="which prepared corpus")
+    p.add_argument("--split", choices=["test", "validation"], default="test", help="which of its splits")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--hypotheses", type=Path, help="score this file: JSONL {id,text}, NeMo (pred_text) or TSV id<TAB>text")
     mode.add_argument("--model", help="transcribe with this transformers ASR model (Hub name or local folder), then score")
@@ -345,8 +347,10 @@ def _check_before_writing(args) -> list:
     """What can be refused before anything is read or created: the sources (`--only`), the endpoint
     settings, a root that does not exist (every command but fetch, run and demo needs one)."""
     sources = select(args.only) if hasattr(args, "only") else []
-    if args.command in ("fetch", "run") or getattr(args, "remote", False):
+    if args.command in ("fetch", "run"):
         _options(args).endpoint_list()  # EndpointSettingError: exit 2, and no root made
+    elif getattr(args, "remote", False):
+        _remote_options(args).endpoint_list()
     if args.command not in ("fetch", "run", "demo"):
         require_root(Layout(args.root))
     return sources
@@ -421,14 +425,18 @@ def _dispatch(args) -> int:
     raise AssertionError(args.command)
 
 
-def _status(args, layout: Layout, sources: list) -> int:
+def _remote_options(args) -> FetchOptions:
+    """`status --remote`: only the endpoint settings."""
     from .fetch import FetchOptions
+
+    return FetchOptions(endpoints=tuple(args.endpoint or ()), token=args.token, endpoint_tokens=_endpoint_tokens(args))
+
+
+def _status(args, layout: Layout, sources: list) -> int:
     from .pipeline import source_status
     from .progress import human_bytes
 
-    remote = FetchOptions(endpoints=tuple(args.endpoint or ()), token=args.token,
-                          endpoint_tokens=_endpoint_tokens(args)) if args.remote else None
-    rows = source_status(layout, sources, remote)
+    rows = source_status(layout, sources, _remote_options(args) if args.remote else None)
     outputs = [o for row in rows for o in row["outputs"]]
     well = all(r["state"] == "present" for r in rows) and all(o["state"] in ("current", "unrecorded")
                                                                for o in outputs)
@@ -443,10 +451,15 @@ def _status(args, layout: Layout, sources: list) -> int:
             print(f"{'':<12} endpoint {url}: {answer[:12] if len(answer) == 40 else answer}")
         for out in row["outputs"]:
             why = {"stale": f": made from {', '.join(out['changed'])}, which changed since",
-                   "unrecorded": ": made by an older version that did not record its inputs"}.get(out["state"], "")
+                   "unrecorded": ": made by an older version that did not record its inputs",
+                   "unreadable": f": {out.get('problem')}"}.get(out["state"], "")
             print(f"{'':<12} {out['state']:<10} {out['path']} ({out['what']}){why}")
     if not well:
-        print("not all is well: fetch what is missing or modified, prepare what is stale", file=sys.stderr)
+        sources = sum(r["state"] != "present" for r in rows)
+        bad = sum(o["state"] not in ("current", "unrecorded") for o in outputs)
+        print(f"status: not all is well: {sources} source(s) missing, incomplete, modified or behind the Hub; "
+              f"{bad} prepared output(s) stale or unreadable. `persian-data fetch` brings the sources, "
+              "`persian-data prepare` remakes the outputs", file=sys.stderr)
     return 0 if well else 1
 
 

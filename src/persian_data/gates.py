@@ -324,6 +324,9 @@ def readme_gate(ctx: GateContext) -> list[GateFailure]:
         except FileNotFoundError:
             out.append(GateFailure("readme", rel, "missing"))
             continue
+        except UnicodeDecodeError as exc:
+            out.append(GateFailure("readme", rel, f"not UTF-8 ({exc}); `persian-data fetch` writes it again"))
+            continue
         if f"URL: {source.url}" not in lines:
             out.append(GateFailure("readme", rel, f"does not carry the exact line 'URL: {source.url}'"))
     return out

@@ -208,7 +208,8 @@ class OutputState:
     problem: str = ""
 
     def to_json(self) -> dict:
-        return {"path": self.path, "what": self.kind.what, "state": self.state, "changed": list(self.changed)}
+        out = {"path": self.path, "what": self.kind.what, "state": self.state, "changed": list(self.changed)}
+        return {**out, "problem": self.problem} if self.problem else out
 
     def message(self) -> str:
         if self.state == "stale":

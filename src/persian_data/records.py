@@ -162,8 +162,8 @@ def summary_block(layout: Layout, meta: dict[str, int], gate_lines: list[str], o
                   endpoint_lines: list[str] | tuple[str, ...] = (), status: str | None = None) -> str:
     """The specification's summary block. `status` overrides the status line (a run that stopped
     on an error says so)."""
-    try:
-        lines = layout.checksums_file.read_text("utf-8").splitlines()
+    try:  # shown as it is, even when damaged (the checksums gate says what is wrong with it)
+        lines = layout.checksums_file.read_bytes().decode("utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         lines = []
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
