@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+import persian_data
+
 from persian_data import cli, demo
 from persian_data.cli import build_parser, main
 from persian_data.localhub import replicas
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(persian_data.__file__).resolve().parents[1]  # the package under test, for child processes
 
 
 def test_status_into_a_pipe_that_closed_ends_quietly(tmp_path):

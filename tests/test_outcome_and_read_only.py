@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import persian_data
+
 from persian_data.cli import main
 from persian_data.errors import RunLockedError
 from persian_data.layout import Layout
@@ -22,7 +24,7 @@ from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
 from persian_data.pipeline import Run
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(persian_data.__file__).resolve().parents[1]  # the package under test, for child processes
 
 
 def last_block(root: Path) -> str:
@@ -126,6 +128,19 @@ def test_log_lines_are_for_people(fetched):
     assert "{'" not in log and "': " not in log
     assert re.search(r"fetch: \d+ file\(s\) downloaded \(\d+(\.\d)? [KMG]?B\)", log)
     assert re.search(r"gender: (female|male|unknown) \d+", log)
+
+
+def test_progress_lines_give_bytes_in_units(caplog, monkeypatch):
+    import logging
+
+    from persian_data import progress
+
+    monkeypatch.setattr(progress, "is_interactive", lambda: False)  # a pipe: plain lines, not a bar
+    with caplog.at_level(logging.INFO, logger="persian_data.test"):
+        with progress.progress(3_000_000, "download", "B", logger=logging.getLogger("persian_data.test"),
+                               log_every=0) as bar:
+            bar.update(1_500_000)
+    assert caplog.messages == ["download: 1.5 MB of 3.0 MB"]
 
 
 # -- item 4: read-only commands never write ---------------------------------------------------------

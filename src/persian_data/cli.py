@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     except PersianDataError as exc:
-        from .pipeline import redact
+        from .run import redact
 
         print(f"error: {redact(str(exc), token)}", file=sys.stderr)
         return exc.exit_code
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _os_error(exc: OSError, token: list) -> int:
-    from .pipeline import redact
+    from .run import redact
 
     print(f"error: {redact(str(exc), token)}. Nothing partial was left in the layout; fix the cause "
           f"and run the same command again.", file=sys.stderr)

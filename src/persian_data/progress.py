@@ -41,8 +41,12 @@ class Progress:
             now = time.monotonic()
             if now - self._last_log >= self._log_every:
                 self._last_log = now
-                of = f"/{self.total:,.0f}" if self.total else ""
-                self.logger.info("%s: %s%s %s", self.desc, f"{self.done:,.0f}", of, self.unit)
+                if self.unit == "B":  # bytes as people read them
+                    of = f" of {human_bytes(self.total)}" if self.total else ""
+                    self.logger.info("%s: %s%s", self.desc, human_bytes(self.done), of)
+                else:
+                    of = f"/{self.total:,.0f}" if self.total else ""
+                    self.logger.info("%s: %s%s %s", self.desc, f"{self.done:,.0f}", of, self.unit)
 
     def close(self) -> None:
         if self._bar is not None:
