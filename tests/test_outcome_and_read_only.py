@@ -155,6 +155,12 @@ def test_a_root_that_does_not_exist_is_an_error_and_is_not_made(tmp_path, capsys
     assert not typo.exists()
 
 
+def test_prepare_where_nothing_is_fetched_writes_nothing(tmp_path, capsys):
+    assert main(["prepare", "all", "--root", str(tmp_path)]) == 1
+    assert "nothing to prepare" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no empty checksum file, no zero counts, no log
+
+
 def test_verify_and_status_share_the_root_and_never_meet_a_writer(fetched, tmp_path, capsys):
     root = copy_of(fetched, tmp_path)
     with Run(Layout(root), read_only=True):  # another verify is running
