@@ -130,7 +130,7 @@ class Hub:
 def served_bytes(log: Path) -> dict[str, int]:
     """Endpoint -> bytes served, from the last summary block's `endpoints:` section."""
     block = log.read_text("utf-8").split("===== persian-data summary")[-1]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^  (http\S+): \d+ file\(s\), (\d+) bytes served",
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^  (http\S+): \d+ file\(s\), [\d.]+ [KMGT]?B served \((\d+) bytes",
                                                                 block, re.M)}
 
 

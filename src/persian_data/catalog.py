@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import UnknownSourceError
+
 HUB_URL = "https://huggingface.co"
 
 
@@ -110,10 +112,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "cv": ("commonvoice",),
     "all": tuple(BY_KEY),
 }
-
-
-class UnknownSourceError(ValueError):
-    pass
 
 
 def select(only: str | list[str] | None) -> list[Source]:

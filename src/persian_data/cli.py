@@ -13,20 +13,86 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .catalog import CATALOG, UnknownSourceError, select
-from .errors import PersianDataError
-from .layout import Layout
+from .catalog import ALIASES, CATALOG, select
+from .errors import PersianDataError, UsageError
+from .layout import Layout, require_root
 
 if TYPE_CHECKING:  # imported where used: serve-tts and synth start without the Hub client
     from .fetch import FetchOptions
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+DESCRIPTION = """\
+Get the five public Persian sources (a chat corpus, Common Voice 13, FLEURS, two VITS voices) onto
+disk, verified and in one layout, and make them ready to use: chat JSONL for fine-tuning, speech
+manifests and NeMo/lhotse exports for ASR, the voices for synthesis.
+
+Start with `persian-data run --root DATA` (fetch, prepare, check, write the data card), or
+`persian-data demo` to see the whole job offline in about a minute."""
+
+EPILOG = """\
+examples:
+  persian-data run --root DATA                      everything: fetch, prepare, gates, card
+  persian-data fetch --root DATA --only text,cv     only the chat corpus and Common Voice
+  persian-data fetch --root DATA --endpoint https://hf-mirror.com   through a mirror
+  persian-data verify --root DATA                   re-hash everything, re-run every gate
+  persian-data status --root DATA                   what is there, what is stale
+Every command but fetch, run and demo works on a root that exists. Errors are one line on stderr;
+exit 0 = all well, 1 = a gate failed or a step failed, 2 = the command line asks for something
+that cannot be."""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (when it has a meaningful one and the help does not already say)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" not in text and action.default not in (None, False, argparse.SUPPRESS)
+                and action.option_strings and action.nargs != 0):
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _int_at_least(low: int):
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if number < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, not {number}")
+        return number
+
+    return parse
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
+    return number
+
+
+def _root(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, default=Path("."),
-                   help="folder that holds datasets/, checksums/ and logs/ (default: current directory)")
-    p.add_argument("--only", default=None,
-                   help="comma separated sources: " + ", ".join(s.key for s in CATALOG) + " (or speech, tts)")
-    p.add_argument("-v", "--verbose", action="store_true")
+                   help="the folder that holds datasets/, checksums/ and logs/ (default: the current folder)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    _root(p)
+    groups = "; ".join(f"{name} = {','.join(keys)}" for name, keys in ALIASES.items())
+    p.add_argument("--only", default=None, metavar="SOURCES",
+                   help="comma separated sources: " + ", ".join(s.key for s in CATALOG)
+                        + f", or groups ({groups}) (default: all)")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
 
 
 def _endpoint_flags(p: argparse.ArgumentParser) -> None:
@@ -43,9 +109,11 @@ def _hub(p: argparse.ArgumentParser) -> None:
     p.add_argument("--full", action="store_true", help="mirror whole repos (every FLEURS language, every TTS checkpoint)")
     p.add_argument("--locked", action="store_true", help="fetch exactly the commits and files in the lock file")
     p.add_argument("--dry-run", action="store_true", help="print the plan (files, bytes, free space) and stop")
-    p.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8; halves on HTTP 429)")
-    p.add_argument("--retries", type=int, default=5, help="tries per file for transient failures (default 5)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a read is retried")
+    p.add_argument("--workers", type=_int_at_least(1), default=8,
+                   help="parallel downloads (default 8; halves on HTTP 429)")
+    p.add_argument("--retries", type=_int_at_least(1), default=5,
+                   help="tries per file for transient failures (default 5)")
+    p.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds without data before a read is retried")
 
 
 def _prepare_flags(p: argparse.ArgumentParser) -> None:
@@ -59,7 +127,7 @@ def _prepare_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pii", choices=["mask", "drop", "keep"], default="mask",
                    help="personal data (phones, national IDs, cards, IBANs, emails, URLs, @handles): "
                         "masked with typed placeholders (default), conversation dropped, or kept")
-    g.add_argument("--min-answer-chars", type=int, default=20,
+    g.add_argument("--min-answer-chars", type=_int_at_least(0), default=20,
                    help="drop answers shorter than this once masked and stripped of contact lines (default 20)")
     g.add_argument("--no-answer-rules", action="store_true",
                    help="keep non-answers, referrals and contact lines in answers")
@@ -70,7 +138,9 @@ def _prepare_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-extract", action="store_true",
                    help="keep references (parquet row / tar member) instead of writing audio files")
     g.add_argument("--deep", action="store_true", help="decode every frame of every clip")
-    p.add_argument("--prepare-workers", type=int, default=None, help="processes for the prepare stages")
+    p.add_argument("--prepare-workers", type=_int_at_least(0), default=None,
+                   help="processes for the prepare stages (default: by input size and cores; 0 or 1: the text "
+                        "stage converts in this process)")
 
 
 def _prepare_options(args, stages: tuple[str, ...]):
@@ -79,9 +149,7 @@ def _prepare_options(args, stages: tuple[str, ...]):
     from .pipeline import PrepareOptions
 
     if args.valid_fraction is not None and not 0 < args.valid_fraction < 1:
-        raise UnknownSourceError("--valid-fraction must be between 0 and 1")
-    if args.min_answer_chars < 0:
-        raise UnknownSourceError("--min-answer-chars must be 0 or more")
+        raise UsageError(f"--valid-fraction must be between 0 and 1 (exclusive), not {args.valid_fraction}")
     chat = speech = None
     if "text" in stages:
         from .prepare.chat import ChatOptions
@@ -100,9 +168,9 @@ def _prepare_options(args, stages: tuple[str, ...]):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="persian-data", description=__doc__)
+    parser = _Parser(prog="persian-data", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"persian-data {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")  # subcommands are _Parsers
 
     p = sub.add_parser("fetch", help="download, verify, lock and record the sources")
     _common(p)
@@ -114,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     _prepare_flags(p)
 
     p = sub.add_parser("prepare", help="turn fetched sources into training data (chat JSONL, speech manifests)")
-    p.add_argument("what", choices=["text", "speech", "all"])
+    p.add_argument("what", choices=["text", "speech", "all"],
+                   help="text: the chat corpus -> combined.jsonl; speech: Common Voice and FLEURS -> manifests and "
+                        "exports; all: both")
     _common(p)
     _prepare_flags(p)
 
@@ -122,18 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--quick", action="store_true", help="trust the hash cache for unchanged files")
 
-    p = sub.add_parser("status", help="per source: present / missing / incomplete / modified / stale, files, bytes, revision")
+    p = sub.add_parser("status", help="per source: present / missing / incomplete / modified / stale, files, size, "
+                                      "revision, and whether its prepared outputs are current")
     _common(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON list on stdout instead of the table")
     p.add_argument("--remote", action="store_true", help="also ask the Hub whether the locked commit is still the newest "
                    "(stale), and show each endpoint's reachability and resolved commit")
     _endpoint_flags(p)
 
     p = sub.add_parser("synth", help="speak Persian text with one of the two voices into a WAV file")
-    p.add_argument("--root", type=Path, default=Path("."))
-    p.add_argument("--voice", choices=["female", "male"], default="female")
+    _root(p)
+    p.add_argument("--voice", choices=["female", "male"], default="female", help="which voice speaks")
     p.add_argument("--text", default=None, help="text to speak (default: read from stdin)")
-    p.add_argument("--out", type=Path, default=Path("speech.wav"))
+    p.add_argument("--out", type=Path, default=Path("speech.wav"), help="the WAV file to write")
     p.add_argument("--list-voices", action="store_true", help="list the voices and exit")
     p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto",
                    help="onnx: the voice's ONNX export on onnxruntime (no torch); torch: coqui-tts; "
@@ -143,9 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "~35 dB from fp32); fp32 (default): the exact voice")
 
     p = sub.add_parser("serve-tts", help="serve both voices over HTTP: GET/POST /api/tts, /api/voices, /health, /metrics")
-    p.add_argument("--root", type=Path, default=Path("."))
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5002)
+    _root(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=5002, help="port to listen on")
     p.add_argument("--max-chars", type=int, default=1000, help="longer text is refused with HTTP 413")
     p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto",
                    help="onnx: ONNX exports on onnxruntime (no torch); torch: coqui-tts; auto (default): "
@@ -159,17 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int8: the exports' int8 voices (tts-export --int8; onnx runtime only); fp32 (default)")
 
     p = sub.add_parser("tts-export", help="export the voices to ONNX (datasets/tts/<voice>/onnx/), checked against torch")
-    p.add_argument("--root", type=Path, default=Path("."))
+    _root(p)
     p.add_argument("--voice", choices=["female", "male"], action="append", default=None,
                    help="voice to export (repeatable; default: every installed voice)")
     p.add_argument("--int8", action="store_true",
                    help="also write model.int8.onnx: the decoder quantized to int8 (onnxruntime), checked against torch")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
 
     p = sub.add_parser("eval-stt", help="WER/CER of a model or a transcript file on a Common Voice / FLEURS split")
-    p.add_argument("--root", type=Path, default=Path("."))
-    p.add_argument("--corpus", choices=["commonvoice", "fleurs"], default="commonvoice")
-    p.add_argument("--split", choices=["test", "validation"], default="test")
+    _root(p)
+    p.add_argument("--corpus", choices=["commonvoice", "fleurs"], default="commonvoice", help="which prepared corpus")
+    p.add_argument("--split", choices=["test", "validation"], default="test", help="which of its splits")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--hypotheses", type=Path, help="score this file: JSONL {id,text}, NeMo (pred_text) or TSV id<TAB>text")
     mode.add_argument("--model", help="transcribe with this transformers ASR model (Hub name or local folder), then score")
@@ -183,16 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="run mode: cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=8, help="run mode: clips per batch (default 8)")
     p.add_argument("--token", default=None, help="run mode: Hub token (default: $HF_TOKEN); never logged")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
 
     p = sub.add_parser("card", help="write card/CARD.md, card/card.html and plots: what is in the root, how it was made")
-    p.add_argument("--root", type=Path, required=True)
+    _root(p)
     p.add_argument("--no-synth", action="store_true", help="do not load the voices: spectrograms drawn by an earlier card are reused, others skipped")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
 
     p = sub.add_parser("demo", help="serve small replicas from a built-in local hub and run the whole job on them")
-    p.add_argument("--root", type=Path, default=None, help="where to put the demo layout (default: a temp folder)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--root", type=Path, default=None,
+                   help="where to put the demo layout (default: a new folder under the system's temp folder)")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
     return parser
 
 
@@ -230,25 +302,62 @@ def main(argv: list[str] | None = None) -> int:
     token = [getattr(args, "token", None) or os.environ.get("HF_TOKEN")] + [
         value.partition("=")[2] for value in (getattr(args, "endpoint_token", None) or ())]
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a reader that went away (`| head`) shows here, while it can still be handled
+        return code
     except KeyboardInterrupt:
         print("\ninterrupted. Nothing partial was left in the layout; run the same command again to resume.",
               file=sys.stderr)
         return 130
-    except (PersianDataError, UnknownSourceError) as exc:
-        from .pipeline import redact
+    except PersianDataError as exc:
+        from .run import redact
 
         print(f"error: {redact(str(exc), token)}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)
+        return exc.exit_code
+    except BrokenPipeError as exc:
+        if _stdout_closed():  # `status --json | head -3`: the reader has what it wanted; end quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 128 + signal.SIGPIPE  # what a tool killed by SIGPIPE reports, without the noise
+        return _os_error(exc, token)
     except OSError as exc:  # disk full, permissions, a vanished folder: say what and where
-        from .pipeline import redact
+        return _os_error(exc, token)
 
-        print(f"error: {redact(str(exc), token)}. Nothing partial was left in the layout; fix the cause "
-              f"and run the same command again.", file=sys.stderr)
-        return 1
+
+def _os_error(exc: OSError, token: list) -> int:
+    from .run import redact
+
+    print(f"error: {redact(str(exc), token)}. Nothing partial was left in the layout; fix the cause "
+          f"and run the same command again.", file=sys.stderr)
+    return 1
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on its write end)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _check_before_writing(args) -> list:
+    """What can be refused before anything is read or created: the sources (`--only`), the endpoint
+    settings, a root that does not exist (every command but fetch, run and demo needs one)."""
+    sources = select(args.only) if hasattr(args, "only") else []
+    if args.command in ("fetch", "run"):
+        _options(args).endpoint_list()  # EndpointSettingError: exit 2, and no root made
+    elif getattr(args, "remote", False):
+        _remote_options(args).endpoint_list()
+    if args.command not in ("fetch", "run", "demo"):
+        require_root(Layout(args.root))
+    return sources
 
 
 def _dispatch(args) -> int:
+    sources = _check_before_writing(args)
     if args.command == "demo":
         from .demo import run_demo
 
@@ -293,15 +402,14 @@ def _dispatch(args) -> int:
 
         return _report(run_tts_export(layout, args.voice, verbose=args.verbose, int8=args.int8))
     from . import pipeline  # after the tts commands: serving starts without the fetch machinery
-    sources = select(args.only)
     if args.command in ("fetch", "run"):
         stages = ("text", "speech") if args.command == "run" else ()
         prepare_options = _prepare_options(args, stages) if stages else None
         after_gates = None
         if args.command == "run":  # the data card, after the gates (a failure is logged, the verdict stands)
             from .card import card_after_run as after_gates
-        outcome = pipeline.run_fetch(layout, sources, _options(args), verbose=args.verbose, prepare=stages,
-                                     prepare_options=prepare_options, after_gates=after_gates)
+        outcome = pipeline.run_job(layout, sources, _options(args), verbose=args.verbose, prepare=stages,
+                                   prepare_options=prepare_options, after_gates=after_gates)
         if args.dry_run:
             return 0
         return _report(outcome)
@@ -313,22 +421,46 @@ def _dispatch(args) -> int:
     if args.command == "verify":
         return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose))
     if args.command == "status":
-        from .fetch import FetchOptions
-
-        remote = FetchOptions(endpoints=tuple(args.endpoint or ()), token=args.token,
-                              endpoint_tokens=_endpoint_tokens(args)) if args.remote else None
-        rows = pipeline.source_status(layout, sources, remote)
-        if args.json:
-            print(json.dumps(rows, indent=2))
-        else:
-            for row in rows:
-                rev = (row["revision"] or "-")[:12]
-                print(f"{row['source']:<12} {row['state']:<10} {row['files']:>6} files {row['bytes']:>14} bytes  "
-                      f"{rev}  {row['folder']}")
-                for url, answer in row.get("endpoints", {}).items():
-                    print(f"{'':<12} endpoint {url}: {answer[:12] if len(answer) == 40 else answer}")
-        return 0 if all(r["state"] == "present" for r in rows) else 1
+        return _status(args, layout, sources)
     raise AssertionError(args.command)
+
+
+def _remote_options(args) -> FetchOptions:
+    """`status --remote`: only the endpoint settings."""
+    from .fetch import FetchOptions
+
+    return FetchOptions(endpoints=tuple(args.endpoint or ()), token=args.token, endpoint_tokens=_endpoint_tokens(args))
+
+
+def _status(args, layout: Layout, sources: list) -> int:
+    from .pipeline import source_status
+    from .progress import human_bytes
+
+    rows = source_status(layout, sources, _remote_options(args) if args.remote else None)
+    outputs = [o for row in rows for o in row["outputs"]]
+    well = all(r["state"] == "present" for r in rows) and all(o["state"] in ("current", "unrecorded")
+                                                               for o in outputs)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0 if well else 1
+    for row in rows:
+        rev = (row["revision"] or "-")[:12]
+        print(f"{row['source']:<12} {row['state']:<10} {row['files']:>6} files {human_bytes(row['bytes']):>10}  "
+              f"{rev}  {row['folder']}")
+        for url, answer in row.get("endpoints", {}).items():
+            print(f"{'':<12} endpoint {url}: {answer[:12] if len(answer) == 40 else answer}")
+        for out in row["outputs"]:
+            why = {"stale": f": made from {', '.join(out['changed'])}, which changed since",
+                   "unrecorded": ": made by an older version that did not record its inputs",
+                   "unreadable": f": {out.get('problem')}"}.get(out["state"], "")
+            print(f"{'':<12} {out['state']:<10} {out['path']} ({out['what']}){why}")
+    if not well:
+        sources = sum(r["state"] != "present" for r in rows)
+        bad = sum(o["state"] not in ("current", "unrecorded") for o in outputs)
+        print(f"status: not all is well: {sources} source(s) missing, incomplete, modified or behind the Hub; "
+              f"{bad} prepared output(s) stale or unreadable. `persian-data fetch` brings the sources, "
+              "`persian-data prepare` remakes the outputs", file=sys.stderr)
+    return 0 if well else 1
 
 
 def _report(outcome) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .catalog import Source
+from .errors import UsageError
 
 DATASETS = "datasets"
 CHECKSUMS_FILE = "checksums/datasets.sha256.txt"
@@ -22,6 +23,9 @@ SOURCES_JSON = "logs/dataset_sources.json"
 DOWNLOAD_LOG = "logs/dataset_download.log"
 STATE_DIR = ".persian-data"
 SOURCE_README = "README.source.md"
+CHAT_STATS = "combined.stats.json"
+SPEECH_STATS = "stats.json"
+ONNX_RECORD = "onnx/export.json"
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class Layout:
         return self.chat_dir() / f"{name}.jsonl"
 
     def chat_stats(self) -> Path:
-        return self.chat_dir() / "combined.stats.json"
+        return self.chat_dir() / CHAT_STATS
 
     def chat_rejects(self) -> Path:
         return self.chat_dir() / "combined.rejects.jsonl"
@@ -95,7 +99,14 @@ class Layout:
         return self.bucket_root(source) / "exports"
 
     def speech_stats(self, source: Source) -> Path:
-        return self.manifests_dir(source) / "stats.json"
+        return self.manifests_dir(source) / SPEECH_STATS
+
+    # -- what the stages record about their outputs (provenance) -----------------------------
+    def derived_records(self, source: Source) -> list[Path]:
+        """Where a stage may have recorded what it made of `source` and from which inputs: the
+        chat stats, the speech stats, the ONNX export's record (those that exist are read)."""
+        root = self.bucket_root(source)
+        return [root / CHAT_STATS, self.speech_stats(source), root / ONNX_RECORD]
 
     def speech_rejects(self, source: Source) -> Path:
         return self.manifests_dir(source) / "rejects.jsonl"
@@ -132,3 +143,10 @@ class Layout:
     @functools.cached_property
     def _prefix(self) -> str:  # root never changes (frozen); asked once per file by relative()
         return os.fspath(self.root).rstrip("/") + "/"
+
+
+def require_root(layout: Layout) -> None:
+    """Every command but fetch, run and demo works on a root that exists; it never makes one."""
+    if not layout.root.is_dir():
+        raise UsageError(f"{layout.root}: no such folder; give the root that holds datasets/ with --root "
+                         "(only `fetch`, `run` and `demo` create one)")

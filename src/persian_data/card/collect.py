@@ -93,6 +93,9 @@ def _records(layout: Layout) -> tuple[dict, dict]:
         checksum_sha = hashlib.sha256(raw).hexdigest()
     except FileNotFoundError:
         pass
+    except UnicodeDecodeError as exc:
+        raise CardInputError(f"card: {layout.checksums_file} is not UTF-8 ({exc}); `persian-data prepare` or "
+                             "`fetch` writes it again") from None
     records = {
         "lock": layout.relative(layout.lock_file) if lock is not None else None,
         "lock_generator": (lock or {}).get("generator"),

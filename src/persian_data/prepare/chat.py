@@ -93,6 +93,7 @@ from ..catalog import BY_KEY
 from ..errors import PersianDataError
 from ..layout import Layout
 from ..progress import progress
+from ..provenance import input_record
 from .chat_convert import (DEFAULT_SYSTEM_PROMPT, ROLES, ChatOptions, _Converter, _Local, _work_piece,  # noqa: F401
                            _worker_init, _worker_piece, check_conversation, user_turn)
 from .chat_clean import mask_raw
@@ -169,6 +170,7 @@ class ChatStats:
     answers_trimmed: int = 0
     near_duplicates: dict[str, Any] | None = None
     examples: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # for the review sample
+    inputs: dict[str, str] = field(default_factory=dict)  # raw file -> sha256 (provenance: stale outputs)
     seconds: float = 0.0  # wall time; logged, not written to the stats file (reruns are identical)
 
     def to_json(self) -> dict[str, Any]:
@@ -201,6 +203,7 @@ class ChatStats:
                 for f in self.files
             ],
             "options": self.options,
+            "inputs": self.inputs,
         }
 
 
@@ -293,7 +296,7 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
     total_bytes = sum(sizes)
     split = options.valid_fraction is not None
     threshold = int(float(options.valid_fraction) * 2**64) if split else 0
-    stats = ChatStats(options=options.as_dict())
+    stats = ChatStats(options=options.as_dict(), inputs=input_record(layout, files, cache))
     if split:
         stats.splits = {"train": 0, "valid": 0}
     converter = _Converter(options)  # validates the options; also used in-process
@@ -354,8 +357,8 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
                     res = job.result()
                 except BrokenProcessPool as e:
                     raise ChatError(f"a worker process died while converting {name} (out of "
-                                    "memory?); nothing was written. Retry with --workers 0 to "
-                                    "run in one process.") from e
+                                    "memory?); nothing was written. Retry with --prepare-workers 0 "
+                                    "(ChatOptions(workers=0)) to convert in this process.") from e
                 while res[0] == "bad_cut":
                     # the cut fell inside a row: join the next piece (whose own result started
                     # mid-row and is dropped) and parse the two together, here

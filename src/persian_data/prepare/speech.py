@@ -72,7 +72,8 @@ from ..atomic import atomic_write_bytes, fsync_dir, write_if_changed
 from ..catalog import BY_KEY, Source
 from ..integrity import HashCache
 from ..layout import Layout
-from ..progress import progress
+from ..progress import counts_text, progress
+from ..provenance import input_record
 from ..workers import exit_with
 from . import speech_export
 from .speech_clips import (SPEECH_KEYS, Collector, Probe, Reject, SpeechPrepareError, SplitPlan,
@@ -243,11 +244,13 @@ class SpeechStats:
     rejects_by_reason: dict[str, int]
     options: dict
     reused_splits: list[str] = field(default_factory=list)  # finished earlier, not redone
+    inputs: dict[str, str] = field(default_factory=dict)  # source file -> sha256 (provenance: stale outputs)
 
     def to_json(self) -> dict:
         return {"corpus": self.folder, "source": self.corpus, "splits": self.splits, "total": self.total,
                 "rejects_by_reason": self.rejects_by_reason, "options": self.options,
-                "split_names": {"dev": "validation"} if self.corpus == "fleurs" else {}}
+                "split_names": {"dev": "validation"} if self.corpus == "fleurs" else {},
+                "inputs": self.inputs}
 
 
 def prepare_speech(layout: Layout, sources: list[Source] | None = None, options: SpeechOptions = SpeechOptions(),
@@ -425,9 +428,9 @@ def _finish_split(layout, source, plan, sink: SplitSink, options, fingerprint, m
             layout, source, plan.split, options.exports, staged, cache.placed if cache is not None else None)
     shutil.rmtree(sink.staging, ignore_errors=True)
     s = marker["stats"]
-    logger.info("speech: %s/%s: %d clip(s), %.2f h, %s speaker(s), gender %s, rejects %s", source.folder,
+    logger.info("speech: %s/%s: %d clip(s), %.2f h, %s speaker(s), gender: %s; rejects: %s", source.folder,
                 plan.split, s["clips"], s["hours"], "?" if s["speakers"] is None else s["speakers"],
-                s["gender"], s["rejects"] or "none")
+                counts_text(s["gender"]), counts_text(s["rejects"]))
 
 
 def _finalize(layout: Layout, source: Source, plans: list[SplitPlan], markers: dict, options: SpeechOptions,
@@ -449,7 +452,8 @@ def _finalize(layout: Layout, source: Source, plans: list[SplitPlan], markers: d
         [r for split in splits for r in markers[(source.key, split)]["rejects"]])
     stats = SpeechStats(source.key, source.folder, split_stats, total, total["rejects"],
                         {"extract": options.extract, "deep": any(markers[(source.key, s)]["options"]["deep"]
-                                                                 for s in splits)})
+                                                                 for s in splits)},
+                        inputs=input_record(layout, [path for plan in plans for path in plan.inputs], cache))
     text = orjson.dumps(stats.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
     write_if_changed(layout.speech_stats(source), text, layout.tmp_dir, placed)
     if options.extract and options.exports:
@@ -462,9 +466,9 @@ def _finalize(layout: Layout, source: Source, plans: list[SplitPlan], markers: d
         if options.exports and not options.extract:
             logger.warning("speech: %s: NeMo/lhotse exports need extracted audio; skipped with --no-extract",
                            source.folder)
-    logger.info("speech: %s total: %d clip(s), %.2f h, %s speaker(s), gender %s, rejects %s", source.folder,
+    logger.info("speech: %s total: %d clip(s), %.2f h, %s speaker(s), gender: %s; rejects: %s", source.folder,
                 total["clips"], total["hours"], "?" if total["speakers"] is None else total["speakers"],
-                total["gender"], total["rejects"] or "none")
+                counts_text(total["gender"]), counts_text(total["rejects"]))
     return stats
 
 
