@@ -116,9 +116,10 @@ def _run(layout: Layout, cache, corpus: CorpusSplit, paths: SetPaths, options: S
             staged[planned.name] = found[1]
     total = sum(p.size or 0 for p in pending if p.lines is None)
     log.info("shards: %s %s %s: %d sample(s), %.2f h -> %d shard(s) in %s; %d file(s) to write (%s), %d in place, "
-             "%d staged by an earlier run", corpus.key, corpus.split, options.fmt, len(samples),
-             sum(s.duration for s in samples) / 3600, len(plan.shards), layout.relative(paths.folder), len(pending),
-             _mb(total), len(kept), len(staged))
+             "%d staged by an earlier run; %d clip(s) known to the hash cache, the others are hashed on the way",
+             corpus.key, corpus.split, options.fmt, len(samples), sum(s.duration for s in samples) / 3600,
+             len(plan.shards), layout.relative(paths.folder), len(pending), _mb(total), len(kept), len(staged),
+             sum(s.trusted for s in samples))
     if pending:
         from ..progress import progress
 

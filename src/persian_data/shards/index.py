@@ -60,9 +60,13 @@ class SetPaths:
     def journal(self) -> Path:
         return self.layout.state_dir / SHARDS_DIR / self.corpus / self.fmt / f"{self.split}.journal.json"
 
-    def command(self) -> str:
-        return (f"persian-data shards --root {self.layout.root} --corpus {self.corpus} --split {self.split} "
+    def command(self, options: dict | None = None) -> str:
+        """The command that (re)makes this set; with the options an index recorded, those too."""
+        text = (f"persian-data shards --root {self.layout.root} --corpus {self.corpus} --split {self.split} "
                 f"--format {self.fmt}")
+        if options:
+            text += f" --shard-size {options['shard_size']} --buckets {options['buckets']} --seed {options['seed']}"
+        return text
 
 
 def existing_sets(layout: Layout, corpus: str) -> list[SetPaths]:
@@ -111,12 +115,14 @@ def check_set(paths: SetPaths, sha256: Sha256Fn) -> list[tuple[str, str]]:
     where = layout.relative(paths.index)
     if not paths.index.is_file():
         return [(layout.relative(paths.folder), f"no {paths.index.name} beside it: a `persian-data shards` run "
-                                                f"stopped before it finished; run `{paths.command()}` again")]
+                                                f"stopped before it finished; run it again with the same options "
+                                                f"(`{paths.command()} ...`)")]
     try:
         index = read_index(paths.index)
     except (OSError, ValueError) as exc:
         return [(where, f"unreadable ({exc}); run `{paths.command()}` again")]
-    out = _check_manifest(paths, index, sha256)
+    command = paths.command(index.get("options"))
+    out = _check_manifest(paths, index, sha256, command)
     listed = set()
     for entry in listed_files(index):
         listed.add(entry["name"])
@@ -125,35 +131,36 @@ def check_set(paths: SetPaths, sha256: Sha256Fn) -> list[tuple[str, str]]:
         try:
             st = os.stat(final)
         except FileNotFoundError:
-            out.append((rel, f"missing (listed in {where}); run `{paths.command()}` again"))
+            out.append((rel, f"missing (listed in {where}); run `{command}` again"))
             continue
         if st.st_size != entry["bytes"]:
-            out.append((rel, f"size {st.st_size}, {where} says {entry['bytes']}; run `{paths.command()}` again"))
+            out.append((rel, f"size {st.st_size}, {where} says {entry['bytes']}; run `{command}` again"))
             continue
         got = sha256(final, st)
         if got != entry["sha256"]:
-            out.append((rel, f"corrupted: sha256 {got}, {where} says {entry['sha256']}; run `{paths.command()}` "
-                             f"again"))
+            out.append((rel, f"corrupted: sha256 {got}, {where} says {entry['sha256']}; delete it and run "
+                             f"`{command}` again"))
     own = OWN_NAMES[paths.fmt]
     for name in own_files(paths.folder, own):
         if name not in listed:
             out.append((layout.relative(paths.folder / name), f"not listed in {where} (a leftover of another run); "
-                                                               f"run `{paths.command()}` again"))
+                                                               f"run `{command}` again"))
     return out
 
 
-def _check_manifest(paths: SetPaths, index: dict, sha256: Sha256Fn) -> list[tuple[str, str]]:
+def _check_manifest(paths: SetPaths, index: dict, sha256: Sha256Fn, command: str) -> list[tuple[str, str]]:
     layout = paths.layout
     manifest = layout.root / index.get("manifest", "")
     where = layout.relative(paths.index)
     try:
         st = os.stat(manifest)
     except (FileNotFoundError, NotADirectoryError):
-        return [(where, f"stale: made from {index.get('manifest')}, which is gone")]
+        return [(where, f"stale: made from {index.get('manifest')}, which is gone; prepare it again and run "
+                        f"`{command}`")]
     now = sha256(manifest, st)
     if now != index.get("manifest_sha256"):
         return [(where, f"stale: made from {index.get('manifest')} with sha256 {str(index.get('manifest_sha256'))[:12]}, "
-                        f"the manifest is now {now[:12]}; run `{paths.command()}` again")]
+                        f"the manifest is now {now[:12]}; run `{command}` again")]
     return []
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
+from typing import Callable
 
 from ..atomic import EarlyWriteback
 
@@ -85,8 +86,8 @@ def archive_size(members_bytes: int) -> int:
 class TarFileWriter:
     """Writes tar members to an open file descriptor, hashing every byte (see the module doc)."""
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+    def __init__(self, fd: int, on_bytes: Callable[[int], None] | None = None) -> None:
+        self.fd, self.on_bytes = fd, on_bytes
         self.sha256 = hashlib.sha256()
         self.size = 0
         self._parts: list = []
@@ -114,6 +115,8 @@ class TarFileWriter:
                 rest = rest[os.write(self.fd, rest):]
         self.size += self._pending
         self._writeback.wrote(self._pending, lambda: None)
+        if self.on_bytes is not None:
+            self.on_bytes(self._pending)
         self._pending = 0
 
     def close(self) -> None:

@@ -116,13 +116,12 @@ def write_tar(layout: Layout, planned: PlannedFile, target: Path, stop: threadin
     fd, tmp = tempfile.mkstemp(dir=layout.tmp_dir, prefix=target.name[:40] + ".", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
-        writer = TarFileWriter(fd)
+        writer = TarFileWriter(fd, on_bytes)
         for name, data, sample in planned.members:
             if stop.is_set():
                 raise _Stopped()
             if data is None:
                 data = read_audio(layout, sample)
-                on_bytes(len(data))
             writer.add(name, data)
         writer.close()
         if writer.size != planned.size:  # the planner and the writer disagree: never place such a file
