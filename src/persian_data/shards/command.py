@@ -24,7 +24,7 @@ from ..atomic import fsync_dir, write_if_changed
 from ..layout import Layout
 from .corpus import CorpusSplit, corpus_split
 from .errors import ShardsInputError
-from .formats import FORMATS, WRITER_VERSION, shard_pattern
+from .formats import FORMATS, WRITER_VERSION, describer, shard_pattern
 from .index import INDEX_VERSION, OWN_NAMES, SetPaths, check_set, own_files
 from .plan import Plan, make_plan
 from .samples import read_samples
@@ -102,7 +102,7 @@ def run_shards(layout: Layout, options: ShardOptions, *, verbose: bool = False) 
 
 def _run(layout: Layout, cache, corpus: CorpusSplit, paths: SetPaths, options: ShardOptions) -> ShardsOutcome:
     manifest_sha256 = cache.digests(corpus.manifest).sha256
-    samples = read_samples(layout, corpus, cache)
+    samples = read_samples(layout, corpus, cache, describer(options.fmt))
     plan = make_plan(options.fmt, corpus.split, samples, options.shard_size, options.buckets, options.seed)
     journal = Journal(paths.journal, layout.tmp_dir)
     kept, staged, pending = {}, {}, []

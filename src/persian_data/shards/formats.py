@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Callable
 
 import orjson
 
@@ -43,6 +44,12 @@ def _dumps(obj) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
 
 
+def _kept(data: bytes) -> bytes:
+    """A copy of exactly its size: orjson's result holds an 8 KB allocation whatever its length
+    (measured with tracemalloc), and a split keeps one or two per sample until it is written."""
+    return memoryview(data).tobytes()
+
+
 @dataclass
 class PlannedFile:
     """One file of the output: a tar (`members`: (name, bytes, or None for the sample's audio))
@@ -57,10 +64,13 @@ class PlannedFile:
 
 def digest_tar(fmt: str, planned: PlannedFile) -> str:
     h = hashlib.sha256(f"{WRITER_VERSION}\0{fmt}\0{planned.name}\0".encode())
+    update = h.update
     for name, data, sample in planned.members:
-        content = sample.sha256 if data is None else hashlib.sha256(data).hexdigest()
-        size = sample.size if data is None else len(data)
-        h.update(f"{name}\0{size}\0{content}\n".encode())
+        if data is None:  # the audio: its bytes are the manifest's sha256 (checked while writing)
+            update(f"{name}\0{sample.size}\0{sample.sha256}\n".encode())
+        else:
+            update(f"{name}\0{len(data)}\0".encode())
+            update(data)
     return h.hexdigest()
 
 
@@ -73,13 +83,26 @@ def digest_lines(fmt: str, planned: PlannedFile) -> str:
 
 # -- what one sample becomes --------------------------------------------------------------------
 
+def describer(fmt: str) -> Callable[[Sample, dict], tuple]:
+    """(sample, metadata) -> the format's bytes for that sample, made once while the manifest is read:
+    webdataset (the JSON member,), shar (the recording JSON member, the cut line), nemo (the
+    manifest entry without its shard_id, which comes last as NeMo's script writes it)."""
+    if fmt == "webdataset":
+        return lambda sample, meta: (_kept(_dumps(meta)),)
+    if fmt == "shar":
+        return lambda sample, meta: (_kept(_dumps(_recording(meta))), _kept(_dumps(_cut(meta))))
+    if fmt == "nemo":
+        return lambda sample, meta: (orjson.dumps(nemo_entry(meta, f"{member_key(sample.id)}.{sample.ext}"))[:-1],)
+    raise ValueError(fmt)
+
+
 def sample_members(fmt: str, sample: Sample) -> list[tuple[str, bytes | None]]:
     """The tar members of one sample (None: its audio bytes)."""
     if fmt == "webdataset":
         key = member_key(sample.id)
-        return [(f"{key}.json", _dumps(sample.meta)), (f"{key}.{sample.ext}", None)]
+        return [(f"{key}.json", sample.blobs[0]), (f"{key}.{sample.ext}", None)]
     if fmt == "shar":
-        return [(f"{sample.id}.{sample.ext}", None), (f"{sample.id}.json", _dumps(_recording(sample)))]
+        return [(f"{sample.id}.{sample.ext}", None), (f"{sample.id}.json", sample.blobs[0])]
     if fmt == "nemo":
         return [(f"{member_key(sample.id)}.{sample.ext}", None)]
     raise ValueError(fmt)
@@ -89,27 +112,26 @@ def sample_bytes(members: list[tuple[str, bytes | None]], sample: Sample) -> int
     return sum(tarwrite.member_size(name, sample.size if data is None else len(data)) for name, data in members)
 
 
-def _channels(sample: Sample) -> list[int]:
-    return list(range(int(sample.meta.get("channels") or 1)))
+def _channels(meta: dict) -> list[int]:
+    return list(range(int(meta.get("channels") or 1)))
 
 
-def _seconds(sample: Sample) -> float:
-    return sample.meta["frames"] / sample.meta["sample_rate"]
+def _seconds(meta: dict) -> float:
+    return meta["frames"] / meta["sample_rate"]
 
 
-def _recording(sample: Sample) -> dict:
-    channels = _channels(sample)
-    return {"id": sample.id, "sources": [{"type": "shar", "channels": channels, "source": ""}],
-            "sampling_rate": sample.meta["sample_rate"], "num_samples": sample.meta["frames"],
-            "duration": _seconds(sample), "channel_ids": channels}
+def _recording(meta: dict) -> dict:
+    channels = _channels(meta)
+    return {"id": meta["id"], "sources": [{"type": "shar", "channels": channels, "source": ""}],
+            "sampling_rate": meta["sample_rate"], "num_samples": meta["frames"],
+            "duration": _seconds(meta), "channel_ids": channels}
 
 
-def _cut(sample: Sample) -> dict:
+def _cut(meta: dict) -> dict:
     """A lhotse MonoCut (as `MonoCut.to_dict()` writes it) spanning the whole clip."""
-    meta = sample.meta
-    channels = _channels(sample)
+    channels = _channels(meta)
     channel = channels[0] if len(channels) == 1 else channels
-    supervision = {"id": sample.id, "recording_id": sample.id, "start": 0.0, "duration": _seconds(sample),
+    supervision = {"id": meta["id"], "recording_id": meta["id"], "start": 0.0, "duration": _seconds(meta),
                    "channel": channel, "text": meta["text_normalized"], "language": LANGUAGE}
     if meta.get("speaker"):
         supervision["speaker"] = meta["speaker"]
@@ -118,41 +140,43 @@ def _cut(sample: Sample) -> dict:
     supervision["custom"] = {"text_original": meta["text"], "split": meta["split"]}
     custom = {k: v for k, v in meta.items() if k not in ("id", "duration", "text", "text_normalized", "speaker",
                                                             "gender")}
-    return {"id": sample.id, "start": 0, "duration": _seconds(sample), "channel": channel,
-            "supervisions": [supervision], "recording": _recording(sample), "custom": custom, "type": "MonoCut"}
+    return {"id": meta["id"], "start": 0, "duration": _seconds(meta), "channel": channel,
+            "supervisions": [supervision], "recording": _recording(meta), "custom": custom, "type": "MonoCut"}
 
 
-def nemo_entry(sample: Sample, member: str, shard_id: int) -> dict:
-    meta = sample.meta
+def nemo_entry(meta: dict, member: str) -> dict:
+    """A NeMo manifest entry (shard_id is added after it, last)."""
     entry = {"audio_filepath": member, "duration": meta["duration"], "text": meta["text_normalized"],
-             "shard_id": shard_id, "id": sample.id, "text_original": meta["text"]}
+             "id": meta["id"], "text_original": meta["text"]}
     for key, value in meta.items():
         if key not in entry and key not in ("text_normalized", "text"):
             entry[key] = value
     return entry
 
 
+def _nemo_line(sample: Sample, shard_id: int) -> bytes:
+    return sample.blobs[0] + b',"shard_id":%d}\n' % shard_id
+
+
 # -- the files of one shard ---------------------------------------------------------------------
 
-def shard_files(fmt: str, split: str, folder: str, number: int, samples: list[Sample],
-                members: list[list[tuple[str, bytes | None]]]) -> list[PlannedFile]:
-    """The files of shard `number` (of its bucket `folder`, "" without buckets); the tar first."""
+def shard_files(fmt: str, split: str, folder: str, number: int, samples: list[Sample]) -> list[PlannedFile]:
+    """The files of shard `number` (of its bucket `folder`, "" without buckets); the tar first.
+    Each sample's `tar_bytes` is already known (the planner cut the shards by them)."""
     tar = PlannedFile(_tar_name(fmt, split, folder, number))
-    for sample, own in zip(samples, members):
-        tar.members.extend((name, data, sample) for name, data in own)
-    tar.size = tarwrite.archive_size(sum(sample_bytes(own, s) for s, own in zip(samples, members)))
+    for sample in samples:
+        tar.members.extend((name, data, sample) for name, data in sample_members(fmt, sample))
+    tar.size = tarwrite.archive_size(sum(s.tar_bytes for s in samples))
     tar.digest = digest_tar(fmt, tar)
     out = [tar]
     if fmt == "shar":
-        out.append(PlannedFile(f"{folder}cuts.{number:06d}.jsonl.gz", lines=[_dumps(_cut(s)) for s in samples]))
+        out.append(PlannedFile(f"{folder}cuts.{number:06d}.jsonl.gz", lines=[s.blobs[1] for s in samples]))
     elif fmt == "nemo":
-        lines = [_dumps(nemo_entry(s, own[0][0], number)) for s, own in zip(samples, members)]
-        out.append(PlannedFile(f"{folder}sharded_manifests/manifest_{number}.json", lines=lines))
+        out.append(PlannedFile(f"{folder}sharded_manifests/manifest_{number}.json",
+                               lines=[_nemo_line(s, number) for s in samples]))
     for planned in out[1:]:
         planned.digest = digest_lines(fmt, planned)
     return out
-
-
 def _tar_name(fmt: str, split: str, folder: str, number: int) -> str:
     if fmt == "webdataset":
         return f"{folder}{split}-{number:06d}.tar"

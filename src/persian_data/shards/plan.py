@@ -52,11 +52,11 @@ def make_plan(fmt: str, split: str, samples: list[Sample], shard_size: int, buck
     for index, group in enumerate(groups):
         bucket = index + 1 if buckets > 1 else None
         folder = f"bucket{bucket}/" if bucket else ""
-        members = [sample_members(fmt, s) for s in group]
-        sizes = [sample_bytes(m, s) for m, s in zip(members, group)]
+        for sample in group:
+            sample.tar_bytes = sample_bytes(sample_members(fmt, sample), sample)
         shards = []
-        for number, (start, end) in enumerate(cut_by_size(sizes, shard_size)):
-            files = shard_files(fmt, split, folder, number, group[start:end], members[start:end])
+        for number, (start, end) in enumerate(cut_by_size([s.tar_bytes for s in group], shard_size)):
+            files = shard_files(fmt, split, folder, number, group[start:end])
             shards.append(PlannedShard(bucket, number, group[start:end], files))
         plan.shards.extend(shards)
         plan.extra.extend(bucket_files(fmt, folder, [s.files for s in shards]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import orjson
 
@@ -30,19 +31,26 @@ class Sample:
     id: str
     path: str  # absolute path of the audio file
     ext: str  # its extension, lower case (mp3, wav): the member's extension in every format
-    size: int
-    stat: tuple[int, int, int]  # (size, mtime_ns, inode) when planned: a changed file is not trusted
     sha256: str  # as the manifest records it
-    trusted: bool  # the hash cache knows this very file (same stat) by that sha256
     duration: float
-    meta: dict  # what the formats carry: id, corpus, split, duration, ..., speaker, gender, source columns
+    line: int  # manifest line number, for messages
+    blobs: tuple = ()  # what the format writes besides the audio (JSON), made once from the manifest line
+    size: int = 0
+    stat: tuple[int, int, int] = (0, 0, 0)  # (size, mtime_ns, inode) when planned: a changed file is not trusted
+    trusted: bool = False  # the hash cache knows this very file (same stat) by that sha256
+    tar_bytes: int = 0  # what the sample takes in a tar (set by the planner)
 
 
-def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None) -> list[Sample]:
-    """Every line of the split's manifest as a Sample, in manifest order."""
+Describe = Callable[[Sample, dict], tuple]
+"""Turns a sample and its metadata into the format's own bytes (formats.describer)."""
+
+
+def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, describe: Describe) -> list[Sample]:
+    """Every line of the split's manifest as a Sample, in manifest order. The metadata dicts live
+    only until `describe` has turned them into bytes: 49k of them would cost ~150 MB."""
     samples: list[Sample] = []
-    where: list[str] = []
     seen: set[str] = set()
+    root = os.fspath(layout.root) + "/"
     with open(corpus.manifest, "rb") as handle:
         for number, raw in enumerate(handle, 1):
             if not raw.strip():
@@ -52,10 +60,17 @@ def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None) -
                 raise ShardsDataError(f"{corpus.manifest}:{number}: id {line['id']!r} appears twice in the manifest; "
                                       f"run `persian-data prepare speech --only {corpus.key}` again")
             seen.add(line["id"])
-            samples.append(_sample(layout, corpus, line))
-            where.append(f"{corpus.manifest.name}:{number}")
-    _stat_all(layout, corpus, samples, where, cache)
+            audio = line["audio_path"]
+            name = audio.rpartition("/")[2]
+            sample = Sample(line["id"], root + audio, name.rpartition(".")[2].lower() if "." in name else "bin",
+                            line["sha256"], float(line["duration"]), number)
+            sample.blobs = describe(sample, metadata(corpus, line))
+            samples.append(sample)
+    _stat_all(layout, corpus, samples, cache)
     return samples
+
+
+_REQUIRED = frozenset(REQUIRED_KEYS)
 
 
 def _parse(corpus: CorpusSplit, number: int, raw: bytes) -> dict:
@@ -64,7 +79,7 @@ def _parse(corpus: CorpusSplit, number: int, raw: bytes) -> dict:
     except orjson.JSONDecodeError as exc:
         raise ShardsDataError(f"{corpus.manifest}:{number}: not a JSON line ({exc}); run `persian-data prepare "
                               f"speech --only {corpus.key}` again") from None
-    if not isinstance(line, dict) or any(k not in line for k in REQUIRED_KEYS):
+    if not isinstance(line, dict) or not line.keys() >= _REQUIRED:
         missing = [k for k in REQUIRED_KEYS if not isinstance(line, dict) or k not in line]
         raise ShardsDataError(f"{corpus.manifest}:{number}: not a manifest line (no {', '.join(missing)}); run "
                               f"`persian-data prepare speech --only {corpus.key}` again")
@@ -75,33 +90,36 @@ def _parse(corpus: CorpusSplit, number: int, raw: bytes) -> dict:
     return line
 
 
-def _sample(layout: Layout, corpus: CorpusSplit, line: dict) -> Sample:
+def metadata(corpus: CorpusSplit, line: dict) -> dict:
+    """What every format carries: id, corpus, split, duration, frames, sample_rate, channels, sha256,
+    text, text_normalized, speaker, gender (lower case; None when unknown), then the source columns
+    under their own names (a name already taken keeps the common value)."""
     speaker = line.get(corpus.speaker_column) if corpus.speaker_column else None
-    gender = str(line.get(corpus.gender_column) or "").strip().lower() if corpus.gender_column else ""
+    gender = line.get(corpus.gender_column) if corpus.gender_column else None
+    gender = gender.strip().lower() if isinstance(gender, str) else gender
     meta = {"id": line["id"], "corpus": corpus.key, "split": corpus.split, "duration": line["duration"],
             "frames": line["frames"], "sample_rate": line["sample_rate"], "channels": line.get("channels", 1),
             "sha256": line["sha256"], "text": line["text"], "text_normalized": line["text_normalized"],
             "speaker": speaker or None, "gender": gender or None}
-    for key, value in line.items():  # source columns, under their own names (a common name keeps its value)
-        if key not in COMMON_KEYS and key not in meta:
+    for key, value in line.items():
+        if key not in _COMMON and key not in meta:
             meta[key] = value
-    audio = line["audio_path"]
-    name = audio.rpartition("/")[2]
-    ext = name.rpartition(".")[2].lower() if "." in name else "bin"
-    return Sample(line["id"], os.fspath(layout.root) + "/" + audio, ext, 0, (0, 0, 0), line["sha256"], False,
-                  float(line["duration"]), meta)
+    return meta
 
 
-def _stat_all(layout: Layout, corpus: CorpusSplit, samples: list[Sample], where: list[str],
-              cache: HashCache | None) -> None:
+_COMMON = frozenset(COMMON_KEYS)
+
+
+def _stat_all(layout: Layout, corpus: CorpusSplit, samples: list[Sample], cache: HashCache | None) -> None:
     found = []
-    for sample, at in zip(samples, where):
+    stat = os.stat
+    for sample in samples:
         try:
-            st = os.stat(sample.path)
+            st = stat(sample.path)
         except FileNotFoundError:
-            raise ShardsDataError(f"{layout.relative(sample.path)} ({at}) is missing; run `persian-data verify "
-                                  f"--only {corpus.key}` to see what else is, then `persian-data prepare speech "
-                                  f"--only {corpus.key}`") from None
+            raise ShardsDataError(f"{layout.relative(sample.path)} ({corpus.manifest.name}:{sample.line}) is missing; "
+                                  f"run `persian-data verify --only {corpus.key}` to see what else is, then "
+                                  f"`persian-data prepare speech --only {corpus.key}`") from None
         sample.size, sample.stat = st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino)
         found.append((sample.path, st))
     if cache is not None:

@@ -66,6 +66,8 @@ def header(name: str, size: int) -> bytes:
 
 
 def header_size(name: str, size: int) -> int:
+    if len(name) <= 100 and name.isascii() and "\0" not in name and size < 8 ** 11:
+        return BLOCK  # the common case, without encoding the name
     raw = name.encode("utf-8", "surrogateescape")
     if len(raw) <= 100 and b"\0" not in raw and size < 8 ** 11:
         return BLOCK
@@ -95,12 +97,16 @@ class TarFileWriter:
         self._writeback = EarlyWriteback(fd)
 
     def add(self, name: str, data: bytes) -> None:
-        pad = (-len(data)) % BLOCK
-        for part in (header(name, len(data)), data, NUL[:pad]):
-            if part:
-                self._parts.append(part)
-                self._pending += len(part)
-        if self._pending >= _BATCH_BYTES or len(self._parts) >= _BATCH_PARTS:
+        size = len(data)
+        pad = (-size) % BLOCK
+        head = header(name, size)
+        parts = self._parts
+        parts.append(head)
+        parts.append(data)
+        if pad:
+            parts.append(NUL[:pad])
+        self._pending += len(head) + size + pad
+        if self._pending >= _BATCH_BYTES or len(parts) >= _BATCH_PARTS:
             self._flush()
 
     def _flush(self) -> None:
