@@ -25,6 +25,7 @@ from persian_data.cli import main
 from persian_data.shards import readers, tarwrite
 from persian_data.shards.formats import member_key
 from persian_data.shards.index import SetPaths, read_index
+from persian_data.shards.plan import cut_by_size
 from persian_data.layout import Layout
 
 from conftest import copy_tree
@@ -336,6 +337,20 @@ def test_tar_headers_are_tarfiles_own(name, size):
     expected = info.tobuf(tarfile.USTAR_FORMAT if fits else tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
     assert tarwrite.header(name, size) == expected
     assert tarwrite.member_size(name, size) == len(expected) + size + (-size) % 512
+
+
+@settings(max_examples=300, deadline=None)
+@given(sizes=st.lists(st.integers(1, 5000), min_size=1, max_size=60), target=st.integers(1, 20000))
+def test_shards_are_contiguous_even_and_within_one_sample_of_the_size(sizes, target):
+    bounds = cut_by_size(sizes, target)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(sizes)
+    assert all(a < b for a, b in bounds) and all(b == c for (_, b), (c, _) in zip(bounds, bounds[1:]))
+    total, count = sum(sizes), math.ceil(sum(sizes) / target)
+    assert len(bounds) <= count
+    if max(sizes) * count <= total:  # no sample larger than a shard's share: exactly that many shards
+        assert len(bounds) == count
+    for a, b in bounds:
+        assert sum(sizes[a:b]) <= total / count + max(sizes)
 
 
 def test_member_keys_have_no_dot_and_stay_distinct():

@@ -92,7 +92,7 @@ def cut_by_size(sizes: list[int], target: int) -> list[tuple[int, int]]:
     bounds: list[tuple[int, int]] = []
     start, done = 0, 0
     for i, size in enumerate(sizes):
-        shard = min(count - 1, int((done + size / 2) * count / total)) if total else 0
+        shard = min(count - 1, (2 * done + size) * count // (2 * total))  # exact: the midpoint's shard
         if shard > len(bounds) and i > start:
             bounds.append((start, i))
             start = i

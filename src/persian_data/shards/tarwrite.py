@@ -14,8 +14,9 @@ that size (shards cut to the requested size), so headers are built here:
 - fixed mode (0444, as webdataset writes), owner and mtime, so the same inputs give the same bytes;
 - the end of the archive as tarfile writes it: two zero blocks, padded to 20 blocks.
 
-`TarFileWriter` sends headers, data and padding to the file with `os.writev` (a few MB at a time),
-hashes them on the way and starts the kernel's writeback early (atomic.EarlyWriteback).
+`TarFileWriter` reads each clip straight into a small buffer beside its header and padding, hashes
+and writes the buffer when it is full, and starts the kernel's writeback early
+(atomic.EarlyWriteback) so the final fsync finds little left to write.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ RECORD = 20 * BLOCK  # tarfile.RECORDSIZE: an archive's length is a multiple of 
 MTIME = 946_684_800  # 2000-01-01T00:00:00Z: fixed, so the same inputs give byte-identical shards
 MODE = 0o444
 NUL = b"\0" * (RECORD + 2 * BLOCK)
-_BATCH_BYTES = 4 << 20
-_BATCH_PARTS = 900  # below IOV_MAX (1024)
 
 
 def _template() -> tuple[bytes, bytes, int]:
@@ -86,48 +85,84 @@ def archive_size(members_bytes: int) -> int:
 
 
 class TarFileWriter:
-    """Writes tar members to an open file descriptor, hashing every byte (see the module doc)."""
+    """Writes tar members to an open file descriptor, hashing every byte (see the module doc).
 
-    def __init__(self, fd: int, on_bytes: Callable[[int], None] | None = None) -> None:
+    Headers, padding and the clips themselves go into one 256 KB buffer, which is hashed and
+    written whenever it is full: a clip is read straight into it (`add_from`), so a clip costs no
+    allocation and its bytes are still in the CPU's cache when they are hashed and written.
+    Measured on the 28,024 train clips: 8 MB buffers cost ~35 % more CPU (the bytes are read back
+    from memory), and handing full buffers to a helper thread more again (the bytes move between
+    cores); a 256 KB buffer costs what per-clip bytes objects and os.writev did, and never holds
+    a whole clip.
+    """
+
+    def __init__(self, fd: int, on_bytes: Callable[[int], None] | None = None, capacity: int = 256 << 10) -> None:
         self.fd, self.on_bytes = fd, on_bytes
         self.sha256 = hashlib.sha256()
-        self.size = 0
-        self._parts: list = []
-        self._pending = 0
+        self.size = 0  # bytes written so far; after close(), the archive's length
+        self._buf = memoryview(bytearray(capacity))
+        self._used = 0
         self._writeback = EarlyWriteback(fd)
 
-    def add(self, name: str, data: bytes) -> None:
-        size = len(data)
-        pad = (-size) % BLOCK
-        head = header(name, size)
-        parts = self._parts
-        parts.append(head)
-        parts.append(data)
-        if pad:
-            parts.append(NUL[:pad])
-        self._pending += len(head) + size + pad
-        if self._pending >= _BATCH_BYTES or len(parts) >= _BATCH_PARTS:
-            self._flush()
-
     def _flush(self) -> None:
-        parts, self._parts = self._parts, []
-        update = self.sha256.update
-        for part in parts:
-            update(part)  # hashlib drops the GIL for buffers over 2 KB: other shards' threads go on
-        written = os.writev(self.fd, parts)
-        if written != self._pending:  # a short write (rare on regular files): write the rest plainly
-            rest = memoryview(b"".join(parts))[written:]
-            while rest:
-                rest = rest[os.write(self.fd, rest):]
-        self.size += self._pending
-        self._writeback.wrote(self._pending, lambda: None)
+        chunk = self._buf[:self._used]
+        self.sha256.update(chunk)
+        while chunk:
+            chunk = chunk[os.write(self.fd, chunk):]
+        self._writeback.wrote(self._used, _nothing)
         if self.on_bytes is not None:
-            self.on_bytes(self._pending)
-        self._pending = 0
+            self.on_bytes(self._used)
+        self.size += self._used
+        self._used = 0
+
+    def _put(self, data) -> None:
+        view = memoryview(data)
+        while view:
+            room = len(self._buf) - self._used
+            if not room:
+                self._flush()
+                continue
+            n = min(room, len(view))
+            self._buf[self._used:self._used + n] = view[:n]
+            self._used += n
+            view = view[n:]
+
+    def add(self, name: str, data: bytes) -> None:
+        """A member whose bytes are in memory (JSON)."""
+        self._put(header(name, len(data)))
+        self._put(data)
+        if pad := (-len(data)) % BLOCK:
+            self._put(NUL[:pad])
+
+    def add_from(self, name: str, fd: int, size: int, check=None) -> int:
+        """A member of `size` bytes read from `fd` straight into the buffer (`check`, a hashlib
+        object, sees them too). Returns the bytes read: fewer when the file is shorter, and then
+        the archive is broken and must be thrown away."""
+        self._put(header(name, size))
+        left = size
+        while left:
+            room = len(self._buf) - self._used
+            if not room:
+                self._flush()
+                continue
+            view = self._buf[self._used:self._used + min(room, left)]
+            n = os.readv(fd, [view])
+            if not n:
+                return size - left
+            if check is not None:
+                check.update(view[:n])
+            self._used += n
+            left -= n
+        if pad := (-size) % BLOCK:
+            self._put(NUL[:pad])
+        return size
 
     def close(self) -> None:
         """End the archive as tarfile does; the caller fsyncs and places the file."""
-        end = self.size + self._pending + 2 * BLOCK
-        self._parts.append(NUL[:2 * BLOCK + (-end) % RECORD])
-        self._pending += len(self._parts[-1])
+        end = self.size + self._used + 2 * BLOCK
+        self._put(NUL[:2 * BLOCK + (-end) % RECORD])
         self._flush()
+
+
+def _nothing() -> None:
+    pass

@@ -77,36 +77,30 @@ class Journal:
         atomic_write_bytes(self.path, data, self.tmp_dir)
 
 
-def read_audio(layout: Layout, sample: Sample) -> bytes:
-    """The clip's bytes, checked against the manifest's sha256 (unless the hash cache vouches for
-    this very file, unchanged since it was hashed)."""
+def copy_clip(layout: Layout, writer: TarFileWriter, name: str, sample: Sample) -> None:
+    """Copy a clip into the tar as member `name`, checked against the manifest's sha256 on the way
+    (unless the hash cache vouches for this very file, unchanged since it was hashed)."""
+    where = layout.relative(sample.path)
     try:
         fd = os.open(sample.path, os.O_RDONLY)
     except FileNotFoundError:
-        raise ShardsDataError(f"{layout.relative(sample.path)} vanished while sharding; run `persian-data prepare "
-                              f"speech` again, then this command") from None
+        raise ShardsDataError(f"{where} vanished while sharding; run `persian-data prepare speech` again, then this "
+                              f"command") from None
     try:
         st = os.fstat(fd)
-        chunks, left = [], st.st_size
-        while left > 0:
-            chunk = os.read(fd, left)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        if st.st_size != sample.size:
+            raise ShardsDataError(f"{where} changed while sharding ({st.st_size} bytes, {sample.size} when planned); "
+                                  f"run the same command again")
+        check = None if sample.trusted and not changed(sample, st) else hashlib.sha256()
+        got = writer.add_from(name, fd, sample.size, check)
     finally:
         os.close(fd)
-    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    if len(data) != sample.size:
-        raise ShardsDataError(f"{layout.relative(sample.path)} changed while sharding ({len(data)} bytes, "
-                              f"{sample.size} when planned); run the same command again")
-    if not sample.trusted or changed(sample, st):
-        got = hashlib.sha256(data).hexdigest()
-        if got != sample.sha256:
-            raise ShardsDataError(f"{layout.relative(sample.path)}: sha256 {got}, its manifest says {sample.sha256}: "
-                                  f"the clip changed after `prepare speech`; run `persian-data verify`, then "
-                                  f"`persian-data prepare speech` to rebuild it")
-    return data
+    if got != sample.size:
+        raise ShardsDataError(f"{where} shrank while sharding; run the same command again")
+    if check is not None and check.hexdigest() != sample.sha256:
+        raise ShardsDataError(f"{where}: sha256 {check.hexdigest()}, its manifest says {sample.sha256}: the clip "
+                              f"changed after `prepare speech`; run `persian-data verify`, then `persian-data prepare "
+                              f"speech` to rebuild it")
 
 
 def write_tar(layout: Layout, planned: PlannedFile, target: Path, stop: threading.Event,
@@ -121,8 +115,9 @@ def write_tar(layout: Layout, planned: PlannedFile, target: Path, stop: threadin
             if stop.is_set():
                 raise _Stopped()
             if data is None:
-                data = read_audio(layout, sample)
-            writer.add(name, data)
+                copy_clip(layout, writer, name, sample)
+            else:
+                writer.add(name, data)
         writer.close()
         if writer.size != planned.size:  # the planner and the writer disagree: never place such a file
             raise AssertionError(f"{planned.name}: wrote {writer.size} bytes, planned {planned.size}")
