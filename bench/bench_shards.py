@@ -9,12 +9,12 @@
    W/prepared-<clips>; both are reused by later runs with the same --workdir and --clips.
 2. Per round and format, in one run, each timed from process start to exit with the whole process
    tree sampled every 0.1 s (peak memory summed over all processes, CPU seconds of every process):
-   - the whole command a user runs, once per split: `persian-data shards --root R --corpus
-     commonvoice --split S --format F` (500MB shards), after removing the previous set, its
-     journal and its staging, and after os.sync();
-   - the baseline, plain `tar -cf OUT -T list` of the same audio files (the split's manifest
-     order), into the same filesystem, after os.sync(). tar does not fsync; the shards are fsynced
-     before they are renamed into place, so `tar` followed by `sync` is printed too.
+   - the whole command a user runs: `persian-data shards --root R --corpus commonvoice --split all
+     --format F` (500MB shards; the three splits' shards written by one pool), after removing the
+     previous sets, their journals and staging, and after os.sync();
+   - the baseline, plain `tar -cf OUT -T list` of the same 48,904 audio files (manifest order),
+     into the same filesystem, after os.sync(). tar does not fsync; the shards are fsynced before
+     they are renamed into place, so `tar` followed by `sync` is printed too.
 3. Prints MB/s (audio bytes / wall time), CPU seconds, the load average before and after each step
    (the machine is shared: compare ratios of one run, and CPU seconds), peak memory, and the ratio
    shards / tar against the goal (>= 70 %).
@@ -137,19 +137,15 @@ def main() -> None:
     runs: dict[str, list[dict]] = {}
     tar_out = root.parent / "bench-baseline.tar"
 
+    every = [path for split in SPLITS for path in files[split]]
+
     def whole(kind: str) -> dict:
-        """One measurement over the three splits: walls, CPU and the peaks of its commands."""
-        parts = []
-        for split in SPLITS:
-            if kind == "tar":
-                parts.append(run_tar(root, files[split], tar_out, then_sync=False))
-            elif kind == "tar+sync":
-                parts.append(run_tar(root, files[split], tar_out, then_sync=True))
-            else:
-                parts.append(run_shards(root, kind, split, args.workers))
-        return {"wall": sum(p["wall"] for p in parts), "cpu": sum(p["cpu"] for p in parts),
-                "peak_rss_sum": max(p["peak_rss_sum"] for p in parts),
-                "load": f"{parts[0]['load'].split('->')[0]}->{parts[-1]['load'].split('->')[1]}"}
+        """One measurement over the three splits: one command (`--split all`), or one tar of every clip."""
+        if kind == "tar":
+            return run_tar(root, every, tar_out, then_sync=False)
+        if kind == "tar+sync":
+            return run_tar(root, every, tar_out, then_sync=True)
+        return run_shards(root, kind, "all", args.workers)
 
     for number in range(args.rounds):
         for kind in ["tar", *formats, "tar+sync"]:
@@ -158,7 +154,7 @@ def main() -> None:
             label = kind if kind.startswith("tar") else f"shards --format {kind}"
             print(line(label + (f" [{number + 1}/{args.rounds}]" if args.rounds > 1 else ""), result, mb),
                   flush=True)
-    median = {k: sorted(v, key=lambda r: r["wall"])[len(v) // 2] for k, v in runs.items()}
+    median = {k: sorted(v, key=lambda r: r["wall"])[(len(v) - 1) // 2] for k, v in runs.items()}  # lower median
     if args.rounds > 1:
         print(f"medians of {args.rounds} rounds:")
         for kind, r in median.items():

@@ -60,7 +60,7 @@ def root(tmp_path_factory, hub) -> Path:
     assert _shards(root, "commonvoice", "shar", "--shard-size", CV_SIZE) == 0
     assert _shards(root, "commonvoice", "nemo", "--shard-size", CV_SIZE, "--buckets", "2") == 0
     assert _shards(root, "fleurs", "webdataset", "--shard-size", "40KB") == 0
-    assert _shards(root, "fleurs", "shar", "--split", "validation") == 0
+    assert _shards(root, "fleurs", "shar", "--split", "all") == 0  # every prepared split, one run
     return root
 
 
@@ -115,7 +115,9 @@ def test_shar_reads_back_with_lhotse_and_audio_loads(root):
         assert sup.text == line["text_normalized"] and sup.custom["text_original"] == line["text"]
         assert sup.speaker == line["client_id"] and sup.gender == ((line["gender"] or "").lower() or None)
         assert cut.custom["sha256"] == line["sha256"] and cut.custom["up_votes"] == line["up_votes"]
-    # FLEURS (WAV) through the package's loader, built from the index
+    # FLEURS (WAV, `--split all`) through the package's loader, built from the index
+    assert [p.name for p in sorted((root / "shards/fleurs/shar").glob("*.index.json"))] == \
+        ["test.index.json", "train.index.json", "validation.index.json"]
     fleurs = _manifest(root, "fleurs_fa", "validation")
     loaded = {c.id: c for c in readers.load_shar(root, "fleurs", "validation")}
     assert sorted(loaded) == sorted(fleurs)
@@ -323,6 +325,19 @@ def test_an_unprepared_corpus_names_prepare_speech(tmp_path, capsys):
     assert len(err) == 1 and "no fleurs train manifest" in err[0]
     assert f"persian-data prepare speech --root {tmp_path} --only fleurs" in err[0]
     assert not (tmp_path / ".persian-data").exists() and not (tmp_path / "shards").exists()
+
+
+def test_a_no_extract_manifest_is_refused_clearly(root, tmp_path, capsys):
+    import shutil
+
+    work = tmp_path / "refs"
+    copy_tree(root, work)
+    shutil.rmtree(work / "shards" / "fleurs")  # they would be stale once the manifests change (a gate failure)
+    assert main(["prepare", "speech", "--root", str(work), "--only", "fleurs", "--no-extract"]) == 0
+    capsys.readouterr()
+    assert _shards(work, "fleurs", "nemo") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "prepared with --no-extract" in err[0] and "without --no-extract" in err[0]
 
 
 # -- the tar headers ---------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ def add_parser(sub) -> None:
                                       "tarred audio, under shards/<corpus>/<format>/<split>/")
     p.add_argument("--root", type=Path, default=Path("."))
     p.add_argument("--corpus", required=True, metavar="KEY", help="commonvoice or fleurs")
-    p.add_argument("--split", default="train", help="train (default), validation or test")
+    p.add_argument("--split", default="train",
+                   help="train (default), validation, test, several comma separated, or all (every prepared split)")
     p.add_argument("--format", required=True, metavar="FORMAT", dest="shard_format",
                    help="webdataset (key.json + key.mp3 per sample), shar (lhotse: cuts.N.jsonl.gz + recording.N.tar) "
                         "or nemo (audio_N.tar + sharded_manifests/manifest_N.json)")

@@ -22,7 +22,7 @@ import orjson
 
 from ..atomic import fsync_dir, write_if_changed
 from ..layout import Layout
-from .corpus import CorpusSplit, corpus_split
+from .corpus import SPLITS, CorpusSplit, corpus_split
 from .errors import ShardsInputError
 from .formats import FORMATS, WRITER_VERSION, describer, shard_pattern
 from .index import INDEX_VERSION, OWN_NAMES, SetPaths, check_set, own_files
@@ -57,8 +57,9 @@ def parse_size(text: str) -> int:
     return int(float(match[1]) * unit)
 
 
-def check_options(layout: Layout, options: ShardOptions) -> CorpusSplit:
-    """Every input problem, before anything is written (one line, exit 2)."""
+def check_options(layout: Layout, options: ShardOptions) -> list[CorpusSplit]:
+    """Every input problem, before anything is written (one line, exit 2). Returns the splits:
+    `--split` names one, several (comma separated) or `all` (every prepared split)."""
     if options.fmt not in FORMATS:
         raise ShardsInputError(f"--format {options.fmt!r} is not a shard format; use one of {', '.join(FORMATS)}")
     if options.buckets < 1:
@@ -67,7 +68,18 @@ def check_options(layout: Layout, options: ShardOptions) -> CorpusSplit:
         raise ShardsInputError(f"--shard-size {options.shard_size} must be more than 0 bytes")
     if options.workers is not None and options.workers < 1:
         raise ShardsInputError(f"--workers {options.workers} must be 1 or more")
-    return corpus_split(layout, options.corpus, options.split)
+    if options.split != "all":
+        names = [name.strip() for name in options.split.split(",")]
+        return [corpus_split(layout, options.corpus, name) for name in dict.fromkeys(names)]
+    found = []
+    for name in SPLITS:
+        try:
+            found.append(corpus_split(layout, options.corpus, name))
+        except ShardsInputError:
+            continue
+    if not found:
+        corpus_split(layout, options.corpus, SPLITS[0])  # raises the message naming `prepare speech`
+    return found
 
 
 @dataclass
@@ -79,57 +91,83 @@ class ShardsOutcome:
     removed: int = 0
 
 
+@dataclass
+class _SetJob:
+    """One split's set in this run: its plan and what is already done."""
+
+    corpus: CorpusSplit
+    paths: SetPaths
+    plan: Plan
+    journal: Journal
+    manifest_sha256: str
+    kept: dict
+    staged: dict
+    pending: list
+
+
 def run_shards(layout: Layout, options: ShardOptions, *, verbose: bool = False) -> ShardsOutcome:
     from ..pipeline import Run  # the run lock, the log file, temp files cleared at start
 
-    corpus = check_options(layout, options)
-    paths = SetPaths(layout, corpus.key, options.fmt, corpus.split)
+    splits = check_options(layout, options)
+    sets = [SetPaths(layout, corpus.key, options.fmt, corpus.split) for corpus in splits]
     with Run(layout, verbose=verbose) as run:
         started = time.monotonic()
         try:
-            outcome = _run(layout, run.cache, corpus, paths, options)
+            outcome = _run(layout, run.cache, splits, options)
         except Exception as exc:
-            _append_summary(layout, paths, ["FAILED: " + str(exc)], None, ok=False)
+            _append_summary(layout, sets, ["FAILED: " + str(exc)], None, ok=False)
             raise
-        failures = [f"FAIL [shards] {where}: {reason}" for where, reason in
+        failures = [f"FAIL [shards] {where}: {reason}" for paths in sets for where, reason in
                     check_set(paths, lambda path, st: run.cache.digests(path).sha256)]
         outcome.ok, outcome.failures = not failures, failures
         for line in failures:
             log.error("%s", line)
-        _append_summary(layout, paths, failures, outcome, ok=not failures, seconds=time.monotonic() - started)
+        _append_summary(layout, sets, failures, outcome, ok=not failures, seconds=time.monotonic() - started)
         return outcome
 
 
-def _run(layout: Layout, cache, corpus: CorpusSplit, paths: SetPaths, options: ShardOptions) -> ShardsOutcome:
+def _run(layout: Layout, cache, splits: list[CorpusSplit], options: ShardOptions) -> ShardsOutcome:
+    jobs = [_plan_set(layout, cache, corpus, options) for corpus in splits]
+    pending = [(planned, job.paths.staging, job.journal) for job in jobs for planned in job.pending]
+    if pending:  # every split's files in one pool: the biggest first, so the workers finish together
+        from ..progress import progress
+
+        pending.sort(key=lambda item: -(item[0].size or 0))
+        workers = options.workers or min(4, os.cpu_count() or 1)
+        total = sum(planned.size or 0 for planned, _, _ in pending)
+        with progress(total, "shards", "B", logger=log, unit_scale=True) as bar:
+            write_all(layout, pending, workers, bar.update)
+    outcome = ShardsOutcome(True, [])
+    for job in jobs:
+        index = _index(layout, job.corpus, job.paths, options, job.plan, job.manifest_sha256, job.journal)
+        outcome.removed += _publish(job.paths, job.plan, job.kept, index, cache, job.journal)
+        job.journal.keep_only({p.name for p in job.plan.files()})
+        outcome.written += len(job.pending) + len(job.staged)
+        outcome.kept += len(job.kept)
+    return outcome
+
+
+def _plan_set(layout: Layout, cache, corpus: CorpusSplit, options: ShardOptions) -> _SetJob:
+    paths = SetPaths(layout, corpus.key, options.fmt, corpus.split)
     manifest_sha256 = cache.digests(corpus.manifest).sha256
     samples = read_samples(layout, corpus, cache, describer(options.fmt))
     plan = make_plan(options.fmt, corpus.split, samples, options.shard_size, options.buckets, options.seed)
-    journal = Journal(paths.journal, layout.tmp_dir)
-    kept, staged, pending = {}, {}, []
+    job = _SetJob(corpus, paths, plan, Journal(paths.journal, layout.tmp_dir), manifest_sha256, {}, {}, [])
     for planned in plan.files():
-        found = journal.finished(planned, paths.folder / planned.name, paths.staging / planned.name)
+        found = job.journal.finished(planned, paths.folder / planned.name, paths.staging / planned.name)
         if found is None:
-            pending.append(planned)
+            job.pending.append(planned)
         elif found[0] == paths.folder / planned.name:
-            kept[planned.name] = found[1]
+            job.kept[planned.name] = found[1]
         else:
-            staged[planned.name] = found[1]
-    total = sum(p.size or 0 for p in pending if p.lines is None)
+            job.staged[planned.name] = found[1]
     log.info("shards: %s %s %s: %d sample(s), %.2f h -> %d shard(s) in %s; %d file(s) to write (%s), %d in place, "
              "%d staged by an earlier run; %d clip(s) known to the hash cache, the others are hashed on the way",
              corpus.key, corpus.split, options.fmt, len(samples), sum(s.duration for s in samples) / 3600,
-             len(plan.shards), layout.relative(paths.folder), len(pending), _mb(total), len(kept), len(staged),
+             len(plan.shards), layout.relative(paths.folder), len(job.pending),
+             _mb(sum(p.size or 0 for p in job.pending)), len(job.kept), len(job.staged),
              sum(s.trusted for s in samples))
-    if pending:
-        from ..progress import progress
-
-        workers = options.workers or min(4, os.cpu_count() or 1)
-        with progress(total, "shards", "B", logger=log, unit_scale=True) as bar:
-            write_all(layout, pending, paths.staging, journal, workers, bar.update)
-    index = _index(layout, corpus, paths, options, plan, manifest_sha256, journal)
-    removed = _publish(paths, plan, kept, index, cache, journal)
-    journal.keep_only({p.name for p in plan.files()})
-    return ShardsOutcome(True, [], written=len(pending) + len(staged), kept=len(kept), removed=removed)
+    return job
 
 
 def _publish(paths: SetPaths, plan: Plan, kept: dict, index: bytes, cache, journal: Journal) -> int:
@@ -211,14 +249,14 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:,.1f} MB"
 
 
-def _append_summary(layout: Layout, paths: SetPaths, problems: list[str], outcome: ShardsOutcome | None, *,
+def _append_summary(layout: Layout, sets: list[SetPaths], problems: list[str], outcome: ShardsOutcome | None, *,
                     ok: bool, seconds: float | None = None) -> None:
     from ..records import append_summary
 
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     lines = [f"===== persian-data shards {stamp} =====",
-             f"status: {'COMPLETE' if ok else 'NOT COMPLETE'}",
-             f"set: {layout.relative(paths.folder)} (index {layout.relative(paths.index)})"]
+             f"status: {'COMPLETE' if ok else 'NOT COMPLETE'}"]
+    lines += [f"set: {layout.relative(paths.folder)} (index {layout.relative(paths.index)})" for paths in sets]
     if outcome is not None:
         lines.append(f"files: {outcome.written} written, {outcome.kept} kept, {outcome.removed} removed"
                      + (f" in {seconds:.1f}s" if seconds is not None else ""))

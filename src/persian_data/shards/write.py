@@ -147,13 +147,15 @@ class _Stopped(Exception):
     """Another file failed: this one stops early (its temp file is removed)."""
 
 
-def write_all(layout: Layout, pending: list[PlannedFile], staging: Path, journal: Journal, workers: int,
+def write_all(layout: Layout, pending: list[tuple[PlannedFile, Path, Journal]], workers: int,
               on_bytes: Callable[[int], None]) -> None:
-    """Write every pending file into `staging`, `workers` tars at a time; each is journaled as soon
-    as it is placed. The first failure stops the others and is raised."""
+    """Write every pending file (planned, its set's staging folder, its set's journal), `workers`
+    at a time; each is journaled as soon as it is placed. The first failure stops the others and
+    is raised."""
     stop = threading.Event()
 
-    def one(planned: PlannedFile) -> None:
+    def one(item: tuple[PlannedFile, Path, Journal]) -> None:
+        planned, staging, journal = item
         target = staging / planned.name
         if planned.lines is None:
             sha, st = write_tar(layout, planned, target, stop, on_bytes)
@@ -162,11 +164,11 @@ def write_all(layout: Layout, pending: list[PlannedFile], staging: Path, journal
         journal.record(planned.name, planned.digest, sha, st)
 
     if workers <= 1 or len(pending) <= 1:
-        for planned in pending:
-            one(planned)
+        for item in pending:
+            one(item)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shard") as pool:
-        futures = [pool.submit(one, planned) for planned in pending]
+        futures = [pool.submit(one, item) for item in pending]
         try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         except BaseException:  # Ctrl-C: the threads stop at their next member, their temp files go
