@@ -18,7 +18,8 @@ def add_parser(sub) -> None:
                         "or nemo (audio_N.tar + sharded_manifests/manifest_N.json)")
     p.add_argument("--shard-size", default="500MB", help="target size of a shard (default 500MB; 1GB, 256MiB, ...)")
     p.add_argument("--buckets", type=int, default=1,
-                   help="duration buckets (equal-width, as NeMo's tarred datasets), each sharded in bucketK/ (default 1)")
+                   help="duration buckets (equal-width, as NeMo's tarred datasets), each sharded in bucketK/ "
+                        "(default 1)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0): same seed, same shards")
     p.add_argument("--workers", type=int, default=None, help="shards written at once (default: one per CPU, at most 4)")
     p.add_argument("-v", "--verbose", action="store_true")

@@ -83,33 +83,29 @@ def digest_lines(fmt: str, planned: PlannedFile) -> str:
 
 # -- what one sample becomes --------------------------------------------------------------------
 
-def describer(fmt: str) -> Callable[[Sample, dict], tuple]:
-    """(sample, metadata) -> the format's bytes for that sample, made once while the manifest is read:
-    webdataset (the JSON member,), shar (the recording JSON member, the cut line), nemo (the
-    manifest entry without its shard_id, which comes last as NeMo's script writes it)."""
-    if fmt == "webdataset":
-        return lambda sample, meta: (_kept(_dumps(meta)),)
-    if fmt == "shar":
-        return lambda sample, meta: (_kept(_dumps(_recording(meta))), _kept(_dumps(_cut(meta))))
-    if fmt == "nemo":
-        return lambda sample, meta: (orjson.dumps(nemo_entry(meta, f"{member_key(sample.id)}.{sample.ext}"))[:-1],)
-    raise ValueError(fmt)
+def describer(fmt: str) -> Callable[[Sample, dict], None]:
+    """(sample, metadata) -> the sample's members, sidecar line and size in a tar, set once while
+    the manifest is read (no metadata dict is kept). The sidecar line is the Shar cut, or the NeMo
+    entry without its shard_id (which comes last, as NeMo's script writes it)."""
+    if fmt not in FORMATS:
+        raise ValueError(fmt)
 
-
-def sample_members(fmt: str, sample: Sample) -> list[tuple[str, bytes | None]]:
-    """The tar members of one sample (None: its audio bytes)."""
-    if fmt == "webdataset":
+    def describe(sample: Sample, meta: dict) -> None:
         key = member_key(sample.id)
-        return [(f"{key}.json", sample.blobs[0]), (f"{key}.{sample.ext}", None)]
-    if fmt == "shar":
-        return [(f"{sample.id}.{sample.ext}", None), (f"{sample.id}.json", sample.blobs[0])]
-    if fmt == "nemo":
-        return [(f"{member_key(sample.id)}.{sample.ext}", None)]
-    raise ValueError(fmt)
+        audio = f"{key}.{sample.ext}"
+        if fmt == "webdataset":
+            sample.members = ((f"{key}.json", _kept(_dumps(meta))), (audio, None))
+        elif fmt == "shar":
+            recording = _kept(_dumps(_recording(meta)))
+            sample.members = ((f"{sample.id}.{sample.ext}", None), (f"{sample.id}.json", recording))
+            sample.extra = _kept(_dumps(_cut(meta)))
+        else:
+            sample.members = ((audio, None),)
+            sample.extra = orjson.dumps(nemo_entry(meta, audio))[:-1]
+        sample.tar_bytes = sum(tarwrite.member_size(name, sample.size if data is None else len(data))
+                               for name, data in sample.members)
 
-
-def sample_bytes(members: list[tuple[str, bytes | None]], sample: Sample) -> int:
-    return sum(tarwrite.member_size(name, sample.size if data is None else len(data)) for name, data in members)
+    return describe
 
 
 def _channels(meta: dict) -> list[int]:
@@ -155,7 +151,7 @@ def nemo_entry(meta: dict, member: str) -> dict:
 
 
 def _nemo_line(sample: Sample, shard_id: int) -> bytes:
-    return sample.blobs[0] + b',"shard_id":%d}\n' % shard_id
+    return sample.extra + b',"shard_id":%d}\n' % shard_id
 
 
 # -- the files of one shard ---------------------------------------------------------------------
@@ -165,12 +161,12 @@ def shard_files(fmt: str, split: str, folder: str, number: int, samples: list[Sa
     Each sample's `tar_bytes` is already known (the planner cut the shards by them)."""
     tar = PlannedFile(_tar_name(fmt, split, folder, number))
     for sample in samples:
-        tar.members.extend((name, data, sample) for name, data in sample_members(fmt, sample))
+        tar.members.extend((name, data, sample) for name, data in sample.members)
     tar.size = tarwrite.archive_size(sum(s.tar_bytes for s in samples))
     tar.digest = digest_tar(fmt, tar)
     out = [tar]
     if fmt == "shar":
-        out.append(PlannedFile(f"{folder}cuts.{number:06d}.jsonl.gz", lines=[s.blobs[1] for s in samples]))
+        out.append(PlannedFile(f"{folder}cuts.{number:06d}.jsonl.gz", lines=[s.extra for s in samples]))
     elif fmt == "nemo":
         out.append(PlannedFile(f"{folder}sharded_manifests/manifest_{number}.json",
                                lines=[_nemo_line(s, number) for s in samples]))

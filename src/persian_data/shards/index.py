@@ -31,7 +31,8 @@ INDEX_SUFFIX = ".index.json"
 OWN_NAMES = {
     "webdataset": re.compile(r"^(bucket\d+/)?[A-Za-z0-9_]+-\d{6}\.tar$"),
     "shar": re.compile(r"^(bucket\d+/)?(cuts\.\d{6}\.jsonl\.gz|recording\.\d{6}\.tar)$"),
-    "nemo": re.compile(r"^(bucket\d+/)?(audio_\d+\.tar|sharded_manifests/manifest_\d+\.json|tarred_audio_manifest\.json)$"),
+    "nemo": re.compile(r"^(bucket\d+/)?(audio_\d+\.tar|sharded_manifests/manifest_\d+\.json"
+                       r"|tarred_audio_manifest\.json)$"),
 }
 
 
@@ -159,8 +160,9 @@ def _check_manifest(paths: SetPaths, index: dict, sha256: Sha256Fn, command: str
                         f"`{command}`")]
     now = sha256(manifest, st)
     if now != index.get("manifest_sha256"):
-        return [(where, f"stale: made from {index.get('manifest')} with sha256 {str(index.get('manifest_sha256'))[:12]}, "
-                        f"the manifest is now {now[:12]}; run `{command}` again")]
+        was = str(index.get("manifest_sha256"))[:12]
+        return [(where, f"stale: made from {index.get('manifest')} with sha256 {was}, the manifest is now "
+                        f"{now[:12]}; run `{command}` again")]
     return []
 
 

@@ -18,7 +18,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from .formats import PlannedFile, bucket_files, sample_bytes, sample_members, shard_files
+from .formats import PlannedFile, bucket_files, shard_files
 from .samples import Sample
 
 
@@ -52,8 +52,6 @@ def make_plan(fmt: str, split: str, samples: list[Sample], shard_size: int, buck
     for index, group in enumerate(groups):
         bucket = index + 1 if buckets > 1 else None
         folder = f"bucket{bucket}/" if bucket else ""
-        for sample in group:
-            sample.tar_bytes = sample_bytes(sample_members(fmt, sample), sample)
         shards = []
         for number, (start, end) in enumerate(cut_by_size([s.tar_bytes for s in group], shard_size)):
             files = shard_files(fmt, split, folder, number, group[start:end])

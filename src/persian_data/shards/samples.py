@@ -34,21 +34,24 @@ class Sample:
     sha256: str  # as the manifest records it
     duration: float
     line: int  # manifest line number, for messages
-    blobs: tuple = ()  # what the format writes besides the audio (JSON), made once from the manifest line
-    size: int = 0
-    stat: tuple[int, int, int] = (0, 0, 0)  # (size, mtime_ns, inode) when planned: a changed file is not trusted
+    size: int
+    stat: tuple[int, int, int]  # (size, mtime_ns, inode) when planned: a changed file is not trusted
     trusted: bool = False  # the hash cache knows this very file (same stat) by that sha256
-    tar_bytes: int = 0  # what the sample takes in a tar (set by the planner)
+    # Set by the format's describer, once, from the manifest line:
+    members: tuple = ()  # the sample's tar members: (name, bytes, or None for the audio)
+    extra: bytes = b""  # its line in the shard's sidecar (a Shar cut, a NeMo entry), if the format has one
+    tar_bytes: int = 0  # what its members take in a tar
 
 
-Describe = Callable[[Sample, dict], tuple]
-"""Turns a sample and its metadata into the format's own bytes (formats.describer)."""
+Describe = Callable[[Sample, dict], None]
+"""Sets a sample's members, extra and tar_bytes from its metadata (formats.describer)."""
 
 
 def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, describe: Describe) -> list[Sample]:
     """Every line of the split's manifest as a Sample, in manifest order. The metadata dicts live
     only until `describe` has turned them into bytes: 49k of them would cost ~150 MB."""
     samples: list[Sample] = []
+    found: list[tuple[str, os.stat_result]] = []
     seen: set[str] = set()
     root = os.fspath(layout.root) + "/"
     with open(corpus.manifest, "rb") as handle:
@@ -62,11 +65,22 @@ def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, d
             seen.add(line["id"])
             audio = line["audio_path"]
             name = audio.rpartition("/")[2]
-            sample = Sample(line["id"], root + audio, name.rpartition(".")[2].lower() if "." in name else "bin",
-                            line["sha256"], float(line["duration"]), number)
-            sample.blobs = describe(sample, metadata(corpus, line))
+            path = root + audio
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                raise ShardsDataError(f"{audio} ({corpus.manifest.name}:{number}) is missing; run `persian-data "
+                                      f"verify --only {corpus.key}` to see what else is, then `persian-data "
+                                      f"prepare speech --only {corpus.key}`") from None
+            sample = Sample(line["id"], path, name.rpartition(".")[2].lower() if "." in name else "bin",
+                            line["sha256"], float(line["duration"]), number, st.st_size,
+                            (st.st_size, st.st_mtime_ns, st.st_ino))
+            describe(sample, metadata(corpus, line))
             samples.append(sample)
-    _stat_all(layout, corpus, samples, cache)
+            found.append((path, st))
+    if cache is not None:  # one dict probe per clip
+        for sample, known in zip(samples, cache.known_sha256(found)):
+            sample.trusted = known == sample.sha256
     return samples
 
 
@@ -108,23 +122,6 @@ def metadata(corpus: CorpusSplit, line: dict) -> dict:
 
 
 _COMMON = frozenset(COMMON_KEYS)
-
-
-def _stat_all(layout: Layout, corpus: CorpusSplit, samples: list[Sample], cache: HashCache | None) -> None:
-    found = []
-    stat = os.stat
-    for sample in samples:
-        try:
-            st = stat(sample.path)
-        except FileNotFoundError:
-            raise ShardsDataError(f"{layout.relative(sample.path)} ({corpus.manifest.name}:{sample.line}) is missing; "
-                                  f"run `persian-data verify --only {corpus.key}` to see what else is, then "
-                                  f"`persian-data prepare speech --only {corpus.key}`") from None
-        sample.size, sample.stat = st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino)
-        found.append((sample.path, st))
-    if cache is not None:
-        for sample, known in zip(samples, cache.known_sha256(found)):
-            sample.trusted = known == sample.sha256
 
 
 def changed(sample: Sample, st: os.stat_result) -> bool:
