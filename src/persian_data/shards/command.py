@@ -1,8 +1,8 @@
-"""`persian-data shards`: one prepared split -> a WebDataset, lhotse Shar or NeMo tarred shard set.
+"""`persian-data shards`: prepared splits -> WebDataset, lhotse Shar or NeMo tarred shard sets.
 
 Under the root lock and the run log, like every command that writes: read the manifest, plan
 (plan.py), write what the journal does not already hold into staging (write.py), then publish:
-the old index goes first when it will change (no index ever describes a half-replaced set), the
+per split, the old index goes first when it will change (no index ever describes a half-replaced set), the
 staged files are renamed into the split folder, leftovers of an earlier plan are removed, and the
 new index is written last. A rerun with the same inputs finds every file finished and in place and
 writes nothing. A failure keeps the last published set as it was; what was finished stays staged
@@ -32,7 +32,6 @@ from .write import Journal, write_all
 
 log = logging.getLogger("persian_data.shards")
 
-DEFAULT_SHARD_SIZE = "500MB"
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
@@ -114,8 +113,9 @@ def run_shards(layout: Layout, options: ShardOptions, *, verbose: bool = False) 
         started = time.monotonic()
         try:
             outcome = _run(layout, run.cache, splits, options)
-        except Exception as exc:
-            _append_summary(layout, sets, ["FAILED: " + str(exc)], None, ok=False)
+        except BaseException as exc:  # the log ends with every run's outcome, an interrupted one too
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            _append_summary(layout, sets, ["FAILED: " + reason], None, ok=False)
             raise
         failures = [f"FAIL [shards] {where}: {reason}" for paths in sets for where, reason in
                     check_set(paths, lambda path, st: run.cache.digests(path).sha256)]
