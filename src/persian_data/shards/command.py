@@ -68,8 +68,8 @@ def check_options(layout: Layout, options: ShardOptions) -> list[CorpusSplit]:
     if options.workers is not None and options.workers < 1:
         raise ShardsInputError(f"--workers {options.workers} must be 1 or more")
     if options.split != "all":
-        names = [name.strip() for name in options.split.split(",")]
-        return [corpus_split(layout, options.corpus, name) for name in dict.fromkeys(names)]
+        found = [corpus_split(layout, options.corpus, name.strip()) for name in options.split.split(",")]
+        return list({corpus.split: corpus for corpus in found}.values())  # `dev` and `validation` are one split
     found = []
     for name in SPLITS:
         try:
