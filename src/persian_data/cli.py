@@ -265,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, default=None,
                    help="where to put the demo layout (default: a new folder under the system's temp folder)")
     p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
+
+    from .shards.cli import add_parser as add_shards_parser  # argparse only
+
+    add_shards_parser(sub)
     return parser
 
 
@@ -386,6 +390,10 @@ def _dispatch(args) -> int:
         from .evaluate.command import eval_stt
 
         return eval_stt(layout, args)
+    if args.command == "shards":
+        from .shards.cli import run as run_shards
+
+        return _report(run_shards(layout, args))
     if args.command == "serve-tts":
         from .tts.runtime import start_loading
 

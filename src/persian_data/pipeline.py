@@ -80,7 +80,7 @@ def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bo
 
 
 STAGE_GATE_MODULES = {"text": "persian_data.prepare.chat", "speech": "persian_data.prepare.speech",
-                      "tts": "persian_data.tts.check"}
+                      "tts": "persian_data.tts.check", "shards": "persian_data.shards.gate"}
 
 
 def load_stage_gates(stages: tuple[str, ...] | None = None) -> None:
