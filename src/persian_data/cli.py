@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .catalog import CATALOG, UnknownSourceError, select
+from .catalog import CATALOG, CHAT_BUCKET, SPEECH_BUCKET, UnknownSourceError, root_sources, select
 from .errors import PersianDataError
 from .layout import Layout
 
@@ -25,8 +25,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, default=Path("."),
                    help="folder that holds datasets/, checksums/ and logs/ (default: current directory)")
     p.add_argument("--only", default=None,
-                   help="comma separated sources: " + ", ".join(s.key for s in CATALOG) + " (or speech, tts)")
+                   help="comma separated sources: " + ", ".join(s.key for s in CATALOG)
+                        + ", a declared corpus (or the groups speech, tts, chat, cv, all)")
+    _sources_flag(p)
     p.add_argument("-v", "--verbose", action="store_true")
+
+
+def _sources_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sources", type=Path, default=None, metavar="FILE",
+                   help="corpora declared beside the five (default: ROOT/persian-data.toml when it exists)")
 
 
 def _endpoint_flags(p: argparse.ArgumentParser) -> None:
@@ -83,7 +90,7 @@ def _prepare_options(args, stages: tuple[str, ...]):
     if args.min_answer_chars < 0:
         raise UnknownSourceError("--min-answer-chars must be 0 or more")
     chat = speech = None
-    if "text" in stages:
+    if CHAT_BUCKET in stages:
         from .prepare.chat import ChatOptions
 
         chat = ChatOptions(answers=args.answers, normalize=not args.no_normalize, valid_fraction=args.valid_fraction,
@@ -92,7 +99,7 @@ def _prepare_options(args, stages: tuple[str, ...]):
                            near_dup=args.near_dup)
         if args.system_prompt:
             chat = dataclasses.replace(chat, system_prompt=args.system_prompt)
-    if "speech" in stages:
+    if SPEECH_BUCKET in stages:
         from .prepare.speech import SpeechOptions
 
         speech = SpeechOptions(extract=not args.no_extract, deep=args.deep, workers=args.prepare_workers)
@@ -114,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     _prepare_flags(p)
 
     p = sub.add_parser("prepare", help="turn fetched sources into training data (chat JSONL, speech manifests)")
-    p.add_argument("what", choices=["text", "speech", "all"])
+    p.add_argument("what", choices=[CHAT_BUCKET, SPEECH_BUCKET, "all"],
+                   help="text: the chat corpora; speech: the speech corpora; all: both")
     _common(p)
     _prepare_flags(p)
 
@@ -168,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval-stt", help="WER/CER of a model or a transcript file on a Common Voice / FLEURS split")
     p.add_argument("--root", type=Path, default=Path("."))
-    p.add_argument("--corpus", choices=["commonvoice", "fleurs"], default="commonvoice")
+    p.add_argument("--corpus", default="commonvoice",
+                   help="speech corpus: commonvoice (default), fleurs, or one the root declares")
+    _sources_flag(p)
     p.add_argument("--split", choices=["test", "validation"], default="test")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--hypotheses", type=Path, help="score this file: JSONL {id,text}, NeMo (pred_text) or TSV id<TAB>text")
@@ -187,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("card", help="write card/CARD.md, card/card.html and plots: what is in the root, how it was made")
     p.add_argument("--root", type=Path, required=True)
+    _sources_flag(p)
     p.add_argument("--no-synth", action="store_true", help="do not load the voices: spectrograms drawn by an earlier card are reused, others skipped")
     p.add_argument("-v", "--verbose", action="store_true")
 
@@ -271,12 +282,13 @@ def _dispatch(args) -> int:
         from .card import make_card
 
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-        print(f"wrote {make_card(layout.root, synthesize=not args.no_synth)}", file=sys.stderr)
+        card = make_card(layout.root, synthesize=not args.no_synth, sources=root_sources(layout.root, args.sources))
+        print(f"wrote {card}", file=sys.stderr)
         return 0
     if args.command == "eval-stt":
         from .evaluate.command import eval_stt
 
-        return eval_stt(layout, args)
+        return eval_stt(layout, args, root_sources(layout.root, args.sources))
     if args.command == "serve-tts":
         from .tts.runtime import start_loading
 
@@ -293,25 +305,30 @@ def _dispatch(args) -> int:
 
         return _report(run_tts_export(layout, args.voice, verbose=args.verbose, int8=args.int8))
     from . import pipeline  # after the tts commands: serving starts without the fetch machinery
-    sources = select(args.only)
+    catalog = root_sources(layout.root, args.sources)  # the five and the corpora the root declares
+    sources = select(args.only, catalog)
     if args.command in ("fetch", "run"):
-        stages = ("text", "speech") if args.command == "run" else ()
+        stages = (CHAT_BUCKET, SPEECH_BUCKET) if args.command == "run" else ()
         prepare_options = _prepare_options(args, stages) if stages else None
         after_gates = None
         if args.command == "run":  # the data card, after the gates (a failure is logged, the verdict stands)
-            from .card import card_after_run as after_gates
+            from functools import partial
+
+            from .card import card_after_run
+
+            after_gates = partial(card_after_run, sources=catalog)
         outcome = pipeline.run_fetch(layout, sources, _options(args), verbose=args.verbose, prepare=stages,
-                                     prepare_options=prepare_options, after_gates=after_gates)
+                                     prepare_options=prepare_options, after_gates=after_gates, catalog=catalog)
         if args.dry_run:
             return 0
         return _report(outcome)
     if args.command == "prepare":
-        stages = ("text", "speech") if args.what == "all" else (args.what,)
+        stages = (CHAT_BUCKET, SPEECH_BUCKET) if args.what == "all" else (args.what,)
         options = _prepare_options(args, stages)
         return _report(pipeline.run_prepare(layout, sources, stages, options, verbose=args.verbose,
-                                            explicit=bool(args.only)))
+                                            explicit=bool(args.only), catalog=catalog))
     if args.command == "verify":
-        return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose))
+        return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose, catalog=catalog))
     if args.command == "status":
         from .fetch import FetchOptions
 

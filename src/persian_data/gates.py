@@ -58,6 +58,8 @@ class GateContext:
     known: dict[str, str] | None = None
     # sha256 of the checksum file as the records step wrote it from `known`
     checksums_sha256: str | None = None
+    # every source the root knows (the five and those it declares): the counts file holds all their keys
+    catalog: tuple[Source, ...] | list[Source] = CATALOG
 
     def known_sha256(self, rel: str) -> str | None:
         return self.known.get(rel) if self.known is not None and not self.thorough else None
@@ -95,7 +97,7 @@ class GateContext:
 
 Result = "list[GateFailure | GateNote]"
 GateFn = Callable[[GateContext], "list[GateFailure | GateNote]"]
-MarkerFn = Callable[[Layout], "list"]
+MarkerFn = Callable[[Layout, "list[Source]"], "list"]  # (layout, the run's sources) -> paths a stage leaves
 
 
 class Warm(Protocol):
@@ -114,9 +116,9 @@ _WARM: dict[str, Warm] = {}
 
 def gate(name: str, *, stage: str | None = None, markers: MarkerFn | None = None,
          warmup: WarmupFn | None = None, bucket: str | None = None) -> Callable[[GateFn], GateFn]:
-    """Register a gate. A stage's gate (`stage="text"`, `markers` = paths its run leaves) only
-    runs once that stage has produced output, or when this run prepared it; before that it
-    says so in a note instead of failing a plain `fetch`.
+    """Register a gate. A stage's gate (`stage`: the bucket it prepares; `markers(layout, sources)`:
+    paths its run leaves) only runs once that stage has produced output, or when this run prepared
+    it; before that it says so in a note instead of failing a plain `fetch`.
 
     `bucket` (default: the stage's name) scopes a gate to the sources of one bucket: a run that
     touched none of them (`prepare text`, `fetch --only fleurs`) does not judge it, and its summary
@@ -184,7 +186,7 @@ def run_gates(ctx: GateContext) -> tuple[list[GateFailure], list[GateNote], list
         ran.append(name)
         if name in _STAGE_MARKERS:
             stage, markers = _STAGE_MARKERS[name]
-            if stage not in ctx.required_stages and not any(p.exists() for p in markers(ctx.layout)):
+            if stage not in ctx.required_stages and not any(p.exists() for p in markers(ctx.layout, ctx.sources)):
                 notes.append(GateNote(name, f"not prepared yet (run `persian-data prepare {stage}`); not checked"))
                 continue
         try:
@@ -255,7 +257,8 @@ def checksums_gate(ctx: GateContext) -> list[GateFailure]:
 
 @gate("counts")
 def counts_gate(ctx: GateContext) -> list[GateFailure]:
-    """logs/dataset_sources.json holds the five keys, non-zero, equal to what is on disk."""
+    """logs/dataset_sources.json holds the five keys (and one per declared corpus), non-zero, equal
+    to what is on disk."""
     layout = ctx.layout
     rel = layout.relative(layout.sources_json)
     try:
@@ -265,8 +268,8 @@ def counts_gate(ctx: GateContext) -> list[GateFailure]:
     except orjson.JSONDecodeError as exc:
         return [GateFailure("counts", rel, f"not valid JSON: {exc}")]
     out = []
-    actual = counts(layout)
-    expected_keys = [s.count_key for s in CATALOG]
+    actual = counts(layout, ctx.catalog)
+    expected_keys = [s.count_key for s in ctx.catalog]
     if not isinstance(recorded, dict) or sorted(recorded) != sorted(expected_keys):
         out.append(GateFailure("counts", rel, f"keys must be exactly {expected_keys}"))
         return out

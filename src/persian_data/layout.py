@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import Source
+from .catalog import CHAT_SOURCE, Source
 
 DATASETS = "datasets"
 CHECKSUMS_FILE = "checksums/datasets.sha256.txt"
@@ -64,22 +64,22 @@ class Layout:
     def source_readme(self, source: Source) -> Path:
         return self.bucket_root(source) / SOURCE_README
 
-    # -- chat corpus outputs ---------------------------------------------------------------
-    def chat_dir(self) -> Path:
-        return self.datasets / "text" / "persian_conversation"
+    # -- chat corpus outputs (`source`: a chat corpus; default: the specification's) ------------
+    def chat_dir(self, source: Source | None = None) -> Path:
+        return self.bucket_root(source or CHAT_SOURCE)
 
-    def chat_combined(self) -> Path:
-        return self.chat_dir() / "combined.jsonl"
+    def chat_combined(self, source: Source | None = None) -> Path:
+        return self.chat_dir(source) / "combined.jsonl"
 
-    def chat_split(self, name: str) -> Path:
+    def chat_split(self, name: str, source: Source | None = None) -> Path:
         """train.jsonl / valid.jsonl beside combined.jsonl."""
-        return self.chat_dir() / f"{name}.jsonl"
+        return self.chat_dir(source) / f"{name}.jsonl"
 
-    def chat_stats(self) -> Path:
-        return self.chat_dir() / "combined.stats.json"
+    def chat_stats(self, source: Source | None = None) -> Path:
+        return self.chat_dir(source) / "combined.stats.json"
 
-    def chat_rejects(self) -> Path:
-        return self.chat_dir() / "combined.rejects.jsonl"
+    def chat_rejects(self, source: Source | None = None) -> Path:
+        return self.chat_dir(source) / "combined.rejects.jsonl"
 
     # -- speech outputs --------------------------------------------------------------------
     def manifests_dir(self, source: Source) -> Path:

@@ -22,7 +22,7 @@ from typing import Callable
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .catalog import CATALOG, Source
+from .catalog import CATALOG, CHAT_BUCKET, SPEECH_BUCKET, VOICE_BUCKET, Source, root_sources
 from .errors import RunLockedError
 from typing import TYPE_CHECKING
 from .gates import GateContext, release_warm, run_gates, warm_up
@@ -156,10 +156,19 @@ class Outcome:
     report: FetchReport | None = None
 
 
+def known_sources(layout: Layout, sources: list[Source], catalog=None) -> tuple[Source, ...]:
+    """Every source the root knows (`catalog`, default: the five and those its persian-data.toml
+    declares), with any declared source of this run that the catalog lacks."""
+    known = tuple(catalog) if catalog is not None else root_sources(layout.root)
+    return known + tuple(s for s in sources if s not in known)
+
+
 def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bool = True,
-           lock: dict[str, LockedSource] | None = None, prepared: tuple[str, ...] = ()) -> Outcome:
+           lock: dict[str, LockedSource] | None = None, prepared: tuple[str, ...] = (),
+           catalog: tuple[Source, ...] | None = None) -> Outcome:
     """Records, gates and the summary block, shared by every command that ends a run."""
     layout = run.layout
+    catalog = known_sources(layout, sources, catalog)
     if write:
         if lock is not None:
             write_readmes(layout, lock, sources, run.cache)
@@ -168,15 +177,15 @@ def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bo
             known: dict[str, str] | None = {}
             lines = write_checksums(layout, run.cache, on_bytes=bar.update, known=known)
         checksums_sha256: str | None = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
-        meta = write_counts(layout)
+        meta = write_counts(layout, catalog)
         log.info("records: %d checksum line(s); counts %s", len(lines), meta)
     else:
         from .records import counts
 
-        meta = counts(layout)
+        meta = counts(layout, catalog)
         known = checksums_sha256 = None
     ctx = GateContext(layout, sources, run.cache, thorough=thorough, required_stages=frozenset(prepared),
-                      known=known, checksums_sha256=checksums_sha256)
+                      known=known, checksums_sha256=checksums_sha256, catalog=catalog)
     failures, notes, names = run_gates(ctx)
     for note in notes:
         log.warning("%s", note)
@@ -185,16 +194,18 @@ def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bo
     ok = not failures
     gate_lines = [str(f) for f in failures] + [str(n) for n in notes]
     checked = ", ".join(s.key for s in sources) or "no source"
-    unchecked = [s.key for s in CATALOG if s not in sources]
+    unchecked = [s.key for s in catalog if s not in sources]
     gate_lines.append(f"{'PASS' if ok else 'FAIL'}: gates {', '.join(names)} for {checked}"
                       + (f" (partial run: {', '.join(unchecked)} not checked)" if unchecked else ""))
     log.info("%s", gate_lines[-1])
-    append_summary(layout, summary_block(layout, meta, gate_lines, ok, endpoint_lines=run.endpoint_lines))
+    append_summary(layout, summary_block(layout, meta, gate_lines, ok, endpoint_lines=run.endpoint_lines,
+                                         catalog=catalog))
     return Outcome(ok, [str(f) for f in failures], [str(n) for n in notes])
 
 
-STAGE_GATE_MODULES = {"text": "persian_data.prepare.chat", "speech": "persian_data.prepare.speech",
-                      "tts": "persian_data.tts.check"}
+# A prepare stage is named by the bucket it prepares (`prepare text`, `prepare speech`).
+STAGE_GATE_MODULES = {CHAT_BUCKET: "persian_data.prepare.chat", SPEECH_BUCKET: "persian_data.prepare.speech",
+                      VOICE_BUCKET: "persian_data.tts.check"}
 
 
 def load_stage_gates(stages: tuple[str, ...] | None = None) -> None:
@@ -213,11 +224,14 @@ def load_stage_gates(stages: tuple[str, ...] | None = None) -> None:
 
 def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, verbose: bool = False,
               prepare: tuple[str, ...] = (), prepare_options: PrepareOptions | None = None,
-              after_gates: Callable[[Path], object] | None = None) -> Outcome:
+              after_gates: Callable[[Path], object] | None = None, catalog: tuple[Source, ...] | None = None) -> Outcome:
     """`after_gates(root)`: run under the root lock once the verdict is in (`run` writes the data
-    card there); its failure must not change the verdict, so it handles its own errors."""
+    card there); its failure must not change the verdict, so it handles its own errors.
+    `catalog`: every source the root knows (default: the five and its persian-data.toml's)."""
+    from .corpora.declared import check_remote
     from .fetch import fetch
 
+    check_remote(sources, options)  # a bad declaration fails here, before any byte is downloaded
     load_stage_gates()
     with Run(layout, secrets=options.secrets(), verbose=verbose) as run:
         lock = read_lock(layout.lock_file)
@@ -234,7 +248,7 @@ def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, v
         prepared: tuple[str, ...] = ()
         if prepare and report.ok:
             prepared = run_prepare_stages(run, prepare, sources, prepare_options)
-        outcome = finish(run, sources, lock=lock, prepared=prepared)
+        outcome = finish(run, sources, lock=lock, prepared=prepared, catalog=catalog)
         outcome.report = report
         if not report.ok:
             outcome.ok = False
@@ -257,33 +271,32 @@ def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source],
     Every file a stage places is hashed while it is written and handed to the run's hash cache,
     so the records and gates after it cost a stat() per file, not a read."""
     options = options or PrepareOptions()
-    keys = {s.key for s in sources}
     done = []
-    if "text" in stages and "text" in keys:
+    chat_sources = [s for s in sources if s.bucket == CHAT_BUCKET]
+    if CHAT_BUCKET in stages and chat_sources:
         from .prepare.chat import ChatOptions, prepare_chat
 
         chat_options = options.chat or ChatOptions()
-        memo = _chat_memo(run.layout, chat_options)
-        outputs = _stat_keys([run.layout.chat_combined(), run.layout.chat_stats()])
-        if outputs is not None and run.cache.memo_get(memo) == outputs:
-            log.info("chat: raw files, options and normalizer unchanged since the last prepare; kept %s",
-                     run.layout.relative(run.layout.chat_combined()))
-        else:
+        for source in chat_sources:
+            memo = _chat_memo(run.layout, chat_options, source)
+            outputs = _stat_keys([run.layout.chat_combined(source), run.layout.chat_stats(source)])
+            if outputs is not None and run.cache.memo_get(memo) == outputs:
+                log.info("chat: raw files, options and normalizer unchanged since the last prepare; kept %s",
+                         run.layout.relative(run.layout.chat_combined(source)))
+                continue
             prepare_chat(run.layout, chat_options, logger=logging.getLogger("persian_data.prepare.chat"),
-                         cache=run.cache)
-            run.cache.memo_put(memo, _stat_keys([run.layout.chat_combined(), run.layout.chat_stats()]) or "")
-        done.append("text")
-    speech_sources = [s for s in sources if s.key in ("commonvoice", "fleurs")]
-    if "speech" in stages and speech_sources:
+                         cache=run.cache, source=source)
+            run.cache.memo_put(memo, _stat_keys([run.layout.chat_combined(source),
+                                                 run.layout.chat_stats(source)]) or "")
+        done.append(CHAT_BUCKET)
+    speech_sources = [s for s in sources if s.bucket == SPEECH_BUCKET]
+    if SPEECH_BUCKET in stages and speech_sources:
         from .prepare.speech import SpeechOptions, prepare_speech
 
         prepare_speech(run.layout, speech_sources, options.speech or SpeechOptions(),
                        logger=logging.getLogger("persian_data.prepare.speech"), cache=run.cache)
-        done.append("speech")
+        done.append(SPEECH_BUCKET)
     return tuple(done)
-
-
-STAGE_BUCKETS = {"text": "text", "speech": "speech"}  # prepare stage -> the bucket it reads
 
 
 def fetched(layout: Layout, source: Source) -> bool:
@@ -301,7 +314,7 @@ def prepare_targets(layout: Layout, sources: list[Source], stages: tuple[str, ..
 
     Without `--only` a stage prepares what is there and says what is absent; a source named by
     `--only` is always handed over, so its stage fails clearly when it is missing."""
-    wanted = [s for s in sources if s.bucket in {STAGE_BUCKETS[stage] for stage in stages}]
+    wanted = [s for s in sources if s.bucket in stages]  # a stage prepares the bucket it is named after
     if explicit:
         return wanted, []
     return [s for s in wanted if fetched(layout, s)], [s for s in wanted if not fetched(layout, s)]
@@ -314,30 +327,31 @@ def _stat_keys(paths: list[Path]) -> str | None:
         return None
 
 
-def _chat_memo(layout: Layout, chat_options) -> str:
-    """Names everything the chat output depends on: raw files (by stat), options, normalizer code."""
+def _chat_memo(layout: Layout, chat_options, source: Source) -> str:
+    """Names everything a chat corpus's output depends on: raw files (by stat), options, how the
+    corpus is read, normalizer code."""
     import hashlib
 
     from . import normalize
-    from .catalog import BY_KEY
 
-    raw = sorted(layout.content_dir(BY_KEY["text"]).rglob("*.json"))
+    raw = source.reader.data_files(layout.content_dir(source))
     digest = hashlib.sha256()
     digest.update(repr(chat_options).encode())
-    # The code that decides what the output holds: the normalizer, the chat stage's modules and
-    # the text-cleaning rules (PII, answers, near-duplicates, script).
+    digest.update(repr(source).encode())
+    # The code that decides what the output holds: the normalizer, the chat stage's modules, the
+    # text-cleaning rules (PII, answers, near-duplicates, script) and the readers of the chat shapes.
     package = Path(normalize.__file__).parent
     code = [Path(normalize.__file__), *sorted((package / "prepare").glob("chat*.py")),
-            *sorted((package / "textclean").glob("*.py"))]
+            *sorted((package / "textclean").glob("*.py")), *sorted((package / "corpora").glob("chat*.py"))]
     for path in code:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update((_stat_keys(raw) or "").encode())
     digest.update(",".join(p.name for p in raw).encode())
-    return "stage:text:" + digest.hexdigest()
+    return f"stage:{source.key}:" + digest.hexdigest()
 
 
 def run_prepare(layout: Layout, sources: list[Source], stages: tuple[str, ...], options: PrepareOptions,
-                *, verbose: bool = False, explicit: bool = False) -> Outcome:
+                *, verbose: bool = False, explicit: bool = False, catalog: tuple[Source, ...] | None = None) -> Outcome:
     """`persian-data prepare`: the prepare stages on what is already fetched, then records and the
     gates of what this command touched (the rest is said to be unchecked, not failed)."""
     load_stage_gates(stages)
@@ -349,15 +363,16 @@ def run_prepare(layout: Layout, sources: list[Source], stages: tuple[str, ...], 
         prepared = run_prepare_stages(run, stages, targets, options)
         if not prepared:
             log.warning("prepare: nothing to do for %s: none of its sources is fetched", ",".join(stages))
-        return finish(run, targets, lock=read_lock(layout.lock_file), prepared=prepared)
+        return finish(run, targets, lock=read_lock(layout.lock_file), prepared=prepared, catalog=catalog)
 
 
-def run_verify(layout: Layout, sources: list[Source], *, quick: bool = False, verbose: bool = False) -> Outcome:
+def run_verify(layout: Layout, sources: list[Source], *, quick: bool = False, verbose: bool = False,
+               catalog: tuple[Source, ...] | None = None) -> Outcome:
     """Offline: re-check every gate. Writes nothing but the log's summary block."""
     load_stage_gates()
     with Run(layout, verbose=verbose) as run:
         log.info("verify: %s (%s)", layout.root, "trusting the hash cache" if quick else "re-hashing every file")
-        return finish(run, sources, thorough=not quick, write=False)
+        return finish(run, sources, thorough=not quick, write=False, catalog=catalog)
 
 
 def source_status(layout: Layout, sources: list[Source], options: FetchOptions | None = None) -> list[dict]:
