@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .corpora import declared
 from .corpora.registry import BUILTIN
-from .corpora.source import CHAT_BUCKET, SPEECH_BUCKET, VOICE_BUCKET, Source
+from .source import CHAT_BUCKET, SPEECH_BUCKET, VOICE_BUCKET, Source
 from .errors import SourcesConfigError
 
 CATALOG: tuple[Source, ...] = BUILTIN

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import CHAT_SOURCE, Source
+from .source import CHAT_BUCKET, Source
 
 DATASETS = "datasets"
 CHECKSUMS_FILE = "checksums/datasets.sha256.txt"
@@ -22,6 +22,10 @@ SOURCES_JSON = "logs/dataset_sources.json"
 DOWNLOAD_LOG = "logs/dataset_download.log"
 STATE_DIR = ".persian-data"
 SOURCE_README = "README.source.md"
+# The specification's chat corpus lives at datasets/text/persian_conversation (its entry,
+# corpora/persian_conversation.py, takes its folder from here); the chat paths point there when no
+# chat corpus is named.
+SPEC_CHAT_FOLDER = "persian_conversation"
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class Layout:
 
     # -- chat corpus outputs (`source`: a chat corpus; default: the specification's) ------------
     def chat_dir(self, source: Source | None = None) -> Path:
-        return self.bucket_root(source or CHAT_SOURCE)
+        return self.bucket_root(source) if source is not None else self.datasets / CHAT_BUCKET / SPEC_CHAT_FOLDER
 
     def chat_combined(self, source: Source | None = None) -> Path:
         return self.chat_dir(source) / "combined.jsonl"

@@ -22,7 +22,7 @@ from typing import Callable
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .catalog import CATALOG, CHAT_BUCKET, SPEECH_BUCKET, VOICE_BUCKET, Source, root_sources
+from .catalog import CHAT_BUCKET, SPEECH_BUCKET, VOICE_BUCKET, Source, root_sources
 from .errors import RunLockedError
 from typing import TYPE_CHECKING
 from .gates import GateContext, release_warm, run_gates, warm_up
@@ -228,8 +228,8 @@ def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, v
     """`after_gates(root)`: run under the root lock once the verdict is in (`run` writes the data
     card there); its failure must not change the verdict, so it handles its own errors.
     `catalog`: every source the root knows (default: the five and its persian-data.toml's)."""
-    from .corpora.declared import check_remote
     from .fetch import fetch
+    from .preflight import check_remote
 
     check_remote(sources, options)  # a bad declaration fails here, before any byte is downloaded
     load_stage_gates()

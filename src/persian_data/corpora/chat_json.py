@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator, Union
 
 from .config import Fields
-from .source import CHAT_BUCKET, ChatPolicy, Source
+from ..source import CHAT_BUCKET, ChatPolicy, Source
 
 SHAPE = "chat-json"
 CHUNK_BYTES = 4 << 20  # a piece: the unit of work (parse + convert) given to a worker

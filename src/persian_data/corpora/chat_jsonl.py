@@ -26,7 +26,7 @@ import orjson
 from .chat_json import (CHUNK_BYTES, RawFileError, Record, RowFields, _join, _Parsed, _Piece, _pieces, check_row,
                         data_files, matching, row_fields)
 from .config import Fields
-from .source import CHAT_BUCKET, ChatPolicy, Source
+from ..source import CHAT_BUCKET, ChatPolicy, Source
 
 SHAPE = "chat-jsonl"
 _NEWLINE = re.compile(rb"\n")

@@ -15,7 +15,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..localhub import replica_kit as kit
-from .source import SPEECH_BUCKET, Source, SpeechPolicy
+from ..source import SPEECH_BUCKET, Source, SpeechPolicy
 from .speech_parquet import ParquetReader
 
 if TYPE_CHECKING:

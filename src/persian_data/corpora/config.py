@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SourcesConfigError
+from ..source import DEFAULT_SPLIT_NAMES, SpeechPolicy
 
 
 class Fields:
@@ -86,8 +87,6 @@ class Fields:
 def speech_policy(fields: Fields, key=lambda column: column):
     """The declared corpus's speaker/gender/age/accent columns and split renames; `key(column)` is
     the manifest key a source column is written under."""
-    from .source import DEFAULT_SPLIT_NAMES, SpeechPolicy
-
     roles = {role: fields.text(role) for role in ("speaker", "gender", "age", "accent")}
     return SpeechPolicy(**{role: key(column) if column else None for role, column in roles.items()},
                         split_names=fields.renames("split_names", DEFAULT_SPLIT_NAMES))

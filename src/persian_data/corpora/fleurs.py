@@ -19,7 +19,7 @@ import tarfile
 from typing import Any
 
 from ..localhub import replica_kit as kit
-from .source import SPEECH_BUCKET, Source, SpeechPolicy
+from ..source import SPEECH_BUCKET, Source, SpeechPolicy
 from .speech_tsv_tar import TsvTarReader
 
 LANG = "fa_ir"

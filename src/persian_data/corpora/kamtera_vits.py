@@ -18,7 +18,7 @@ import zipfile
 from typing import Any
 
 from ..localhub import replica_kit as kit
-from .source import VOICE_BUCKET, Source
+from ..source import VOICE_BUCKET, Source
 
 FEMALE = Source(
     key="tts-female",

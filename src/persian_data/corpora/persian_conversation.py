@@ -17,16 +17,17 @@ import json
 import random
 from typing import Any
 
+from ..layout import SPEC_CHAT_FOLDER
 from ..localhub import replica_kit as kit
 from .chat_json import ChatJsonReader, RowFields
-from .source import CHAT_BUCKET, ChatPolicy, Source
+from ..source import CHAT_BUCKET, ChatPolicy, Source
 
 SOURCE = Source(
     key="text",
     repo_id="Kamtera/Persian-conversational-dataset",
     repo_type="dataset",
     bucket=CHAT_BUCKET,
-    folder="persian_conversation",
+    folder=SPEC_CHAT_FOLDER,  # datasets/text/persian_conversation, as the specification names it
     content_dir="data",
     count_key="text_persian_conversation_files",
     license="apache-2.0 (see dataset card)",

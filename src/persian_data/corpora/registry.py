@@ -12,7 +12,7 @@ from typing import Callable
 
 from . import chat_json, chat_jsonl, commonvoice, fleurs, kamtera_vits, persian_conversation, speech_parquet, \
     speech_tsv_tar
-from .source import Source
+from ..source import Source
 
 # The specification's five, in its order. Their keys, folders and count keys are binding.
 BUILTIN: tuple[Source, ...] = (

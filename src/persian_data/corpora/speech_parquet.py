@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from .speech_clips import (Collector, SpeechPrepareError, SplitPlan, UnitContext, UnitResult, clip_id,
                                     manifest_key, safe_name, sniff_extension, split_sort_key)
 from .config import Fields, policy_columns, speech_policy
-from .source import SPEECH_BUCKET, Source, files_by_split, template_regex
+from ..source import SPEECH_BUCKET, Source, files_by_split, template_regex
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
@@ -81,9 +81,12 @@ def _line(exc: BaseException) -> str:
 
 
 def _all_shards(layout: Layout, source: Source) -> list[Path]:
+    """Every shard (those the `files` template names, when it is given), in path order."""
     content = layout.content_dir(source)
+    pattern = template_regex(source.reader.files) if source.reader.files else None
     return [path for path in sorted(content.rglob("*.parquet"))
-            if not any(part.startswith(".") for part in path.relative_to(content).parts)]  # e.g. .cache/huggingface
+            if not any(part.startswith(".") for part in path.relative_to(content).parts)  # e.g. .cache/huggingface
+            and (pattern is None or pattern.match(path.relative_to(content).as_posix()))]
 
 
 def shards(layout: Layout, source: Source) -> dict[str, list[Path]]:
@@ -148,19 +151,18 @@ def _audio_paths(pf: pq.ParquetFile, reader: ParquetReader) -> list:
 
 
 def _identities(pf: pq.ParquetFile, reader: ParquetReader) -> tuple[list[str | None], list]:
-    """Every row's clip id (None: no safe name) and audio path, reading only those columns."""
+    """Every row's clip id (None: no id, no safe name) and audio path, reading only those columns."""
     names = _column(pf, reader.name)
     ids = _column(pf, reader.id)
     audio_paths = [None] * len(names)
-    if not all(names) or _is_path_column(pf, reader):
+    if _is_path_column(pf, reader) or (reader.id is None and not all(names)):  # the audio column only if needed
         audio_paths = _audio_paths(pf, reader)
+    if reader.id is not None:  # rows without an id are rejected
+        return [_id_text(cid) for cid in ids], audio_paths
     out = []
-    for name, audio_path, cid in zip(names, audio_paths, ids):
-        if cid is not None and str(cid):
-            out.append(str(cid))
-            continue
+    for name, audio_path in zip(names, audio_paths):
         found = clip_name(name, audio_path)
-        out.append(clip_id(found) if found else None)  # None: rejected, or named by row (unique)
+        out.append(clip_id(found) if found else None)  # None: rejected, or named by its shard and row (unique)
     return out, audio_paths
 
 
@@ -336,16 +338,22 @@ def run_unit(args: tuple, ctx: UnitContext) -> UnitResult:
                 continue
             meta = {k: values[i] for k, values in zip(keys, meta_values)}
             raw_name = meta.get(manifest_key(reader.name)) if reader.name else None
-            name = clip_name(raw_name, audio_paths[i])
             data = None if nulls[i] else datas[i]
             audio_file = resolve_audio_file(content, shard, audio_paths[i]) if path_audio else None
             if path_audio and audio_file is not None:
                 data = audio_file.read_bytes()
-            if name is None and reader.name is None and not audio_paths[i] and data:
-                name = _fallback_name(ids[i] if ids else None, shard, row, data)
-            cid = (str(ids[i]) if ids and ids[i] is not None and str(ids[i]) else clip_id(name)) if name else None
+            name = clip_name(raw_name, audio_paths[i])
+            if ids is not None:  # the id names the clip's file, so file names are as unique as ids
+                cid = _id_text(ids[i])
+                name = _named_by_id(cid, name, data) if cid else None
+            else:
+                if name is None and reader.name is None and not audio_paths[i] and data:
+                    name = _fallback_name(content, shard, row, data)
+                cid = clip_id(name) if name else None
             if row in duplicates:
                 out.reject("duplicate_id", duplicates[row], source=rel, clip_id=cid, row=row)
+            elif ids is not None and not cid:
+                out.reject("no_id", f"the row has no {reader.id}", source=rel, row=row)
             elif name is None:
                 what = raw_name if reader.name else audio_paths[i]
                 out.reject("unsafe_path", f"path {what!r} gives no safe file name", source=rel, row=row)
@@ -373,9 +381,21 @@ def _value(meta: dict, column: str | None):
     return meta.get(column) if column else None
 
 
-def _fallback_name(cid, shard: Path, row: int, data: bytes) -> str | None:
-    stem = str(cid) if cid is not None and str(cid) else f"{shard.stem}-{row:06d}"
-    name = stem + sniff_extension(data)
+def _id_text(value) -> str | None:
+    return None if value is None or str(value) == "" else str(value)
+
+
+def _named_by_id(cid: str, source_name: str | None, data: bytes | None) -> str | None:
+    """`<id>.<ext>`: the extension of the source's file name, else from the bytes."""
+    ext = PurePosixPath(source_name).suffix if source_name else ""
+    name = cid + (ext or (sniff_extension(data) if data else ""))
+    return name if safe_name(name) else None
+
+
+def _fallback_name(content: Path, shard: Path, row: int, data: bytes) -> str | None:
+    """A clip with no name, path or id: named by its shard (path within the repo) and row."""
+    stem = shard.relative_to(content).with_suffix("").as_posix().replace("/", "__")
+    name = f"{stem}-{row:06d}{sniff_extension(data)}"
     return name if safe_name(name) else None
 
 
@@ -445,7 +465,7 @@ def shard_paths(reader: ParquetReader, listing: list[str]) -> list[str]:
     for path in listing:
         if not path.endswith(".parquet") or any(part.startswith(".") for part in path.split("/")):
             continue
-        if reader.split is not None or (pattern.match(path) if pattern else SHARD_RE.match(path.rsplit("/", 1)[-1])):
+        if pattern.match(path) if pattern else (reader.split is not None or SHARD_RE.match(path.rsplit("/", 1)[-1])):
             out.append(path)
     return sorted(out)
 

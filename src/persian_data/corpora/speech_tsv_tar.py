@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from .speech_clips import (Collector, SpeechPrepareError, SplitPlan, UnitContext, UnitResult, clip_id,
                                     manifest_key, safe_name, split_sort_key, unsafe_member_path)
 from .config import Fields, policy_columns, speech_policy
-from .source import SPEECH_BUCKET, Source, files_by_split, template_regex
+from ..source import SPEECH_BUCKET, Source, files_by_split, template_regex
 
 if TYPE_CHECKING:
     from ..layout import Layout

@@ -42,12 +42,12 @@ loss, `verify` (the sha256 gate) finds any clip the disk lost.
 
 Checks (default, from the header through soundfile): the clip opens, its sample rate and channel
 count are known, it has > 0 frames; where the source gives num_samples (FLEURS), it equals the
-clip's frames. `deep` decodes
-every frame: a decode error or a stream shorter than its header (by > 1%) rejects the clip, and
-the decoded frame count becomes the duration. Reject reasons: unreadable, unknown_format,
-zero_duration, num_samples_mismatch, decode_failed, short_decode, duplicate_id, unsafe_path,
-no_audio (CV); malformed_row, duplicate_wav, missing_wav, orphan_wav, unsafe_member, link_member,
-device_member, special_member, unexpected_member, duplicate_member, oversized_member (FLEURS).
+clip's frames. `deep` decodes every frame: a decode error or a stream shorter than its header
+(by > 1%) rejects the clip, and the decoded frame count becomes the duration. Reject reasons:
+unreadable, unknown_format, zero_duration, num_samples_mismatch, decode_failed, short_decode;
+duplicate_id, unsafe_path, no_audio, no_id (speech-parquet: Common Voice); malformed_row,
+duplicate_wav, missing_wav, orphan_wav, unsafe_member, link_member, device_member, special_member,
+unexpected_member, duplicate_member, oversized_member (speech-tsv-tar: FLEURS).
 `kind` is "row" for a rejected source row (counted by the gate) and "member" for a tar member
 that matches no row.
 

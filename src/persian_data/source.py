@@ -6,9 +6,10 @@ shape's settings in `reader`), and what the generic stages need to know about it
 (`SpeechPolicy`), which system turn a chat corpus gets (`ChatPolicy`), which voice a model repo is,
 and the card's titles. The generic stages read these fields; none of them asks for a source key.
 
-This module imports nothing of the package: everything else may import it.
+This module imports nothing of the package: everything else may import it. The corpora themselves
+live in `persian_data.corpora`, one module each; `persian_data.catalog` lists them.
 
-A shape's module (`speech_parquet`, `speech_tsv_tar`, `chat_json`, `chat_jsonl`) holds its reader
+A shape's module (`corpora.speech_parquet`, `speech_tsv_tar`, `chat_json`, `chat_jsonl`) holds its reader
 class, `BUCKET` (where its corpora live), `from_config(fields)` (a declared corpus's reader and
 policies from its table in `persian-data.toml`) and `check_remote(source, listing, sample, fail)`
 (the declaration against the repo's files and first bytes, before anything is downloaded).
