@@ -102,6 +102,7 @@ def test_fetch_records_the_declared_corpora_like_the_five(prepared):
     for folder, repo in (("speech/read_speech", SPEECH_REPO), ("text/qa_chat", CHAT_REPO)):
         readme = (root / "datasets" / folder / "README.source.md").read_text("utf-8").splitlines()
         assert f"URL: https://huggingface.co/datasets/{repo}" in readme
+        assert readme[0].startswith(f"Source: {repo}: ")  # the declaration's description
     lock = read_lock(root / "checksums/persian-data.lock.json")
     assert set(lock) == {SPEECH, CHAT} and len(lock[SPEECH].files) == len(speech_files)
     listed = (root / "checksums/datasets.sha256.txt").read_text().splitlines()

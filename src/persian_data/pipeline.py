@@ -224,14 +224,16 @@ def load_stage_gates(stages: tuple[str, ...] | None = None) -> None:
 
 def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, verbose: bool = False,
               prepare: tuple[str, ...] = (), prepare_options: PrepareOptions | None = None,
-              after_gates: Callable[[Path], object] | None = None, catalog: tuple[Source, ...] | None = None) -> Outcome:
+              after_gates: Callable[[Path], object] | None = None,
+              catalog: tuple[Source, ...] | None = None) -> Outcome:
     """`after_gates(root)`: run under the root lock once the verdict is in (`run` writes the data
     card there); its failure must not change the verdict, so it handles its own errors.
     `catalog`: every source the root knows (default: the five and its persian-data.toml's)."""
     from .fetch import fetch
     from .preflight import check_remote
 
-    check_remote(sources, options)  # a bad declaration fails here, before any byte is downloaded
+    # a bad declaration fails here, before any byte is downloaded (with --locked: at its locked commit)
+    check_remote(sources, options, read_lock(layout.lock_file) if options.locked else None)
     load_stage_gates()
     with Run(layout, secrets=options.secrets(), verbose=verbose) as run:
         lock = read_lock(layout.lock_file)
@@ -351,7 +353,8 @@ def _chat_memo(layout: Layout, chat_options, source: Source) -> str:
 
 
 def run_prepare(layout: Layout, sources: list[Source], stages: tuple[str, ...], options: PrepareOptions,
-                *, verbose: bool = False, explicit: bool = False, catalog: tuple[Source, ...] | None = None) -> Outcome:
+                *, verbose: bool = False, explicit: bool = False,
+                catalog: tuple[Source, ...] | None = None) -> Outcome:
     """`persian-data prepare`: the prepare stages on what is already fetched, then records and the
     gates of what this command touched (the rest is said to be unchecked, not failed)."""
     load_stage_gates(stages)

@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 
 from huggingface_hub import hf_hub_url
-from huggingface_hub.utils import get_session, hf_raise_for_status
+from huggingface_hub.utils import filter_repo_objects, get_session, hf_raise_for_status
 
 from .corpora.registry import SHAPES
 from .endpoints import Endpoint, describe, resolve_revisions
-from .errors import PlanError, SourcesConfigError
+from .errors import SourcesConfigError
+from .integrity import LockedSource
 from .plan import FetchOptions, list_tree
 from .source import Source
 
@@ -29,18 +30,23 @@ SAMPLE_TIMEOUT = 30.0
 RANGE_IGNORED_MAX = 8 << 20  # a file this small may come whole from an endpoint that ignores ranges
 
 
-def check_remote(sources: list[Source], options: FetchOptions) -> None:
+def check_remote(sources: list[Source], options: FetchOptions, lock: dict[str, LockedSource] | None = None) -> None:
     """Each declared corpus among `sources` against its repo: its patterns select files, its shape
     finds its data files there, and every column or key it names is in the data. Nothing is
     downloaded but the file list and a few ranged bytes of one data file per corpus. A repo that
-    cannot be reached is left to the fetch, which says so."""
+    cannot be reached is left to the fetch, which says so. `lock` (with --locked): a corpus it
+    records is checked at its locked commit and selection."""
     declared = [s for s in sources if s.declared_in]
     if not declared:
         return
+    lock = lock or {}
+    wanted = {s.key: (lock[s.key].revision, lock[s.key].patterns) if s.key in lock else (s.revision, s.allow_patterns)
+              for s in declared}
     endpoints = options.endpoint_list()
-    found = resolve_revisions(endpoints, [(s.key, s.repo_id, s.repo_type, s.revision) for s in declared],
+    found = resolve_revisions(endpoints, [(s.key, s.repo_id, s.repo_type, wanted[s.key][0]) for s in declared],
                               timeout=options.timeout)
     for source in declared:
+        revision, patterns = wanted[source.key]
         answers = [(ep, found[(ep.url, source.key)]) for ep in endpoints]
         ep, sha = next(((ep, res.sha) for ep, res in answers if res.sha), (None, None))
 
@@ -50,14 +56,14 @@ def check_remote(sources: list[Source], options: FetchOptions) -> None:
         if sha is None:
             if all(res.unreachable for _, res in answers):
                 continue  # the fetch reports the unreachable endpoints
-            fail("repo" if source.revision == "main" else "revision",
-                 f"{source.repo_type} {source.repo_id}@{source.revision}: {describe(answers[0][1].error)}")
-        try:
-            files = list_tree(ep.api(), source, sha, source.allow_patterns, ep.label)
-        except PlanError as exc:
-            if "no file matches" in str(exc):
-                fail("patterns", f"{list(source.allow_patterns or ['*'])} match no file of {source.repo_id}@{sha[:12]}")
-            raise
+            fail("repo" if revision == "main" else "revision",
+                 f"{source.repo_type} {source.repo_id}@{revision}: {describe(answers[0][1].error)}")
+        tree = list_tree(ep.api(), source, sha, None, ep.label)  # the whole listing: the patterns are judged here
+        files = list(filter_repo_objects(tree, allow_patterns=list(patterns) if patterns else None,
+                                         key=lambda f: f.path))  # as the fetch selects them
+        if not files:
+            fail("patterns", f"{list(patterns)} match no file of {source.repo_id}@{sha[:12]} "
+                             f"({len(tree)} file(s) there)")
         sizes = {f.path: f.size for f in files}
         SHAPES[source.shape].check_remote(source, sorted(sizes), _sampler(ep, source, sha, sizes, options), fail)
 

@@ -9,9 +9,10 @@ invalid JSON and a truncated array are `RawFileError`s with the byte offset.
 
 `RowFields.records` turns parsed rows into the neutral records the chat stage converts:
 `(title, question, answers)` with `answers` a non-empty list, or the reason a row cannot make a
-conversation. Two forms found in the wild are accepted and counted (`accepted`): an answer given
-as one string instead of a list (`answer_not_list`), and a row without its optional trailing
-fields, e.g. `[title, question, answers]` without keywords (`missing_keywords`).
+conversation. In list rows two forms found in the wild are accepted and counted (`accepted`): an
+answer given as one string instead of a list (`answer_not_list`), and a row without its optional
+trailing fields, e.g. `[title, question, answers]` without keywords (`missing_keywords`). In object
+rows an answer field may hold one string or a list.
 """
 
 from __future__ import annotations
@@ -313,7 +314,7 @@ class RowFields:
                     records.append("wrong_item_count")
                     continue
                 record = self._record(row[self.title] if self.title is not None else "", row[self.question],
-                                      row[self.answers], accepted)
+                                      row[self.answers], accepted, tolerated=True)
                 if not isinstance(record, str):
                     for name, at in self.optional:
                         if at >= len(row):
@@ -328,15 +329,18 @@ class RowFields:
             else:
                 title = row.get(self.title) if self.title is not None else ""
                 records.append(self._record("" if title is None else title, row[self.question], row[self.answers],
-                                            accepted))
+                                            accepted, tolerated=False))
         return records, accepted
 
     @staticmethod
-    def _record(title: Any, question: Any, answers: Any, accepted: Counter) -> Record:
+    def _record(title: Any, question: Any, answers: Any, accepted: Counter, tolerated: bool) -> Record:
+        """`tolerated`: a bare-string answer is a tolerated form, counted (list rows, whose answers
+        are a list); in object rows one answer as a string is simply how the corpus writes it."""
         if not isinstance(title, str) or not isinstance(question, str):
             return "non_string_field"
         if isinstance(answers, str):
-            accepted["answer_not_list"] += 1
+            if tolerated:
+                accepted["answer_not_list"] += 1
             answers = [answers]
         if not isinstance(answers, list):
             return "answers_not_list"

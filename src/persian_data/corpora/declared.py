@@ -87,7 +87,8 @@ def declare(where: str, key: str, table: dict, taken: tuple[Source, ...]) -> Sou
             raise fields.error("folder", f"datasets/{bucket}/{folder} is already {other.key}'s folder")
         if other.count_key == count_key:
             raise fields.error("folder", f"its count key {count_key} is already {other.key}'s")
-    title = fields.text("title", f"{repo} (Hugging Face)")
+    # `description`, not `title`: a chat corpus's rows have a `title` part
+    title = fields.text("description", f"{repo} (Hugging Face)")
     source = dict(
         key=key, repo_id=repo, repo_type=repo_type, bucket=bucket, folder=folder, content_dir="data",
         count_key=count_key, license=fields.text("license", "see the dataset card"), title=title,
