@@ -363,8 +363,9 @@ def run_unit(args: tuple, ctx: UnitContext) -> UnitResult:
             elif not data:
                 out.reject("no_audio", "the row has no audio bytes", source=rel, clip_id=cid, row=row)
             else:
-                line = out.clip(clip_id=cid, name=name, data=data, text=texts[i], meta=meta, source=rel,
-                                ref={"file": ctx.relative(audio_file)} if path_audio else {"row": row}, row=row,
+                where = ctx.relative(audio_file) if path_audio else rel  # the container --no-extract points into
+                line = out.clip(clip_id=cid, name=name, data=data, text=texts[i], meta=meta, source=where,
+                                ref={"file": where} if path_audio else {"row": row}, row=row,
                                 speaker=_value(meta, ctx.speaker), gender=_value(meta, ctx.gender),
                                 text_normalized=normalized[i])
                 if line is not None:

@@ -22,9 +22,9 @@ tools that expect `validation` find it. Its rejects and stats keep the source fi
 (`dev.tsv`, `audio/dev.tar.gz`) as their `source`; stats.json lists the renames (`split_names`).
 
 --no-extract (`SpeechOptions(extract=False)`): no audio is written. `audio_path` names the source
-container (the parquet file or the tar.gz, root-relative) and `audio_ref` says where the clip is in
-it: `{"row": <row index in that parquet file>}`, `{"member": "<tar member name>"}` or, for audio
-files a parquet path column names, `{"file": "<root-relative path>"}`. sha256 and
+container (the parquet file or the tar.gz, root-relative; the audio file itself when a parquet
+path column names one) and `audio_ref` says where the clip is in it: `{"row": <row index in that
+parquet file>}`, `{"member": "<tar member name>"}` or `{"file": "<root-relative path>"}`. sha256 and
 duration are computed from the same bytes in memory, so they equal those of an extracted file.
 NeMo and lhotse exports need files and are skipped (and removed) in this mode; `load_hf_dataset`
 still works (it reads the bytes from the containers).
