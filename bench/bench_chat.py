@@ -227,6 +227,7 @@ def _cpu() -> dict:
 def child_baseline(root: Path, answers: str) -> dict:
     """json.load each file, then the same per-row work, in one process."""
     from persian_data.layout import Layout
+    from persian_data.catalog import CHAT_SOURCE
     from persian_data.prepare.chat import ChatOptions, _Converter, raw_files
 
     batch_rows = 1024
@@ -244,7 +245,8 @@ def child_baseline(root: Path, answers: str) -> dict:
                 rows = json.load(fh)
             rows_n += len(rows)
             for i in range(0, len(rows), batch_rows):
-                for res in conv.convert(rows[i:i + batch_rows]):
+                records, _ = CHAT_SOURCE.reader.records(rows[i:i + batch_rows])  # rows -> (title, question, answers)
+                for res in conv.convert(records):
                     if res[0] != "ok":
                         continue
                     for line, dedup, _split, _u, _a in res[1]:

@@ -278,7 +278,7 @@ def test_partial_root_marks_absent_buckets(tmp_path, hub):
 def test_a_card_failure_is_logged_and_does_not_change_the_verdict(carded, hub, monkeypatch, capsys):
     import persian_data.card.build as build
 
-    def broken(root):
+    def broken(root, *sources):
         raise RuntimeError("plot backend exploded")
 
     monkeypatch.setattr(build, "collect", broken)

@@ -15,7 +15,7 @@ import persian_data
 
 from persian_data import cli, demo
 from persian_data.cli import build_parser, main
-from persian_data.localhub import replicas
+from persian_data.corpora import replicas
 
 SRC = Path(persian_data.__file__).resolve().parents[1]  # the package under test, for child processes
 

@@ -332,6 +332,7 @@ def test_leakage_report_and_exclusion(root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "commonvoice-test: 1 of" in out
     report = json.loads((root / "evals/leakage.json").read_text("utf-8"))
-    assert report["commonvoice_speakers"]["by_split_pair"].get("train+test", 0) >= 1
+    assert report["speakers"]["commonvoice"]["by_split_pair"].get("train+test", 0) >= 1
+    assert "fleurs" not in report["speakers"]  # FLEURS publishes no speaker id
     assert "fleurs-test" in report["splits"]
     assert os.path.exists(root / "evals/leakage.md")

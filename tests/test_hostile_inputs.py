@@ -16,9 +16,12 @@ from persian_data.catalog import BY_KEY
 from persian_data.errors import PersianDataError
 from persian_data.gates import GateContext, run_gates
 from persian_data.layout import Layout
-from persian_data.localhub.replicas import TINY, commonvoice_repo, fleurs_repo, text_repo
+from persian_data.corpora.commonvoice import commonvoice_repo
+from persian_data.corpora.fleurs import fleurs_repo
+from persian_data.corpora.persian_conversation import text_repo
+from persian_data.corpora.replicas import TINY
+from persian_data.corpora.speech_tsv_tar import read_tsv
 from persian_data.prepare.chat import ChatOptions, RawFileError, iter_raw_rows, prepare_chat
-from persian_data.prepare.fleurs import read_tsv
 from persian_data.prepare.speech import SpeechOptions, prepare_speech
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -80,7 +83,7 @@ def test_fleurs_tsv_reader_never_fails_other_than_clearly(tmp_path_factory, data
     path = tmp_path_factory.mktemp("t") / "train.tsv"
     path.write_bytes(data)
     try:
-        rows = read_tsv(path)
+        _, rows = read_tsv(path)
     except PersianDataError as exc:
         assert "not UTF-8" in str(exc) and str(path) in str(exc)
         with pytest.raises(UnicodeDecodeError):

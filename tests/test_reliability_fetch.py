@@ -14,7 +14,7 @@ from persian_data.catalog import BY_KEY, select
 from persian_data.fetch import FetchOptions
 from persian_data.integrity import hash_file, read_lock
 from persian_data.layout import Layout
-from persian_data.localhub.replicas import REPLICA_REPOS, TINY, build_replicas
+from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas
 from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
 from persian_data.pipeline import run_job

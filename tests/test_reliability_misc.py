@@ -15,7 +15,7 @@ import pytest
 from persian_data.catalog import select
 from persian_data.cli import main
 from persian_data.layout import Layout
-from persian_data.localhub.replicas import TINY, build_replicas
+from persian_data.corpora.replicas import TINY, build_replicas
 from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
 from persian_data.pipeline import Run

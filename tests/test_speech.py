@@ -29,7 +29,8 @@ from persian_data.catalog import BY_KEY
 from persian_data.gates import GateContext
 from persian_data.layout import Layout
 from persian_data.normalize import normalize
-from persian_data.prepare import commonvoice, speech
+from persian_data.corpora import speech_parquet, speech_tsv_tar
+from persian_data.prepare import speech
 from persian_data.prepare.speech import SpeechOptions, SpeechPrepareError, prepare_speech, speech_gates
 
 CV = BY_KEY["commonvoice"]
@@ -537,10 +538,8 @@ def test_rerun_skips_finished_splits(layout, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a finished split was redone")
 
-    monkeypatch.setattr(commonvoice, "run_unit", boom)
-    from persian_data.prepare import fleurs
-
-    monkeypatch.setattr(fleurs, "run_unit", boom)
+    monkeypatch.setattr(speech_parquet, "run_unit", boom)
+    monkeypatch.setattr(speech_tsv_tar, "run_unit", boom)
     prepare_speech(layout, options=ONE)
     assert tree(layout.root) == first
     assert {p: (layout.root / p).stat().st_mtime_ns for p in first} == mtimes  # not even rewritten
@@ -551,8 +550,8 @@ def test_changed_source_redoes_only_its_split(layout, monkeypatch):
     shard = layout.content_dir(CV) / "data" / "test-00000-of-00001.parquet"
     write_shard(shard, cv_rows(40, 2))
     calls = []
-    real = commonvoice.run_unit
-    monkeypatch.setattr(commonvoice, "run_unit", lambda args, ctx: calls.append(ctx.split) or real(args, ctx))
+    real = speech_parquet.run_unit
+    monkeypatch.setattr(speech_parquet, "run_unit", lambda args, ctx: calls.append(ctx.split) or real(args, ctx))
     prepare_speech(layout, [CV], ONE)
     assert set(calls) == {"test"}
     assert len(lines(layout.manifest(CV, "test"))) == 2
@@ -586,8 +585,8 @@ def test_interrupted_run_resumes_and_matches_a_clean_run(layout, tmp_path, monke
     assert not layout.audio_dir(CV, "validation").exists()
     monkeypatch.setattr(speech.Collector, "clip", real)
     calls = []
-    real_unit = commonvoice.run_unit
-    monkeypatch.setattr(commonvoice, "run_unit", lambda args, ctx: calls.append(ctx.split) or real_unit(args, ctx))
+    real_unit = speech_parquet.run_unit
+    monkeypatch.setattr(speech_parquet, "run_unit", lambda args, ctx: calls.append(ctx.split) or real_unit(args, ctx))
     prepare_speech(layout, options=ONE)
     assert "train" not in calls and "validation" in calls
     assert_same_outputs(layout, clean)
@@ -655,12 +654,12 @@ def test_parallel_equals_sequential(layout, tmp_path):
     other = Layout(tmp_path / "other")
     build_cv(other)
     build_fleurs(other)
-    commonvoice_rows = commonvoice.ROWS_PER_UNIT
+    commonvoice_rows = speech_parquet.ROWS_PER_UNIT
     try:
-        commonvoice.ROWS_PER_UNIT = 2  # several units per shard, so the pool really splits the work
+        speech_parquet.ROWS_PER_UNIT = 2  # several units per shard, so the pool really splits the work
         prepare_speech(layout, options=SpeechOptions(workers=2))
     finally:
-        commonvoice.ROWS_PER_UNIT = commonvoice_rows
+        speech_parquet.ROWS_PER_UNIT = commonvoice_rows
     prepare_speech(other, options=ONE)
     assert_same_outputs(layout, other)
 
@@ -683,9 +682,11 @@ def test_missing_sources(tmp_path):
 
 
 def test_on_the_replicas(tmp_path):
-    from persian_data.localhub import replicas  # our own module: never a reason to skip
+    from persian_data.corpora import commonvoice, fleurs
+    from persian_data.corpora.replicas import TINY
+
     layout = Layout(tmp_path / "root")
-    for source, files in ((CV, replicas.commonvoice_repo(replicas.TINY)), (FL, replicas.fleurs_repo(replicas.TINY))):
+    for source, files in ((CV, commonvoice.commonvoice_repo(TINY)), (FL, fleurs.fleurs_repo(TINY))):
         for rel, data in files.items():
             target = layout.content_dir(source) / rel
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .catalog import ALIASES, CATALOG, select
+from .catalog import ALIASES, CATALOG, CHAT_BUCKET, SPEECH_BUCKET, root_sources, select
 from .errors import PersianDataError, UsageError
 from .layout import Layout, require_root
 
@@ -91,8 +91,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     groups = "; ".join(f"{name} = {','.join(keys)}" for name, keys in ALIASES.items())
     p.add_argument("--only", default=None, metavar="SOURCES",
                    help="comma separated sources: " + ", ".join(s.key for s in CATALOG)
-                        + f", or groups ({groups}) (default: all)")
+                        + f", a corpus the root declares, or groups ({groups}) (default: all)")
+    _sources_flag(p)
     p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
+
+
+def _sources_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sources", type=Path, default=None, metavar="FILE",
+                   help="corpora declared beside the five (default: ROOT/persian-data.toml when it exists)")
 
 
 def _endpoint_flags(p: argparse.ArgumentParser) -> None:
@@ -151,7 +157,7 @@ def _prepare_options(args, stages: tuple[str, ...]):
     if args.valid_fraction is not None and not 0 < args.valid_fraction < 1:
         raise UsageError(f"--valid-fraction must be between 0 and 1 (exclusive), not {args.valid_fraction}")
     chat = speech = None
-    if "text" in stages:
+    if CHAT_BUCKET in stages:
         from .prepare.chat import ChatOptions
 
         chat = ChatOptions(answers=args.answers, normalize=not args.no_normalize, valid_fraction=args.valid_fraction,
@@ -160,7 +166,7 @@ def _prepare_options(args, stages: tuple[str, ...]):
                            near_dup=args.near_dup)
         if args.system_prompt:
             chat = dataclasses.replace(chat, system_prompt=args.system_prompt)
-    if "speech" in stages:
+    if SPEECH_BUCKET in stages:
         from .prepare.speech import SpeechOptions
 
         speech = SpeechOptions(extract=not args.no_extract, deep=args.deep, workers=args.prepare_workers)
@@ -182,9 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     _prepare_flags(p)
 
     p = sub.add_parser("prepare", help="turn fetched sources into training data (chat JSONL, speech manifests)")
-    p.add_argument("what", choices=["text", "speech", "all"],
-                   help="text: the chat corpus -> combined.jsonl; speech: Common Voice and FLEURS -> manifests and "
-                        "exports; all: both")
+    p.add_argument("what", choices=[CHAT_BUCKET, SPEECH_BUCKET, "all"],
+                   help="text: the chat corpora -> combined.jsonl; speech: the speech corpora (Common Voice, FLEURS, "
+                        "declared ones) -> manifests and exports; all: both")
     _common(p)
     _prepare_flags(p)
 
@@ -239,7 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval-stt", help="WER/CER of a model or a transcript file on a Common Voice / FLEURS split")
     _root(p)
-    p.add_argument("--corpus", choices=["commonvoice", "fleurs"], default="commonvoice", help="which prepared corpus")
+    p.add_argument("--corpus", default="commonvoice",
+                   help="which prepared speech corpus: commonvoice, fleurs, or one the root declares")
+    _sources_flag(p)
     p.add_argument("--split", choices=["test", "validation"], default="test", help="which of its splits")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--hypotheses", type=Path, help="score this file: JSONL {id,text}, NeMo (pred_text) or TSV id<TAB>text")
@@ -258,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("card", help="write card/CARD.md, card/card.html and plots: what is in the root, how it was made")
     _root(p)
+    _sources_flag(p)
     p.add_argument("--no-synth", action="store_true", help="do not load the voices: spectrograms drawn by an earlier card are reused, others skipped")
     p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
 
@@ -347,21 +356,23 @@ def _stdout_closed() -> bool:
         return False
 
 
-def _check_before_writing(args) -> list:
+def _check_before_writing(args) -> tuple:
     """What can be refused before anything is read or created: the sources (`--only`), the endpoint
     settings, a root that does not exist (every command but fetch, run and demo needs one)."""
-    sources = select(args.only) if hasattr(args, "only") else []
+    # the five and the corpora the root declares (persian-data.toml, or --sources FILE)
+    catalog = root_sources(args.root, args.sources) if hasattr(args, "sources") else CATALOG
+    sources = select(args.only, catalog) if hasattr(args, "only") else []
     if args.command in ("fetch", "run"):
         _options(args).endpoint_list()  # EndpointSettingError: exit 2, and no root made
     elif getattr(args, "remote", False):
         _remote_options(args).endpoint_list()
     if args.command not in ("fetch", "run", "demo"):
         require_root(Layout(args.root))
-    return sources
+    return catalog, sources
 
 
 def _dispatch(args) -> int:
-    sources = _check_before_writing(args)
+    catalog, sources = _check_before_writing(args)
     if args.command == "demo":
         from .demo import run_demo
 
@@ -384,16 +395,17 @@ def _dispatch(args) -> int:
         from .card import make_card
 
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-        print(f"wrote {make_card(layout.root, synthesize=not args.no_synth)}", file=sys.stderr)
+        card = make_card(layout.root, synthesize=not args.no_synth, sources=catalog)
+        print(f"wrote {card}", file=sys.stderr)
         return 0
     if args.command == "eval-stt":
         from .evaluate.command import eval_stt
 
-        return eval_stt(layout, args)
+        return eval_stt(layout, args, catalog)
     if args.command == "shards":
         from .shards.cli import run as run_shards
 
-        return _report(run_shards(layout, args))
+        return _report(run_shards(layout, args, catalog))
     if args.command == "serve-tts":
         from .tts.runtime import start_loading
 
@@ -411,23 +423,27 @@ def _dispatch(args) -> int:
         return _report(run_tts_export(layout, args.voice, verbose=args.verbose, int8=args.int8))
     from . import pipeline  # after the tts commands: serving starts without the fetch machinery
     if args.command in ("fetch", "run"):
-        stages = ("text", "speech") if args.command == "run" else ()
+        stages = (CHAT_BUCKET, SPEECH_BUCKET) if args.command == "run" else ()
         prepare_options = _prepare_options(args, stages) if stages else None
         after_gates = None
         if args.command == "run":  # the data card, after the gates (a failure is logged, the verdict stands)
-            from .card import card_after_run as after_gates
+            from functools import partial
+
+            from .card import card_after_run
+
+            after_gates = partial(card_after_run, sources=catalog)
         outcome = pipeline.run_job(layout, sources, _options(args), verbose=args.verbose, prepare=stages,
-                                   prepare_options=prepare_options, after_gates=after_gates)
+                                   prepare_options=prepare_options, after_gates=after_gates, catalog=catalog)
         if args.dry_run:
             return 0
         return _report(outcome)
     if args.command == "prepare":
-        stages = ("text", "speech") if args.what == "all" else (args.what,)
+        stages = (CHAT_BUCKET, SPEECH_BUCKET) if args.what == "all" else (args.what,)
         options = _prepare_options(args, stages)
         return _report(pipeline.run_prepare(layout, sources, stages, options, verbose=args.verbose,
-                                            explicit=bool(args.only)))
+                                            explicit=bool(args.only), catalog=catalog))
     if args.command == "verify":
-        return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose))
+        return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose, catalog=catalog))
     if args.command == "status":
         return _status(args, layout, sources)
     raise AssertionError(args.command)

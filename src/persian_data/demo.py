@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .catalog import CATALOG
+from .catalog import CATALOG, CHAT_BUCKET, SPEECH_BUCKET
 from .fetch import FetchOptions
 from .layout import Layout
 
@@ -34,7 +34,7 @@ def _voice_assets() -> dict[str, tuple[bytes, bytes]] | None:
 
 
 def run_demo(root: Path | None, *, verbose: bool = False) -> int:
-    from .localhub.replicas import DEMO, build_replicas
+    from .corpora.replicas import DEMO, build_replicas
     from .localhub.server import LocalHub
     from .localhub.store import HubStore
     from .card import card_after_run
@@ -50,10 +50,10 @@ def run_demo(root: Path | None, *, verbose: bool = False) -> int:
         with LocalHub(store) as hub:
             print(f"demo: local hub at {hub.endpoint}; layout at {root}", file=sys.stderr)
             options = FetchOptions(endpoint=hub.endpoint)
-            outcome = run_job(Layout(root), list(CATALOG), options, verbose=verbose, prepare=("text", "speech"),
+            outcome = run_job(Layout(root), list(CATALOG), options, verbose=verbose, prepare=(CHAT_BUCKET, SPEECH_BUCKET),
                               after_gates=card_after_run)
             print("demo: second run (everything in place, nothing is downloaded)", file=sys.stderr)
-            again = run_job(Layout(root), list(CATALOG), options, verbose=verbose, prepare=("text", "speech"))
+            again = run_job(Layout(root), list(CATALOG), options, verbose=verbose, prepare=(CHAT_BUCKET, SPEECH_BUCKET))
     finally:  # the replicas served their purpose: only the layout stays (the whole temp folder if it is elsewhere)
         shutil.rmtree(hub_dir if root.is_relative_to(work) else work, ignore_errors=True)
     verified = run_verify(Layout(root), list(CATALOG), verbose=verbose)

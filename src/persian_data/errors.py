@@ -63,3 +63,10 @@ class RunLockedError(PersianDataError):
 
 class ExtraMissingError(PersianDataError):
     """An optional dependency group (extra) is not installed."""
+
+
+class SourcesConfigError(PersianDataError):
+    """A declared corpus (persian-data.toml or --sources FILE) is wrong: named by file, corpus and
+    field, before any byte is downloaded."""
+
+    exit_code = 2

@@ -67,6 +67,8 @@ class GateContext:
     # (which is what changed them) only notes it
     stale_is_failure: bool = True
     _read_now: dict[str, str] = field(default_factory=dict, repr=False)  # thorough: each file read once
+    # every source the root knows (the five and those it declares): the counts file holds all their keys
+    catalog: tuple[Source, ...] | list[Source] = CATALOG
 
     def known_sha256(self, rel: str) -> str | None:
         return self.known.get(rel) if self.known is not None and not self.thorough else None
@@ -109,7 +111,7 @@ class GateContext:
 
 Result = "list[GateFailure | GateNote]"
 GateFn = Callable[[GateContext], "list[GateFailure | GateNote]"]
-MarkerFn = Callable[[Layout], "list"]
+MarkerFn = Callable[[Layout, "list[Source]"], "list"]  # (layout, the run's sources) -> paths a stage leaves
 
 
 class Warm(Protocol):
@@ -128,9 +130,9 @@ _WARM: dict[str, Warm] = {}
 
 def gate(name: str, *, stage: str | None = None, markers: MarkerFn | None = None,
          warmup: WarmupFn | None = None, bucket: str | None = None) -> Callable[[GateFn], GateFn]:
-    """Register a gate. A stage's gate (`stage="text"`, `markers` = paths its run leaves) only
-    runs once that stage has produced output, or when this run prepared it; before that it
-    says so in a note instead of failing a plain `fetch`.
+    """Register a gate. A stage's gate (`stage`: the bucket it prepares; `markers(layout, sources)`:
+    paths its run leaves) only runs once that stage has produced output, or when this run prepared
+    it; before that it says so in a note instead of failing a plain `fetch`.
 
     `bucket` (default: the stage's name) scopes a gate to the sources of one bucket: a run that
     touched none of them (`prepare text`, `fetch --only fleurs`) does not judge it, and its summary
@@ -198,7 +200,7 @@ def run_gates(ctx: GateContext) -> tuple[list[GateFailure], list[GateNote], list
         ran.append(name)
         if name in _STAGE_MARKERS:
             stage, markers = _STAGE_MARKERS[name]
-            if stage not in ctx.required_stages and not any(p.exists() for p in markers(ctx.layout)):
+            if stage not in ctx.required_stages and not any(p.exists() for p in markers(ctx.layout, ctx.sources)):
                 notes.append(GateNote(name, f"not prepared yet (run `persian-data prepare {stage}`); not checked"))
                 continue
         try:
@@ -287,7 +289,8 @@ def _content_owners(layout: Layout) -> list[tuple[str, str]]:
 
 @gate("counts")
 def counts_gate(ctx: GateContext) -> list[GateFailure]:
-    """logs/dataset_sources.json holds the five keys, non-zero, equal to what is on disk."""
+    """logs/dataset_sources.json holds the five keys (and one per declared corpus), non-zero, equal
+    to what is on disk."""
     layout = ctx.layout
     rel = layout.relative(layout.sources_json)
     try:
@@ -297,8 +300,8 @@ def counts_gate(ctx: GateContext) -> list[GateFailure]:
     except orjson.JSONDecodeError as exc:
         return [GateFailure("counts", rel, f"not valid JSON: {exc}")]
     out = []
-    actual = counts(layout)
-    expected_keys = [s.count_key for s in CATALOG]
+    actual = counts(layout, ctx.catalog)
+    expected_keys = [s.count_key for s in ctx.catalog]
     if not isinstance(recorded, dict) or sorted(recorded) != sorted(expected_keys):
         out.append(GateFailure("counts", rel, f"keys must be exactly {expected_keys}"))
         return out

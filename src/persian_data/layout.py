@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import Source
 from .errors import UsageError
+from .source import CHAT_BUCKET, Source
 
 DATASETS = "datasets"
 CHECKSUMS_FILE = "checksums/datasets.sha256.txt"
@@ -26,6 +26,10 @@ SOURCE_README = "README.source.md"
 CHAT_STATS = "combined.stats.json"
 SPEECH_STATS = "stats.json"
 ONNX_RECORD = "onnx/export.json"
+# The specification's chat corpus lives at datasets/text/persian_conversation (its entry,
+# corpora/persian_conversation.py, takes its folder from here); the chat paths point there when no
+# chat corpus is named.
+SPEC_CHAT_FOLDER = "persian_conversation"
 
 
 @dataclass(frozen=True)
@@ -68,22 +72,22 @@ class Layout:
     def source_readme(self, source: Source) -> Path:
         return self.bucket_root(source) / SOURCE_README
 
-    # -- chat corpus outputs ---------------------------------------------------------------
-    def chat_dir(self) -> Path:
-        return self.datasets / "text" / "persian_conversation"
+    # -- chat corpus outputs (`source`: a chat corpus; default: the specification's) ------------
+    def chat_dir(self, source: Source | None = None) -> Path:
+        return self.bucket_root(source) if source is not None else self.datasets / CHAT_BUCKET / SPEC_CHAT_FOLDER
 
-    def chat_combined(self) -> Path:
-        return self.chat_dir() / "combined.jsonl"
+    def chat_combined(self, source: Source | None = None) -> Path:
+        return self.chat_dir(source) / "combined.jsonl"
 
-    def chat_split(self, name: str) -> Path:
+    def chat_split(self, name: str, source: Source | None = None) -> Path:
         """train.jsonl / valid.jsonl beside combined.jsonl."""
-        return self.chat_dir() / f"{name}.jsonl"
+        return self.chat_dir(source) / f"{name}.jsonl"
 
-    def chat_stats(self) -> Path:
-        return self.chat_dir() / CHAT_STATS
+    def chat_stats(self, source: Source | None = None) -> Path:
+        return self.chat_dir(source) / CHAT_STATS
 
-    def chat_rejects(self) -> Path:
-        return self.chat_dir() / "combined.rejects.jsonl"
+    def chat_rejects(self, source: Source | None = None) -> Path:
+        return self.chat_dir(source) / "combined.rejects.jsonl"
 
     # -- speech outputs --------------------------------------------------------------------
     def manifests_dir(self, source: Source) -> Path:

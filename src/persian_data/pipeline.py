@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .catalog import CATALOG, Source
+from .catalog import CHAT_BUCKET, SPEECH_BUCKET, VOICE_BUCKET, Source, root_sources
 from .errors import NothingToDoError, UsageError
 from .gates import GateContext, run_gates, warm_up
 from .integrity import HashCache, LockedSource, read_lock, write_lock
@@ -38,13 +38,23 @@ class Outcome:
     report: FetchReport | None = None
 
 
+def known_sources(layout: Layout, sources: list[Source], catalog=None) -> tuple[Source, ...]:
+    """Every source the root knows (`catalog`, default: the five and those its persian-data.toml
+    declares), with any declared source of this run that the catalog lacks."""
+    known = tuple(catalog) if catalog is not None else root_sources(layout.root)
+    return known + tuple(s for s in sources if s not in known)
+
+
 def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bool = True,
            lock: dict[str, LockedSource] | None = None, prepared: tuple[str, ...] = (),
-           failures: list[str] | tuple[str, ...] = (), stale_is_failure: bool = True) -> Outcome:
+           failures: list[str] | tuple[str, ...] = (), stale_is_failure: bool = True,
+           catalog: tuple[Source, ...] | None = None) -> Outcome:
     """Records, gates and the summary block, shared by every command that ends a run. `failures`:
     what went wrong before the gates (a stage that did not run), listed first; `lock` (the lock as
-    the run leaves it) keeps downloaded files that are not the lock's bytes out of the checksums."""
+    the run leaves it) keeps downloaded files that are not the lock's bytes out of the checksums;
+    `catalog`: every source the root knows (default: the five and its persian-data.toml's)."""
     layout = run.layout
+    catalog = known_sources(layout, sources, catalog)
     damaged: dict[str, tuple[str, str]] = {}
     if write:
         if lock is not None:
@@ -54,14 +64,14 @@ def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bo
             known: dict[str, str] | None = {}
             lines = write_checksums(layout, run.cache, on_bytes=bar.update, known=known, lock=lock, damaged=damaged)
         checksums_sha256: str | None = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
-        meta = write_counts(layout)
+        meta = write_counts(layout, catalog)
         log.info("records: %d checksum line(s); file counts: %s", len(lines), counts_text(meta))
     else:
-        meta = counts(layout)
+        meta = counts(layout, catalog)
         known = checksums_sha256 = None
     ctx = GateContext(layout, sources, run.cache, thorough=thorough, required_stages=frozenset(prepared),
                       known=known, checksums_sha256=checksums_sha256, damaged=damaged,
-                      stale_is_failure=stale_is_failure)
+                      stale_is_failure=stale_is_failure, catalog=catalog)
     gate_failures, notes, names = run_gates(ctx)
     for note in notes:
         log.warning("%s", note)
@@ -71,16 +81,19 @@ def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bo
     ok = not all_failures
     gate_lines = all_failures + [str(n) for n in notes]
     checked = ", ".join(s.key for s in sources) or "no source"
-    unchecked = [s.key for s in CATALOG if s not in sources]
+    unchecked = [s.key for s in catalog if s not in sources]
     gate_lines.append(f"{'PASS' if ok else 'FAIL'}: gates {', '.join(names)} for {checked}"
                       + (f" (partial run: {', '.join(unchecked)} not checked)" if unchecked else ""))
     log.info("%s", gate_lines[-1])
-    run.append_summary(summary_block(layout, meta, gate_lines, ok, endpoint_lines=run.endpoint_lines))
+    run.append_summary(summary_block(layout, meta, gate_lines, ok, endpoint_lines=run.endpoint_lines,
+                                     catalog=catalog))
     return Outcome(ok, all_failures, [str(n) for n in notes])
 
 
-STAGE_GATE_MODULES = {"text": "persian_data.prepare.chat", "speech": "persian_data.prepare.speech",
-                      "tts": "persian_data.tts.check", "shards": "persian_data.shards.gate"}
+# A prepare stage is named by the bucket it prepares (`prepare text`, `prepare speech`); `shards`
+# judges the training shards made from the speech manifests.
+STAGE_GATE_MODULES = {CHAT_BUCKET: "persian_data.prepare.chat", SPEECH_BUCKET: "persian_data.prepare.speech",
+                      VOICE_BUCKET: "persian_data.tts.check", "shards": "persian_data.shards.gate"}
 
 
 def load_stage_gates(stages: tuple[str, ...] | None = None) -> None:
@@ -99,13 +112,18 @@ def load_stage_gates(stages: tuple[str, ...] | None = None) -> None:
 
 def run_job(layout: Layout, sources: list[Source], options: FetchOptions, *, verbose: bool = False,
             prepare: tuple[str, ...] = (), prepare_options: PrepareOptions | None = None,
-            after_gates: Callable[[Path], object] | None = None) -> Outcome:
+            after_gates: Callable[[Path], object] | None = None,
+            catalog: tuple[Source, ...] | None = None) -> Outcome:
     """`fetch` and `run`: download and lock `sources`, then (with `prepare`) the prepare stages, then
     records, gates and the summary; then `after_gates(root)` under the root lock once the verdict is
     in (`run` writes the data card there; its failure must not change the verdict, so it handles
-    its own errors)."""
+    its own errors). `catalog`: every source the root knows (default: the five and its
+    persian-data.toml's)."""
     from .fetch import fetch
+    from .preflight import check_remote
 
+    # a bad declaration fails here, before any byte is downloaded (with --locked: at its locked commit)
+    check_remote(sources, options, read_lock(layout.lock_file) if options.locked else None)
     load_stage_gates()
     command = "run" if prepare else "fetch"
     with Run(layout, secrets=options.secrets(), verbose=verbose, command=command, create=True) as run:
@@ -127,7 +145,7 @@ def run_job(layout: Layout, sources: list[Source], options: FetchOptions, *, ver
         fetch_failures = [line for lines in report.failed.values() for line in lines]
         # a plain fetch that brought new bytes makes outputs stale: said, for `prepare` to redo
         outcome = finish(run, sources, lock=lock, prepared=prepared, failures=fetch_failures + refused,
-                         stale_is_failure=bool(prepare))
+                         stale_is_failure=bool(prepare), catalog=catalog)
         outcome.report = report
         if after_gates is not None and not options.dry_run:
             after_gates(layout.root)
@@ -150,33 +168,36 @@ def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source],
     Every file a stage places is hashed while it is written and handed to the run's hash cache,
     so the records and gates after it cost a stat() per file, not a read."""
     options = options or PrepareOptions()
-    keys = {s.key for s in sources}
     done = []
     refused: list[str] = []
-    if "text" in stages and "text" in keys and _intact(run, "text", [s for s in sources if s.key == "text"],
-                                                        lock, refused):
+    chat_sources = [s for s in sources if s.bucket == CHAT_BUCKET]
+    if CHAT_BUCKET in stages and chat_sources:
+        chat_sources = _intact(run, CHAT_BUCKET, chat_sources, lock, refused)
+    if CHAT_BUCKET in stages and chat_sources:
         from .prepare.chat import ChatOptions, prepare_chat
 
         chat_options = options.chat or ChatOptions()
-        memo = _chat_memo(run.layout, chat_options)
-        outputs = _stat_keys([run.layout.chat_combined(), run.layout.chat_stats()])
-        if outputs is not None and run.cache.memo_get(memo) == outputs:
-            log.info("chat: raw files, options and normalizer unchanged since the last prepare; kept %s",
-                     run.layout.relative(run.layout.chat_combined()))
-        else:
+        for source in chat_sources:
+            memo = _chat_memo(run.layout, chat_options, source)
+            outputs = _stat_keys([run.layout.chat_combined(source), run.layout.chat_stats(source)])
+            if outputs is not None and run.cache.memo_get(memo) == outputs:
+                log.info("chat: raw files, options and normalizer unchanged since the last prepare; kept %s",
+                         run.layout.relative(run.layout.chat_combined(source)))
+                continue
             prepare_chat(run.layout, chat_options, logger=logging.getLogger("persian_data.prepare.chat"),
-                         cache=run.cache)
-            run.cache.memo_put(memo, _stat_keys([run.layout.chat_combined(), run.layout.chat_stats()]) or "")
-        done.append("text")
-    speech_sources = [s for s in sources if s.key in ("commonvoice", "fleurs")]
-    if "speech" in stages and speech_sources:
-        speech_sources = _intact(run, "speech", speech_sources, lock, refused)
-    if "speech" in stages and speech_sources:
+                         cache=run.cache, source=source)
+            run.cache.memo_put(memo, _stat_keys([run.layout.chat_combined(source),
+                                                 run.layout.chat_stats(source)]) or "")
+        done.append(CHAT_BUCKET)
+    speech_sources = [s for s in sources if s.bucket == SPEECH_BUCKET]
+    if SPEECH_BUCKET in stages and speech_sources:
+        speech_sources = _intact(run, SPEECH_BUCKET, speech_sources, lock, refused)
+    if SPEECH_BUCKET in stages and speech_sources:
         from .prepare.speech import SpeechOptions, prepare_speech
 
         prepare_speech(run.layout, speech_sources, options.speech or SpeechOptions(),
                        logger=logging.getLogger("persian_data.prepare.speech"), cache=run.cache)
-        done.append("speech")
+        done.append(SPEECH_BUCKET)
     return tuple(done), refused
 
 
@@ -202,9 +223,6 @@ def _intact(run: Run, stage: str, sources: list[Source], lock: dict[str, LockedS
     return intact
 
 
-STAGE_BUCKETS = {"text": "text", "speech": "speech"}  # prepare stage -> the bucket it reads
-
-
 def fetched(layout: Layout, source: Source) -> bool:
     """The source's content folder is there and holds something (a stage has input)."""
     folder = layout.content_dir(source)
@@ -220,7 +238,7 @@ def prepare_targets(layout: Layout, sources: list[Source], stages: tuple[str, ..
 
     Without `--only` a stage prepares what is there and says what is absent; a source named by
     `--only` is always handed over, so its stage fails clearly when it is missing."""
-    wanted = [s for s in sources if s.bucket in {STAGE_BUCKETS[stage] for stage in stages}]
+    wanted = [s for s in sources if s.bucket in stages]  # a stage prepares the bucket it is named after
     if explicit:
         return wanted, []
     return [s for s in wanted if fetched(layout, s)], [s for s in wanted if not fetched(layout, s)]
@@ -233,30 +251,32 @@ def _stat_keys(paths: list[Path]) -> str | None:
         return None
 
 
-def _chat_memo(layout: Layout, chat_options) -> str:
-    """Names everything the chat output depends on: raw files (by stat), options, normalizer code."""
+def _chat_memo(layout: Layout, chat_options, source: Source) -> str:
+    """Names everything a chat corpus's output depends on: raw files (by stat), options, how the
+    corpus is read, normalizer code."""
     import hashlib
 
     from . import normalize
-    from .catalog import BY_KEY
 
-    raw = sorted(layout.content_dir(BY_KEY["text"]).rglob("*.json"))
+    raw = source.reader.data_files(layout.content_dir(source))
     digest = hashlib.sha256()
     digest.update(repr(chat_options).encode())
-    # The code that decides what the output holds: the normalizer, the chat stage's modules and
-    # the text-cleaning rules (PII, answers, near-duplicates, script).
+    digest.update(repr(source).encode())
+    # The code that decides what the output holds: the normalizer, the chat stage's modules, the
+    # text-cleaning rules (PII, answers, near-duplicates, script) and the readers of the chat shapes.
     package = Path(normalize.__file__).parent
     code = [Path(normalize.__file__), *sorted((package / "prepare").glob("chat*.py")),
-            *sorted((package / "textclean").glob("*.py"))]
+            *sorted((package / "textclean").glob("*.py")), *sorted((package / "corpora").glob("chat*.py"))]
     for path in code:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update((_stat_keys(raw) or "").encode())
     digest.update(",".join(p.name for p in raw).encode())
-    return "stage:text:" + digest.hexdigest()
+    return f"stage:{source.key}:" + digest.hexdigest()
 
 
 def run_prepare(layout: Layout, sources: list[Source], stages: tuple[str, ...], options: PrepareOptions,
-                *, verbose: bool = False, explicit: bool = False) -> Outcome:
+                *, verbose: bool = False, explicit: bool = False,
+                catalog: tuple[Source, ...] | None = None) -> Outcome:
     """`persian-data prepare`: the prepare stages on what is already fetched, then records and the
     gates of what this command touched (the rest is said to be unchecked, not failed).
 
@@ -264,7 +284,7 @@ def run_prepare(layout: Layout, sources: list[Source], stages: tuple[str, ...], 
     the stages, a root where none of their sources is fetched."""
     require_root(layout)
     what = "+".join(stages)
-    readable = sorted({s.key for s in CATALOG if s.bucket in {STAGE_BUCKETS[stage] for stage in stages}})
+    readable = sorted({s.key for s in known_sources(layout, sources, catalog) if s.bucket in stages})
     targets, absent = prepare_targets(layout, sources, stages, explicit)
     if explicit and not targets:
         raise UsageError(f"prepare {what}: --only {','.join(s.key for s in sources)} names none of the sources it "
@@ -279,17 +299,18 @@ def run_prepare(layout: Layout, sources: list[Source], stages: tuple[str, ...], 
             log.warning("prepare: %s is not fetched (%s is missing); skipped. `persian-data fetch --only %s` "
                         "gets it", source.key, layout.relative(layout.content_dir(source)), source.key)
         prepared, refused = run_prepare_stages(run, stages, targets, options, lock)
-        return finish(run, targets, lock=lock, prepared=prepared, failures=refused)
+        return finish(run, targets, lock=lock, prepared=prepared, failures=refused, catalog=catalog)
 
 
-def run_verify(layout: Layout, sources: list[Source], *, quick: bool = False, verbose: bool = False) -> Outcome:
+def run_verify(layout: Layout, sources: list[Source], *, quick: bool = False, verbose: bool = False,
+               catalog: tuple[Source, ...] | None = None) -> Outcome:
     """Offline: re-check every gate. Writes nothing but the log's summary block (and the hash
     cache); on a root it may not write, nothing at all. Takes the root's lock shared: several
     verifies may run at once, never one while a run writes."""
     load_stage_gates()
     with Run(layout, verbose=verbose, command="verify", read_only=True) as run:
         log.info("verify: %s (%s)", layout.root, "trusting the hash cache" if quick else "re-hashing every file")
-        return finish(run, sources, thorough=not quick, write=False)
+        return finish(run, sources, thorough=not quick, write=False, catalog=catalog)
 
 
 def source_status(layout: Layout, sources: list[Source], options: FetchOptions | None = None) -> list[dict]:

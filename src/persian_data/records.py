@@ -66,13 +66,14 @@ def count_files(layout: Layout, source: Source) -> int:
     return len(data_files(layout.content_dir(source)))
 
 
-def counts(layout: Layout) -> dict[str, int]:
-    """The specification's five count keys, always all five."""
-    return {source.count_key: count_files(layout, source) for source in CATALOG}
+def counts(layout: Layout, catalog: tuple[Source, ...] | list[Source] = CATALOG) -> dict[str, int]:
+    """The specification's five count keys, always all five, then one per corpus the root declares
+    (`catalog`: every source the root knows)."""
+    return {source.count_key: count_files(layout, source) for source in catalog}
 
 
-def write_counts(layout: Layout) -> dict[str, int]:
-    meta = counts(layout)
+def write_counts(layout: Layout, catalog: tuple[Source, ...] | list[Source] = CATALOG) -> dict[str, int]:
+    meta = counts(layout, catalog)
     write_if_changed(layout.sources_json, json.dumps(meta, indent=2) + "\n", layout.tmp_dir)
     return meta
 
@@ -149,9 +150,9 @@ def write_checksums(layout: Layout, cache: HashCache, on_bytes=None, known: dict
     return lines
 
 
-def bucket_mtimes(layout: Layout) -> list[tuple[str, str]]:
+def bucket_mtimes(layout: Layout, catalog: tuple[Source, ...] | list[Source] = CATALOG) -> list[tuple[str, str]]:
     out = []
-    for source in CATALOG:
+    for source in catalog:
         root = layout.bucket_root(source)
         when = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(root.stat().st_mtime)) if root.exists() else "missing"
         out.append((layout.relative(root), when))
@@ -159,7 +160,8 @@ def bucket_mtimes(layout: Layout) -> list[tuple[str, str]]:
 
 
 def summary_block(layout: Layout, meta: dict[str, int], gate_lines: list[str], ok: bool, head: int = 5,
-                  endpoint_lines: list[str] | tuple[str, ...] = (), status: str | None = None) -> str:
+                  endpoint_lines: list[str] | tuple[str, ...] = (), status: str | None = None,
+                  catalog: tuple[Source, ...] | list[Source] = CATALOG) -> str:
     """The specification's summary block. `status` overrides the status line (a run that stopped
     on an error says so)."""
     try:  # shown as it is, even when damaged (the checksums gate says what is wrong with it)
@@ -172,7 +174,7 @@ def summary_block(layout: Layout, meta: dict[str, int], gate_lines: list[str], o
            f"file counts ({layout.relative(layout.sources_json)}):"]
     out += [f"  {key}: {value}" for key, value in meta.items()]
     out.append("bucket roots, last modified:")
-    out += [f"  {path}  {when}" for path, when in bucket_mtimes(layout)]
+    out += [f"  {path}  {when}" for path, when in bucket_mtimes(layout, catalog)]
     out.append(f"{layout.relative(layout.checksums_file)}: {len(lines)} line(s)")
     out.append("  head:")
     out += [f"    {line}" for line in lines[:head]]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_if_changed
+from ..catalog import CHAT_BUCKET, SPEECH_BUCKET, VOICE_BUCKET, Source
 from ..layout import Layout
 from . import plots
 from .collect import age_order, collect, counters, scalars
@@ -29,14 +30,7 @@ SENTENCE = "سلام، این یک جملهٔ کوتاه برای آزمایش �
 SPECTROGRAM_SECONDS = 3.0
 GENERATED_PREFIX = "Generated"
 
-BUCKET_TITLES = {
-    "text": ("Chat corpus", "پیکرهٔ گفتگوی حقوقی فارسی"),
-    "commonvoice": ("Speech: Common Voice 13 fa", "گفتار: کامن ویس فارسی"),
-    "fleurs": ("Speech: FLEURS fa_ir", "گفتار: فلورز فارسی"),
-    "tts-female": ("Text to speech: female voice", "صدای زن"),
-    "tts-male": ("Text to speech: male voice", "صدای مرد"),
-}
-TASKS = {"text": "text-generation", "speech": "automatic-speech-recognition", "tts": "text-to-speech"}
+TASKS = {CHAT_BUCKET: "text-generation", SPEECH_BUCKET: "automatic-speech-recognition", VOICE_BUCKET: "text-to-speech"}
 KEPT, REMOVED, UNACCOUNTED = "#55a868", "#c44e52", "#999999"
 
 
@@ -83,9 +77,10 @@ class Card:
     # -- sections ---------------------------------------------------------------------------
     def source_intro(self, key: str) -> dict:
         source = self.data["sources"][key]
-        english, persian = BUCKET_TITLES[key]
+        english, persian = source["card_title"]  # each corpus's own (its module, or its declaration)
         self.h(2, f"{english} (`{key}`)")
-        self.p(persian)
+        if persian:
+            self.p(persian)
         self.p(f"{source['title']}. Lives in `{source['path']}/`. Source: [{source['url']}]({source['url']}); "
                f"license {source['license']}.")
         if source["present"]:
@@ -118,29 +113,29 @@ class Card:
                      f"`{s['revision']}`" if s.get("revision") else None, s.get("lock_files"), s.get("lock_bytes"),
                      s.get("count"), s.get("checksum_lines"), s["license"]] for s in data["sources"].values()])
 
-    def chat(self) -> None:
-        self.source_intro("text")
-        chat = self.data["chat"]
+    def chat(self, key: str) -> None:
+        self.source_intro(key)
+        chat = self.data["chat"][key]
         if not chat["present"]:
             self.p(f"**absent**: no chat stats (`{chat['stats_path']}`); `persian-data prepare text` writes them.")
             return
         stats = chat["stats"]
-        self.table("text: totals", ["figure", "value"], [[k, v] for k, v in scalars(stats).items()])
+        self.table(f"{key}: totals", ["figure", "value"], [[k, v] for k, v in scalars(stats).items()])
         found = counters(stats)
         for name, counter in found.items():
-            self.table(f"text: {name}", ["key", "count"], [[k, v] for k, v in counter.items()])
+            self.table(f"{key}: {name}", ["key", "count"], [[k, v] for k, v in counter.items()])
         prompt = (stats.get("options") or {}).get("system_prompt")
         if prompt:
             self.p("System prompt:")
             self.p(prompt)
-        self.plot("text-outcomes.png", "what became of each row read and each conversation made",
+        self.plot(f"{key}-outcomes.png", "what became of each row read and each conversation made",
                   lambda: plots.outcome_panels(_outcome_panels(chat["outcomes"]), title="Chat: outcome of every "
                                                "row read and every conversation made",
                                                persian="سرنوشت ردیف‌ها و گفتگوها"))
         normalizer = {name: c for name, c in found.items() if "normaliz" in name.lower()}
         if normalizer:
             for name, counter in normalizer.items():
-                self.plot(f"text-{_slug(name)}.png", f"normalizer: {name}",
+                self.plot(f"{key}-{_slug(name)}.png", f"normalizer: {name}",
                           lambda c=counter, n=name: plots.bars(list(c), list(c.values()), horizontal=True,
                                                                title=f"Chat: what the normalizer changed ({n})",
                                                                persian="تغییرات یکسان‌سازی", ylabel="count"))
@@ -149,11 +144,11 @@ class Card:
                    f"`{chat['stats_path']}`).")
         combined = chat.get("combined") or {}
         if combined.get("present"):
-            self.table("text: turn lengths (characters, from combined.jsonl)",
+            self.table(f"{key}: turn lengths (characters, from combined.jsonl)",
                        ["role", "turns", "min", "median", "mean", "p95", "max"],
                        [[role, len(combined["lengths"][role]), *(s or {}).values()]
                         for role, s in combined["length"].items()])
-            self.plot("text-turn-lengths.png", "user and assistant turn lengths",
+            self.plot(f"{key}-turn-lengths.png", "user and assistant turn lengths",
                       lambda: plots.histogram(combined["lengths"], title="Chat: turn length (characters, log scale)",
                                               persian="طول پیام‌ها", xlabel="characters", log_x=True))
         else:
@@ -298,9 +293,9 @@ class Card:
         present = [s for s in data["sources"].values() if s["present"]]
         licenses = sorted({s["license"].split()[0] for s in present})
         sizes = set()
-        chat = data["chat"]
-        if chat.get("present"):
-            sizes.add(size_category(int(chat["stats"].get("written") or 0)))
+        for chat in data["chat"].values():
+            if chat.get("present"):
+                sizes.add(size_category(int(chat["stats"].get("written") or 0)))
         for speech in data["speech"].values():
             if speech.get("present"):
                 sizes.add(size_category(int((speech["stats"].get("total") or {}).get("clips") or 0)))
@@ -377,16 +372,19 @@ def _synthesize(root: Path, voice: str):
     return samples, rate, None
 
 
-def make_card(root: Path | str, *, synthesize: bool = True, now: float | None = None) -> Path:
+def make_card(root: Path | str, *, synthesize: bool = True, now: float | None = None,
+              sources: tuple[Source, ...] | list[Source] | None = None) -> Path:
     """Write card/CARD.md, card/card.html and card/*.png for the root; return card/CARD.md.
-    `synthesize=False`: voices are not loaded; spectrograms drawn earlier are reused."""
+    `synthesize=False`: voices are not loaded; spectrograms drawn earlier are reused. `sources`:
+    every source the root knows (default: the five and those its persian-data.toml declares)."""
     layout = Layout(Path(root))
     started = time.monotonic()
-    data = collect(layout.root)
+    data = collect(layout.root, sources)
     generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     card = Card(data, generated)
     card.header()
-    card.chat()
+    for key in data["chat"]:
+        card.chat(key)
     for key in data["speech"]:
         card.speech(key)
     for key in data["tts"]:

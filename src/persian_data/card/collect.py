@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ..catalog import CATALOG, Source
+from ..catalog import CHAT_BUCKET, SPEECH_BUCKET, VOICE_BUCKET, Source, root_sources
 from ..errors import PersianDataError
 from ..layout import Layout
 from ..progress import progress
@@ -123,6 +123,7 @@ def _source_entry(layout: Layout, source: Source, lock_sources: dict, counts: di
         "key": source.key, "repo_id": source.repo_id, "repo_type": source.repo_type, "url": source.url,
         "license": source.license, "title": source.title, "bucket": source.bucket, "folder": source.folder,
         "path": layout.relative(layout.bucket_root(source)), "present": present,
+        "card_title": list(source.card_title), "declared_in": source.declared_in,
     }
     if locked is not None:
         files = locked.get("files", {})
@@ -138,6 +139,9 @@ def _source_entry(layout: Layout, source: Source, lock_sources: dict, counts: di
 # -- speech -----------------------------------------------------------------------------------
 
 def _speech(layout: Layout, source: Source) -> dict:
+    """The stats and the manifests' distributions; the corpus's SpeechPolicy says which manifest
+    columns are the gender, the age and the speaker."""
+    policy = source.speech
     stats = _read_json(layout.speech_stats(source))
     out: dict[str, Any] = {"present": stats is not None, "stats": stats,
                            "stats_path": layout.relative(layout.speech_stats(source))}
@@ -158,11 +162,11 @@ def _speech(layout: Layout, source: Source) -> dict:
                 words.append(len(text.split()))
                 tokens = [t for t in (w.strip(_PUNCTUATION) for w in text.split()) if t]
                 vocabulary.update(tokens)
-                gender[str(row.get("gender") or "unknown").lower()] += 1
-                if "age" in row:
-                    age[row.get("age") or "unknown"] += 1
-                if row.get("client_id"):
-                    speakers[row["client_id"]] += 1
+                gender[str((row.get(policy.gender) if policy.gender else None) or "unknown").lower()] += 1
+                if policy.age and policy.age in row:
+                    age[str(row.get(policy.age) or "unknown")] += 1
+                if policy.speaker and row.get(policy.speaker):
+                    speakers[str(row[policy.speaker])] += 1
                 bar.update(1)
         manifests[split] = {
             "path": layout.relative(path), "clips": len(durations), "seconds": round(sum(durations), 3),
@@ -229,18 +233,18 @@ def chat_outcomes(stats: dict) -> dict:
             "answers": (stats.get("options") or {}).get("answers")}
 
 
-def _chat(layout: Layout) -> dict:
-    stats = _read_json(layout.chat_stats())
+def _chat(layout: Layout, source: Source) -> dict:
+    stats = _read_json(layout.chat_stats(source))
     out: dict[str, Any] = {"present": stats is not None, "stats": stats,
-                           "stats_path": layout.relative(layout.chat_stats())}
+                           "stats_path": layout.relative(layout.chat_stats(source))}
     if stats is None:
         return out
     out["outcomes"] = chat_outcomes(stats)
-    combined = layout.chat_combined()
+    combined = layout.chat_combined(source)
     lengths: dict[str, list[int]] = {"user": [], "assistant": []}
     conversations = 0
     if combined.is_file():
-        with progress(None, "card chat", "conversation", logger=log) as bar:
+        with progress(None, f"card {source.key}", "conversation", logger=log) as bar:
             for row in _iter_jsonl(combined):
                 conversations += 1
                 for message in row.get("messages") or []:
@@ -255,9 +259,6 @@ def _chat(layout: Layout) -> dict:
 
 
 # -- tts --------------------------------------------------------------------------------------
-
-VOICE_OF = {"tts-female": "female", "tts-male": "male"}
-
 
 def _voice(layout: Layout, source: Source, lock_sources: dict) -> dict:
     model = layout.content_dir(source)
@@ -275,7 +276,7 @@ def _voice(layout: Layout, source: Source, lock_sources: dict) -> dict:
     onnx_record = _read_json(layout.bucket_root(source) / "onnx" / "export.json") if (
         layout.bucket_root(source) / "onnx" / "export.json").is_file() else None
     return {
-        "present": True, "voice": VOICE_OF.get(source.key, source.key),
+        "present": True, "voice": source.voice or source.key,
         "config": layout.relative(model / "config.json"),
         "model": config.get("model"),
         "sample_rate": audio.get("sample_rate"),
@@ -295,20 +296,23 @@ def _voice(layout: Layout, source: Source, lock_sources: dict) -> dict:
 
 # -- all --------------------------------------------------------------------------------------
 
-def collect(root: Path | str) -> dict:
-    """The card's data for the root at `root`: one plain dict (JSON-able apart from nothing)."""
+def collect(root: Path | str, sources: tuple[Source, ...] | list[Source] | None = None) -> dict:
+    """The card's data for the root at `root`: one plain dict (JSON-able apart from nothing).
+    `sources`: every source the root knows (default: the five and those its persian-data.toml
+    declares); each gets its section, chat and speech corpora by key."""
     from .. import __version__
 
     layout = Layout(Path(root))
     if not layout.root.is_dir():
         raise CardInputError(f"card: {layout.root} is not a folder (pass the root a run wrote, --root R)")
+    sources = root_sources(layout.root) if sources is None else sources
     records, index = _records(layout)
     data: dict[str, Any] = {"tool": {"name": "persian-data", "version": __version__}, "records": records}
     data["sources"] = {s.key: _source_entry(layout, s, index["lock"], records["counts"], index["per_folder"])
-                       for s in CATALOG}
-    data["speech"] = {s.key: _speech(layout, s) for s in CATALOG if s.bucket == "speech"}
-    data["chat"] = _chat(layout)
-    data["tts"] = {s.key: _voice(layout, s, index["lock"]) for s in CATALOG if s.bucket == "tts"}
+                       for s in sources}
+    data["speech"] = {s.key: _speech(layout, s) for s in sources if s.bucket == SPEECH_BUCKET}
+    data["chat"] = {s.key: _chat(layout, s) for s in sources if s.bucket == CHAT_BUCKET}
+    data["tts"] = {s.key: _voice(layout, s, index["lock"]) for s in sources if s.bucket == VOICE_BUCKET}
     return data
 
 

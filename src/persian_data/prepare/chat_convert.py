@@ -1,8 +1,11 @@
-"""Row conversion: one raw row -> chat conversations (runs in worker processes).
+"""Row conversion: one record -> chat conversations (runs in worker processes).
 
-Validates a row, normalizes its text, applies the title and answers rules and serializes each
-conversation line; every line is built from the three validated turns, so the schema holds by
-construction, and each one is checked with `check_conversation` (the gate's schema) as it is made.
+A piece of a raw file is parsed and its rows turned into neutral records `(title, question,
+answers)` by the corpus's reader (`persian_data.corpora`: the row shapes and their validation live
+there). The converter normalizes a record's text, applies the title and answers rules and
+serializes each conversation line; every line is built from the three validated turns, so the
+schema holds by construction, and each one is checked with `check_conversation` (the gate's schema)
+as it is made.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import orjson
 from ..normalize import DEFAULT, NormalizerConfig, ZWNJ, _compiled
 from ..workers import exit_with
 from .chat_clean import ConversationRules, PieceTally, mask_raw
-from .chat_reader import _parse_piece, _Piece
+from ..corpora.chat_json import _Piece
 
 DEFAULT_SYSTEM_PROMPT = (
     "شما یک دستیار حقوقی فارسی‌زبان هستید. به پرسش‌های حقوقی کاربران، دقیق، روشن و محترمانه "
@@ -115,31 +118,21 @@ class _Converter:
         self.rules = ConversationRules(options)
         self.near_dup = options.near_dup
 
-    def convert(self, rows: list[Any], tally: PieceTally | None = None) -> list[tuple]:
-        """One result per row: ("skip", reason, answers_skipped) or
+    def convert(self, records: list[Any], tally: PieceTally | None = None) -> list[tuple]:
+        """One result per record: ("skip", reason, answers_skipped) or
         ("ok", [(line, dedup_digest, split_digest, n_user, n_assistant)], answers_skipped).
+        A record is `(title, question, answers)` (two strings and a non-empty list, whose items may
+        still be anything) or, for a row the reader could not read, the reason as a string.
         What the cleaning rules did goes to `tally`."""
         tally = tally if tally is not None else PieceTally()
-        results: list[tuple | None] = [None] * len(rows)
+        results: list[tuple | None] = [None] * len(records)
         fields: list[str] = []
-        plan: list[tuple[int, int, int]] = []  # (row index, first field index, number of answers)
-        for i, row in enumerate(rows):
-            if not isinstance(row, list):
-                results[i] = ("skip", "not_a_list", None)
+        plan: list[tuple[int, int, int]] = []  # (record index, first field index, number of answers)
+        for i, record in enumerate(records):
+            if isinstance(record, str):
+                results[i] = ("skip", record, None)
                 continue
-            if len(row) != 4:
-                results[i] = ("skip", "wrong_item_count", None)
-                continue
-            title, question, answers = row[0], row[1], row[2]
-            if not isinstance(title, str) or not isinstance(question, str):
-                results[i] = ("skip", "non_string_field", None)
-                continue
-            if not isinstance(answers, list):
-                results[i] = ("skip", "answers_not_list", None)
-                continue
-            if not answers:
-                results[i] = ("skip", "no_answers", None)
-                continue
+            title, question, answers = record
             take = answers[:1] if self.first else answers
             plan.append((i, len(fields), len(take)))
             fields.append(title)
@@ -147,14 +140,13 @@ class _Converter:
             fields.extend(a if isinstance(a, str) else "" for a in take)
         normed = self.norm_many(fields) if fields else []
         for i, at, n in plan:
-            row = rows[i]
             question = normed[at + 1]
             if not question:
                 results[i] = ("skip", "empty_question", None)
                 continue
             user = user_turn(normed[at], question)
             skipped: dict[str, int] = {}
-            usable = self._usable(row[2], normed, at, skipped)
+            usable = self._usable(records[i][2], normed, at, skipped)
             if self.rules.active:
                 # the rules look at the answers in order; answers="first" keeps the first they keep
                 outcome = self.rules.apply(user, usable, tally, self.first)
@@ -213,18 +205,21 @@ def _raw_json(row: Any) -> bytes:
         return json.dumps(row, ensure_ascii=True).encode("ascii")
 
 
-def _work_piece(conv: _Converter, piece: _Piece) -> tuple:
-    """Parse and convert one piece. Returns ("ok", n_rows, results, rejects), ("bad_cut",) or
-    ("damage", n_rows_before, reason, byte_offset, detail, context)."""
-    parsed = _parse_piece(piece)
+def _work_piece(conv: _Converter, reader, piece: _Piece) -> tuple:
+    """Parse one piece with the corpus's `reader`, turn its rows into records, convert them.
+    Returns ("ok", n_rows, results, rejects, rule tally, near-dup signatures, rows accepted in a
+    tolerated form by form), ("bad_cut",) or ("damage", n_rows_before, reason, byte_offset,
+    detail, context)."""
+    parsed = reader.parse(piece)
     if parsed.status == "bad_cut":
         return ("bad_cut",)
     if parsed.status == "damage":
         return ("damage", len(parsed.rows), parsed.reason, parsed.byte_offset, parsed.detail,
                 parsed.context)
     rows = parsed.rows
+    records, accepted = reader.records(rows)
     tally = PieceTally()
-    results = conv.convert(rows, tally)
+    results = conv.convert(records, tally)
     # the rejects file keeps the row as parsed, masked: it must not carry personal data either
     rejects = [(i, res[1], _raw_json(mask_raw(rows[i]))) for i, res in enumerate(results) if res[0] == "skip"]
     sigs = None
@@ -233,16 +228,18 @@ def _work_piece(conv: _Converter, piece: _Piece) -> tuple:
 
         sigs = signatures(tally.users)
     tally.users = []
-    return ("ok", len(rows), results, rejects, tally.as_tuple(), sigs)
+    return ("ok", len(rows), results, rejects, tally.as_tuple(), sigs, dict(accepted))
 
 
 _WORKER: _Converter | None = None
+_READER = None  # the corpus's reader (parses pieces, turns rows into records)
 
 
-def _worker_init(options: ChatOptions, run_pid: int) -> None:
-    global _WORKER
+def _worker_init(options: ChatOptions, reader, run_pid: int) -> None:
+    global _WORKER, _READER
     exit_with(run_pid)  # a killed run leaves no worker behind
     _WORKER = _Converter(options)
+    _READER = reader
     # A worker makes no reference cycles (rows, strings, tuples; freed by reference counting),
     # and the cyclic collector walking every parsed row costs ~15 % of its time.
     gc.freeze()
@@ -251,17 +248,17 @@ def _worker_init(options: ChatOptions, run_pid: int) -> None:
 
 def _worker_piece(piece: _Piece) -> tuple:
     assert _WORKER is not None
-    return _work_piece(_WORKER, piece)
+    return _work_piece(_WORKER, _READER, piece)
 
 
 class _Local:
     """A piece to work on in this process, when its turn comes (workers=0)."""
 
-    def __init__(self, conv: _Converter, piece: _Piece) -> None:
-        self.conv, self.piece = conv, piece
+    def __init__(self, conv: _Converter, reader, piece: _Piece) -> None:
+        self.conv, self.reader, self.piece = conv, reader, piece
 
     def result(self) -> tuple:
-        return _work_piece(self.conv, self.piece)
+        return _work_piece(self.conv, self.reader, self.piece)
 
 
 

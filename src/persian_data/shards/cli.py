@@ -11,7 +11,10 @@ def add_parser(sub) -> None:
                                       "tarred audio, under shards/<corpus>/<format>/<split>/")
     p.add_argument("--root", type=Path, default=Path("."),
                    help="the folder that holds datasets/, checksums/ and logs/ (default: the current folder)")
-    p.add_argument("--corpus", required=True, metavar="KEY", help="commonvoice or fleurs")
+    p.add_argument("--corpus", required=True, metavar="KEY",
+                   help="a prepared speech corpus: commonvoice, fleurs, or one the root declares")
+    p.add_argument("--sources", type=Path, default=None, metavar="FILE",
+                   help="corpora declared beside the five (default: ROOT/persian-data.toml when it exists)")
     p.add_argument("--split", default="train",
                    help="train (default), validation, test, several comma separated, or all (every prepared split)")
     p.add_argument("--format", required=True, metavar="FORMAT", dest="shard_format",
@@ -26,10 +29,10 @@ def add_parser(sub) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
 
 
-def run(layout, args: argparse.Namespace):
+def run(layout, args: argparse.Namespace, catalog):
     from .command import ShardOptions, parse_size, run_shards
 
     options = ShardOptions(corpus=args.corpus, fmt=args.shard_format, split=args.split,
                            shard_size=parse_size(args.shard_size), buckets=args.buckets, seed=args.seed,
-                           workers=args.workers)
+                           workers=args.workers, catalog=tuple(catalog))
     return run_shards(layout, options, verbose=args.verbose)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import orjson
 
 from ..atomic import fsync_dir, write_if_changed
+from ..catalog import CATALOG, Source
 from ..layout import Layout
 from .corpus import SPLITS, CorpusSplit, corpus_split
 from .errors import ShardsInputError
@@ -45,6 +46,7 @@ class ShardOptions:
     buckets: int = 1
     seed: int = 0
     workers: int | None = None  # tars written at once (default: one per CPU, at most 4)
+    catalog: tuple[Source, ...] = CATALOG  # the root's sources: the five and those it declares
 
 
 def parse_size(text: str) -> int:
@@ -68,16 +70,16 @@ def check_options(layout: Layout, options: ShardOptions) -> list[CorpusSplit]:
     if options.workers is not None and options.workers < 1:
         raise ShardsInputError(f"--workers {options.workers} must be 1 or more")
     if options.split != "all":
-        found = [corpus_split(layout, options.corpus, name.strip()) for name in options.split.split(",")]
+        found = [corpus_split(layout, options.corpus, name.strip(), options.catalog) for name in options.split.split(",")]
         return list({corpus.split: corpus for corpus in found}.values())  # `dev` and `validation` are one split
     found = []
     for name in SPLITS:
         try:
-            found.append(corpus_split(layout, options.corpus, name))
+            found.append(corpus_split(layout, options.corpus, name, options.catalog))
         except ShardsInputError:
             continue
     if not found:
-        corpus_split(layout, options.corpus, SPLITS[0])  # raises the message naming `prepare speech`
+        corpus_split(layout, options.corpus, SPLITS[0], options.catalog)  # raises the message naming `prepare speech`
     return found
 
 

@@ -1,8 +1,7 @@
 """Which manifest a corpus key names, and which of its columns say speaker and gender.
 
-`corpus_split` is the ONE place `persian-data shards` looks a corpus up. When the corpora registry
-(declared corpora under datasets/speech/<key>/) lands, switch this function to it; nothing else
-in the package knows where manifests live or how a corpus names its speaker column.
+`corpus_split` is the ONE place `persian-data shards` looks a corpus up: in the root's catalog (the
+five and the corpora it declares), whose speech policy names the speaker and gender columns.
 """
 
 from __future__ import annotations
@@ -10,13 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import BY_KEY, Source
+from ..catalog import CATALOG, SPEECH_BUCKET, Source
 from ..layout import Layout
 from .errors import ShardsInputError
 
-# corpus key -> (speaker column, gender column) of its manifest lines (None: the corpus has none).
-# FLEURS' `fleurs_id` numbers sentences, not speakers, so FLEURS has no speaker column.
-_COLUMNS = {"commonvoice": ("client_id", "gender"), "fleurs": (None, "gender")}
 SPLITS = ("train", "validation", "test")
 
 
@@ -30,23 +26,19 @@ class CorpusSplit:
     gender_column: str | None
 
 
-def corpus_split(layout: Layout, key: str, split: str) -> CorpusSplit:
+def corpus_split(layout: Layout, key: str, split: str, catalog: tuple[Source, ...] = CATALOG) -> CorpusSplit:
     """The prepared manifest of `key`'s `split`; ShardsInputError (one line) when the corpus is
     unknown, the split is not one of ours, or `prepare speech` has not written it yet."""
-    if key not in _COLUMNS:
-        raise ShardsInputError(f"--corpus {key!r} is not a speech corpus; use one of {', '.join(_COLUMNS)}")
-    if split == "dev":
-        split = "validation"  # FLEURS' name, published as validation
+    speech = {s.key: s for s in catalog if s.bucket == SPEECH_BUCKET}
+    if key not in speech:
+        raise ShardsInputError(f"--corpus {key!r} is not a speech corpus of {layout.root}; use one of "
+                               f"{', '.join(speech)}")
+    source = speech[key]
+    split = source.speech.published(split)  # FLEURS' `dev` is published as validation
     if split not in SPLITS:
         raise ShardsInputError(f"--split {split!r} is not a split; use one of {', '.join(SPLITS)}")
-    source = BY_KEY[key]
     manifest = layout.manifest(source, split)
     if not manifest.is_file():
         raise ShardsInputError(f"{manifest}: no {key} {split} manifest; run `persian-data prepare speech --root "
                                f"{layout.root} --only {key}` first")
-    speaker, gender = _COLUMNS[key]
-    return CorpusSplit(key, split, source, manifest, speaker, gender)
-
-
-def corpus_keys() -> tuple[str, ...]:
-    return tuple(_COLUMNS)
+    return CorpusSplit(key, split, source, manifest, source.speech.speaker, source.speech.gender)

@@ -8,17 +8,16 @@ was made from other data (the check lives in index.check_set, shared with the co
 
 from __future__ import annotations
 
+from ..catalog import SPEECH_BUCKET
 from ..gates import GateContext, GateFailure, gate
-from .corpus import corpus_keys
 from .index import check_set, existing_sets
 
 
-@gate("shards", bucket="speech")
+@gate("shards", bucket=SPEECH_BUCKET)
 def shards_gate(ctx: GateContext) -> list[GateFailure]:
     out = []
-    keys = set(corpus_keys())
     for source in ctx.sources:
-        if source.key not in keys:
+        if source.bucket != SPEECH_BUCKET:
             continue
         for paths in existing_sets(ctx.layout, source.key):
             out.extend(GateFailure("shards", where, reason) for where, reason in check_set(paths, ctx.sha256))
