@@ -500,7 +500,7 @@ def test_chat_outcomes_account_for_every_row_read(carded):
     text = next(s for s in CATALOG if s.key == "text")
     raw_rows = sum(len(json.loads(p.read_bytes())) for p in layout.content_dir(text).glob("*.json"))
     rejects = [orjson.loads(line) for line in layout.chat_rejects().read_bytes().splitlines() if line.strip()]
-    outcomes = collect(carded)["chat"]["outcomes"]
+    outcomes = collect(carded)["chat"][text.key]["outcomes"]
     assert sum(outcomes["rows"].values()) == raw_rows == orjson.loads(layout.chat_stats().read_bytes())["rows_read"]
     assert outcomes["rows_unaccounted"] == 0
     skipped = {k.removeprefix("skipped: "): n for k, n in outcomes["rows"].items() if k.startswith("skipped: ")}
