@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from ..atomic import atomic_write_bytes
 from ..errors import ExtraMissingError, PersianDataError
 from ..layout import Layout
 from .check import VOICE_SOURCES, inference_checkpoint_name
 from .onnx_record import ONNX_DIR, PRECISIONS, RECORD_FILE, OnnxExportError, known_source_sha256
-from .pieces import write_wav
+from .pieces import check_speed, pieces_or_raise, user_readable
 from .synth import list_voices
 
 log = logging.getLogger(__name__)
@@ -144,8 +146,28 @@ def start_loading(layout: Layout, names: list[str] | None = None, runtime: str =
 
 
 def synth_to_file(layout: Layout, voice: str, text: str, out_path: Path, runtime: str = "auto",
-                  precision: str = "fp32") -> Path:
-    """Speak `text` with `voice` into a WAV at the voice's sample rate; return the path."""
+                  precision: str = "fp32", *, speed: float = 1.0, audio_format: str | None = None) -> Path:
+    """Speak `text` with `voice` into a file at the voice's sample rate; return the path.
+
+    Progress per sentence: a bar on a terminal, a log line every few seconds otherwise.
+    audio_format: wav, mp3, opus, flac, aac or pcm (default: from the file's extension, else wav)."""
+    from ..progress import progress
+    from .encode import FORMATS, audio_format as pick_format, encode
+
+    out_path = Path(out_path)
+    suffix = out_path.suffix.lower().lstrip(".")
+    fmt = pick_format(audio_format or (suffix if suffix in FORMATS else "wav"))
+    speed = check_speed(speed)
+    pieces = pieces_or_raise(text)
     loaded = load_voice(layout, voice, runtime, precision=precision)
-    log.info("synth: voice %s on %s (%s)", voice, loaded.runtime, getattr(loaded, "precision", "fp32"))
-    return write_wav(Path(out_path), loaded.synthesize(text), loaded.sample_rate)
+    log.info("synth: %d sentence(s), %d characters, voice %s on %s (%s)", len(pieces), len(text), voice,
+             loaded.runtime, getattr(loaded, "precision", "fp32"))
+    began = time.perf_counter()
+    with progress(len(pieces), f"synth {voice}", "sentence", logger=log, log_every=5.0) as bar:
+        audio = loaded.synthesize(text, speed=speed, on_piece=lambda _piece: bar.update(1))
+    body, _rate = encode(audio, loaded.sample_rate, fmt)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_path, body, out_path.parent)
+    user_readable(out_path)
+    log.info("synth: %.1f s of audio in %.1f s", len(audio) / loaded.sample_rate, time.perf_counter() - began)
+    return out_path
