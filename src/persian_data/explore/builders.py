@@ -1,0 +1,204 @@
+"""Rows of the explore index from each kind of input, in one streaming pass that also hashes the file.
+
+Memory stays flat: lines are read and inserted in batches (a few thousand at a time); long texts
+(conversations, eval utterances) are not copied into the database at all, only their byte offset
+and length in the file, which the pages read back for the 20-50 rows they show. Clip rows keep
+their (short) text, which the clips table sorts and filters on.
+
+A line that is not a JSON object is skipped and counted (`sources.bad_lines`; the page says how
+many), never fatal: one damaged line must not hide the rest of a corpus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import orjson
+
+from ..textclean.pii import PLACEHOLDERS
+from .search import index_form, index_forms
+
+BATCH = 2000
+PLACEHOLDER = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
+SPEAKER_KEYS = ("speaker", "speaker_id", "client_id")
+ACCENT_KEYS = ("accent", "accents")
+
+Progress = Callable[["Input", int, int], None]
+
+
+@dataclass(frozen=True)
+class Input:
+    """One indexed file: its name in `sources`, kind (clips, rejects, chat, eval), path, corpus and split."""
+
+    name: str
+    kind: str
+    path: Path
+    corpus: str  # speech/chat corpus key, or the eval run's name
+    split: str | None = None
+    normalized: bool = False  # the text is already what the shared normalizer makes of it
+
+
+def chat_fts_table(key: str) -> str:
+    """The FTS5 table of one chat corpus (a table per corpus: rebuilding one is a DROP, not a delete scan)."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in key)
+    return f"chat_fts_{safe}_{hashlib.sha1(key.encode()).hexdigest()[:6]}"
+
+
+class _Reader:
+    """Lines of a file with their byte offsets, hashing every byte on the way."""
+
+    def __init__(self, item: Input, on_progress: Progress | None) -> None:
+        self.item, self.on_progress = item, on_progress
+        self.sha = hashlib.sha256()
+        self.bad = 0
+        self.total = item.path.stat().st_size
+
+    def objects(self) -> Iterator[tuple[int, int, int, dict]]:
+        """(line number from 1, byte offset, byte length, parsed object) of every JSON-object line."""
+        offset = 0
+        with open(self.item.path, "rb") as f:
+            for number, line in enumerate(f, 1):
+                self.sha.update(line)
+                start, offset = offset, offset + len(line)
+                if number % 5000 == 0 and self.on_progress is not None:
+                    self.on_progress(self.item, offset, self.total)
+                if not line.strip():
+                    continue
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    self.bad += 1
+                    continue
+                if not isinstance(obj, dict):
+                    self.bad += 1
+                    continue
+                yield number, start, len(line.rstrip(b"\r\n")), obj
+        if self.on_progress is not None:
+            self.on_progress(self.item, offset, self.total)
+
+    @property
+    def digest(self) -> str:
+        return self.sha.hexdigest()
+
+
+def _batches(items: Iterator[Any], size: int = BATCH) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _first(obj: dict, keys: tuple[str, ...]) -> Any:
+    return next((obj[k] for k in keys if obj.get(k) not in (None, "")), None)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def build_clips(db: sqlite3.Connection, item: Input, on_progress: Progress | None) -> tuple[str, int, int]:
+    reader = _Reader(item, on_progress)
+    rows = 0
+    for batch in _batches(reader.objects()):
+        searches = index_forms([_text(o.get("text_normalized") or o.get("text")) for _, _, _, o in batch])
+        values = []
+        for (_, _, _, o), search in zip(batch, searches):
+            gender = _text(o.get("gender")).strip()
+            values.append((item.corpus, _text(o.get("split") or item.split), _text(o.get("id")),
+                           _number(o.get("duration")), _text(_first(o, SPEAKER_KEYS)), gender, gender.lower(),
+                           _text(o.get("age")), _text(_first(o, ACCENT_KEYS)), _text(o.get("text")),
+                           _text(o.get("text_normalized")), _text(o.get("audio_path")),
+                           int(_number(o.get("sample_rate")) or 0), search))
+        db.executemany("INSERT INTO clips(corpus, split, id, duration, speaker, gender, gender_key, age, accent, text, "
+                       "text_normalized, audio_path, sample_rate, search) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
+        rows += len(values)
+    db.execute("INSERT INTO clips_fts(rowid, search) SELECT rowid, search FROM clips WHERE corpus=? AND split=?",
+               (item.corpus, item.split))
+    return reader.digest, rows, reader.bad
+
+
+def build_rejects(db: sqlite3.Connection, item: Input, on_progress: Progress | None) -> tuple[str, int, int]:
+    reader = _Reader(item, on_progress)
+    rows = 0
+    for batch in _batches(reader.objects()):
+        db.executemany("INSERT INTO rejects VALUES(?,?,?,?,?,?,?,?,?)", [
+            (item.corpus, _text(o.get("split")), _text(o.get("id")), _text(o.get("reason")) or "unknown",
+             _text(o.get("detail")), _text(o.get("kind")), _text(o.get("source")), _text(o.get("member")),
+             o.get("row") if isinstance(o.get("row"), int) else None) for _, _, _, o in batch])
+        rows += len(batch)
+    return reader.digest, rows, reader.bad
+
+
+def turns(conversation: dict) -> dict[str, str]:
+    """system / user / assistant text of a `messages` conversation (turns of one role joined)."""
+    out: dict[str, list[str]] = {"system": [], "user": [], "assistant": []}
+    messages = conversation.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        if isinstance(message, dict) and message.get("role") in out and isinstance(message.get("content"), str):
+            out[message["role"]].append(message["content"])
+    return {role: "\n\n".join(parts) for role, parts in out.items()}
+
+
+def build_chat(db: sqlite3.Connection, item: Input, on_progress: Progress | None) -> tuple[str, int, int]:
+    reader = _Reader(item, on_progress)
+    fts = chat_fts_table(item.corpus)
+    db.execute(f'CREATE VIRTUAL TABLE "{fts}" USING fts5(search, content=\'\', '
+               "tokenize='unicode61 remove_diacritics 0')")
+    # bulk load: no merging while inserting (a third faster), one 'optimize' at the end
+    db.execute(f'INSERT INTO "{fts}"("{fts}", rank) VALUES(\'automerge\', 0)')
+    forms = (lambda texts: [index_form(t) for t in texts]) if item.normalized else index_forms
+    next_rowid = (db.execute("SELECT coalesce(max(rowid), 0) FROM conversations").fetchone()[0] or 0) + 1
+    rows = 0
+    for batch in _batches(reader.objects()):
+        texts, values = [], []
+        for number, offset, length, obj in batch:
+            parts = turns(obj)
+            both = parts["user"] + "\n" + parts["assistant"]
+            texts.append(both)
+            values.append((next_rowid, item.corpus, number, offset, length, len(PLACEHOLDER.findall(both)),
+                           len(parts["user"]), len(parts["assistant"])))
+            next_rowid += 1
+        db.executemany("INSERT INTO conversations(rowid, corpus, line, offset, length, placeholders, user_chars, "
+                       "assistant_chars) VALUES(?,?,?,?,?,?,?,?)", values)
+        db.executemany(f'INSERT INTO "{fts}"(rowid, search) VALUES(?,?)',
+                       [(v[0], s) for v, s in zip(values, forms(texts))])
+        rows += len(values)
+    db.execute(f'INSERT INTO "{fts}"("{fts}") VALUES(\'optimize\')')
+    db.execute(f'INSERT INTO "{fts}"("{fts}", rank) VALUES(\'automerge\', 4)')
+    return reader.digest, rows, reader.bad
+
+
+def build_eval(db: sqlite3.Connection, item: Input, on_progress: Progress | None) -> tuple[str, int, int]:
+    reader = _Reader(item, on_progress)
+    rows = 0
+    for batch in _batches(reader.objects()):
+        values = []
+        for _, offset, length, o in batch:
+            counts = (o.get("normalized") or {}).get("words") or [0, 0, 0, 0, 0]
+            correct, sub, dele, ins, ref = (list(counts) + [0] * 5)[:5]
+            errors = sub + dele + ins
+            values.append((item.corpus, _text(o.get("id")), errors / max(ref, 1), errors, ref, sub, dele, ins,
+                           1 if o.get("missing") else 0, offset, length))
+        db.executemany("INSERT INTO eval_utterances VALUES(?,?,?,?,?,?,?,?,?,?,?)", values)
+        rows += len(values)
+    return reader.digest, rows, reader.bad
+
+
+BUILDERS: dict[str, Callable[[sqlite3.Connection, Input, Progress | None], tuple[str, int, int]]] = {
+    "clips": build_clips, "rejects": build_rejects, "chat": build_chat, "eval": build_eval}
