@@ -273,6 +273,8 @@ def _dispatch(args) -> int:
             print(json.dumps(list_voices(layout), indent=2, ensure_ascii=False))
             return 0
         text = args.text if args.text is not None else sys.stdin.read()
+        import logging  # (a local name in this function: the card branch imports it too)
+
         logging.basicConfig(level=logging.INFO, format="%(message)s")  # progress lines when not on a terminal
         out = synth_to_file(layout, args.voice, text, args.out, runtime=args.runtime, precision=args.precision,
                             speed=args.speed, audio_format=args.format)
@@ -302,6 +304,8 @@ def _dispatch(args) -> int:
               loading=loading, precision=args.precision)
         return 0
     if args.command == "explore":
+        import logging
+
         from .explore.serve import serve_explore
 
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")

@@ -43,7 +43,8 @@ def bind(host: str, port: int) -> socket.socket:
         if exc.errno == errno.EACCES:
             raise PortInUseError(f"not allowed to listen on {host}:{port} (ports below 1024 need root); "
                                  f"choose another with --port") from None
-        raise PortInUseError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port") from None
+        raise PortInUseError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port") \
+            from None
     sock.set_inheritable(True)
     return sock
 

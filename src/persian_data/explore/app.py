@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
@@ -82,12 +83,12 @@ class Pages:
 
     def overview(self, request: Request) -> HTMLResponse:
         self._refresh("clips", "rejects", "chat", "eval")
-        db = self.index.reader()
         speech = []
         for corpus in found.speech_corpora(self.root):
-            speech.append({"corpus": corpus, "splits": queries.split_summary(db, corpus.key),
-                           "rejects": sum(n for _, n in queries.reject_reasons(db, corpus.key))})
-        chat = [{"corpus": c, "counts": queries.conversation_counts(db, c.key)} for c in found.chat_corpora(self.root)]
+            speech.append({"corpus": corpus, "splits": queries.split_summary(self.index, corpus),
+                           "rejects": sum(n for _, n in queries.reject_reasons(self.index, corpus.key))})
+        chat = [{"corpus": c, "counts": queries.conversation_counts(self.index, c.key)}
+                for c in found.chat_corpora(self.root)]
         runs = self._runs()
         return self.render(request, "overview.html", "overview", speech=speech, chat=chat, runs=runs,
                            voices=self.voices.listing(), index_path=str(self.index.path),
@@ -111,10 +112,11 @@ class Pages:
                                 f"known: {', '.join(c.key for c in corpora)}.")
         corpus = corpus or corpora[0]
         db = self.index.reader()
-        summary = queries.split_summary(db, corpus.key)
+        summary = queries.split_summary(self.index, corpus)
         if not corpus.manifests:
             return self.render(request, "clips.html", "clips", corpora=corpora, corpus=corpus, split=None,
-                               summary=summary, page=None, genders=[], reasons=queries.reject_reasons(db, corpus.key),
+                               summary=summary, page=None, genders=[],
+                               reasons=queries.reject_reasons(self.index, corpus.key),
                                problem=f"{corpus.key} has no manifest in {corpus.folder}/manifests/ (run `persian-data "
                                        f"prepare speech --root {self.root}`).")
         split = p.get("split") if p.get("split") in corpus.manifests else next(iter(corpus.manifests))
@@ -125,7 +127,7 @@ class Pages:
         problem = self.index.problems.get(f"clips:{corpus.key}:{split}")
         return self.render(request, "clips.html", "clips", corpora=corpora, corpus=corpus, split=split, flt=flt,
                            summary=summary, page=page, genders=queries.genders(db, corpus.key, split),
-                           reasons=queries.reject_reasons(db, corpus.key), problem=problem)
+                           reasons=queries.reject_reasons(self.index, corpus.key), problem=problem)
 
     def rejects(self, request: Request) -> HTMLResponse:
         self._refresh("rejects")
@@ -138,7 +140,7 @@ class Pages:
         db = self.index.reader()
         reason = p.get("reason", "")
         return self.render(request, "rejects.html", "clips", corpora=corpora, corpus=corpus, reason=reason,
-                           reasons=queries.reject_reasons(db, corpus.key),
+                           reasons=queries.reject_reasons(self.index, corpus.key),
                            page=queries.rejects(db, corpus.key, reason, _int(p.get("page"))))
 
     # -- conversations -------------------------------------------------------------------------
@@ -170,7 +172,7 @@ class Pages:
         page = queries.conversations(db, corpus.key, corpus.combined, p.get("q", ""), bool(p.get("pii")),
                                      _int(p.get("page")))
         return self.render(request, "conversations.html", "conversations", corpora=corpora, corpus=corpus, page=page,
-                           counts=queries.conversation_counts(db, corpus.key), tab="search",
+                           counts=queries.conversation_counts(self.index, corpus.key), tab="search",
                            problem=self.index.problems.get(f"chat:{corpus.key}"))
 
     def review(self, request: Request) -> HTMLResponse:
@@ -191,10 +193,9 @@ class Pages:
 
     def _runs(self) -> list[dict[str, Any]]:
         out = []
-        summary = queries.eval_summary(self.index.reader())
         for run in found.eval_runs(self.root):
-            results = read_results(run.results)
-            out.append({"run": run, "results": results, "indexed": summary.get(run.name, {})})
+            out.append({"run": run, "results": read_results(run.results),
+                        "indexed": queries.eval_summary(self.index, run.name)})
         return out
 
     def evals(self, request: Request) -> HTMLResponse:
@@ -294,6 +295,13 @@ def create_app(root: Path, *, index: Index | None = None, allowed_hosts: list[st
     app.add_api_route("/evals/run/{name}", pages.eval_run, methods=["GET"], response_class=HTMLResponse)
     app.add_api_route("/voices", pages.voices_page, methods=["GET"], response_class=HTMLResponse)
     app.add_api_route("/media/{path:path}", pages.media, methods=["GET", "HEAD"])
+
+    async def not_found(request: Request, exc: StarletteHTTPException):
+        if exc.status_code != 404:
+            return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+        return pages.message(request, "", "صفحه پیدا نشد", f"Nothing at {request.url.path}.")
+
+    app.add_exception_handler(StarletteHTTPException, not_found)
     app.state.index = index
     app.state.pages = pages
     return app

@@ -120,14 +120,15 @@ def build_clips(db: sqlite3.Connection, item: Input, on_progress: Progress | Non
         values = []
         for (_, _, _, o), search in zip(batch, searches):
             gender = _text(o.get("gender")).strip()
-            values.append((item.corpus, _text(o.get("split") or item.split), _text(o.get("id")),
+            rows += 1
+            values.append((item.corpus, _text(o.get("split") or item.split), rows, _text(o.get("id")),
                            _number(o.get("duration")), _text(_first(o, SPEAKER_KEYS)), gender, gender.lower(),
                            _text(o.get("age")), _text(_first(o, ACCENT_KEYS)), _text(o.get("text")),
                            _text(o.get("text_normalized")), _text(o.get("audio_path")),
                            int(_number(o.get("sample_rate")) or 0), search))
-        db.executemany("INSERT INTO clips(corpus, split, id, duration, speaker, gender, gender_key, age, accent, text, "
-                       "text_normalized, audio_path, sample_rate, search) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
-        rows += len(values)
+        db.executemany("INSERT INTO clips(corpus, split, n, id, duration, speaker, gender, gender_key, age, accent, "
+                       "text, text_normalized, audio_path, sample_rate, search) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       values)
     db.execute("INSERT INTO clips_fts(rowid, search) SELECT rowid, search FROM clips WHERE corpus=? AND split=?",
                (item.corpus, item.split))
     return reader.digest, rows, reader.bad
@@ -171,14 +172,14 @@ def build_chat(db: sqlite3.Connection, item: Input, on_progress: Progress | None
             parts = turns(obj)
             both = parts["user"] + "\n" + parts["assistant"]
             texts.append(both)
-            values.append((next_rowid, item.corpus, number, offset, length, len(PLACEHOLDER.findall(both)),
+            rows += 1
+            values.append((next_rowid, item.corpus, rows, number, offset, length, len(PLACEHOLDER.findall(both)),
                            len(parts["user"]), len(parts["assistant"])))
             next_rowid += 1
-        db.executemany("INSERT INTO conversations(rowid, corpus, line, offset, length, placeholders, user_chars, "
-                       "assistant_chars) VALUES(?,?,?,?,?,?,?,?)", values)
+        db.executemany("INSERT INTO conversations(rowid, corpus, n, line, offset, length, placeholders, user_chars, "
+                       "assistant_chars) VALUES(?,?,?,?,?,?,?,?,?)", values)
         db.executemany(f'INSERT INTO "{fts}"(rowid, search) VALUES(?,?)',
                        [(v[0], s) for v, s in zip(values, forms(texts))])
-        rows += len(values)
     db.execute(f'INSERT INTO "{fts}"("{fts}") VALUES(\'optimize\')')
     db.execute(f'INSERT INTO "{fts}"("{fts}", rank) VALUES(\'automerge\', 4)')
     return reader.digest, rows, reader.bad
@@ -199,6 +200,33 @@ def build_eval(db: sqlite3.Connection, item: Input, on_progress: Progress | None
         rows += len(values)
     return reader.digest, rows, reader.bad
 
+
+def summarize_clips(db: sqlite3.Connection, item: Input) -> dict[str, Any]:
+    row = db.execute("SELECT count(*), coalesce(sum(duration), 0) / 3600.0, min(duration), max(duration), "
+                     "count(DISTINCT nullif(speaker, '')) FROM clips WHERE corpus = ? AND split = ?",
+                     (item.corpus, item.split)).fetchone()
+    return dict(zip(("clips", "hours", "shortest", "longest", "speakers"), row))
+
+
+def summarize_chat(db: sqlite3.Connection, item: Input) -> dict[str, Any]:
+    row = db.execute("SELECT count(*), coalesce(sum(placeholders > 0), 0), coalesce(sum(placeholders), 0) "
+                     "FROM conversations WHERE corpus = ?", (item.corpus,)).fetchone()
+    return dict(zip(("conversations", "with_placeholders", "placeholders"), row))
+
+
+def summarize_rejects(db: sqlite3.Connection, item: Input) -> dict[str, Any]:
+    reasons = db.execute("SELECT reason, count(*) FROM rejects WHERE corpus = ? GROUP BY reason ORDER BY 2 DESC, 1",
+                         (item.corpus,)).fetchall()
+    return {"reasons": [list(r) for r in reasons]}
+
+
+def summarize_eval(db: sqlite3.Connection, item: Input) -> dict[str, Any]:
+    row = db.execute("SELECT count(*), coalesce(sum(errors > 0), 0) FROM eval_utterances WHERE run = ?",
+                     (item.corpus,)).fetchone()
+    return dict(zip(("utterances", "with_errors"), row))
+
+
+SUMMARIES = {"clips": summarize_clips, "chat": summarize_chat, "rejects": summarize_rejects, "eval": summarize_eval}
 
 BUILDERS: dict[str, Callable[[sqlite3.Connection, Input, Progress | None], tuple[str, int, int]]] = {
     "clips": build_clips, "rejects": build_rejects, "chat": build_chat, "eval": build_eval}

@@ -20,6 +20,7 @@ size), FTS5 for word search over 281k conversations in milliseconds, and concurr
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import sqlite3
@@ -33,22 +34,23 @@ from typing import Callable, Iterator
 from ..atomic import sha256_of
 from ..layout import STATE_DIR
 from . import sources as found
-from .builders import BUILDERS, Input, chat_fts_table
+from .builders import BUILDERS, SUMMARIES, Input, chat_fts_table
 
 log = logging.getLogger("persian_data.explore")
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "3"
 INDEX_NAME = "index.sqlite"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS sources(
     name TEXT PRIMARY KEY, kind TEXT NOT NULL, path TEXT NOT NULL, size INTEGER, mtime_ns INTEGER, ino INTEGER,
-    sha256 TEXT, rows INTEGER, bad_lines INTEGER, built_at REAL, seconds REAL);
+    sha256 TEXT, rows INTEGER, bad_lines INTEGER, built_at REAL, seconds REAL, summary TEXT);
 CREATE TABLE IF NOT EXISTS clips(
-    corpus TEXT NOT NULL, split TEXT NOT NULL, id TEXT NOT NULL, duration REAL, speaker TEXT, gender TEXT,
+    corpus TEXT NOT NULL, split TEXT NOT NULL, n INTEGER NOT NULL, id TEXT NOT NULL, duration REAL, speaker TEXT, gender TEXT,
     gender_key TEXT, age TEXT, accent TEXT, text TEXT, text_normalized TEXT, audio_path TEXT, sample_rate INTEGER,
     search TEXT);
+CREATE INDEX IF NOT EXISTS clips_split_n ON clips(corpus, split, n);
 CREATE INDEX IF NOT EXISTS clips_split_duration ON clips(corpus, split, duration);
 CREATE INDEX IF NOT EXISTS clips_split_gender ON clips(corpus, split, gender_key, duration);
 CREATE INDEX IF NOT EXISTS clips_split_speaker ON clips(corpus, split, speaker, duration);
@@ -60,9 +62,10 @@ CREATE TABLE IF NOT EXISTS rejects(
     row INTEGER);
 CREATE INDEX IF NOT EXISTS rejects_corpus ON rejects(corpus, reason);
 CREATE TABLE IF NOT EXISTS conversations(
-    corpus TEXT NOT NULL, line INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,
+    corpus TEXT NOT NULL, n INTEGER NOT NULL, line INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,
     placeholders INTEGER NOT NULL, user_chars INTEGER, assistant_chars INTEGER);
-CREATE INDEX IF NOT EXISTS conversations_corpus ON conversations(corpus, placeholders);
+CREATE INDEX IF NOT EXISTS conversations_n ON conversations(corpus, n);
+CREATE INDEX IF NOT EXISTS conversations_masked ON conversations(corpus, (placeholders > 0), n);
 CREATE TABLE IF NOT EXISTS eval_utterances(
     run TEXT NOT NULL, id TEXT NOT NULL, wer REAL, errors INTEGER, ref_words INTEGER, substitutions INTEGER,
     deletions INTEGER, insertions INTEGER, missing INTEGER, offset INTEGER NOT NULL, length INTEGER NOT NULL);
@@ -217,9 +220,10 @@ class Index:
         try:
             self._drop_rows(db, item.kind, item.corpus, item.split)
             digest, rows, bad = builder(db, item, on_progress)
-            db.execute("INSERT OR REPLACE INTO sources VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+            summary = json.dumps(SUMMARIES[item.kind](db, item))  # what the pages show per input, counted once
+            db.execute("INSERT OR REPLACE INTO sources VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
                        (item.name, item.kind, str(item.path), st.st_size, st.st_mtime_ns, st.st_ino, digest, rows,
-                        bad, time.time(), time.perf_counter() - began))
+                        bad, time.time(), time.perf_counter() - began, summary))
             db.execute("COMMIT")
             self.problems.pop(item.name, None)
         except Exception as exc:  # noqa: BLE001 - one unreadable input must not take the others down
@@ -255,3 +259,8 @@ class Index:
 
     def source_rows(self) -> dict[str, sqlite3.Row]:
         return {r["name"]: r for r in self.reader().execute("SELECT * FROM sources")}
+
+    def summary(self, name: str) -> dict:
+        """The counts stored for one input when it was indexed ({} when it is not indexed)."""
+        row = self.reader().execute("SELECT summary FROM sources WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else {}

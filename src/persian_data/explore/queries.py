@@ -10,15 +10,19 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from .builders import chat_fts_table
+
+if TYPE_CHECKING:
+    from .index import Index
+    from .sources import SpeechCorpus
 from .search import parse_query
 
 COUNT_CAP = 10_000  # "10,000+" beyond this: exact counts of wide matches cost more than the page
-SORTS = {"": "rowid", "duration": "duration, rowid", "-duration": "duration DESC, rowid"}
+SORTS = {"": "n", "duration": "duration, n", "-duration": "duration DESC, n"}
 
 
 @dataclass
@@ -35,9 +39,19 @@ class Page:
         return max(1, -(-self.total // self.per_page))
 
 
-def _count(db: sqlite3.Connection, sql: str, args: list[Any]) -> tuple[int, bool]:
-    n = db.execute(f"SELECT count(*) FROM (SELECT 1 {sql} LIMIT {COUNT_CAP + 1})", args).fetchone()[0]
-    return min(n, COUNT_CAP), n > COUNT_CAP
+def _count(db: sqlite3.Connection, sql: str, args: list[Any], cap: int | None = COUNT_CAP) -> tuple[int, bool]:
+    if cap is None:
+        return db.execute(f"SELECT count(*) {sql}", args).fetchone()[0], False
+    n = db.execute(f"SELECT count(*) FROM (SELECT 1 {sql} LIMIT {cap + 1})", args).fetchone()[0]
+    return min(n, cap), n > cap
+
+
+def _window(ordinal: str | None, page: int, per_page: int) -> tuple[str, list[Any], int]:
+    """(extra WHERE, its args, OFFSET). An unfiltered page in file order is a range of the ordinal
+    column (an index seek, whatever the page: `ordinal` names it); anything else is LIMIT/OFFSET."""
+    if ordinal is not None:
+        return f" AND {ordinal} > ?", [(page - 1) * per_page], 0
+    return "", [], (page - 1) * per_page
 
 
 @dataclass(frozen=True)
@@ -75,20 +89,18 @@ def clips(db: sqlite3.Connection, f: ClipFilter, page: int, per_page: int = 50) 
         where.append("(rowid IN (SELECT rowid FROM clips_fts WHERE clips_fts MATCH ?) OR id = ?)")
         args += [match, f.q.strip()]
     sql = f"FROM clips WHERE {' AND '.join(where)}"
-    total, capped = _count(db, sql, args)
-    order = SORTS.get(f.sort, "rowid")
+    total, capped = _count(db, sql, args, cap=None)  # at most one split's clips: exact counts are cheap
+    order = SORTS.get(f.sort, "n")
+    extra, extra_args, offset = _window("n" if order == "n" and len(where) == 2 else None, page, per_page)
     rows = [dict(r) for r in db.execute(
         f"SELECT rowid, id, duration, speaker, gender, age, accent, text, text_normalized, audio_path, sample_rate "
-        f"{sql} ORDER BY {order} LIMIT ? OFFSET ?", [*args, per_page, (page - 1) * per_page])]
+        f"{sql}{extra} ORDER BY {order} LIMIT ? OFFSET ?", [*args, *extra_args, per_page, offset])]
     return Page(rows, total, capped, page, per_page, words)
 
 
-def split_summary(db: sqlite3.Connection, corpus: str) -> dict[str, dict[str, Any]]:
-    """split -> clips, hours, shortest, longest."""
-    return {r["split"]: dict(r) for r in db.execute(
-        "SELECT split, count(*) AS clips, coalesce(sum(duration), 0) / 3600.0 AS hours, min(duration) AS shortest, "
-        "max(duration) AS longest, count(DISTINCT nullif(speaker, '')) AS speakers FROM clips WHERE corpus = ? "
-        "GROUP BY split", (corpus,))}
+def split_summary(index: "Index", corpus: "SpeechCorpus") -> dict[str, dict[str, Any]]:
+    """split -> clips, hours, shortest, longest, speakers (counted when the split was indexed)."""
+    return {split: index.summary(f"clips:{corpus.key}:{split}") for split in corpus.manifests}
 
 
 def genders(db: sqlite3.Connection, corpus: str, split: str) -> list[tuple[str, int]]:
@@ -111,9 +123,8 @@ def clips_by_ids(db: sqlite3.Connection, corpus: str, ids: list[str]) -> dict[st
         f"SELECT id, duration, audio_path FROM clips WHERE corpus = ? AND id IN ({marks})", [corpus, *ids])}
 
 
-def reject_reasons(db: sqlite3.Connection, corpus: str) -> list[tuple[str, int]]:
-    return [(r[0], r[1]) for r in db.execute(
-        "SELECT reason, count(*) FROM rejects WHERE corpus = ? GROUP BY reason ORDER BY 2 DESC, 1", (corpus,))]
+def reject_reasons(index: "Index", corpus: str) -> list[tuple[str, int]]:
+    return [tuple(r) for r in index.summary(f"rejects:{corpus}").get("reasons", [])]
 
 
 def rejects(db: sqlite3.Connection, corpus: str, reason: str, page: int, per_page: int = 50) -> Page:
@@ -148,26 +159,31 @@ def conversations(db: sqlite3.Connection, corpus: str, path: Path, q: str, place
     args: list[Any] = [corpus]
     where = "c.corpus = ?"
     if placeholders_only:
-        where += " AND c.placeholders > 0"
+        where += " AND (c.placeholders > 0) = 1"  # the expression of the conversations_masked index
     if match is not None:
+        # FTS first: CROSS JOIN keeps the FTS table the outer loop, and its rowid order is the page order.
+        # (Left to itself the planner may walk the conversations and probe the index per row.)
         fts = chat_fts_table(corpus)
-        source = f'FROM "{fts}" f JOIN conversations c ON c.rowid = f.rowid WHERE "{fts}" MATCH ? AND {where}'
+        source = f'FROM "{fts}" f CROSS JOIN conversations c ON c.rowid = f.rowid WHERE "{fts}" MATCH ? AND {where}'
         args = [match, *args]
+        order = "f.rowid"
     else:
         source = f"FROM conversations c WHERE {where}"
+        order = "c.n"
     total, capped = _count(db, source, args)
+    unfiltered = match is None and not placeholders_only
+    extra, extra_args, offset = _window("c.n" if unfiltered else None, page, per_page)
     found = [dict(r) for r in db.execute(
-        f"SELECT c.rowid, c.line, c.offset, c.length, c.placeholders {source} ORDER BY c.rowid LIMIT ? OFFSET ?",
-        [*args, per_page, (page - 1) * per_page])]
+        f"SELECT c.rowid, c.line, c.offset, c.length, c.placeholders {source}{extra} ORDER BY {order} LIMIT ? OFFSET ?",
+        [*args, *extra_args, per_page, offset])]
     for row, obj in zip(found, _read_lines(path, [(r["offset"], r["length"]) for r in found])):
         row["conversation"] = obj
     return Page(found, total, capped, page, per_page, words)
 
 
-def conversation_counts(db: sqlite3.Connection, corpus: str) -> dict[str, int]:
-    row = db.execute("SELECT count(*), coalesce(sum(placeholders > 0), 0), coalesce(sum(placeholders), 0) "
-                     "FROM conversations WHERE corpus = ?", (corpus,)).fetchone()
-    return {"conversations": row[0], "with_placeholders": row[1], "placeholders": row[2]}
+def conversation_counts(index: "Index", corpus: str) -> dict[str, int]:
+    found = index.summary(f"chat:{corpus}")
+    return {key: int(found.get(key, 0)) for key in ("conversations", "with_placeholders", "placeholders")}
 
 
 EVAL_SORTS = {"wer": "wer DESC, errors DESC, rowid", "errors": "errors DESC, wer DESC, rowid", "id": "id",
@@ -206,6 +222,5 @@ def compared_utterances(db: sqlite3.Connection, a: str, a_path: Path, b: str, b_
     return Page(rows, total, False, page, per_page)
 
 
-def eval_summary(db: sqlite3.Connection) -> dict[str, dict[str, Any]]:
-    return {r["run"]: dict(r) for r in db.execute(
-        "SELECT run, count(*) AS utterances, sum(errors > 0) AS with_errors FROM eval_utterances GROUP BY run")}
+def eval_summary(index: "Index", run: str) -> dict[str, Any]:
+    return index.summary(f"eval:{run}")

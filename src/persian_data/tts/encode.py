@@ -111,5 +111,6 @@ def _ffmpeg_aac(pcm: np.ndarray, sample_rate: int) -> bytes:
     except FileNotFoundError as exc:
         raise FormatError("aac needs ffmpeg, which is not installed on this server") from exc
     except subprocess.CalledProcessError as exc:
-        raise FormatError(f"ffmpeg could not encode aac: {exc.stderr.decode('utf-8', 'replace').strip()[:300]}") from exc
+        why = exc.stderr.decode("utf-8", "replace").strip()[:300]
+        raise FormatError(f"ffmpeg could not encode aac: {why}") from exc
     return done.stdout

@@ -185,7 +185,7 @@ def add_coqui_routes(app: FastAPI, service: SpeechService) -> None:
     """`GET|POST /api/tts`: coqui tts-server's shape, plus speed, format and streaming."""
 
     @app.get("/api/tts", summary="Synthesize speech (query parameters)",
-             description="Speak `text` with `voice`; WAV unless `format` says otherwise. Same as coqui tts-server's GET.",
+             description="Speak `text` with `voice`; WAV unless `format` says otherwise. As coqui tts-server's GET.",
              response_class=Response, responses={**_AUDIO, **_ERRORS}, tags=["tts"])
     async def tts_get(
         text: str | None = Query(None, description="Text to speak.", examples=["سلام دنیا."]),
