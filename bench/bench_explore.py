@@ -30,7 +30,6 @@ import os
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -154,8 +153,8 @@ def generate_chat(root: Path, scale: float) -> int:
                                                  {"role": "assistant", "content": answer}]}) + b"\n"
 
     _write_lines(folder / "combined.jsonl", conversations())
-    examples = [{"similar_to": "سلام. پرونده ۱۲ قانون اجاره؟", "dropped": "با سلام و احترام سلام. پرونده ۱۲ قانون اجاره؟",
-                 "jaccard": 0.83}]
+    examples = [{"similar_to": "سلام. پرونده ۱۲ قانون اجاره؟", "jaccard": 0.83,
+                 "dropped": "با سلام و احترام سلام. پرونده ۱۲ قانون اجاره؟"}]
     stats = {"version": 1, "written": n, "rows_read": n, "options": {"normalize": True,
                                                                       "normalizer": dataclasses.asdict(DEFAULT)},
              "rules": {"pii": {"mode": "mask", "found": {"PHONE": placeholders}, "masked": {"PHONE": placeholders}},

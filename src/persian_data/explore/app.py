@@ -239,7 +239,10 @@ class Pages:
                                 " pick two runs on the Evals page.")
         db = self.index.reader()
         ra, rb = read_results(a.results), read_results(b.results)
-        page = queries.compared_utterances(db, a.name, a.utterances, b.name, b.utterances, _int(p.get("page")))
+        sources = self.index.source_rows()
+        digests = tuple((sources.get(f"eval:{r.name}") or {"sha256": ""})["sha256"] for r in (a, b))
+        page = queries.compared_utterances(db, a.name, a.utterances, b.name, b.utterances, _int(p.get("page")),
+                                           digests=digests)
         corpus = corpus_key(ra)
         audio = queries.clips_by_ids(db, corpus, [r["id"] for r in page.rows]) if corpus else {}
         for row in page.rows:

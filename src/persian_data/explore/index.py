@@ -47,9 +47,9 @@ CREATE TABLE IF NOT EXISTS sources(
     name TEXT PRIMARY KEY, kind TEXT NOT NULL, path TEXT NOT NULL, size INTEGER, mtime_ns INTEGER, ino INTEGER,
     sha256 TEXT, rows INTEGER, bad_lines INTEGER, built_at REAL, seconds REAL, summary TEXT);
 CREATE TABLE IF NOT EXISTS clips(
-    corpus TEXT NOT NULL, split TEXT NOT NULL, n INTEGER NOT NULL, id TEXT NOT NULL, duration REAL, speaker TEXT, gender TEXT,
-    gender_key TEXT, age TEXT, accent TEXT, text TEXT, text_normalized TEXT, audio_path TEXT, sample_rate INTEGER,
-    search TEXT);
+    corpus TEXT NOT NULL, split TEXT NOT NULL, n INTEGER NOT NULL, id TEXT NOT NULL, duration REAL, speaker TEXT,
+    gender TEXT, gender_key TEXT, age TEXT, accent TEXT, text TEXT, text_normalized TEXT, audio_path TEXT,
+    sample_rate INTEGER, search TEXT);
 CREATE INDEX IF NOT EXISTS clips_split_n ON clips(corpus, split, n);
 CREATE INDEX IF NOT EXISTS clips_split_duration ON clips(corpus, split, duration);
 CREATE INDEX IF NOT EXISTS clips_split_gender ON clips(corpus, split, gender_key, duration);

@@ -8,6 +8,8 @@ every page within a few milliseconds of SQLite work at 48,904 clips and 281k con
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 from .search import parse_query
 
 COUNT_CAP = 10_000  # "10,000+" beyond this: exact counts of wide matches cost more than the page
-SORTS = {"": "n", "duration": "duration, n", "-duration": "duration DESC, n"}
+SORTS = {"": "c.n", "duration": "c.duration, c.n", "-duration": "c.duration DESC, c.n"}
 
 
 @dataclass
@@ -66,35 +68,40 @@ class ClipFilter:
     sort: str = ""
 
 
+CLIP_COLUMNS = "c.rowid, c.id, c.duration, c.speaker, c.gender, c.age, c.accent, c.text, c.text_normalized, " \
+               "c.audio_path, c.sample_rate"
+
+
 def clips(db: sqlite3.Connection, f: ClipFilter, page: int, per_page: int = 50) -> Page:
-    where = ["corpus = ?", "split = ?"]
+    q = f.q.strip()
+    if q and " " not in q:  # a clip id, typed or pasted as it is
+        row = db.execute(f"SELECT {CLIP_COLUMNS} FROM clips c WHERE c.corpus = ? AND c.split = ? AND c.id = ?",
+                         (f.corpus, f.split, q)).fetchone()
+        if row is not None:
+            return Page([dict(row)], 1, False, 1, per_page, [])
+    where = ["c.corpus = ?", "c.split = ?"]
     args: list[Any] = [f.corpus, f.split]
-    if f.gender:
-        where.append("gender_key = ?")
-        args.append(f.gender.lower())
-    if f.speaker:
-        where.append("speaker = ?")
-        args.append(f.speaker)
-    if f.min_duration is not None:
-        where.append("duration >= ?")
-        args.append(f.min_duration)
-    if f.max_duration is not None:
-        where.append("duration <= ?")
-        args.append(f.max_duration)
-    match, words = parse_query(f.q)
-    if f.q.strip() and match is None:
+    for column, value in (("c.gender_key = ?", f.gender.lower()), ("c.speaker = ?", f.speaker),
+                          ("c.duration >= ?", f.min_duration), ("c.duration <= ?", f.max_duration)):
+        if value not in (None, ""):
+            where.append(column)
+            args.append(value)
+    match, words = parse_query(q)
+    if q and match is None:
         return Page([], 0, False, page, per_page, [])
+    order = SORTS.get(f.sort, SORTS[""])
     if match is not None:
-        # the id typed as it is also finds its clip
-        where.append("(rowid IN (SELECT rowid FROM clips_fts WHERE clips_fts MATCH ?) OR id = ?)")
-        args += [match, f.q.strip()]
-    sql = f"FROM clips WHERE {' AND '.join(where)}"
+        # FTS first (CROSS JOIN keeps it the outer loop); its rowid order is file order within a split
+        sql = ("FROM clips_fts f CROSS JOIN clips c ON c.rowid = f.rowid WHERE clips_fts MATCH ? AND "
+               + " AND ".join(where))
+        args = [match, *args]
+        order = "f.rowid" if order == SORTS[""] else order
+    else:
+        sql = f"FROM clips c WHERE {' AND '.join(where)}"
     total, capped = _count(db, sql, args, cap=None)  # at most one split's clips: exact counts are cheap
-    order = SORTS.get(f.sort, "n")
-    extra, extra_args, offset = _window("n" if order == "n" and len(where) == 2 else None, page, per_page)
-    rows = [dict(r) for r in db.execute(
-        f"SELECT rowid, id, duration, speaker, gender, age, accent, text, text_normalized, audio_path, sample_rate "
-        f"{sql}{extra} ORDER BY {order} LIMIT ? OFFSET ?", [*args, *extra_args, per_page, offset])]
+    extra, extra_args, offset = _window("c.n" if order == "c.n" and len(where) == 2 else None, page, per_page)
+    rows = [dict(r) for r in db.execute(f"SELECT {CLIP_COLUMNS} {sql}{extra} ORDER BY {order} LIMIT ? OFFSET ?",
+                                        [*args, *extra_args, per_page, offset])]
     return Page(rows, total, capped, page, per_page, words)
 
 
@@ -204,22 +211,38 @@ def eval_utterances(db: sqlite3.Connection, run: str, path: Path, sort: str, err
     return Page(rows, total, False, page, per_page)
 
 
+_COMPARED: "OrderedDict[tuple, list[tuple]]" = OrderedDict()  # (a, b, their digests) -> rows, largest change first
+_COMPARED_LOCK = threading.Lock()
+
+
+def _compared_order(db: sqlite3.Connection, a: str, b: str, key: tuple) -> list[tuple]:
+    """Every utterance scored in both runs, where they differ most first; sorted once per pair of files
+    (10k utterances: ~50 ms), then every page of the comparison is a slice."""
+    with _COMPARED_LOCK:
+        if key in _COMPARED:
+            _COMPARED.move_to_end(key)
+            return _COMPARED[key]
+    rows = db.execute(
+        "SELECT x.id, x.wer, y.wer, x.offset, x.length, y.offset, y.length FROM eval_utterances x "
+        "JOIN eval_utterances y ON y.run = ? AND y.id = x.id WHERE x.run = ? "
+        "ORDER BY abs(y.wer - x.wer) DESC, x.wer DESC, x.rowid", (b, a)).fetchall()
+    rows = [tuple(r) for r in rows]
+    with _COMPARED_LOCK:
+        _COMPARED[key] = rows
+        while len(_COMPARED) > 4:
+            _COMPARED.popitem(last=False)
+    return rows
+
+
 def compared_utterances(db: sqlite3.Connection, a: str, a_path: Path, b: str, b_path: Path, page: int,
-                        per_page: int = 20) -> Page:
+                        per_page: int = 20, *, digests: tuple[str, str] = ("", "")) -> Page:
     """Utterances scored in both runs, where they differ most first."""
-    sql = ("FROM eval_utterances x JOIN eval_utterances y ON y.run = ? AND y.id = x.id WHERE x.run = ?")
-    args = [b, a]
-    total = db.execute(f"SELECT count(*) {sql}", args).fetchone()[0]
-    rows = [dict(r) for r in db.execute(
-        f"SELECT x.id AS id, x.wer AS wer_a, y.wer AS wer_b, x.errors AS errors_a, y.errors AS errors_b, "
-        f"x.offset AS offset_a, x.length AS length_a, y.offset AS offset_b, y.length AS length_b {sql} "
-        f"ORDER BY abs(y.wer - x.wer) DESC, x.wer DESC, x.rowid LIMIT ? OFFSET ?",
-        [*args, per_page, (page - 1) * per_page])]
-    a_objs = _read_lines(a_path, [(r["offset_a"], r["length_a"]) for r in rows])
-    b_objs = _read_lines(b_path, [(r["offset_b"], r["length_b"]) for r in rows])
-    for row, ua, ub in zip(rows, a_objs, b_objs):
-        row["a"], row["b"] = ua, ub
-    return Page(rows, total, False, page, per_page)
+    ordered = _compared_order(db, a, b, (a, b, *digests))
+    window = ordered[(page - 1) * per_page: page * per_page]
+    a_objs = _read_lines(a_path, [(r[3], r[4]) for r in window])
+    b_objs = _read_lines(b_path, [(r[5], r[6]) for r in window])
+    rows = [{"id": r[0], "wer_a": r[1], "wer_b": r[2], "a": ua, "b": ub} for r, ua, ub in zip(window, a_objs, b_objs)]
+    return Page(rows, len(ordered), False, page, per_page)
 
 
 def eval_summary(index: "Index", run: str) -> dict[str, Any]:
