@@ -52,12 +52,15 @@
       download.href = lastUrl;
       download.download = "speech." + format.value;
       download.hidden = false;
-      const seconds = response.headers.get("x-audio-seconds");
-      const took = response.headers.get("x-synthesis-seconds");
-      const runtime = response.headers.get("x-runtime");
-      status.textContent = voice.value + " · " + Number(seconds).toFixed(2) + " s صدا در " + Number(took).toFixed(2) +
-        " s (" + runtime + ", " + format.value + ", " + Math.round(blob.size / 1024) + " KB)";
+      const seconds = Number(response.headers.get("x-audio-seconds")).toFixed(2);
+      const took = Number(response.headers.get("x-synthesis-seconds")).toFixed(2);
+      const details = [voice.value, response.headers.get("x-runtime"), format.value, Math.round(blob.size / 1024) + " KB"];
+      // Latin runs inside Persian text: each one isolated (FSI ... PDI), so the sentence keeps its order
+      const ltr = function (s) { return "\u2068" + s + "\u2069"; };
+      status.textContent = ltr(seconds + " s") + " صدا، ساخته در " + ltr(took + " s") + " · " + ltr(details.join(" · "));
       status.dataset.ok = "1";
+      const state = document.getElementById("voices-state");
+      if (state) { state.textContent = "صداها بارگذاری شده‌اند."; state.dataset.state = "ready"; }
       audio.play().catch(function () { /* autoplay refused: the controls are there */ });
     } catch (error) {
       status.textContent = "خطا: " + error.message;
