@@ -441,7 +441,8 @@ def main() -> None:
     root = build_root(args.workdir, args.scale)
     runs = json.loads((root / ".bench-complete").read_text())["runs"]
     built = build_index(root)
-    print(f"\nindex build (from scratch, one process): {built["seconds"]:.1f} s wall, {built["cpu"]:.1f} s CPU, peak RSS "
+    print(f"\nindex build (from scratch, one process): {built['seconds']:.1f} s wall, {built['cpu']:.1f} s CPU, "
+          f"peak RSS "
           f"{built['peak_rss'] / 2**20:.0f} MB, index {built['bytes'] / 2**20:.0f} MB")
     for name, seconds in sorted(built["inputs"].items(), key=lambda x: -x[1])[:6]:
         print(f"  {name:<40} {seconds:6.1f} s")
