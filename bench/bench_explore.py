@@ -274,16 +274,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(argv: list[str], port: int) -> tuple[subprocess.Popen, TreeMemory, float]:
+def start(argv: list[str], port: int, log: Path) -> tuple[subprocess.Popen, TreeMemory, float]:
     import httpx
 
     began = time.perf_counter()
-    proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, env=_env(), stdout=out, stderr=subprocess.STDOUT)
     memory = TreeMemory(proc.pid)
     deadline = time.monotonic() + 600
     while True:
         if proc.poll() is not None:
-            raise SystemExit(f"{argv[:4]} exited {proc.returncode}")
+            raise SystemExit(f"{argv[:4]} exited {proc.returncode}: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200:
                 return proc, memory, time.perf_counter() - began
@@ -449,7 +450,7 @@ def main() -> None:
 
     port = _free_port()
     proc, memory, ready = start([sys.executable, "-m", "persian_data.cli", "explore", "--root", str(root),
-                                 "--port", str(port)], port)
+                                 "--port", str(port)], port, args.workdir / "explore.log")
     try:
         print(f"\n`persian-data explore` on the built index: first page {ready:.1f} s after the command started")
         ours = time_pages(f"http://127.0.0.1:{port}", pages(root, runs, random.Random(1)), args.requests)
@@ -457,10 +458,14 @@ def main() -> None:
         proc.terminate()
         proc.wait(30)
     peak = memory.stop()
+    for name, times in ours.items():
+        print(f"  {name:<34} p50 {_pct(times, 0.5) * 1000:7.1f} ms  p95 {_pct(times, 0.95) * 1000:7.1f} ms")
+    print(f"  peak RSS of the explore process tree {peak / 2**20:.0f} MB; load now "
+          + " ".join(f"{x:.1f}" for x in os.getloadavg()), flush=True)
 
     naive_port = _free_port()
     naive, naive_memory, _ = start([sys.executable, __file__, "--naive-server", str(root), "--port", str(naive_port)],
-                                   naive_port)
+                                   naive_port, args.workdir / "naive.log")
     try:
         theirs = time_pages(f"http://127.0.0.1:{naive_port}", pages(root, runs, random.Random(1)),
                             args.naive_requests, only=NAIVE_PAGES)
