@@ -322,6 +322,30 @@ def test_the_voices_page_is_at_the_root(url):
     assert script.status_code == 200 and "v1/audio/speech" in script.text
 
 
+def test_synth_shows_progress_per_sentence(voice_dirs, tmp_path, caplog):
+    """Not on a terminal: a line at every tenth of the text (on one, tqdm's bar); the file in the
+    format of its extension, at the asked speed."""
+    import logging
+    import shutil
+
+    import soundfile as sf
+
+    from persian_data.cli import main
+
+    layout = Layout(tmp_path / "root")
+    shutil.copytree(voice_dirs["female"], layout.content_dir(BY_KEY["tts-female"]))
+    text = " ".join(f"بند {i}." for i in range(1, 11))  # ten sentences, spoken fast: a cheap long text
+    caplog.set_level(logging.INFO, logger="persian_data")
+    out = tmp_path / "long.mp3"
+    assert main(["synth", "--root", str(layout.root), "--voice", "female", "--text", text, "--out", str(out),
+                 "--speed", "4"]) == 0
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("synth female:")]
+    assert lines == [f"synth female: {n}/10 sentences ({n * 10} %)" for n in range(1, 11)], lines
+    data, rate = sf.read(out)
+    assert rate == 24000 and len(data) > 0.1 * 24000
+    assert main(["synth", "--root", str(layout.root), "--text", text, "--out", str(out), "--speed", "9"]) == 1
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
