@@ -43,10 +43,36 @@ class Input:
     normalized: bool = False  # the text is already what the shared normalizer makes of it
 
 
+def _fts_table(prefix: str, key: str) -> str:
+    safe = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in key)[:40]
+    return f"{prefix}_fts_{safe}_{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
 def chat_fts_table(key: str) -> str:
-    """The FTS5 table of one chat corpus (a table per corpus: rebuilding one is a DROP, not a delete scan)."""
-    safe = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in key)
-    return f"chat_fts_{safe}_{hashlib.sha1(key.encode()).hexdigest()[:6]}"
+    """The FTS5 table of one chat corpus. A contentless table per input: rebuilding one is a DROP (SQLite
+    before 3.43 cannot delete from a contentless table), and a search never reads rows of another."""
+    return _fts_table("chat", key)
+
+
+def clips_fts_table(corpus: str, split: str) -> str:
+    """The FTS5 table of one split's clips: counting a word's clips in a split is an index-only query."""
+    return _fts_table("clips", f"{corpus}:{split}")
+
+
+def _create_fts(db: sqlite3.Connection, table: str) -> None:
+    db.execute(f'CREATE VIRTUAL TABLE "{table}" USING fts5(search, content=\'\', '
+               "tokenize='unicode61 remove_diacritics 0')")
+    # bulk load: no merging while inserting (a third faster), one 'optimize' at the end
+    db.execute(f'INSERT INTO "{table}"("{table}", rank) VALUES(\'automerge\', 0)')
+
+
+def _finish_fts(db: sqlite3.Connection, table: str) -> None:
+    db.execute(f'INSERT INTO "{table}"("{table}") VALUES(\'optimize\')')
+    db.execute(f'INSERT INTO "{table}"("{table}", rank) VALUES(\'automerge\', 4)')
+
+
+def _next_rowid(db: sqlite3.Connection, table: str) -> int:
+    return (db.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0] or 0) + 1
 
 
 class _Reader:
@@ -114,23 +140,26 @@ def _number(value: Any) -> float | None:
 
 def build_clips(db: sqlite3.Connection, item: Input, on_progress: Progress | None) -> tuple[str, int, int]:
     reader = _Reader(item, on_progress)
+    fts = clips_fts_table(item.corpus, item.split or "")
+    _create_fts(db, fts)
+    rowid = _next_rowid(db, "clips")
     rows = 0
     for batch in _batches(reader.objects()):
         searches = index_forms([_text(o.get("text_normalized") or o.get("text")) for _, _, _, o in batch])
         values = []
-        for (_, _, _, o), search in zip(batch, searches):
+        for _, _, _, o in batch:
             gender = _text(o.get("gender")).strip()
             rows += 1
-            values.append((item.corpus, _text(o.get("split") or item.split), rows, _text(o.get("id")),
+            values.append((rowid + rows - 1, item.corpus, item.split, rows, _text(o.get("id")),
                            _number(o.get("duration")), _text(_first(o, SPEAKER_KEYS)), gender, gender.lower(),
                            _text(o.get("age")), _text(_first(o, ACCENT_KEYS)), _text(o.get("text")),
                            _text(o.get("text_normalized")), _text(o.get("audio_path")),
-                           int(_number(o.get("sample_rate")) or 0), search))
-        db.executemany("INSERT INTO clips(corpus, split, n, id, duration, speaker, gender, gender_key, age, accent, "
-                       "text, text_normalized, audio_path, sample_rate, search) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           int(_number(o.get("sample_rate")) or 0)))
+        db.executemany("INSERT INTO clips(rowid, corpus, split, n, id, duration, speaker, gender, gender_key, age, "
+                       "accent, text, text_normalized, audio_path, sample_rate) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        values)
-    db.execute("INSERT INTO clips_fts(rowid, search) SELECT rowid, search FROM clips WHERE corpus=? AND split=?",
-               (item.corpus, item.split))
+        db.executemany(f'INSERT INTO "{fts}"(rowid, search) VALUES(?,?)', [(v[0], s) for v, s in zip(values, searches)])
+    _finish_fts(db, fts)
     return reader.digest, rows, reader.bad
 
 
@@ -159,12 +188,9 @@ def turns(conversation: dict) -> dict[str, str]:
 def build_chat(db: sqlite3.Connection, item: Input, on_progress: Progress | None) -> tuple[str, int, int]:
     reader = _Reader(item, on_progress)
     fts = chat_fts_table(item.corpus)
-    db.execute(f'CREATE VIRTUAL TABLE "{fts}" USING fts5(search, content=\'\', '
-               "tokenize='unicode61 remove_diacritics 0')")
-    # bulk load: no merging while inserting (a third faster), one 'optimize' at the end
-    db.execute(f'INSERT INTO "{fts}"("{fts}", rank) VALUES(\'automerge\', 0)')
+    _create_fts(db, fts)
     forms = (lambda texts: [index_form(t) for t in texts]) if item.normalized else index_forms
-    next_rowid = (db.execute("SELECT coalesce(max(rowid), 0) FROM conversations").fetchone()[0] or 0) + 1
+    rowid = _next_rowid(db, "conversations")
     rows = 0
     for batch in _batches(reader.objects()):
         texts, values = [], []
@@ -173,15 +199,13 @@ def build_chat(db: sqlite3.Connection, item: Input, on_progress: Progress | None
             both = parts["user"] + "\n" + parts["assistant"]
             texts.append(both)
             rows += 1
-            values.append((next_rowid, item.corpus, rows, number, offset, length, len(PLACEHOLDER.findall(both)),
-                           len(parts["user"]), len(parts["assistant"])))
-            next_rowid += 1
+            values.append((rowid + rows - 1, item.corpus, rows, number, offset, length,
+                           len(PLACEHOLDER.findall(both)), len(parts["user"]), len(parts["assistant"])))
         db.executemany("INSERT INTO conversations(rowid, corpus, n, line, offset, length, placeholders, user_chars, "
                        "assistant_chars) VALUES(?,?,?,?,?,?,?,?,?)", values)
         db.executemany(f'INSERT INTO "{fts}"(rowid, search) VALUES(?,?)',
                        [(v[0], s) for v, s in zip(values, forms(texts))])
-    db.execute(f'INSERT INTO "{fts}"("{fts}") VALUES(\'optimize\')')
-    db.execute(f'INSERT INTO "{fts}"("{fts}", rank) VALUES(\'automerge\', 4)')
+    _finish_fts(db, fts)
     return reader.digest, rows, reader.bad
 
 

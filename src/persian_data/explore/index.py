@@ -34,11 +34,11 @@ from typing import Callable, Iterator
 from ..atomic import sha256_of
 from ..layout import STATE_DIR
 from . import sources as found
-from .builders import BUILDERS, SUMMARIES, Input, chat_fts_table
+from .builders import BUILDERS, SUMMARIES, Input, chat_fts_table, clips_fts_table
 
 log = logging.getLogger("persian_data.explore")
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 INDEX_NAME = "index.sqlite"
 
 SCHEMA = """
@@ -49,14 +49,12 @@ CREATE TABLE IF NOT EXISTS sources(
 CREATE TABLE IF NOT EXISTS clips(
     corpus TEXT NOT NULL, split TEXT NOT NULL, n INTEGER NOT NULL, id TEXT NOT NULL, duration REAL, speaker TEXT,
     gender TEXT, gender_key TEXT, age TEXT, accent TEXT, text TEXT, text_normalized TEXT, audio_path TEXT,
-    sample_rate INTEGER, search TEXT);
+    sample_rate INTEGER);
 CREATE INDEX IF NOT EXISTS clips_split_n ON clips(corpus, split, n);
 CREATE INDEX IF NOT EXISTS clips_split_duration ON clips(corpus, split, duration);
 CREATE INDEX IF NOT EXISTS clips_split_gender ON clips(corpus, split, gender_key, duration);
 CREATE INDEX IF NOT EXISTS clips_split_speaker ON clips(corpus, split, speaker, duration);
 CREATE INDEX IF NOT EXISTS clips_id ON clips(corpus, id);
-CREATE VIRTUAL TABLE IF NOT EXISTS clips_fts USING fts5(
-    search, content='clips', content_rowid='rowid', tokenize='unicode61 remove_diacritics 0');
 CREATE TABLE IF NOT EXISTS rejects(
     corpus TEXT NOT NULL, split TEXT, id TEXT, reason TEXT, detail TEXT, kind TEXT, source TEXT, member TEXT,
     row INTEGER);
@@ -244,8 +242,7 @@ class Index:
     @staticmethod
     def _drop_rows(db: sqlite3.Connection, kind: str, corpus: str, split: str | None) -> None:
         if kind == "clips":
-            db.execute("INSERT INTO clips_fts(clips_fts, rowid, search) SELECT 'delete', rowid, search FROM clips "
-                       "WHERE corpus=? AND split=?", (corpus, split))
+            db.execute(f'DROP TABLE IF EXISTS "{clips_fts_table(corpus, split)}"')
             db.execute("DELETE FROM clips WHERE corpus=? AND split=?", (corpus, split))
         elif kind == "rejects":
             db.execute("DELETE FROM rejects WHERE corpus=?", (corpus,))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .builders import chat_fts_table
+from .builders import chat_fts_table, clips_fts_table
 
 if TYPE_CHECKING:
     from .index import Index
@@ -46,6 +46,10 @@ def _count(db: sqlite3.Connection, sql: str, args: list[Any], cap: int | None = 
         return db.execute(f"SELECT count(*) {sql}", args).fetchone()[0], False
     n = db.execute(f"SELECT count(*) FROM (SELECT 1 {sql} LIMIT {cap + 1})", args).fetchone()[0]
     return min(n, cap), n > cap
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 
 
 def _window(ordinal: str | None, page: int, per_page: int) -> tuple[str, list[Any], int]:
@@ -91,14 +95,20 @@ def clips(db: sqlite3.Connection, f: ClipFilter, page: int, per_page: int = 50) 
         return Page([], 0, False, page, per_page, [])
     order = SORTS.get(f.sort, SORTS[""])
     if match is not None:
-        # FTS first (CROSS JOIN keeps it the outer loop); its rowid order is file order within a split
-        sql = ("FROM clips_fts f CROSS JOIN clips c ON c.rowid = f.rowid WHERE clips_fts MATCH ? AND "
-               + " AND ".join(where))
+        # FTS first (CROSS JOIN keeps it the outer loop); the table holds this split only, in file order
+        fts = clips_fts_table(f.corpus, f.split)
+        if not _has_table(db, fts):  # the split could not be indexed (the page says why)
+            return Page([], 0, False, page, per_page, words)
+        sql = f'FROM "{fts}" f CROSS JOIN clips c ON c.rowid = f.rowid WHERE "{fts}" MATCH ? AND ' + " AND ".join(where)
         args = [match, *args]
         order = "f.rowid" if order == SORTS[""] else order
+        if len(where) == 2:  # no other filter: the count needs the FTS index only
+            total, capped = _count(db, f'FROM "{fts}" WHERE "{fts}" MATCH ?', [match], cap=None)
+        else:
+            total, capped = _count(db, sql, args, cap=None)
     else:
         sql = f"FROM clips c WHERE {' AND '.join(where)}"
-    total, capped = _count(db, sql, args, cap=None)  # at most one split's clips: exact counts are cheap
+        total, capped = _count(db, sql, args, cap=None)  # at most one split's clips: exact counts are cheap
     extra, extra_args, offset = _window("c.n" if order == "c.n" and len(where) == 2 else None, page, per_page)
     rows = [dict(r) for r in db.execute(f"SELECT {CLIP_COLUMNS} {sql}{extra} ORDER BY {order} LIMIT ? OFFSET ?",
                                         [*args, *extra_args, per_page, offset])]
@@ -171,6 +181,8 @@ def conversations(db: sqlite3.Connection, corpus: str, path: Path, q: str, place
         # FTS first: CROSS JOIN keeps the FTS table the outer loop, and its rowid order is the page order.
         # (Left to itself the planner may walk the conversations and probe the index per row.)
         fts = chat_fts_table(corpus)
+        if not _has_table(db, fts):
+            return Page([], 0, False, page, per_page, words)
         source = f'FROM "{fts}" f CROSS JOIN conversations c ON c.rowid = f.rowid WHERE "{fts}" MATCH ? AND {where}'
         args = [match, *args]
         order = "f.rowid"
