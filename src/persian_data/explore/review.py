@@ -76,19 +76,8 @@ def read_review(path: Path | None) -> list[RuleExamples]:
     return list(rules.values())
 
 
-def near_duplicates(stats_path: Path | None) -> dict[str, Any]:
-    """The near-duplicate counters and example pairs of combined.stats.json ({} when absent)."""
-    if stats_path is None:
-        return {}
-    try:
-        stats = json.loads(stats_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    found = ((stats.get("rules") or {}).get("near_duplicates") or {}) if isinstance(stats, dict) else {}
-    return found if isinstance(found, dict) else {}
-
-
 def chat_stats(stats_path: Path | None) -> dict[str, Any]:
+    """combined.stats.json as a dict ({} when absent or unreadable: the page says what is missing)."""
     if stats_path is None:
         return {}
     try:
@@ -96,3 +85,9 @@ def chat_stats(stats_path: Path | None) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return stats if isinstance(stats, dict) else {}
+
+
+def near_duplicates(stats_path: Path | None) -> dict[str, Any]:
+    """The near-duplicate counters and example pairs of combined.stats.json ({} when absent)."""
+    found = (chat_stats(stats_path).get("rules") or {}).get("near_duplicates") or {}
+    return found if isinstance(found, dict) else {}
