@@ -148,8 +148,8 @@ class OnnxVoice:
 
     def synthesize(self, text: str, should_stop: Callable[[], bool] | None = None, *, speed: float = 1.0,
                    on_piece: Callable[[str], None] | None = None) -> np.ndarray:
-        return speak(text, partial(self.synthesize_piece, speed=speed), self.sample_rate, should_stop,
-                     speed=speed, on_piece=on_piece)
+        piece = self.synthesize_piece if speed == 1.0 else partial(self.synthesize_piece, speed=speed)
+        return speak(text, piece, self.sample_rate, should_stop, speed=speed, on_piece=on_piece)
 
     def info(self) -> dict:
         return {"name": self.name, "runtime": self.runtime, "precision": self.precision,

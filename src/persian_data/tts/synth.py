@@ -124,8 +124,8 @@ class Voice:
     def synthesize(self, text: str, should_stop: Callable[[], bool] | None = None, *, speed: float = 1.0,
                    on_piece: Callable[[str], None] | None = None) -> np.ndarray:
         """Speak `text`: split into sentences, synthesize each, join. Mono float32 in [-1, 1]."""
-        return speak(text, partial(self.synthesize_piece, speed=speed), self.sample_rate, should_stop,
-                     speed=speed, on_piece=on_piece)
+        piece = self.synthesize_piece if speed == 1.0 else partial(self.synthesize_piece, speed=speed)
+        return speak(text, piece, self.sample_rate, should_stop, speed=speed, on_piece=on_piece)
 
     runtime = "torch"
     precision = "fp32"
