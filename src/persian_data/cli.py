@@ -218,8 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
                    help="int8: the export's int8 voice (tts-export --int8; onnx runtime only, ~2.7x faster, "
                         "~35 dB from fp32); fp32 (default): the exact voice")
+    p.add_argument("--speed", type=float, default=1.0, help="0.25 to 4.0 (default 1.0); 2.0 speaks twice as fast")
+    p.add_argument("--format", default=None, choices=["wav", "mp3", "opus", "flac", "aac", "pcm"],
+                   help="audio format (default: from --out's extension, else wav)")
 
-    p = sub.add_parser("serve-tts", help="serve both voices over HTTP: GET/POST /api/tts, /api/voices, /health, /metrics")
+    p = sub.add_parser("serve-tts", help="serve both voices over HTTP: the voices page at /, GET/POST /api/tts, "
+                                         "OpenAI-compatible POST /v1/audio/speech, /api/voices, /health, /metrics")
     _root(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=5002, help="port to listen on")
@@ -234,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per synthesis (default: one per core)")
     p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
                    help="int8: the exports' int8 voices (tts-export --int8; onnx runtime only); fp32 (default)")
+
+    p = sub.add_parser("explore", help="a local web app: clips with audio, conversations, eval errors, voices "
+                                       "(http://127.0.0.1:8765/)")
+    _root(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
 
     p = sub.add_parser("tts-export", help="export the voices to ONNX (datasets/tts/<voice>/onnx/), checked against torch")
     _root(p)
@@ -386,7 +397,11 @@ def _dispatch(args) -> int:
             print(json.dumps(list_voices(layout), indent=2, ensure_ascii=False))
             return 0
         text = args.text if args.text is not None else sys.stdin.read()
-        out = synth_to_file(layout, args.voice, text, args.out, runtime=args.runtime, precision=args.precision)
+        import logging  # (a local name in this function: the card branch imports it too)
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")  # progress lines when not on a terminal
+        out = synth_to_file(layout, args.voice, text, args.out, runtime=args.runtime, precision=args.precision,
+                            speed=args.speed, audio_format=args.format)
         print(f"wrote {out}", file=sys.stderr)
         return 0
     if args.command == "card":
@@ -416,6 +431,14 @@ def _dispatch(args) -> int:
         serve(layout, host=args.host, port=args.port, max_chars=args.max_chars, runtime=args.runtime,
               workers=args.workers, max_queue=args.max_queue, timeout=args.timeout, threads=args.threads,
               loading=loading, precision=args.precision)
+        return 0
+    if args.command == "explore":
+        import logging
+
+        from .explore.serve import serve_explore
+
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+        serve_explore(args.root, host=args.host, port=args.port)
         return 0
     if args.command == "tts-export":
         from .tts.export import run_tts_export
