@@ -29,6 +29,12 @@ What `normalize` does, in order
      ``remove_diacritics`` (the default, as in hazm).
    * Digits follow ``digits``: ``"persian"`` (default, as hazm) maps Latin 0-9 and Arabic-Indic
      ٠-٩ to ۰-۹; ``"latin"`` maps both Persian and Arabic-Indic to 0-9; ``"keep"`` leaves them.
+     Unlike hazm, **Latin tokens keep their digits** whatever the policy: a whitespace-separated
+     token holding an ASCII letter (``user4.law@example.com``, ``https://…/12``, ``@ali_1370``,
+     ``IR82…``, ``report_2023.pdf``, ``A4-17``, ``mp3``), and a token of no letter at all whose
+     nearest lettered token before it, on the same line, is such a token (``Windows 10``, the
+     groups of ``IR82 0540 1026 …``). A number before a Latin word (``۱۰ GB``) or among Persian
+     words (``ماده ۱۰``) follows the policy.
    * Control characters (C0/C1 except tab and newline) and format characters (BOM, soft
      hyphen, bidi embeddings and isolates, ...) are removed; ZWSP and the bidi marks LRM, RLM
      and ALM, which also break cursive joining and stand where a ZWNJ belongs, become ZWNJ (and
@@ -57,9 +63,9 @@ What `normalize` does, in order
 Not done (they need hazm's lexicon, or rewrite the author's style, or cost too much for what
 they fix): merging compound words (``زمین لرزه`` -> ``زمین‌لرزه``), cutting repeated letters
 (``سلاممممم``), separating a glued ``می`` (``میخواهم``), a space between a number and a word
-(``۹متر``), quotes to guillemets, ``...`` to ``…``, ``%`` to ``٪``. The ``persian`` digit
-policy converts every digit, also inside Latin tokens and URLs (``mp3`` -> ``mp۳``), as hazm
-does; use ``digits="keep"`` or ``"latin"`` where that matters.
+(``۹متر``), quotes to guillemets, ``...`` to ``…``, ``%`` to ``٪``. Unlike hazm the digit
+policy stops at Latin tokens (``mp3`` stays ``mp3``, not ``mp۳``): an email, URL or IBAN with a
+Persian digit in it is neither what its owner wrote nor what a pattern for it expects.
 
 Unicode form: NFC plus targeted folding, not NFKC
 -------------------------------------------------
@@ -350,6 +356,11 @@ class _Compiled:
         self.multi = multi
         assert all(ord(k) >= _FIRST_MULTI for k in multi)
         self.multi_re = re.compile(_charclass(multi)) if multi else None
+        # digits the policy changes; inside Latin tokens they are put back (see `_latin_digits`)
+        changed = [d for d in LATIN_DIGITS + PERSIAN_DIGITS + ARABIC_DIGITS if self.trans.get(ord(d), d) != d]
+        self.digit_changed = np.zeros(0x10000, dtype=bool)
+        self.digit_changed[[ord(d) for d in changed]] = True
+        self.small_digits = re.compile(_charclass(changed)) if changed else None
         self.heh_yeh_target = "\u0647" if cfg.heh_yeh == "heh" else "\u06c0"
         # ه + hamza above is ۀ; when ۀ itself folds to ه, every such hamza goes
         self.heh_hamza_re = re.compile("\u0647\u0654+" if cfg.heh_yeh == "heh" else "\u0647\u0654")
@@ -363,7 +374,8 @@ class _Compiled:
         if "\r" in s:
             s = s.replace("\r\n", "\n")
         s = unicodedata.normalize("NFC", s)  # returns at once when already NFC
-        if len(s) < _SMALL:
+        if len(s) < _SMALL and not (self.small_digits is not None and _ASCII_LETTER.search(s) is not None
+                                    and self.small_digits.search(s) is not None):
             return s.translate(self.trans)
         b = s.encode("utf-16-le", "surrogatepass")
         a16 = np.frombuffer(b, dtype=np.uint16)
@@ -378,12 +390,19 @@ class _Compiled:
             m16 = self.lut16.take(a16)
             gone16 = m16 == _DEL16
             if gone16.any():
-                m16 = m16[~gone16]
+                keep16 = ~gone16
+                m16, a16 = m16[keep16], a16[keep16]
+            if self.small_digits is not None:
+                _latin_digits(a16, m16, self.digit_changed, _CLASS16)
             return m16.tobytes().decode("utf-16-le")
-        m = self._full_lut().take(np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
+        a32 = np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        m = self._full_lut().take(a32)
         gone = m == _DEL
         if gone.any():
-            m = m[~gone]
+            keep = ~gone
+            m, a32 = m[keep], a32[keep]
+        if self.small_digits is not None:
+            _latin_digits(a32, m, self.digit_changed, _class_full())
         return m.tobytes().decode("utf-32-le")
 
     def _full_lut(self) -> np.ndarray:
@@ -459,6 +478,76 @@ class _Compiled:
         if len(out) != len(texts):  # cannot happen: NULs were removed, the rules keep _SEP
             raise AssertionError("normalize_many: field separator lost")
         return out
+
+
+# --------------------------------------------------------------------------------------------
+# Latin tokens keep their digits
+# --------------------------------------------------------------------------------------------
+#
+# A token is a run of characters between whitespace (or the batch separator). Its digits keep
+# their characters, whatever the digit policy, when the token holds an ASCII letter (an email, a
+# URL, an @handle, an IBAN, a file name, "A4-17", "mp3") or when it holds no letter at all and the
+# nearest token before it that holds a letter is such a Latin token, on the same line ("Windows 10",
+# the groups of "IR82 0540 1026 ..."). Everywhere else (Persian text, "ماده 10", a number before a
+# Latin word: "10 GB") the policy applies. Classes are taken on the output of the table, so a
+# deleted control character is invisible here and what is a token is what the next pass sees (the
+# rule is idempotent: a second pass protects at least the digits the first one did).
+
+_C_ASCII, _C_LETTER, _C_SPACE, _C_LINE = 1, 2, 4, 8
+
+
+def _char_classes(limit: int) -> np.ndarray:
+    cls = np.zeros(limit, dtype=np.uint8)
+    letters = np.array([c for c in range(limit) if not 0xD800 <= c < 0xE000 and chr(c).isalpha()], dtype=np.int64)
+    cls[letters] = _C_LETTER
+    for c in range(ord("A"), ord("Z") + 1):
+        cls[c] |= _C_ASCII
+        cls[c + 32] |= _C_ASCII
+    cls[ord(" ")] = _C_SPACE  # after the table every other space is " " or "\n"
+    cls[ord("\n")] = cls[ord(_SEP)] = _C_SPACE | _C_LINE
+    return cls
+
+
+_CLASS16 = _char_classes(0x10000)
+_CLASS_FULL: np.ndarray | None = None
+_ASCII_LETTER = re.compile("[A-Za-z]")
+
+
+def _class_full() -> np.ndarray:
+    global _CLASS_FULL
+    if _CLASS_FULL is None:
+        _CLASS_FULL = _char_classes(0x110000)
+    return _CLASS_FULL
+
+
+def _latin_digits(src: np.ndarray, out: np.ndarray, changed: np.ndarray, classes: np.ndarray) -> None:
+    """Put back, in `out` (the table's output, same length as `src`, its input), the digits of
+    Latin tokens (see above). `changed`: the digits the table changes (BMP)."""
+    digits = np.flatnonzero(changed.take(np.minimum(src, 0xFFFF)))
+    if not len(digits):
+        return
+    cls = classes.take(out)
+    if not (cls & _C_ASCII).any():
+        return
+    bounds = np.flatnonzero(cls & _C_SPACE)
+    starts = np.concatenate(([0], bounds + 1))
+    if starts[-1] == len(cls):  # the text ends with a space: no token after it
+        starts = starts[:-1]
+    # per token: the OR of its classes and of the space that ends it (_C_LINE: a line ends there)
+    bits = np.bitwise_or.reduceat(cls, starts)
+    letter = (bits & _C_LETTER) != 0
+    latin = (bits & _C_ASCII) != 0
+    idx = np.arange(len(bits))
+    last_letter = np.maximum.accumulate(np.where(letter, idx, -1))  # at or before each token
+    prev = np.concatenate(([-1], last_letter[:-1]))  # the last token with a letter before it
+    lines = np.cumsum((bits & _C_LINE) != 0)
+    lines_before = np.concatenate(([0], lines[:-1]))  # line ends before each token
+    safe_prev = np.maximum(prev, 0)
+    same_line = lines_before == lines_before[safe_prev]  # no line end from that token to this one
+    protected = latin | (~letter & (prev >= 0) & latin[safe_prev] & same_line)
+    keep = digits[protected[np.searchsorted(bounds, digits)]]
+    if len(keep):
+        out[keep] = src[keep]
 
 
 _NON_ARABIC = rf"[^\s{_ARABIC_BLOCKS}{ZWNJ}{ZWJ}{_SEP}]"
