@@ -26,8 +26,8 @@ byte; masking is idempotent (placeholders hold no digit, ``@`` or URL).
 
 Independent of the normalizer. Every pattern is script-agnostic: a digit is any Unicode decimal
 digit (Latin, Persian, Arabic-Indic, ...) wherever one may stand, also inside emails, URLs,
-handles and Sheba numbers, and the edges of a name are ASCII letters and digits, not Python's word class (a
-Persian letter, a ZWNJ or a bidi mark glued to an email is not part of it). Invisible characters
+handles and Sheba numbers, and the edges of a name are ASCII letters and digits, not Python's
+word class (a Persian letter, a ZWNJ or a bidi mark glued to an email is not part of it). Invisible characters
 (ZWSP, ZWNJ, ZWJ, LRM, RLM, ALM, bidi embeddings and isolates, BOM, soft hyphen) may sit anywhere
 in a digit run or a Sheba number without counting as separators. The chat stage masks *after*
 normalizing, on the very text it writes: masking first would leave the normalizer free to
