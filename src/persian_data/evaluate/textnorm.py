@@ -229,7 +229,8 @@ def normalize_one(text: str) -> str:
 
 SUFFIXES = frozenset(("تر", "ترین", "ها", "های", "هایی", "ام", "ات", "اش", "ای", "اند", "ایم", "اید"))
 PREFIXES = frozenset(("می", "نمی", "بی"))
-_ENDS, _STARTS = tuple(SUFFIXES), tuple(PREFIXES)
+_ENDS, _STARTS, _AFFIXES = tuple(SUFFIXES), tuple(PREFIXES), SUFFIXES | PREFIXES
+_AFFIX_WORD = re.compile("(?:^| )(?:" + "|".join(sorted(_AFFIXES, key=len, reverse=True)) + ")(?= |$)")
 _MAX_PIECES = 4  # a word and up to three affixes: «نمی‌دانستند», «بزرگ‌ترین‌ها»
 
 
@@ -244,7 +245,11 @@ def normalize_pairs(refs: list[str], hyps: list[str]) -> tuple[NormalizeResult, 
     for i, (r, h) in enumerate(zip(ref_norm.texts, texts)):
         if r == h or not h or not r:
             continue
-        fixed = _follow_reference(r, ref_zw[i], h, hyp_zw[i])
+        rz, hz = ref_zw[i], hyp_zw[i]
+        # nothing to join or split without a ZWNJ or an affix standing alone (a C-speed look first)
+        if ZWNJ not in rz and ZWNJ not in hz and _AFFIX_WORD.search(r) is None and _AFFIX_WORD.search(h) is None:
+            continue
+        fixed = _follow_reference(r, rz, h, hz)
         if fixed is not None:
             texts[i] = fixed
             hyp_norm.changed["spacing"] += 1
@@ -273,20 +278,29 @@ def _follow_reference(ref: str, ref_zw: str, hyp: str, hyp_zw: str) -> str | Non
         for w in ref_zw.split(" "):
             if ZWNJ in w:
                 ref_cuts[w.replace(ZWNJ, "")] = ref_cuts.get(w.replace(ZWNJ, ""), frozenset()) | _zwnj_offsets(w)
+    # a join needs an affix among the hypothesis words, or a reference word written with ZWNJ; a
+    # split, an affix among the reference words, or a hypothesis word written with ZWNJ
+    firsts = {w[:c] for w, cuts in ref_cuts.items() for c in cuts}  # what a ZWNJ junction's left piece can be
+    may_join = bool(firsts) or not _AFFIXES.isdisjoint(hyp_words)
     hyp_zw_words = hyp_zw.split(" ") if ZWNJ in hyp_zw else None
+    may_split = hyp_zw_words is not None or not _AFFIXES.isdisjoint(ref_words)
+    if not (may_join or may_split):
+        return None
     out: list[str] = []
     changed = False
     i, n = 0, len(hyp_words)
     while i < n:
         word = hyp_words[i]
-        j = _join_at(hyp_words, i, known, ref_cuts)
+        j = 0
+        if may_join and i + 1 < n and (hyp_words[i + 1] in SUFFIXES or word in PREFIXES or word in firsts):
+            j = _join_at(hyp_words, i, known, ref_cuts)
         if j:
             out.append("".join(hyp_words[i:j]))
             changed = True
             i = j
             continue
         run = None
-        if word not in known:
+        if may_split and word not in known:
             cuts = _zwnj_offsets(hyp_zw_words[i]) if hyp_zw_words is not None and ZWNJ in hyp_zw_words[i] else frozenset()
             if cuts or word.endswith(_ENDS) or word.startswith(_STARTS):
                 run = _split_of(word, ref_words, cuts)
