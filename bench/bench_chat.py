@@ -34,6 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 sys.path.insert(0, str(SRC))
+sys.path.insert(0, str(HERE))
 
 REAL = (
     ("dadrah_dataset.json", 4.6),
@@ -128,12 +129,21 @@ def _question(r: random.Random, n: int, target_chars: int, previous: str) -> str
     return q
 
 
-def generate(out_dir: Path, scale: float, utf8: bool, seed: int = 7) -> list[Path]:
-    """The four raw files under out_dir/datasets/text/persian_conversation/data."""
+def data_dir(out_dir: Path) -> Path:
     from persian_data.catalog import BY_KEY
     from persian_data.layout import Layout
 
-    data = Layout(out_dir).content_dir(BY_KEY["text"])
+    return Layout(out_dir).content_dir(BY_KEY["text"])
+
+
+def generate(out_dir: Path, scale: float, utf8: bool, seed: int = 7, corpus: str = "realistic") -> list[Path]:
+    """The four raw files under out_dir/datasets/text/persian_conversation/data: the realistic
+    digit-rich corpus (`chat_corpus`), or the simple one below (few numbers, issue 12's bench)."""
+    if corpus == "realistic":
+        import chat_corpus
+
+        return chat_corpus.generate(data_dir(out_dir), scale, utf8, seed)
+    data = data_dir(out_dir)
     data.mkdir(parents=True, exist_ok=True)
     r = random.Random(seed)
     # ~3.2 kB per row like the real files (845 MB / ~267k rows): ~620 characters when escaped
@@ -333,6 +343,8 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, help="work folder (default: a temp folder, removed after)")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the real 845 MB (default 1)")
     ap.add_argument("--utf8", action="store_true", help="raw UTF-8 files instead of \\uXXXX escapes")
+    ap.add_argument("--corpus", choices=("realistic", "simple"), default="realistic",
+                    help="realistic: digit-rich legal text (bench/chat_corpus.py, the default); simple: issue 12's")
     ap.add_argument("--workers", type=int, default=None, help="prepare_chat workers (default: auto)")
     ap.add_argument("--answers", choices=("first", "all"), default="first")
     ap.add_argument("--no-baseline", action="store_true")
@@ -359,11 +371,14 @@ def main() -> None:
         root.mkdir(parents=True, exist_ok=True)
     try:
         t0 = time.perf_counter()
-        paths = generate(root, args.scale, args.utf8)
+        paths = generate(root, args.scale, args.utf8, corpus=args.corpus)
         total = sum(p.stat().st_size for p in paths)
         make_fetched(root, paths)
         print(f"generated {len(paths)} files, {total / MB:.1f} MB "
-              f"({'raw UTF-8' if args.utf8 else 'ensure_ascii'}) in {time.perf_counter() - t0:.1f} s")
+              f"({'raw UTF-8' if args.utf8 else 'ensure_ascii'}, {args.corpus} corpus) in {time.perf_counter() - t0:.1f} s")
+        import chat_corpus
+
+        print(chat_corpus.describe_line(chat_corpus.describe(paths, sample_rows=5000)))
         for p in paths:
             print(f"  {p.name}: {p.stat().st_size / MB:.1f} MB")
         common = ["--dir", str(root), "--answers", args.answers]
