@@ -90,6 +90,8 @@ class ConversationRules:
         self.answer_rules = options.answer_rules
         self.min_chars = options.min_answer_chars
         self.script_check = options.script_check
+        # the texts come from the normalizer: its whitespace guarantees let the answer rules skip work
+        self.normalized = bool(options.normalize)
         if self.pii != "keep" or self.answer_rules or self.script_check:
             from ..textclean.answers import clean_answer
             from ..textclean.pii import mask_pii
@@ -101,12 +103,16 @@ class ConversationRules:
     def active(self) -> bool:
         return self.pii != "keep" or self.answer_rules or self.script_check
 
-    def apply(self, user: str, answers: Iterable[str], tally: PieceTally, first: bool) -> tuple:
+    def apply(self, user: str, answers: Iterable[tuple[str, Any]], tally: PieceTally, first: bool,
+              user_facts: Any = None) -> tuple:
         """("ok", user, kept answers) or ("skip", reason); reason None: no usable answer at all
-        (the caller names it as before the rules). Answers are looked at in order; with `first`
-        the first one kept ends the row (the rest are never masked or judged)."""
+        (the caller names it as before the rules). `answers`: (text, facts) pairs, facts the
+        text's `textclean.batch.TextFacts` or None (as `user_facts`: what one pass over the whole
+        batch found, so each rule looks only where it can match; the outcome is the same without).
+        Answers are looked at in order; with `first` the first one kept ends the row (the rest are
+        never masked or judged)."""
         if self.pii != "keep":
-            masked_user, found = self._mask(user)
+            masked_user, found = self._mask(user, "mask", user_facts)
             if found:
                 tally.pii_found.update(found)
                 if self.pii == "drop":
@@ -115,17 +121,19 @@ class ConversationRules:
                 tally.pii_masked.update(found)
                 # shown: the text with each span replaced and marked (never the data itself)
                 tally.example("pii_mask", _mark(masked_user), masked_user)
+                user_facts = None  # the counts were of the text before masking
             user = masked_user
-        if self.script_check and not self._persian(user):
+        if self.script_check and not self._persian(
+                user, counts=None if user_facts is None else (user_facts.arabic, user_facts.other)):
             tally.example("not_persian", user, "(conversation dropped: not mostly Persian script)")
             return ("skip", "not_persian")
         kept: list[str] = []
         seen_any = False
         dropped: Counter = Counter()
-        for a in answers:
+        for a, facts in answers:
             seen_any = True
             if self.pii != "keep":
-                masked, found = self._mask(a)
+                masked, found = self._mask(a, "mask", facts)
                 if found:
                     tally.pii_found.update(found)
                     if self.pii == "drop":
@@ -134,9 +142,10 @@ class ConversationRules:
                         continue
                     tally.pii_masked.update(found)
                     tally.example("pii_mask", _mark(masked), masked)
+                    facts = None
                 a = masked
             if self.answer_rules:
-                verdict = self._clean(a, self.min_chars)
+                verdict = self._clean(a, self.min_chars, self.normalized)
                 if verdict.text is None:
                     dropped[verdict.reason] += 1
                     tally.example(f"answer_{verdict.reason}", a, f"(answer dropped: {verdict.reason})")
@@ -145,8 +154,13 @@ class ConversationRules:
                     tally.contact_lines_removed += len(verdict.removed)
                     tally.answers_trimmed += 1
                     tally.example("answer_contact_removed", a, verdict.text)
+                    facts = None
+                elif verdict.text != a:
+                    facts = None
                 a = verdict.text
-            if self.script_check and not self._persian(a[:ANSWER_SCRIPT_SAMPLE]):
+            if self.script_check and not self._persian(
+                    a[:ANSWER_SCRIPT_SAMPLE],
+                    counts=None if facts is None else (facts.arabic_head, facts.other_head)):
                 dropped["not_persian"] += 1
                 tally.example("answer_not_persian", a, "(answer dropped: not mostly Persian script)")
                 continue

@@ -76,8 +76,11 @@ class _ToLatin(dict):
 _TO_LATIN = _ToLatin()
 # Invisible characters a digit run may carry anywhere (bidi marks, ZWSP/ZWNJ/ZWJ, isolates) in raw
 # text: they do not count as separators.
-_INVISIBLE = "\u200b-\u200f\u061c\u202a-\u202e\u2066-\u2069\ufeff\u00ad"
-_SEP = " \u00a0\u2009\u202f\\-\u2010\u2011\u2012\u2013()"
+_INVISIBLE_CHARS = ("".join(map(chr, range(0x200B, 0x2010))) + "\u061c" + "".join(map(chr, range(0x202A, 0x202F)))
+                    + "".join(map(chr, range(0x2066, 0x206A))) + "\ufeff\u00ad")
+_VISIBLE_SEPARATORS = " \u00a0\u2009\u202f-\u2010\u2011\u2012\u2013()"
+_INVISIBLE = "".join(f"\\u{ord(c):04x}" for c in _INVISIBLE_CHARS)  # as a regex class body
+_SEP = "".join(f"\\u{ord(c):04x}" for c in _VISIBLE_SEPARATORS)
 _GAP = rf"[{_INVISIBLE}]*(?:[{_SEP}][{_INVISIBLE}]*){{0,2}}"  # at most two visible separators
 # A digit run: digits with at most two separator characters between them (a leading + or "("),
 # 10 digits at least (the shortest PII number, a national ID): short numbers never reach Python.
@@ -95,6 +98,7 @@ _URL = re.compile(rf"(?i)(?:(?<![A-Za-z])https?://|(?<![{_L}])www\.)[^\s<>\"'«�
 _HANDLE = re.compile(rf"(?<![{_L}_@.])@[A-Za-z_][{_L}_.]{{2,30}}[{_L}_]")
 _IBAN_SEP = rf"[{_INVISIBLE}]*[ \u00a0-]?[{_INVISIBLE}]*"
 _IBAN = re.compile(rf"(?i)(?<![A-Za-z\d])IR{_IBAN_SEP}\d\d(?:{_IBAN_SEP}\d){{22}}(?!\d)")
+_IR = re.compile("(?i)ir")
 _IBAN_DROP = re.compile(rf"[ \u00a0{_INVISIBLE}-]")
 _TRAILING = ".,;:!?؟،؛)»"
 
@@ -188,27 +192,45 @@ def _numbers(text: str, run: re.Match) -> list[Match]:
     return found
 
 
-def find_pii(text: str) -> list[Match]:
-    """Every personal-data span in `text`, in order, not overlapping."""
+def find_pii(text: str, facts=None) -> list[Match]:
+    """Every personal-data span in `text`, in order, not overlapping. `facts`: the text's
+    `batch.TextFacts`, when a batch pass found where digit runs and Latin tokens stand: then only
+    those spans are looked at (the same spans are found: every match lies inside one)."""
+    at = "@" in text
+    if facts is not None and not facts.runs and not facts.latin and not at:
+        return []  # no digit run, no Latin token, no "@": nothing any pattern can match
     spans: list[Match] = []
     # prefilters in C: emails and handles need an "@", URLs and Sheba a Latin letter
-    latin = _LATIN.search(text) is not None
-    at = "@" in text
+    latin = (_LATIN.search(text) is not None) if facts is None else bool(facts.latin)
     for kind, pattern, wanted in (("EMAIL", _EMAIL, at and latin), ("URL", _URL, latin), ("HANDLE", _HANDLE, at)):
         if not wanted:
             continue
-        for m in pattern.finditer(text):
+        if kind == "URL" and facts is not None:  # a URL holds no whitespace and an ASCII letter
+            found = [m for lo, hi in facts.latin for m in pattern.finditer(text, lo, hi)]
+        else:
+            found = pattern.finditer(text)
+        for m in found:
             start, end = m.start(), m.end()
             while end > start and text[end - 1] in _TRAILING:
                 end -= 1
             while kind == "EMAIL" and text[start] == ".":  # a local part never starts with a dot
                 start += 1
             spans.append(Match(kind, start, end))
-    for m in _IBAN.finditer(text) if latin else ():
-        compact = _IBAN_DROP.sub("", m.group()).translate(_TO_LATIN)
-        if iban_valid(compact):
-            spans.append(Match("IBAN", m.start(), m.end()))
-    if _TEN_DIGITS.search(text):  # most texts have few digits
+    if latin:
+        if facts is None:
+            ibans = _IBAN.finditer(text)
+        else:  # a Sheba number starts with the only letters it holds, inside a Latin token
+            ibans = (m for lo, hi in facts.latin for ir in _IR.finditer(text, lo, hi)
+                     if (m := _IBAN.match(text, ir.start())) is not None)
+        for m in ibans:
+            compact = _IBAN_DROP.sub("", m.group()).translate(_TO_LATIN)
+            if iban_valid(compact):
+                spans.append(Match("IBAN", m.start(), m.end()))
+    if facts is not None:
+        for lo, hi in facts.runs:
+            for run in _RUN.finditer(text, lo, hi):
+                spans.extend(_numbers(text, run))
+    elif _TEN_DIGITS.search(text):  # most texts have few digits
         for run in _RUN.finditer(text):
             spans.extend(_numbers(text, run))
     spans.sort(key=lambda m: (m.start, -(m.end - m.start)))
@@ -219,14 +241,17 @@ def find_pii(text: str) -> list[Match]:
     return out
 
 
-def mask_pii(text: str, mode: str = "mask") -> tuple[str, Counter]:
+def mask_pii(text: str, mode: str = "mask", facts=None) -> tuple[str, Counter]:
     """`text` with every personal-data span replaced by its placeholder, and the count per type
     found. Text outside the spans is kept byte for byte. ``mode="keep"`` counts without masking
-    (``"drop"`` masks too: dropping the conversation is the caller's decision)."""
+    (``"drop"`` masks too: dropping the conversation is the caller's decision). `facts`: see
+    `find_pii`."""
     if mode not in ("mask", "drop", "keep"):
         raise ValueError(f"mode must be mask, drop or keep, not {mode!r}")
-    spans = find_pii(text)
-    if not spans or mode == "keep":
+    spans = find_pii(text, facts)
+    if not spans:
+        return text, Counter()
+    if mode == "keep":
         return text, Counter(m.type for m in spans)
     parts: list[str] = []
     at = 0
