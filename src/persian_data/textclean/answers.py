@@ -62,19 +62,39 @@ def _phrases(phrases: tuple) -> re.Pattern:
     return re.compile("|".join(p[0] for p in phrases))
 
 
-def _split(phrases: tuple) -> tuple:
-    return tuple((re.compile(p[0]), p[1:]) for p in phrases)
+_CONTACT, _REFERRAL = _phrases(_CONTACT_PHRASES), _phrases(_REFERRAL_PHRASES)
 
 
-_CONTACT, _CONTACT_EACH = _phrases(_CONTACT_PHRASES), _split(_CONTACT_PHRASES)
-_REFERRAL, _REFERRAL_EACH = _phrases(_REFERRAL_PHRASES), _split(_REFERRAL_PHRASES)
+def _by_keyword(phrases: tuple) -> dict[str, tuple]:
+    """Keyword -> the phrases a sentence holding it may match: each phrase under the keywords of
+    its first group whose every word holds one (a match holds one of that group's words, so one of
+    those keywords)."""
+    index: dict[str, list] = {}
+    for n, (pattern, *needs) in enumerate(phrases):
+        group = next(g for g in needs if all(any(k in w for k in _KEYWORDS) for w in g))
+        for k in {k for w in group for k in _KEYWORDS if k in w}:
+            index.setdefault(k, []).append((n, re.compile(pattern), tuple(needs)))
+    return {k: tuple(v) for k, v in index.items()}
 
 
-def _any_phrase(each: tuple, loose: str) -> bool:
-    """`alternation.search(loose) is not None`, trying only the phrases whose words `loose` holds."""
-    for pattern, needs in each:
-        if all(any(w in loose for w in group) for group in needs) and pattern.search(loose):
-            return True
+def _any_phrase(index: dict[str, tuple], keywords: list[str], loose: str) -> bool:
+    """The alternation's `search(loose) is not None`, trying only the phrases that the keywords
+    `loose` holds lead to, and of those only the ones whose every word group is there."""
+    tried: set[int] = set()
+    for k in keywords:
+        for n, pattern, needs in index.get(k, ()):
+            if n in tried:
+                continue
+            tried.add(n)
+            for group in needs:
+                for w in group:
+                    if w in loose:
+                        break
+                else:
+                    break
+            else:
+                if pattern.search(loose):
+                    return True
     return False
 
 
@@ -86,6 +106,8 @@ _STRIP = " \t\r\n.!?؟،,:;؛-–—()«»\"'"
 # (which the regex engine tries at every position).
 _KEYWORDS = ("تماس", "شماره", "مشاور", "مشورت", "واتس", "تلگرام", "اینستاگرام", "ایتا", "روبیکا", "دفتر",
              "خدمت", "پیام", "سایت", "پیج", "صفحه", "وکیل", "کارشناس", "مدارک", "پرونده", "قرارداد")
+
+_CONTACT_BY_KEYWORD, _REFERRAL_BY_KEYWORD = _by_keyword(_CONTACT_PHRASES), _by_keyword(_REFERRAL_PHRASES)
 
 
 @dataclass(frozen=True)
@@ -176,10 +198,11 @@ def _kind_normalized(sentence: str, present: list[str]) -> str:
         return "empty"
     if "[" in sentence and _PLACEHOLDER.search(sentence):
         return "contact"
-    if not any(k in loose for k in present):
+    here = [k for k in present if k in loose]
+    if not here:
         return _plain_kind(loose)
-    if _any_phrase(_CONTACT_EACH, loose):
+    if _any_phrase(_CONTACT_BY_KEYWORD, here, loose):
         return "contact"
-    if _any_phrase(_REFERRAL_EACH, loose):
+    if _any_phrase(_REFERRAL_BY_KEYWORD, here, loose):
         return "referral" if len(loose) < 120 else "content"
     return _plain_kind(loose)
