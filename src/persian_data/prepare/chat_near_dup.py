@@ -2,20 +2,23 @@
 
 Pass 1 (the stage's main loop) writes every conversation that survives exact dedup to a staging
 file in ``.persian-data/tmp`` and tells this class, line by line, which row (candidate) it belongs
-to; the workers sent each row's MinHash signature. Once every file is read, `textclean.near_dup.
-collapse` picks the rows to drop (each group keeps the row with the smallest key: the smallest
-digest of its conversations, so the choice does not depend on input order), and pass 2 copies the
-staging file to the final outputs without them. Memory: the signatures (~0.5 kB a row) and a few
-bytes a line.
+to; the workers sent each row's MinHash signature, streamed here to temporary files. Once every
+file is read, `textclean.near_dup.collapse` picks the rows to drop (each group keeps the row with
+the smallest key: the smallest digest of its conversations, so the choice does not depend on
+input order), and pass 2 copies the staging file to the final outputs without them. Memory: ~30
+bytes a row and a few bytes a line; the signatures (~0.5 kB a row) stay on disk, mapped back
+read-only for the collapse.
 """
 
 from __future__ import annotations
 
+import tempfile
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import orjson
 
 EXAMPLE_PAIRS = 5
@@ -23,31 +26,70 @@ EXAMPLE_PAIRS = 5
 
 @dataclass
 class Candidates:
-    """Rows that wrote at least one line in pass 1: their signatures and keys; lines -> rows."""
+    """Rows that wrote at least one line in pass 1: their signatures and keys; lines -> rows.
 
-    sig_parts: list[Any] = field(default_factory=list)  # textclean.near_dup.Signatures, per piece
+    The signatures are streamed to two anonymous temporary files as they come (the shingle hashes
+    and the MinHash values, raw uint32), with only each row's shingle offset kept in memory, and
+    mapped back read-only for the collapse: memory holds ~30 bytes a row instead of the ~0.5 kB of
+    its signature (and no second, concatenated copy of them all at the end)."""
+
+    tmp_dir: Path | None = None  # where the signature files go (None: the system's temp folder)
     keys: list[bytes] = field(default_factory=list)
     line_row: array = field(default_factory=lambda: array("q"))
     line_file: array = field(default_factory=lambda: array("l"))
     line_valid: bytearray = field(default_factory=bytearray)
     line_user: array = field(default_factory=lambda: array("q"))
     line_assistant: array = field(default_factory=lambda: array("q"))
+    offsets: array = field(default_factory=lambda: array("q", [0]))  # row i: shingles[offsets[i]:offsets[i+1]]
+    num_perm: int = 0
+
+    def __post_init__(self) -> None:
+        self._shingles = tempfile.TemporaryFile(prefix="near_dup_shingles_", dir=self.tmp_dir)
+        self._values = tempfile.TemporaryFile(prefix="near_dup_values_", dir=self.tmp_dir)
+
+    def close(self) -> None:
+        self._shingles.close()
+        self._values.close()
 
     def mark(self) -> tuple[int, int, int]:
-        return len(self.sig_parts), len(self.keys), len(self.line_row)
+        return len(self.keys), len(self.line_row), len(self.offsets)
 
     def rollback(self, marks: tuple[int, int, int]) -> None:
-        parts, keys, lines = marks
-        del self.sig_parts[parts:]
+        keys, lines, offsets = marks
         del self.keys[keys:]
         for a in (self.line_row, self.line_file, self.line_valid, self.line_user, self.line_assistant):
             del a[lines:]
+        del self.offsets[offsets:]
+        self._shingles.truncate(self.offsets[-1] * 4)
+        self._shingles.seek(0, 2)
+        self._values.truncate((len(self.offsets) - 1) * self.num_perm * 4)
+        self._values.seek(0, 2)
 
     def add_piece(self, sigs, rows: list[int], keys: list[bytes]) -> None:
         """`rows`: indices into this piece's signatures of the rows that wrote a line."""
-        if rows:
-            self.sig_parts.append(sigs.take(rows))
-            self.keys.extend(keys)
+        if not rows:
+            return
+        self.num_perm = sigs.values.shape[1]
+        picked = sigs.take(rows)
+        self._shingles.write(np.ascontiguousarray(picked.shingles, dtype=np.uint32).tobytes())
+        self._values.write(np.ascontiguousarray(picked.values, dtype=np.uint32).tobytes())
+        base = self.offsets[-1]
+        self.offsets.extend((picked.offsets[1:] + base).tolist())
+        self.keys.extend(keys)
+
+    def signatures(self):
+        """Every row's signature, mapped read-only from the files (`textclean.near_dup.Signatures`)."""
+        from ..textclean.near_dup import NUM_PERM, Signatures
+
+        n = len(self.offsets) - 1
+        num_perm = self.num_perm or NUM_PERM
+        for f in (self._shingles, self._values):
+            f.flush()
+        shingles = (np.memmap(self._shingles, dtype=np.uint32, mode="r", shape=(self.offsets[-1],))
+                    if self.offsets[-1] else np.zeros(0, np.uint32))
+        values = (np.memmap(self._values, dtype=np.uint32, mode="r", shape=(n, num_perm))
+                  if n else np.zeros((0, num_perm), np.uint32))
+        return Signatures(shingles, np.frombuffer(self.offsets, dtype=np.int64), values)
 
     def add_line(self, row: int, file: int, valid: bool, n_user: int, n_assistant: int) -> None:
         self.line_row.append(row)
@@ -71,12 +113,12 @@ class NearDupResult:
 def collapse_and_copy(cands: Candidates, staged: Path, write: Callable[[bytes, bool], None]) -> NearDupResult:
     """Collapse the near-duplicate rows, then copy the staged lines that stay through
     `write(line, valid)`, in their order."""
-    from ..textclean.near_dup import Signatures, collapse
+    from ..textclean.near_dup import collapse
 
-    sigs = Signatures.concat(cands.sig_parts)
-    cands.sig_parts.clear()
+    sigs = cands.signatures()
     outcome = collapse(sigs, cands.keys)
     del sigs
+    cands.close()
     drop = outcome.drop
     result = NearDupResult(rows_collapsed=len(drop), candidate_pairs=outcome.candidates)
     pairs = outcome.pairs[:EXAMPLE_PAIRS]  # (partner, dropped, jaccard): the partner may itself be dropped (a chain)
