@@ -272,6 +272,7 @@ _DEL16 = np.uint16(0xFFFF)  # the same in the 16-bit table: U+FFFF (a noncharact
 _SEP = "\x00"  # joins a batch of fields; NULs are removed from the fields first
 _FIRST_MULTI = 0xFB50  # no character below this expands to several (Arabic presentation forms)
 _SMALL = 48  # below this many characters, plain str.translate beats the numpy round trip
+_ONE_STRING = 4096  # below this many characters, regex probes decide whether Latin digits need the numpy pass
 
 
 def _charclass(chars) -> str:
@@ -374,8 +375,11 @@ class _Compiled:
         if "\r" in s:
             s = s.replace("\r\n", "\n")
         s = unicodedata.normalize("NFC", s)  # returns at once when already NFC
-        if len(s) < _SMALL and not (self.small_digits is not None and _ASCII_LETTER.search(s) is not None
-                                    and self.small_digits.search(s) is not None):
+        # Latin-token digits to put back? Found with numpy on batches; on one string, two regex
+        # probes first (the numpy pass costs tens of microseconds whatever the length)
+        latin_digits = self.small_digits is not None and (len(s) >= _ONE_STRING or (
+            _ASCII_LETTER.search(s) is not None and self.small_digits.search(s) is not None))
+        if len(s) < _SMALL and not latin_digits:
             return s.translate(self.trans)
         b = s.encode("utf-16-le", "surrogatepass")
         a16 = np.frombuffer(b, dtype=np.uint16)
@@ -392,7 +396,7 @@ class _Compiled:
             if gone16.any():
                 keep16 = ~gone16
                 m16, a16 = m16[keep16], a16[keep16]
-            if self.small_digits is not None:
+            if latin_digits:
                 fixed = _latin_digits(a16, m16, self.digit_changed)
                 m16 = m16 if fixed is None else fixed
             return m16.tobytes().decode("utf-16-le")
@@ -402,7 +406,7 @@ class _Compiled:
         if gone.any():
             keep = ~gone
             m, a32 = m[keep], a32[keep]
-        if self.small_digits is not None:
+        if latin_digits:
             fixed = _latin_digits(a32, m, self.digit_changed)
             m = m if fixed is None else fixed
         return m.tobytes().decode("utf-32-le")

@@ -129,7 +129,7 @@ class ConversationRules:
             return ("skip", "not_persian")
         kept: list[str] = []
         seen_any = False
-        dropped: Counter = Counter()
+        dropped: dict[str, int] = {}
         for a, facts in answers:
             seen_any = True
             if self.pii != "keep":
@@ -137,7 +137,7 @@ class ConversationRules:
                 if found:
                     tally.pii_found.update(found)
                     if self.pii == "drop":
-                        dropped["pii"] += 1
+                        dropped["pii"] = dropped.get("pii", 0) + 1
                         tally.example("pii_drop", _mark(masked), "(answer dropped: it holds personal data)")
                         continue
                     tally.pii_masked.update(found)
@@ -147,7 +147,7 @@ class ConversationRules:
             if self.answer_rules:
                 verdict = self._clean(a, self.min_chars, self.normalized)
                 if verdict.text is None:
-                    dropped[verdict.reason] += 1
+                    dropped[verdict.reason] = dropped.get(verdict.reason, 0) + 1
                     tally.example(f"answer_{verdict.reason}", a, f"(answer dropped: {verdict.reason})")
                     continue
                 if verdict.removed:
@@ -161,13 +161,14 @@ class ConversationRules:
             if self.script_check and not self._persian(
                     a[:ANSWER_SCRIPT_SAMPLE],
                     counts=None if facts is None else (facts.arabic_head, facts.other_head)):
-                dropped["not_persian"] += 1
+                dropped["not_persian"] = dropped.get("not_persian", 0) + 1
                 tally.example("answer_not_persian", a, "(answer dropped: not mostly Persian script)")
                 continue
             kept.append(a)
             if first:
                 break
-        tally.answers_dropped.update(dropped)
+        if dropped:
+            tally.answers_dropped.update(dropped)
         if not kept:
             if not seen_any:
                 return ("skip", None)

@@ -160,7 +160,7 @@ def clean_answer(text: str, min_chars: int = 15, normalized: bool = False) -> An
         kinds = [(s, sentence_kind(s)) for s in _SENTENCE.findall(text) if s]
         return _verdict(text, kinds, min_chars)
     present = [k for k in _KEYWORDS if k in text]
-    if not present and "[" not in text:
+    if "[" not in text and not _phrase_possible(present, text):
         for m in _SENTENCE.finditer(text):
             if m.end() > m.start() and _plain_kind(_loose_normalized(m.group())) == "content":
                 kept = text.strip()  # the sentences are the whole text, none of them is removed
@@ -170,6 +170,24 @@ def clean_answer(text: str, min_chars: int = 15, normalized: bool = False) -> An
         return AnswerVerdict(None, "no_content", [])
     kinds = [(s, _kind_normalized(s, present)) for s in _SENTENCE.findall(text) if s]
     return _verdict(text, kinds, min_chars)
+
+
+def _phrase_possible(present: list[str], text: str) -> bool:
+    """May some sentence of `text` match a contact or referral phrase? Only if, for one of the
+    phrases its keywords lead to, every word group has a word in the text (a word in a sentence
+    is in its text)."""
+    for index in (_CONTACT_BY_KEYWORD, _REFERRAL_BY_KEYWORD):
+        for k in present:
+            for _, _, needs in index.get(k, ()):
+                for group in needs:
+                    for w in group:
+                        if w in text:
+                            break
+                    else:
+                        break
+                else:
+                    return True
+    return False
 
 
 def _verdict(text: str, kinds: list[tuple[str, str]], min_chars: int) -> AnswerVerdict:
