@@ -14,6 +14,13 @@ order and what is counted and shown:
 4. **Near-duplicates** (`near_dup`): the MinHash signature of each row's user turn is computed
    here, in the workers; the parent collapses them (`chat_near_dup`).
 
+Speed: the converter runs `textclean.batch.analyze` once over every user turn and answer of a
+batch and hands each text's facts to `apply`: the masker then looks only at digit runs and Latin
+tokens, the script check uses the counted letters, and the answer rules (told the text is
+normalized) skip the sentence pass of an answer where no phrase can match. Each gives what its
+plain form gives (tests/test_chat_fast_path.py: per text, and the whole stage against a plain
+composition of the rules, sha256 of combined.jsonl).
+
 Examples for the review sample are taken here, masked: no text leaving a worker ever holds the
 personal data the masker found (the rejects file too gets masked rows, `mask_raw`).
 """
