@@ -105,32 +105,35 @@ def analyze(texts: list[str], head: int) -> list[TextFacts]:
     np.cumsum(lengths[:-1] + 1, out=starts[1:])
     ends = starts + lengths
 
+    # One sparse list of the characters the runs and tokens are made of: digits, separators,
+    # invisible marks, whitespace (a quarter of the text or so); everything below works on it.
+    where = np.flatnonzero(cls & (_DIGIT | _VISIBLE_SEP | _INVISIBLE | _SPACE))
+    kind = cls.take(where)
     # digit runs: consecutive digits are linked when only separators and invisible marks stand
     # between them, at most two of them visible (pii._GAP); a chain of 10 digits or more is where
     # pii._RUN may match (from one character before its first digit, a "+" or "(", to one after
     # its last, a ")")
-    digits = np.flatnonzero(cls & _DIGIT)
-    runs = [[] for _ in texts]
-    if len(digits) >= 10:
-        not_gap = (cls & (_DIGIT | _VISIBLE_SEP | _INVISIBLE)) == 0
-        bad = np.cumsum(not_gap, dtype=np.int32)
-        vis = np.cumsum((cls & _VISIBLE_SEP) != 0, dtype=np.int32)
-        a, z = digits[:-1], digits[1:]
-        linked = (bad[z] == bad[a]) & (vis[z] - vis[a] <= 2)
+    runs: list[list[tuple[int, int]]] = [[] for _ in texts]
+    di = np.flatnonzero(kind & _DIGIT)
+    if len(di) >= 10:
+        vis = np.cumsum((kind & _VISIBLE_SEP) != 0, dtype=np.int32)
+        stop = np.cumsum((kind & (_DIGIT | _VISIBLE_SEP | _INVISIBLE)) == 0, dtype=np.int32)  # "\n", NUL
+        a, z = di[:-1], di[1:]
+        linked = ((where[z] - where[a]) == (z - a)) & (stop[z] == stop[a]) & (vis[z] - vis[a] <= 2)
         first = np.flatnonzero(np.concatenate(([True], ~linked)))
-        size = np.diff(np.append(first, len(digits)))
+        size = np.diff(np.append(first, len(di)))
         keep = size >= 10
         if keep.any():
-            lo = digits[first[keep]]
-            hi = digits[first[keep] + size[keep] - 1] + 1
+            lo = where[di[first[keep]]]
+            hi = where[di[first[keep] + size[keep] - 1]] + 1
             owner = np.searchsorted(starts, lo, side="right") - 1
             base = starts[owner]
             runs = _per_text(len(texts), owner, np.maximum(lo - 1, base) - base, np.minimum(hi + 1, ends[owner]) - base)
     # Latin tokens: the whitespace-delimited tokens holding an ASCII letter
-    latin = [[] for _ in texts]
+    latin: list[list[tuple[int, int]]] = [[] for _ in texts]
     letters = np.flatnonzero(cls & _ASCII)
     if len(letters):
-        spaces = np.flatnonzero(cls & _SPACE)
+        spaces = where[(kind & _SPACE) != 0]
         tok = np.searchsorted(spaces, letters)
         tok = tok[np.concatenate(([True], tok[1:] != tok[:-1]))]
         bounds = np.concatenate(([-1], spaces, [n]))
