@@ -221,13 +221,30 @@ def generate(data: Path, scale: float, utf8: bool = False, seed: int = 7) -> lis
     return paths
 
 
+def _first_rows(path: Path, n: int) -> list:
+    """The first `n` rows of a file, parsed from its beginning only (no whole-file load: the
+    benchmark's own memory must stay small, its children inherit its high-water mark)."""
+    decoder = json.JSONDecoder()
+    with open(path, "rb") as fh:
+        text = fh.read(16 << 20).decode("utf-8", "ignore")
+    rows, at = [], text.index("[") + 1
+    while len(rows) < n:
+        while at < len(text) and text[at] in " ,\n":
+            at += 1
+        try:
+            row, at = decoder.raw_decode(text, at)
+        except ValueError:  # the end of the array, or of what was read
+            break
+        rows.append(row)
+    return rows
+
+
 def describe(paths: list[Path], sample_rows: int = 20_000) -> dict:
     """What the corpus holds, measured on the first `sample_rows` rows of each file (parsed)."""
     chars = Counter()
     rows = 0
     for path in paths:
-        data = json.loads(path.read_bytes())
-        for row in data[:sample_rows]:
+        for row in _first_rows(path, sample_rows):
             rows += 1
             for text in [row[0], row[1], *row[2]]:
                 chars["all"] += len(text)
