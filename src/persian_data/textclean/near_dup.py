@@ -55,13 +55,17 @@ _WORD = re.compile(r"[^\s.,;:!?؟،؛«»\"'()\[\]{}\-–—/\\]+")
 
 
 _WORD_HASHES: dict[str, int] = {}  # per process: the corpus's vocabulary repeats a lot
+# Its bound: ~120 bytes an entry, so ~25 MB. Legal text is full of one-off tokens (dates, case and
+# tracking numbers, amounts): at 2 million entries the cache held ~250 MB in each worker (the
+# memory spike of issue 23); emptied when full, the common words are back after a few pieces.
+_WORD_CACHE_MAX = 200_000
 _C1, _C2 = np.uint32(0x9E3779B1), np.uint32(0x85EBCA77)
 
 
 def _word_hash(word: str) -> int:
     h = _WORD_HASHES.get(word)
     if h is None:
-        if len(_WORD_HASHES) > 2_000_000:
+        if len(_WORD_HASHES) > _WORD_CACHE_MAX:
             _WORD_HASHES.clear()
         h = _WORD_HASHES[word] = int.from_bytes(blake2b(word.encode("utf-8"), digest_size=4).digest(), "little")
     return h
