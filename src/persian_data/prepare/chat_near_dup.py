@@ -111,9 +111,27 @@ class NearDupResult:
     removed_splits: dict[str, int] = field(default_factory=lambda: {"train": 0, "valid": 0})
 
 
+_BLOCK = 32 << 20  # bytes read at a time from the staging file
+
+
+def _line_ends(staged: Path, n_lines: int) -> np.ndarray:
+    """The byte offset just past each line of the staging file (numpy over 32 MB blocks)."""
+    ends: list[np.ndarray] = []
+    at = 0
+    with open(staged, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            ends.append(np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + (at + 1))
+            at += len(block)
+    out = np.concatenate(ends) if ends else np.zeros(0, np.int64)
+    if len(out) != n_lines:  # cannot happen: the stage wrote one line per add_line
+        raise AssertionError(f"near-dup: {len(out)} staged lines, {n_lines} recorded")
+    return out
+
+
 def collapse_and_copy(cands: Candidates, staged: Path, write: Callable[[bytes, bool], None]) -> NearDupResult:
     """Collapse the near-duplicate rows, then copy the staged lines that stay through
-    `write(line, valid)`, in their order."""
+    `write(lines, valid)`, in their order: each call gets a run of whole consecutive lines of the
+    same split (the file is copied in blocks around the removed lines, not line by line)."""
     from ..textclean.near_dup import collapse
 
     sigs = cands.signatures()
@@ -122,24 +140,40 @@ def collapse_and_copy(cands: Candidates, staged: Path, write: Callable[[bytes, b
     cands.close()
     drop = outcome.drop
     result = NearDupResult(rows_collapsed=len(drop), candidate_pairs=outcome.candidates)
+    rows = np.frombuffer(cands.line_row, dtype=np.int64)
+    n = len(rows)
+    removed = np.isin(rows, np.fromiter(drop, dtype=np.int64, count=len(drop))) if drop else np.zeros(n, bool)
+    valid = np.frombuffer(bytes(cands.line_valid), dtype=np.uint8).astype(bool)
+    files = np.asarray(cands.line_file, dtype=np.int64)
+    result.lines_removed = int(removed.sum())
+    for f, k in zip(*np.unique(files[removed], return_counts=True)):
+        result.removed_per_file[int(f)] = int(k)
+    result.removed_chars["user"] = int(np.asarray(cands.line_user, dtype=np.int64)[removed].sum())
+    result.removed_chars["assistant"] = int(np.asarray(cands.line_assistant, dtype=np.int64)[removed].sum())
+    result.removed_splits["valid"] = int((removed & valid).sum())
+    result.removed_splits["train"] = result.lines_removed - result.removed_splits["valid"]
+    ends = _line_ends(staged, n)
+    starts = np.concatenate(([0], ends[:-1])) if n else ends
     pairs = outcome.pairs[:EXAMPLE_PAIRS]  # (partner, dropped, jaccard): the partner may itself be dropped (a chain)
     wanted = {i for kept, dropped, _ in pairs for i in (kept, dropped)}
     users: dict[int, str] = {}
     with open(staged, "rb") as fh:
-        for n, line in enumerate(fh):
-            row = cands.line_row[n]
-            if row in wanted and row not in users:
-                users[row] = orjson.loads(line)["messages"][1]["content"]
-            valid = bool(cands.line_valid[n])
-            if row in drop:
-                result.lines_removed += 1
-                f = cands.line_file[n]
-                result.removed_per_file[f] = result.removed_per_file.get(f, 0) + 1
-                result.removed_chars["user"] += cands.line_user[n]
-                result.removed_chars["assistant"] += cands.line_assistant[n]
-                result.removed_splits["valid" if valid else "train"] += 1
+        for row in wanted:  # the user turn of a row, from its first line
+            first = int(np.flatnonzero(rows == row)[0])
+            fh.seek(int(starts[first]))
+            users[row] = orjson.loads(fh.read(int(ends[first] - starts[first])))["messages"][1]["content"]
+        # runs of consecutive lines alike (kept or not, train or valid): copied, or skipped, whole
+        kind = removed.astype(np.uint8) * 2 + valid
+        cuts = np.concatenate(([0], np.flatnonzero(kind[1:] != kind[:-1]) + 1, [n])) if n else np.zeros(1, np.int64)
+        for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+            if removed[lo]:
                 continue
-            write(line, valid)
+            fh.seek(int(starts[lo]))
+            left = int(ends[hi - 1] - starts[lo])
+            while left:  # whole lines, at most ~_BLOCK bytes a call
+                take = left if left <= _BLOCK else int(ends[np.searchsorted(ends, fh.tell() + _BLOCK) - 1] - fh.tell()) or left
+                write(fh.read(take), bool(valid[lo]))
+                left -= take
     # masked here too (idempotent): with --pii keep the staged text holds personal data
     from ..textclean.pii import mask_pii
 
