@@ -75,6 +75,10 @@ class PieceTally:
         self.examples: dict[str, list[dict[str, str]]] = {}
         self.users: list[str] = []  # user turns of the converted rows (for near-dup signatures)
 
+    def wants(self, rule: str) -> bool:
+        """Is an example of `rule` still wanted from this piece? (asked before building one)"""
+        return len(self.examples.get(rule, ())) < EXAMPLES_PER_PIECE
+
     def example(self, rule: str, before: str, after: str) -> None:
         got = self.examples.setdefault(rule, [])
         if len(got) < EXAMPLES_PER_PIECE:
@@ -127,7 +131,8 @@ class ConversationRules:
                     return ("skip", "pii")
                 tally.pii_masked.update(found)
                 # shown: the text with each span replaced and marked (never the data itself)
-                tally.example("pii_mask", _mark(masked_user), masked_user)
+                if tally.wants("pii_mask"):
+                    tally.example("pii_mask", _mark(masked_user), masked_user)
                 user_facts = None  # the counts were of the text before masking
             user = masked_user
         if self.script_check and not self._persian(
@@ -148,7 +153,8 @@ class ConversationRules:
                         tally.example("pii_drop", _mark(masked), "(answer dropped: it holds personal data)")
                         continue
                     tally.pii_masked.update(found)
-                    tally.example("pii_mask", _mark(masked), masked)
+                    if tally.wants("pii_mask"):
+                        tally.example("pii_mask", _mark(masked), masked)
                     facts = None
                 a = masked
             if self.answer_rules:
