@@ -31,6 +31,9 @@ insert and query cost ~0.5 ms a question, i.e. ~2 minutes for the corpus's 281k 
 shingles × permutations matrix, then a min per question along its contiguous axis; `collapse`:
 one sort per band) does them in ~10 s in one process, ~13× faster, and a test checks that the
 values are exactly datasketch's `MinHash.update_batch` results (its permutations, its hash mix).
+The permutations and the hash mix are computed here, not imported: importing datasketch pulls
+scipy in, ~60 MB in each worker and in the parent (datasketch is imported only for a threshold
+other than the default, for its band optimum).
 
 `signatures(texts)` runs in the workers (compact numpy arrays); `collapse(...)` in the parent.
 """
@@ -74,8 +77,6 @@ def _word_hash(word: str) -> int:
 def _gram_hashes(words: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Hashes of the word 3-grams of each text (texts' words concatenated in `words`); a text of
     fewer than 3 words gives one gram of all its words. Returns (hashes, per-text counts)."""
-    from datasketch.minhash import _fmix
-
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     k = SHINGLE_WORDS
     counts = np.where(lengths >= k, lengths - k + 1, np.minimum(lengths, 1)).astype(np.int64)
@@ -105,17 +106,32 @@ def shingles(text: str) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    from datasketch import MinHash
+    """datasketch 2.x's affine32 permutations for SEED (`MinHash._init_permutations`): odd `a`,
+    any `b`, drawn from numpy's seeded legacy generator in that order. Computed here rather than
+    imported: importing datasketch pulls scipy in (~60 MB in every process that needs only this);
+    a test checks the values against datasketch's own."""
+    gen = np.random.RandomState(SEED)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
-    a, b = MinHash(num_perm=num_perm, seed=SEED, scheme=SCHEME).permutations
-    return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
+
+_FMIX = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16))
+
+
+def _fmix(hv: np.ndarray, width: int = 32) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer, element-wise (datasketch's `_fmix(hv, 32)`; uint32 wraps)."""
+    s1, m1, s2, m2, s3 = _FMIX
+    hv = hv ^ (hv >> s1)
+    hv = hv * m1
+    hv = hv ^ (hv >> s2)
+    hv = hv * m2
+    return hv ^ (hv >> s3)
 
 
 def minhash_values(hashes: np.ndarray, num_perm: int = NUM_PERM) -> np.ndarray:
     """datasketch's affine32 MinHash of these (already hashed) shingles: what
     `MinHash(num_perm, seed=1, scheme="affine32").update_batch(hashes)` holds."""
-    from datasketch.minhash import _fmix
-
     a, b = _permutations(num_perm)
     if not len(hashes):
         return np.full(num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
@@ -156,8 +172,6 @@ class Signatures:
 def signatures(texts: list[str], num_perm: int = NUM_PERM) -> Signatures:
     """Shingles and MinHash values of many texts at once (vectorized over the whole batch).
     `shingles_of(i)` may repeat a hash (a repeated 3-gram); `jaccard` works on the sets."""
-    from datasketch.minhash import _fmix
-
     known = _WORD_HASHES.get  # a dict lookup per word, in C (map): this loop is most of the time
     flat_words: list[int] = []
     lengths = np.empty(len(texts), dtype=np.int64)
