@@ -75,13 +75,9 @@ def _sentence(r: random.Random, n: int) -> str:
 
 
 def _text(r: random.Random, chars: int) -> str:
-    out: list[str] = []
-    n = 0
-    while n < chars:
-        s = _sentence(r, r.randint(8, 20))
-        out.append(s)
-        n += len(s) + 1
-    return " ".join(out)
+    import chat_corpus
+
+    return chat_corpus._text(r, chars, _sentence, longest=20)
 
 
 CONTACT = "جهت مشاوره با شماره ۰۹۱۲ ۳۴۵ ۶۷۸۹ تماس بگیرید."
@@ -139,9 +135,9 @@ def data_dir(out_dir: Path) -> Path:
 def generate(out_dir: Path, scale: float, utf8: bool, seed: int = 7, corpus: str = "realistic") -> list[Path]:
     """The four raw files under out_dir/datasets/text/persian_conversation/data: the realistic
     digit-rich corpus (`chat_corpus`), or the simple one below (few numbers, issue 12's bench)."""
-    if corpus == "realistic":
-        import chat_corpus
+    import chat_corpus
 
+    if corpus == "realistic":
         return chat_corpus.generate(data_dir(out_dir), scale, utf8, seed)
     data = data_dir(out_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -150,35 +146,7 @@ def generate(out_dir: Path, scale: float, utf8: bool, seed: int = 7, corpus: str
     # (\\uXXXX, ~5 bytes a character), ~1700 in raw UTF-8 (~1.9 bytes a character)
     target_chars = 1500 if utf8 else 560
     pool = [json.dumps(_row(r, target_chars), ensure_ascii=not utf8) for _ in range(600)]
-    n = 0
-    previous = ""
-    paths = []
-    for name, size_mb in REAL:
-        want = int(size_mb * MB * scale)
-        path = data / name
-        with open(path, "wb") as fh:
-            fh.write(b"[")
-            written = 1
-            first = True
-            parts: list[str] = []
-            while written < want:
-                question = _question(r, n, target_chars, previous)
-                # a repost keeps its title (the title is part of the user turn); the answer differs
-                k = n - 1 if previous and question.endswith(previous) else n
-                previous = question
-                row = pool[k % len(pool)].replace('"@@Q@@"', json.dumps(question, ensure_ascii=not utf8))
-                n += 1
-                s = row if first else ", " + row
-                first = False
-                parts.append(s)
-                written += len(s.encode("utf-8")) if utf8 else len(s)
-                if len(parts) >= 2000:
-                    fh.write("".join(parts).encode("utf-8"))
-                    parts = []
-            fh.write("".join(parts).encode("utf-8"))
-            fh.write(b"]")
-        paths.append(path)
-    return paths
+    return chat_corpus.write_files(data, scale, utf8, pool, lambda n, previous: _question(r, n, target_chars, previous))
 
 
 def make_fetched(root: Path, paths: list[Path]) -> None:

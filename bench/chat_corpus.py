@@ -133,11 +133,13 @@ def _sentence(r: random.Random, n: int) -> str:
     return " ".join(words) + r.choice((".", ".", "؟", "،", "!", "\n"))
 
 
-def _text(r: random.Random, chars: int) -> str:
+def _text(r: random.Random, chars: int, sentence=None, longest: int = 22) -> str:
+    """Sentences (`sentence(r, words)`, this corpus's by default) up to about `chars` characters."""
+    sentence = sentence or _sentence
     out: list[str] = []
     n = 0
     while n < chars:
-        s = _sentence(r, r.randint(8, 22))
+        s = sentence(r, r.randint(8, longest))
         out.append(s)
         n += len(s) + 1
     return " ".join(out)
@@ -189,6 +191,19 @@ def generate(data: Path, scale: float, utf8: bool = False, seed: int = 7) -> lis
         if r.random() < 0.15:  # typed with Arabic yeh/kaf
             row = [row[0].translate(ARABIC_LETTERS), "@@Q@@", [a.translate(ARABIC_LETTERS) for a in row[2]], row[3]]
         pool.append(json.dumps(row, ensure_ascii=not utf8))
+
+    def question(n: int, previous: str) -> str:
+        q = _question(r, n, target_chars, previous)
+        return q.translate(ARABIC_LETTERS) if r.random() < 0.15 else q
+
+    return write_files(data, scale, utf8, pool, question, spread=7919)
+
+
+def write_files(data: Path, scale: float, utf8: bool, pool: list[str], question, spread: int = 1) -> list[Path]:
+    """The four dadrah files of `scale` x the real sizes under `data`: row n is a pool row (JSON with
+    the placeholder question ``"@@Q@@"``) with `question(n, previous_question)` put in; a repost
+    (a question ending with the previous one) keeps the previous row's title and answers."""
+    data.mkdir(parents=True, exist_ok=True)
     n = 0
     previous = ""
     paths = []
@@ -201,12 +216,10 @@ def generate(data: Path, scale: float, utf8: bool = False, seed: int = 7) -> lis
             first = True
             parts: list[str] = []
             while written < want:
-                question = _question(r, n, target_chars, previous)
-                if r.random() < 0.15:
-                    question = question.translate(ARABIC_LETTERS)
-                k = n - 1 if previous and question.endswith(previous) else n  # a repost keeps its title
-                previous = question
-                row = pool[(k * 7919) % len(pool)].replace('"@@Q@@"', json.dumps(question, ensure_ascii=not utf8))
+                q = question(n, previous)
+                k = n - 1 if previous and q.endswith(previous) else n
+                previous = q
+                row = pool[(k * spread) % len(pool)].replace('"@@Q@@"', json.dumps(q, ensure_ascii=not utf8))
                 s = row if first else ", " + row
                 first = False
                 n += 1
