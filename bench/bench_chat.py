@@ -36,13 +36,8 @@ SRC = HERE.parent / "src"
 sys.path.insert(0, str(SRC))
 sys.path.insert(0, str(HERE))
 
-REAL = (
-    ("dadrah_dataset.json", 4.6),
-    ("dadrah_dataset1-1000_10000.json", 29),
-    ("dadrah_dataset1-10000_100000.json", 281),
-    ("dadrah_dataset1-100000_276342.json", 530),
-)
-MB = 1_000_000
+from chat_corpus import MB, REAL  # noqa: E402,F401  (the real files' names and sizes)
+
 # "today's rules" (before issue 12): the conversion only, no cleaning rule
 RULES_OFF = dict(pii="keep", answer_rules=False, script_check=False, near_dup=False)
 RULES_OFF_FLAGS = ["--pii", "keep", "--no-answer-rules", "--no-script-check", "--no-near-dup"]
