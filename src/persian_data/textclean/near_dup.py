@@ -223,6 +223,17 @@ def bands(threshold: float = THRESHOLD, num_perm: int = NUM_PERM) -> tuple[int, 
     return _optimal_param(threshold, num_perm, 0.1, 0.9)
 
 
+def _key_order(keys: list[bytes]) -> np.ndarray:
+    """Indices that sort `keys` (bytes, compared as Python compares them). Keys of one length
+    that is a multiple of 8 (the stage's 16-byte digests) are sorted as big-endian words by numpy,
+    without a Python list of the whole order."""
+    size = len(keys[0]) if keys else 0
+    if size and size % 8 == 0 and all(len(k) == size for k in keys):
+        words = np.frombuffer(b"".join(keys), dtype=">u8").reshape(len(keys), size // 8)
+        return np.lexsort(words.T[::-1])
+    return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+
+
 def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) -> Collapse:
     """Indices to drop so that no two kept texts are near-duplicates (J ≥ threshold, exact), each
     group keeping its smallest key. Independent of the order of the inputs."""
@@ -230,7 +241,7 @@ def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) 
     num_perm = sigs.values.shape[1] if n else NUM_PERM
     n_bands, rows = bands(threshold, num_perm)
     rank = np.empty(n, dtype=np.int64)
-    rank[sorted(range(n), key=keys.__getitem__)] = np.arange(n)  # canonical order by key
+    rank[_key_order(keys)] = np.arange(n)  # canonical order by key
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -259,19 +270,26 @@ def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) 
     checked = 0
     reps = np.ones(n, dtype=bool)  # rows that go through the bands
     if n:  # identical signatures: confirm against the group's first member, linear in the group
-        values = np.ascontiguousarray(sigs.values)
-        _, same = np.unique(values.view(np.dtype((np.void, values.dtype.itemsize * values.shape[1]))).ravel(),
-                            return_inverse=True)
-        for group in runs(same.ravel(), np.arange(n)):
-            lead = int(group[0])
-            for m in group[1:]:
-                m = int(m)
-                checked += 1
-                score = jaccard(sigs.shingles_of(lead), sigs.shingles_of(m))
-                if score >= threshold:
-                    confirmed.append((lead, m, score))
-                    union(lead, m)
-                    reps[m] = False
+        values = sigs.values
+        # rows grouped by a 64-bit digest of their values (no sorted copy of every signature),
+        # then split into exactly equal rows: a digest collision only makes two classes of a group
+        digest = np.zeros(n, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for c in range(num_perm):
+                digest = digest * np.uint64(0x100000001B3) ^ values[:, c].astype(np.uint64)
+        for group in runs(digest, np.arange(n)):
+            rest = [int(g) for g in group]  # in key order
+            while len(rest) > 1:
+                lead, row = rest[0], values[rest[0]]
+                alike = [m for m in rest[1:] if np.array_equal(values[m], row)]
+                rest = [m for m in rest[1:] if not np.array_equal(values[m], row)]
+                for m in alike:
+                    checked += 1
+                    score = jaccard(sigs.shingles_of(lead), sigs.shingles_of(m))
+                    if score >= threshold:
+                        confirmed.append((lead, m, score))
+                        union(lead, m)
+                        reps[m] = False
     members = np.flatnonzero(reps)
     candidates: set[tuple[int, int]] = set()
     for band in range(n_bands):
