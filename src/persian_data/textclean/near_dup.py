@@ -163,10 +163,14 @@ class Signatures:
                    np.concatenate([p.values for p in parts]))
 
     def take(self, keep: list[int]) -> "Signatures":
-        sets = [self.shingles_of(i) for i in keep]
-        sizes = np.array([len(x) for x in sets], dtype=np.int64)
-        return Signatures(np.concatenate(sets) if sets else np.zeros(0, np.uint32),
-                          np.concatenate([[0], np.cumsum(sizes)]), self.values[keep])
+        """These texts' signatures (one gather, no Python step per text)."""
+        idx = np.asarray(keep, dtype=np.int64)
+        starts = self.offsets[idx]
+        sizes = self.offsets[idx + 1] - starts
+        ends = np.cumsum(sizes)
+        picks = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(starts - (ends - sizes), sizes)
+        return Signatures(self.shingles[picks].astype(np.uint32, copy=False),
+                          np.concatenate([[0], ends]).astype(np.int64), self.values[idx])
 
 
 def signatures(texts: list[str], num_perm: int = NUM_PERM) -> Signatures:
