@@ -327,9 +327,13 @@ def test_workers_give_the_same_bytes(layout: Layout, monkeypatch):
 
 
 def test_datasets_load_dataset(layout: Layout, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     datasets = pytest.importorskip("datasets")
+    import huggingface_hub.constants
+
+    # offline for this test only: both libraries read these flags once, at import, so setting the
+    # environment here would leave every later Hub test of the session offline
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
     prepare_chat(layout, RAW)
     ds = datasets.load_dataset("json", data_files=str(layout.chat_combined()), split="train",
                                cache_dir=str(tmp_path / "hf-cache"))

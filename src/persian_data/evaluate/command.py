@@ -23,7 +23,7 @@ from .hypotheses import Hypotheses, match, read_hypotheses
 from .leakage import build_index, overview, split_leakage
 from .references import EVAL_SPLITS, References, load_references, source as speech_source
 from .score import align_chars, align_words, alignment, bootstrap, breakdown, duration_labels, top_errors
-from .textnorm import RULES, SHARED_CONFIG, normalize_for_scoring
+from .textnorm import RULES, SHARED_CONFIG, normalize_pairs
 
 log = logging.getLogger("persian_data.evaluate")
 
@@ -88,8 +88,7 @@ def _score(layout: Layout, refs: References, hyps: Hypotheses, name: str, option
     matched = match(hyps, refs, allow_unknown=options.allow_unknown_ids)
     out_dir = rep.output_dir(layout, refs.corpus, refs.split, name)
     t0 = time.perf_counter()
-    ref_norm = normalize_for_scoring(refs.texts)
-    hyp_norm = normalize_for_scoring(matched.texts)
+    ref_norm, hyp_norm = normalize_pairs(refs.texts, matched.texts)
     index = build_index(layout, sources, loaded=refs)
     leak_section, leaked = split_leakage(index, refs, ref_norm.texts)
     keep = ~leaked if options.exclude_leaked else None

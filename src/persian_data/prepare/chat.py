@@ -328,7 +328,7 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
         pool = _start_pool(stack, n_workers, options, source.reader)
         run = _Reading(layout, source, converter, pool, n_workers,
                        _Writers(stack, layout, source, split, cache, staged=options.near_dup),
-                       Candidates() if options.near_dup else None, stats, split,
+                       Candidates(tmp_dir=layout.tmp_dir) if options.near_dup else None, stats, split,
                        int(float(options.valid_fraction) * 2**64) if split else 0, log,
                        stack.enter_context(progress(total_bytes, "chat: reading", "B", logger=log, unit_scale=True)))
         for path, size in zip(files, sizes):

@@ -14,6 +14,13 @@ order and what is counted and shown:
 4. **Near-duplicates** (`near_dup`): the MinHash signature of each row's user turn is computed
    here, in the workers; the parent collapses them (`chat_near_dup`).
 
+Speed: the converter runs `textclean.batch.analyze` once over every user turn and answer of a
+batch and hands each text's facts to `apply`: the masker then looks only at digit runs and Latin
+tokens, the script check uses the counted letters, and the answer rules (told the text is
+normalized) skip the sentence pass of an answer where no phrase can match. Each gives what its
+plain form gives (tests/test_chat_fast_path.py: per text, and the whole stage against a plain
+composition of the rules, sha256 of combined.jsonl).
+
 Examples for the review sample are taken here, masked: no text leaving a worker ever holds the
 personal data the masker found (the rejects file too gets masked rows, `mask_raw`).
 """
@@ -68,6 +75,10 @@ class PieceTally:
         self.examples: dict[str, list[dict[str, str]]] = {}
         self.users: list[str] = []  # user turns of the converted rows (for near-dup signatures)
 
+    def wants(self, rule: str) -> bool:
+        """Is an example of `rule` still wanted from this piece? (asked before building one)"""
+        return len(self.examples.get(rule, ())) < EXAMPLES_PER_PIECE
+
     def example(self, rule: str, before: str, after: str) -> None:
         got = self.examples.setdefault(rule, [])
         if len(got) < EXAMPLES_PER_PIECE:
@@ -90,6 +101,8 @@ class ConversationRules:
         self.answer_rules = options.answer_rules
         self.min_chars = options.min_answer_chars
         self.script_check = options.script_check
+        # the texts come from the normalizer: its whitespace guarantees let the answer rules skip work
+        self.normalized = bool(options.normalize)
         if self.pii != "keep" or self.answer_rules or self.script_check:
             from ..textclean.answers import clean_answer
             from ..textclean.pii import mask_pii
@@ -101,12 +114,16 @@ class ConversationRules:
     def active(self) -> bool:
         return self.pii != "keep" or self.answer_rules or self.script_check
 
-    def apply(self, user: str, answers: Iterable[str], tally: PieceTally, first: bool) -> tuple:
+    def apply(self, user: str, answers: Iterable[tuple[str, Any]], tally: PieceTally, first: bool,
+              user_facts: Any = None) -> tuple:
         """("ok", user, kept answers) or ("skip", reason); reason None: no usable answer at all
-        (the caller names it as before the rules). Answers are looked at in order; with `first`
-        the first one kept ends the row (the rest are never masked or judged)."""
+        (the caller names it as before the rules). `answers`: (text, facts) pairs, facts the
+        text's `textclean.batch.TextFacts` or None (as `user_facts`: what one pass over the whole
+        batch found, so each rule looks only where it can match; the outcome is the same without).
+        Answers are looked at in order; with `first` the first one kept ends the row (the rest are
+        never masked or judged)."""
         if self.pii != "keep":
-            masked_user, found = self._mask(user)
+            masked_user, found = self._mask(user, "mask", user_facts)
             if found:
                 tally.pii_found.update(found)
                 if self.pii == "drop":
@@ -114,46 +131,57 @@ class ConversationRules:
                     return ("skip", "pii")
                 tally.pii_masked.update(found)
                 # shown: the text with each span replaced and marked (never the data itself)
-                tally.example("pii_mask", _mark(masked_user), masked_user)
+                if tally.wants("pii_mask"):
+                    tally.example("pii_mask", _mark(masked_user), masked_user)
+                user_facts = None  # the counts were of the text before masking
             user = masked_user
-        if self.script_check and not self._persian(user):
+        if self.script_check and not self._persian(
+                user, counts=None if user_facts is None else (user_facts.arabic, user_facts.other)):
             tally.example("not_persian", user, "(conversation dropped: not mostly Persian script)")
             return ("skip", "not_persian")
         kept: list[str] = []
         seen_any = False
-        dropped: Counter = Counter()
-        for a in answers:
+        dropped: dict[str, int] = {}
+        for a, facts in answers:
             seen_any = True
             if self.pii != "keep":
-                masked, found = self._mask(a)
+                masked, found = self._mask(a, "mask", facts)
                 if found:
                     tally.pii_found.update(found)
                     if self.pii == "drop":
-                        dropped["pii"] += 1
+                        dropped["pii"] = dropped.get("pii", 0) + 1
                         tally.example("pii_drop", _mark(masked), "(answer dropped: it holds personal data)")
                         continue
                     tally.pii_masked.update(found)
-                    tally.example("pii_mask", _mark(masked), masked)
+                    if tally.wants("pii_mask"):
+                        tally.example("pii_mask", _mark(masked), masked)
+                    facts = None
                 a = masked
             if self.answer_rules:
-                verdict = self._clean(a, self.min_chars)
+                verdict = self._clean(a, self.min_chars, self.normalized)
                 if verdict.text is None:
-                    dropped[verdict.reason] += 1
+                    dropped[verdict.reason] = dropped.get(verdict.reason, 0) + 1
                     tally.example(f"answer_{verdict.reason}", a, f"(answer dropped: {verdict.reason})")
                     continue
                 if verdict.removed:
                     tally.contact_lines_removed += len(verdict.removed)
                     tally.answers_trimmed += 1
                     tally.example("answer_contact_removed", a, verdict.text)
+                    facts = None
+                elif verdict.text != a:
+                    facts = None
                 a = verdict.text
-            if self.script_check and not self._persian(a[:ANSWER_SCRIPT_SAMPLE]):
-                dropped["not_persian"] += 1
+            if self.script_check and not self._persian(
+                    a[:ANSWER_SCRIPT_SAMPLE],
+                    counts=None if facts is None else (facts.arabic_head, facts.other_head)):
+                dropped["not_persian"] = dropped.get("not_persian", 0) + 1
                 tally.example("answer_not_persian", a, "(answer dropped: not mostly Persian script)")
                 continue
             kept.append(a)
             if first:
                 break
-        tally.answers_dropped.update(dropped)
+        if dropped:
+            tally.answers_dropped.update(dropped)
         if not kept:
             if not seen_any:
                 return ("skip", None)

@@ -21,7 +21,7 @@ import orjson
 
 from ..normalize import DEFAULT, NormalizerConfig, ZWNJ, _compiled
 from ..workers import exit_with
-from .chat_clean import ConversationRules, PieceTally, mask_raw
+from .chat_clean import ANSWER_SCRIPT_SAMPLE, ConversationRules, PieceTally, mask_raw
 from ..corpora.chat_json import _Piece
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -116,6 +116,7 @@ class _Converter:
             raise ValueError("the system prompt is empty (after normalization)")
         self.head = orjson.dumps({"role": "system", "content": self.system})
         self.rules = ConversationRules(options)
+        self.fused = bool(options.normalize)  # the one-pass prefilters of the rules (textclean.batch)
         self.near_dup = options.near_dup
 
     def convert(self, records: list[Any], tally: PieceTally | None = None) -> list[tuple]:
@@ -139,24 +140,28 @@ class _Converter:
             fields.append(question)
             fields.extend(a if isinstance(a, str) else "" for a in take)
         normed = self.norm_many(fields) if fields else []
-        for i, at, n in plan:
-            question = normed[at + 1]
-            if not question:
+        users: list[str | None] = [None] * len(plan)
+        for k, (i, at, n) in enumerate(plan):
+            if normed[at + 1]:
+                users[k] = user_turn(normed[at], normed[at + 1])
+        facts = self._facts(plan, users, normed)
+        for k, (i, at, n) in enumerate(plan):
+            user = users[k]
+            if user is None:
                 results[i] = ("skip", "empty_question", None)
                 continue
-            user = user_turn(normed[at], question)
             skipped: dict[str, int] = {}
-            usable = self._usable(records[i][2], normed, at, skipped)
+            usable = self._usable(records[i][2], normed, at, skipped, facts)
             if self.rules.active:
                 # the rules look at the answers in order; answers="first" keeps the first they keep
-                outcome = self.rules.apply(user, usable, tally, self.first)
+                outcome = self.rules.apply(user, usable, tally, self.first, facts.get(-1 - k) if facts else None)
                 if outcome[0] == "skip":
                     reason = outcome[1] or ("empty_answer" if skipped.get("empty_answer") else "non_string_field")
                     results[i] = ("skip", reason, skipped or None)
                     continue
                 _, user, usable = outcome
             else:
-                usable = list(itertools.islice(usable, 1 if self.first else None))
+                usable = [a for a, _ in itertools.islice(usable, 1 if self.first else None)]
             if not usable:
                 reason = "empty_answer" if skipped.get("empty_answer") else "non_string_field"
                 results[i] = ("skip", reason, skipped or None)
@@ -183,17 +188,42 @@ class _Converter:
                 tally.users.append(user)
         return results  # type: ignore[return-value]
 
-    def _usable(self, answers_in: list, normed: list[str], at: int, skipped: dict[str, int]) -> Iterator[str]:
+    def _facts(self, plan: list[tuple[int, int, int]], users: list[str | None], normed: list[str]) -> dict:
+        """One pass over every text the rules will look at in this batch (`textclean.batch`): the
+        facts of each user turn (key -1 - k for the k-th planned row) and of each normalized answer
+        (key: its index in `normed`). Empty when the rules need none (normalization off: the
+        passes assume the normalizer's output, with no NUL)."""
+        if not (self.rules.active and self.fused):
+            return {}
+        from ..textclean.batch import analyze
+
+        keys: list[int] = []
+        texts: list[str] = []
+        for k, (i, at, n) in enumerate(plan):
+            if users[k] is None:
+                continue
+            keys.append(-1 - k)
+            texts.append(users[k])
+            for j in range(at + 2, at + 2 + n):
+                if normed[j]:
+                    keys.append(j)
+                    texts.append(normed[j])
+        return dict(zip(keys, analyze(texts, ANSWER_SCRIPT_SAMPLE)))
+
+    def _usable(self, answers_in: list, normed: list[str], at: int, skipped: dict[str, int],
+                facts: dict) -> Iterator[tuple[str, Any]]:
         """The row's non-empty normalized answers, in order, normalized as they are asked for
-        (answers="first" normalized only the first in the batch; later ones are rarely needed).
-        Unusable ones are counted in `skipped` as they are passed."""
+        (answers="first" normalized only the first in the batch; later ones are rarely needed),
+        each with its facts (None for one normalized here). Unusable ones are counted in `skipped`
+        as they are passed."""
         for j, a in enumerate(answers_in):
             if not isinstance(a, str):
                 skipped["non_string_answer"] = skipped.get("non_string_answer", 0) + 1
                 continue
-            na = normed[at + 2 + j] if (j == 0 or not self.first) else self.norm_one(a)
+            in_batch = j == 0 or not self.first
+            na = normed[at + 2 + j] if in_batch else self.norm_one(a)
             if na:
-                yield na
+                yield na, (facts.get(at + 2 + j) if in_batch else None)
             else:
                 skipped["empty_answer"] = skipped.get("empty_answer", 0) + 1
 
