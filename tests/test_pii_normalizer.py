@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from persian_data.catalog import BY_KEY
+from persian_data.catalog import BY_KEY, CHAT_SOURCE
 from persian_data.layout import Layout
 from persian_data.normalize import NormalizerConfig, normalize, normalize_many
 from persian_data.prepare.chat import ChatOptions, prepare_chat
@@ -177,6 +177,11 @@ def test_every_latin_token_survives_normalization(words, space):
             assert any(w in t for t in tokens), (text, out)
 
 
+def as_records(rows: list) -> list:
+    """Raw dadrah rows as the stage hands them to the converter: through the corpus's reader."""
+    return CHAT_SOURCE.reader.records(rows)[0]
+
+
 # ---------------------------------------------------------------------------------------------
 # planted personal data never reaches a line of combined.jsonl unmasked
 # ---------------------------------------------------------------------------------------------
@@ -188,7 +193,7 @@ def test_every_latin_token_survives_normalization(words, space):
 def test_planted_item_is_masked_on_the_stage_path(kind, script, field, normalize_on, rules, context, form, digits):
     planted = context[0] + item(kind, digits, form, script) + context[1]
     row = row_with(kind, field, planted)
-    (status, convs, _), = converter(normalize_on, rules).convert([row])
+    (status, convs, _), = converter(normalize_on, rules).convert(as_records([row]))
     # a skipped row goes to the rejects file, masked as parsed (`mask_raw`)
     assert all(leftovers(x) == "" for x in (mask_raw(row)[:2] + mask_raw(row)[2])), (planted, mask_raw(row))
     if status == "skip":  # the answer rules cut the contact line out, and no advice was left
@@ -216,7 +221,7 @@ def test_look_alikes_are_kept(script, normalize_on):
     rows = [[f"پرسش {chr(0x0627 + i)}", FILLER + " " + t.translate(SCRIPTS[script]), [ANSWER], []]
             for i, t in enumerate(LOOK_ALIKES)]
     conv = converter(normalize_on, False)
-    for t, res in zip(LOOK_ALIKES, conv.convert(rows)):
+    for t, res in zip(LOOK_ALIKES, conv.convert(as_records(rows))):
         user, _ = _turns(res[1][0][0])
         assert not _PLACEHOLDER.search(user), user
         digits = "".join(ch for ch in t if ch.isdecimal())
