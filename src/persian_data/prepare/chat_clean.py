@@ -105,10 +105,11 @@ class ConversationRules:
         self.normalized = bool(options.normalize)
         if self.pii != "keep" or self.answer_rules or self.script_check:
             from ..textclean.answers import clean_answer
-            from ..textclean.pii import mask_pii
+            from ..textclean.pii import find_pii, mask_spans
             from ..textclean.script import is_mostly_persian
 
-            self._mask, self._clean, self._persian = mask_pii, clean_answer, is_mostly_persian
+            self._find, self._mask_spans = find_pii, mask_spans
+            self._clean, self._persian = clean_answer, is_mostly_persian
 
     @property
     def active(self) -> bool:
@@ -123,8 +124,10 @@ class ConversationRules:
         Answers are looked at in order; with `first` the first one kept ends the row (the rest are
         never masked or judged)."""
         if self.pii != "keep":
-            masked_user, found = self._mask(user, "mask", user_facts)
-            if found:
+            spans = self._find(user, user_facts)
+            if spans:
+                found = Counter(m.type for m in spans)
+                masked_user = self._mask_spans(user, spans)
                 tally.pii_found.update(found)
                 if self.pii == "drop":
                     tally.example("pii_drop", _mark(masked_user), "(conversation dropped: it holds personal data)")
@@ -134,7 +137,7 @@ class ConversationRules:
                 if tally.wants("pii_mask"):
                     tally.example("pii_mask", _mark(masked_user), masked_user)
                 user_facts = None  # the counts were of the text before masking
-            user = masked_user
+                user = masked_user
         if self.script_check and not self._persian(
                 user, counts=None if user_facts is None else (user_facts.arabic, user_facts.other)):
             tally.example("not_persian", user, "(conversation dropped: not mostly Persian script)")
@@ -145,8 +148,10 @@ class ConversationRules:
         for a, facts in answers:
             seen_any = True
             if self.pii != "keep":
-                masked, found = self._mask(a, "mask", facts)
-                if found:
+                spans = self._find(a, facts)
+                if spans:
+                    found = Counter(m.type for m in spans)
+                    masked = self._mask_spans(a, spans)
                     tally.pii_found.update(found)
                     if self.pii == "drop":
                         dropped["pii"] = dropped.get("pii", 0) + 1
@@ -156,7 +161,7 @@ class ConversationRules:
                     if tally.wants("pii_mask"):
                         tally.example("pii_mask", _mark(masked), masked)
                     facts = None
-                a = masked
+                    a = masked
             if self.answer_rules:
                 verdict = self._clean(a, self.min_chars, self.normalized)
                 if verdict.text is None:

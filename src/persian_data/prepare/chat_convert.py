@@ -115,6 +115,7 @@ class _Converter:
         if not self.system:
             raise ValueError("the system prompt is empty (after normalization)")
         self.head = orjson.dumps({"role": "system", "content": self.system})
+        self.line_head = b'{"messages":[' + self.head + b","
         self.rules = ConversationRules(options)
         self.fused = bool(options.normalize)  # the one-pass prefilters of the rules (textclean.batch)
         self.near_dup = options.near_dup
@@ -126,6 +127,7 @@ class _Converter:
         still be anything) or, for a row the reader could not read, the reason as a string.
         What the cleaning rules did goes to `tally`."""
         tally = tally if tally is not None else PieceTally()
+        dumps, head = orjson.dumps, self.line_head
         results: list[tuple | None] = [None] * len(records)
         fields: list[str] = []
         plan: list[tuple[int, int, int]] = []  # (record index, first field index, number of answers)
@@ -166,23 +168,23 @@ class _Converter:
                 reason = "empty_answer" if skipped.get("empty_answer") else "non_string_field"
                 results[i] = ("skip", reason, skipped or None)
                 continue
-            user_json = orjson.dumps({"role": "user", "content": user})
+            # the turns are non-empty stripped strings (normalized or trimmed, masked, cleaned) and
+            # the line is built from them with fixed roles: the chat schema holds by construction
+            # (`check_conversation`, the gate's, is what verify runs on the written file)
+            if not user or user.isspace():
+                raise ValueError("a conversation was built with an empty user turn")
+            user_json = b'{"role":"user","content":' + dumps(user) + b"}"
             # both digests hash the JSON of the turns (an unambiguous encoding of the text)
             split_digest = blake2b(user_json, digest_size=8).digest()
             convs = []
             for a in usable:
-                # each line is validated as it is produced (the gate's schema, on the turns the
-                # line is built from), so nothing has to re-parse the file afterwards
-                problem = check_conversation({"messages": [{"role": "system", "content": self.system},
-                                                           {"role": "user", "content": user},
-                                                           {"role": "assistant", "content": a}]})
-                if problem is not None:
-                    raise ValueError(f"a conversation failed the chat schema as it was built: {problem}")
-                asst_json = orjson.dumps({"role": "assistant", "content": a})
+                if not a or a.isspace():
+                    raise ValueError("a conversation was built with an empty assistant turn")
+                asst_json = b'{"role":"assistant","content":' + dumps(a) + b"}"
                 h = blake2b(user_json, digest_size=16)
                 h.update(asst_json)
-                line = b"".join((b'{"messages":[', self.head, b",", user_json, b",", asst_json, b"]}\n"))
-                convs.append((line, h.digest(), split_digest, len(user), len(a)))
+                convs.append((b"".join((head, user_json, b",", asst_json, b"]}\n")), h.digest(), split_digest,
+                              len(user), len(a)))
             results[i] = ("ok", convs, skipped or None)
             if self.near_dup:
                 tally.users.append(user)

@@ -241,6 +241,19 @@ def find_pii(text: str, facts=None) -> list[Match]:
     return out
 
 
+def mask_spans(text: str, spans: list[Match]) -> str:
+    """`text` with each of `spans` (from `find_pii`: in order, not overlapping) replaced by its
+    placeholder; the text outside them kept byte for byte."""
+    parts: list[str] = []
+    at = 0
+    for m in spans:
+        parts.append(text[at:m.start])
+        parts.append(PLACEHOLDERS[m.type])
+        at = m.end
+    parts.append(text[at:])
+    return "".join(parts)
+
+
 def mask_pii(text: str, mode: str = "mask", facts=None) -> tuple[str, Counter]:
     """`text` with every personal-data span replaced by its placeholder, and the count per type
     found. Text outside the spans is kept byte for byte. ``mode="keep"`` counts without masking
@@ -253,11 +266,4 @@ def mask_pii(text: str, mode: str = "mask", facts=None) -> tuple[str, Counter]:
         return text, Counter()
     if mode == "keep":
         return text, Counter(m.type for m in spans)
-    parts: list[str] = []
-    at = 0
-    for m in spans:
-        parts.append(text[at:m.start])
-        parts.append(PLACEHOLDERS[m.type])
-        at = m.end
-    parts.append(text[at:])
-    return "".join(parts), Counter(m.type for m in spans)
+    return mask_spans(text, spans), Counter(m.type for m in spans)
