@@ -52,15 +52,55 @@ def _mark(text: str) -> str:
 
 def mask_raw(value: Any) -> Any:
     """A raw row (as parsed) with every string masked: what the rejects file may hold."""
-    from ..textclean.pii import mask_pii
+    return mask_raw_many([value])[0]
 
-    if isinstance(value, str):
-        return mask_pii(value)[0]
-    if isinstance(value, list):
-        return [mask_raw(v) for v in value]
-    if isinstance(value, dict):
-        return {k: mask_raw(v) for k, v in value.items()}
-    return value
+
+def mask_raw_many(values: list[Any]) -> list[Any]:
+    """`[mask_raw(v) for v in values]`, with one batch pass (`textclean.batch.analyze`) over all
+    their strings so the masker looks only where a pattern can match (same spans)."""
+    from ..textclean.batch import analyze
+    from ..textclean.pii import find_pii, mask_spans
+
+    strings: list[str] = []
+
+    def collect(v: Any) -> None:
+        if isinstance(v, str):
+            strings.append(v)
+        elif isinstance(v, list):
+            for x in v:
+                collect(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                collect(x)
+
+    for v in values:
+        collect(v)
+    plain = [i for i, t in enumerate(strings) if "\x00" in t]  # the batch pass joins texts with NUL
+    facts: list[Any] = [None] * len(strings)
+    if len(plain) < len(strings):
+        batch = [i for i, t in enumerate(strings) if "\x00" not in t]
+        for i, f in zip(batch, analyze([strings[i] for i in batch], ANSWER_SCRIPT_SAMPLE)):
+            facts[i] = f
+    masked = iter([mask_spans(t, spans) if (spans := find_pii(t, f)) else t for t, f in zip(strings, facts)])
+
+    def rebuild(v: Any) -> Any:
+        if isinstance(v, str):
+            return next(masked)
+        if isinstance(v, list):
+            return [rebuild(x) for x in v]
+        if isinstance(v, dict):
+            return {k: rebuild(x) for k, x in v.items()}
+        return v
+
+    return [rebuild(v) for v in values]
+
+
+def _count_types(spans) -> dict[str, int]:
+    """How many spans of each type (a plain dict: a Counter costs more to make than this counts)."""
+    found: dict[str, int] = {}
+    for m in spans:
+        found[m.type] = found.get(m.type, 0) + 1
+    return found
 
 
 class PieceTally:
@@ -126,7 +166,7 @@ class ConversationRules:
         if self.pii != "keep":
             spans = self._find(user, user_facts)
             if spans:
-                found = Counter(m.type for m in spans)
+                found = _count_types(spans)
                 masked_user = self._mask_spans(user, spans)
                 tally.pii_found.update(found)
                 if self.pii == "drop":
@@ -150,7 +190,7 @@ class ConversationRules:
             if self.pii != "keep":
                 spans = self._find(a, facts)
                 if spans:
-                    found = Counter(m.type for m in spans)
+                    found = _count_types(spans)
                     masked = self._mask_spans(a, spans)
                     tally.pii_found.update(found)
                     if self.pii == "drop":

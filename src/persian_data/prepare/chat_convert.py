@@ -21,7 +21,7 @@ import orjson
 
 from ..normalize import DEFAULT, NormalizerConfig, ZWNJ, _compiled
 from ..workers import exit_with
-from .chat_clean import ANSWER_SCRIPT_SAMPLE, ConversationRules, PieceTally, mask_raw
+from .chat_clean import ANSWER_SCRIPT_SAMPLE, ConversationRules, PieceTally, mask_raw_many
 from ..corpora.chat_json import _Piece
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -89,6 +89,42 @@ def user_turn(title: str, question: str) -> str:
     return t + "\n\n" + question
 
 
+def _keys(texts: list[str]) -> list[str]:
+    """`[_key(t) for t in texts]`, three replaces over the joined batch (no NUL in the texts)."""
+    joined = "\x00".join(texts)
+    return joined.replace(" ", "").replace("\n", "").replace(ZWNJ, "").split("\x00")
+
+
+def user_turns(titles: list[str], questions: list[str]) -> list[str]:
+    """`[user_turn(t, q) for t, q in zip(titles, questions)]`, the loose forms of a whole batch at
+    once (the question must be non-empty; both normalized)."""
+    out: list[str] = []
+    hard: list[int] = []  # rows whose title is not plainly in the question
+    for k, (title, question) in enumerate(zip(titles, questions)):
+        t = title.strip()
+        if not t or t in question:
+            out.append(question)
+        else:
+            out.append("")
+            hard.append(k)
+    if not hard:
+        return out
+    ts = [titles[k].strip() for k in hard]
+    qs = [questions[k] for k in hard]
+    if any("\x00" in x for x in ts) or any("\x00" in x for x in qs):
+        for k, t, q in zip(hard, ts, qs):
+            out[k] = user_turn(t, q)
+        return out
+    for k, t, q, kt, kq in zip(hard, ts, qs, _keys([t.strip(_TITLE_STRIP) for t in ts]), _keys(qs)):
+        if not kt or kt in kq:
+            out[k] = q
+        elif kq and kq in _key(t):
+            out[k] = t
+        else:
+            out[k] = t + "\n\n" + q
+    return out
+
+
 def _plain(s: str) -> str:
     """normalize=False: text as is, trimmed; lone surrogates (not UTF-8) dropped."""
     s = s.strip()
@@ -143,9 +179,9 @@ class _Converter:
             fields.extend(a if isinstance(a, str) else "" for a in take)
         normed = self.norm_many(fields) if fields else []
         users: list[str | None] = [None] * len(plan)
-        for k, (i, at, n) in enumerate(plan):
-            if normed[at + 1]:
-                users[k] = user_turn(normed[at], normed[at + 1])
+        asked = [k for k, (_, at, _) in enumerate(plan) if normed[at + 1]]
+        for k, user in zip(asked, user_turns([normed[plan[k][1]] for k in asked], [normed[plan[k][1] + 1] for k in asked])):
+            users[k] = user
         facts = self._facts(plan, users, normed)
         for k, (i, at, n) in enumerate(plan):
             user = users[k]
@@ -253,7 +289,9 @@ def _work_piece(conv: _Converter, reader, piece: _Piece) -> tuple:
     tally = PieceTally()
     results = conv.convert(records, tally)
     # the rejects file keeps the row as parsed, masked: it must not carry personal data either
-    rejects = [(i, res[1], _raw_json(mask_raw(rows[i]))) for i, res in enumerate(results) if res[0] == "skip"]
+    skipped = [(i, res[1]) for i, res in enumerate(results) if res[0] == "skip"]
+    masked = mask_raw_many([rows[i] for i, _ in skipped]) if skipped else []
+    rejects = [(i, reason, _raw_json(row)) for (i, reason), row in zip(skipped, masked)]
     sigs = None
     if conv.near_dup:  # MinHash of each converted row's user turn, here in the worker
         from ..textclean.near_dup import signatures

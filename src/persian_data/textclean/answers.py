@@ -21,7 +21,7 @@ spaces, and works on normalized (ی/ک) text.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 _SENTENCE = re.compile(r"[^.!?؟\n]*(?:[.!?؟]+|\n+|$)")
 _PLACEHOLDER = re.compile(r"\[(?:PHONE|EMAIL|URL|HANDLE)\]")
@@ -110,11 +110,10 @@ _KEYWORDS = ("تماس", "شماره", "مشاور", "مشورت", "واتس", "
 _CONTACT_BY_KEYWORD, _REFERRAL_BY_KEYWORD = _by_keyword(_CONTACT_PHRASES), _by_keyword(_REFERRAL_PHRASES)
 
 
-@dataclass(frozen=True)
-class AnswerVerdict:
+class AnswerVerdict(NamedTuple):
     text: str | None  # the answer to keep (contact sentences removed), or None: drop it
     reason: str | None  # why it is dropped: contact_only, referral_only, no_content, too_short
-    removed: list[str] = field(default_factory=list)  # the contact sentences taken out
+    removed: list[str]  # the contact sentences taken out
 
 
 _SPACES = re.compile(r"\s+")
@@ -145,7 +144,7 @@ def _plain_kind(loose: str) -> str:
     """courtesy, content or empty: a sentence known to hold no contact or referral phrase."""
     if not loose:
         return "empty"
-    if _COURTESY.match(loose) and len(loose) < 40:
+    if len(loose) < 40 and _COURTESY.match(loose):
         return "courtesy"
     return "content"
 

@@ -20,7 +20,9 @@ stay the reference; tests compare them on random text and on the whole corpus).
 
 from __future__ import annotations
 
+import functools
 import re
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -79,12 +81,19 @@ def _table(limit: int) -> np.ndarray:
     return _CLASSES[limit]
 
 
-def _per_text(n_texts: int, owner: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[list[tuple[int, int]]]:
-    """Spans (in text offsets) grouped by the text that owns them."""
-    out: list[list[tuple[int, int]]] = [[] for _ in range(n_texts)]
+def _per_text(owner: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict[int, tuple[tuple[int, int], ...]]:
+    """Spans (in text offsets) grouped by the text that owns them (only the texts that have any)."""
+    out: dict[int, list[tuple[int, int]]] = {}
     for t, a, b in zip(owner.tolist(), lo.tolist(), hi.tolist()):
-        out[t].append((a, b))
-    return out
+        got = out.get(t)
+        if got is None:
+            out[t] = [(a, b)]
+        else:
+            got.append((a, b))
+    return {t: tuple(v) for t, v in out.items()}
+
+
+_NEW_FACTS = functools.partial(tuple.__new__, TextFacts)  # TextFacts(*args) without the Python-level __new__
 
 
 def analyze(texts: list[str], head: int) -> list[TextFacts]:
@@ -113,7 +122,7 @@ def analyze(texts: list[str], head: int) -> list[TextFacts]:
     # between them, at most two of them visible (pii._GAP); a chain of 10 digits or more is where
     # pii._RUN may match (from one character before its first digit, a "+" or "(", to one after
     # its last, a ")")
-    runs: list[list[tuple[int, int]]] = [[] for _ in texts]
+    runs: dict[int, tuple] = {}
     di = np.flatnonzero(kind & _DIGIT)
     if len(di) >= 10:
         vis = np.cumsum((kind & _VISIBLE_SEP) != 0, dtype=np.int32)
@@ -128,9 +137,9 @@ def analyze(texts: list[str], head: int) -> list[TextFacts]:
             hi = where[di[first[keep] + size[keep] - 1]] + 1
             owner = np.searchsorted(starts, lo, side="right") - 1
             base = starts[owner]
-            runs = _per_text(len(texts), owner, np.maximum(lo - 1, base) - base, np.minimum(hi + 1, ends[owner]) - base)
+            runs = _per_text(owner, np.maximum(lo - 1, base) - base, np.minimum(hi + 1, ends[owner]) - base)
     # Latin tokens: the whitespace-delimited tokens holding an ASCII letter
-    latin: list[list[tuple[int, int]]] = [[] for _ in texts]
+    latin: dict[int, tuple] = {}
     letters = np.flatnonzero(cls & _ASCII)
     if len(letters):
         spaces = where[(kind & _SPACE) != 0]
@@ -139,7 +148,7 @@ def analyze(texts: list[str], head: int) -> list[TextFacts]:
         bounds = np.concatenate(([-1], spaces, [n]))
         lo, hi = bounds[tok] + 1, bounds[tok + 1]
         owner = np.searchsorted(starts, lo, side="right") - 1
-        latin = _per_text(len(texts), owner, lo - starts[owner], hi - starts[owner])
+        latin = _per_text(owner, lo - starts[owner], hi - starts[owner])
     # letters, in the whole text and in its head (a sentinel makes index n valid for reduceat)
     arabic = np.append((cls & _ARABIC) != 0, False)
     other = np.append((cls & _OTHER) != 0, False)
@@ -155,6 +164,7 @@ def analyze(texts: list[str], head: int) -> list[TextFacts]:
     no_tail = head_end == ends
     ar_head, ot_head = np.where(no_head, 0, ar[0::2]), np.where(no_head, 0, ot[0::2])
     ar_tail, ot_tail = np.where(no_tail, 0, ar[1::2]), np.where(no_tail, 0, ot[1::2])
-    return [TextFacts(tuple(r), tuple(l), int(ah + at), int(oh + ot), int(ah), int(oh))
-            for r, l, ah, at, oh, ot in zip(runs, latin, ar_head.tolist(), ar_tail.tolist(),
-                                             ot_head.tolist(), ot_tail.tolist())]
+    n_texts = len(texts)
+    ar_head_l, ot_head_l = ar_head.tolist(), ot_head.tolist()
+    return list(map(_NEW_FACTS, zip(map(runs.get, range(n_texts), repeat(())), map(latin.get, range(n_texts), repeat(())),
+                                    (ar_head + ar_tail).tolist(), (ot_head + ot_tail).tolist(), ar_head_l, ot_head_l)))

@@ -112,26 +112,36 @@ class Match(NamedTuple):
     end: int
 
 
+_ID_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+_ID_ZERO = 48 * sum(_ID_WEIGHTS)  # the weights times ord("0")
+_LUHN_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")  # 2d, minus 9 above 9, as a digit
+
+
 def national_id_valid(digits: str) -> bool:
     """کد ملی: 10 digits; s = Σ d_i·(11−i) for i = 1..9, r = s mod 11; valid iff d10 = r when r < 2,
     else d10 = 11 − r. All-equal digits are never issued."""
     if len(digits) != 10 or not digits.isdigit() or len(set(digits)) == 1:
         return False
-    s = sum(int(digits[i]) * (10 - i) for i in range(9)) % 11
-    check = int(digits[9])
+    if not digits.isascii():
+        digits = digits.translate(_TO_LATIN)
+        if not digits.isascii():  # a digit that is no decimal digit (superscripts)
+            return False
+    b = digits.encode("ascii")
+    s = (sum(map(int.__mul__, b, _ID_WEIGHTS)) - _ID_ZERO) % 11  # (the products in C, no loop here)
+    check = b[9] - 48
     return check == s if s < 2 else check == 11 - s
 
 
 def luhn_valid(digits: str) -> bool:
     if not digits.isdigit() or len(set(digits)) == 1:
         return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch)
-        if i % 2:
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
-    return total % 10 == 0
+    if not digits.isascii():
+        digits = digits.translate(_TO_LATIN)
+        if not digits.isascii():  # a digit that is no decimal digit (superscripts)
+            return False
+    b = digits.encode("ascii")
+    kept, doubled = b[::-1][0::2], b[::-1][1::2].translate(_LUHN_DOUBLED)
+    return (sum(kept) + sum(doubled) - 48 * len(b)) % 10 == 0
 
 
 def iban_valid(compact: str) -> bool:
@@ -159,9 +169,15 @@ def _classify(digits: str, plus: bool) -> str | None:
 
 def _numbers(text: str, run: re.Match) -> list[Match]:
     """PII numbers inside one digit run: the longest range of consecutive groups that is one."""
-    tail = text[run.end():run.end() + 12]
-    if _MONEY.match(tail):
+    end = run.end()
+    if _MONEY.match(text, end, end + 12):
         return []
+    whole = run.group()
+    if whole.isdecimal():  # one group (most runs): a number of one of the lengths, or none
+        if len(whole) not in (10, 11, 12, 14, 16):
+            return []
+        kind = _classify(whole.translate(_TO_LATIN), False)
+        return [Match(kind, run.start(), end)] if kind is not None else []
     groups = [(g.start() + run.start(), g.end() + run.start(), g.group().translate(_TO_LATIN))
               for g in _GROUP.finditer(run.group())]
     plus = run.group().startswith("+")
@@ -192,6 +208,15 @@ def _numbers(text: str, run: re.Match) -> list[Match]:
     return found
 
 
+def _positions(text: str, ch: str) -> list[int]:
+    out = []
+    i = text.find(ch)
+    while i >= 0:
+        out.append(i)
+        i = text.find(ch, i + 1)
+    return out
+
+
 def find_pii(text: str, facts=None) -> list[Match]:
     """Every personal-data span in `text`, in order, not overlapping. `facts`: the text's
     `batch.TextFacts`, when a batch pass found where digit runs and Latin tokens stand: then only
@@ -205,10 +230,12 @@ def find_pii(text: str, facts=None) -> list[Match]:
     for kind, pattern, wanted in (("EMAIL", _EMAIL, at and latin), ("URL", _URL, latin), ("HANDLE", _HANDLE, at)):
         if not wanted:
             continue
-        if kind == "URL" and facts is not None:  # a URL holds no whitespace and an ASCII letter
-            found = [m for lo, hi in facts.latin for m in pattern.finditer(text, lo, hi)]
-        else:
+        if facts is None:
             found = pattern.finditer(text)
+        elif kind != "HANDLE":  # an email or a URL holds no whitespace and an ASCII letter
+            found = [m for lo, hi in facts.latin for m in pattern.finditer(text, lo, hi)]
+        else:  # a handle starts at an "@" and holds no other: tried at each "@" only
+            found = [m for i in _positions(text, "@") if (m := pattern.match(text, i)) is not None]
         for m in found:
             start, end = m.start(), m.end()
             while end > start and text[end - 1] in _TRAILING:
