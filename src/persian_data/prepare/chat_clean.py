@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable
 
+from ..textclean.script import DEFAULT_THRESHOLD as PERSIAN_THRESHOLD
+
 EXAMPLES_PER_PIECE = 2  # per rule, per piece: the parent keeps the first few of the whole run
 EXAMPLE_CHARS = 400
 # The script of an answer is judged on its beginning: a reply in another script shows in its first
@@ -103,6 +105,19 @@ def _count_types(spans) -> dict[str, int]:
     return found
 
 
+def _add_counts(into: Counter, found: dict[str, int]) -> None:
+    for k, n in found.items():
+        into[k] += n
+
+
+def _counted_persian(arabic: int, other: int) -> bool:
+    """`script.is_mostly_persian` on a text (no placeholder in it) whose letters a batch pass
+    counted (`textclean.batch.TextFacts`)."""
+    if not other:
+        return (1.0 if arabic else 0.0) >= PERSIAN_THRESHOLD
+    return arabic / (arabic + other) >= PERSIAN_THRESHOLD
+
+
 class PieceTally:
     """What the rules did to one piece's rows: counts, and a few masked examples per rule."""
 
@@ -163,23 +178,26 @@ class ConversationRules:
         batch found, so each rule looks only where it can match; the outcome is the same without).
         Answers are looked at in order; with `first` the first one kept ends the row (the rest are
         never masked or judged)."""
-        if self.pii != "keep":
+        masking = self.pii != "keep"
+        # (the masker has nothing to look at when the batch pass found no digit run, no Latin
+        # token and the text holds no "@"; `find_pii` says the same, this only saves the call)
+        if masking and (user_facts is None or user_facts.runs or user_facts.latin or "@" in user):
             spans = self._find(user, user_facts)
             if spans:
                 found = _count_types(spans)
                 masked_user = self._mask_spans(user, spans)
-                tally.pii_found.update(found)
+                _add_counts(tally.pii_found, found)
                 if self.pii == "drop":
                     tally.example("pii_drop", _mark(masked_user), "(conversation dropped: it holds personal data)")
                     return ("skip", "pii")
-                tally.pii_masked.update(found)
+                _add_counts(tally.pii_masked, found)
                 # shown: the text with each span replaced and marked (never the data itself)
                 if tally.wants("pii_mask"):
                     tally.example("pii_mask", _mark(masked_user), masked_user)
                 user_facts = None  # the counts were of the text before masking
                 user = masked_user
-        if self.script_check and not self._persian(
-                user, counts=None if user_facts is None else (user_facts.arabic, user_facts.other)):
+        if self.script_check and not (_counted_persian(user_facts.arabic, user_facts.other)
+                                      if user_facts is not None and "[" not in user else self._persian(user)):
             tally.example("not_persian", user, "(conversation dropped: not mostly Persian script)")
             return ("skip", "not_persian")
         kept: list[str] = []
@@ -187,17 +205,17 @@ class ConversationRules:
         dropped: dict[str, int] = {}
         for a, facts in answers:
             seen_any = True
-            if self.pii != "keep":
+            if masking and (facts is None or facts.runs or facts.latin or "@" in a):
                 spans = self._find(a, facts)
                 if spans:
                     found = _count_types(spans)
                     masked = self._mask_spans(a, spans)
-                    tally.pii_found.update(found)
+                    _add_counts(tally.pii_found, found)
                     if self.pii == "drop":
                         dropped["pii"] = dropped.get("pii", 0) + 1
                         tally.example("pii_drop", _mark(masked), "(answer dropped: it holds personal data)")
                         continue
-                    tally.pii_masked.update(found)
+                    _add_counts(tally.pii_masked, found)
                     if tally.wants("pii_mask"):
                         tally.example("pii_mask", _mark(masked), masked)
                     facts = None
@@ -216,9 +234,10 @@ class ConversationRules:
                 elif verdict.text != a:
                     facts = None
                 a = verdict.text
-            if self.script_check and not self._persian(
-                    a[:ANSWER_SCRIPT_SAMPLE],
-                    counts=None if facts is None else (facts.arabic_head, facts.other_head)):
+            if self.script_check and not (
+                    _counted_persian(facts.arabic_head, facts.other_head)
+                    if facts is not None and a.find("[", 0, ANSWER_SCRIPT_SAMPLE) < 0
+                    else self._persian(a[:ANSWER_SCRIPT_SAMPLE])):
                 dropped["not_persian"] = dropped.get("not_persian", 0) + 1
                 tally.example("answer_not_persian", a, "(answer dropped: not mostly Persian script)")
                 continue

@@ -155,10 +155,12 @@ class _Converter:
         self.rules = ConversationRules(options)
         self.fused = bool(options.normalize)  # the one-pass prefilters of the rules (textclean.batch)
         self.near_dup = options.near_dup
+        self.split = options.valid_fraction is not None
 
     def convert(self, records: list[Any], tally: PieceTally | None = None) -> list[tuple]:
         """One result per record: ("skip", reason, answers_skipped) or
-        ("ok", [(line, dedup_digest, split_digest, n_user, n_assistant)], answers_skipped).
+        ("ok", [(line, dedup_digest, split_digest, n_user, n_assistant)], answers_skipped) (split_digest
+        None when there is no split).
         A record is `(title, question, answers)` (two strings and a non-empty list, whose items may
         still be anything) or, for a row the reader could not read, the reason as a string.
         What the cleaning rules did goes to `tally`."""
@@ -210,8 +212,9 @@ class _Converter:
             if not user or user.isspace():
                 raise ValueError("a conversation was built with an empty user turn")
             user_json = b'{"role":"user","content":' + dumps(user) + b"}"
-            # both digests hash the JSON of the turns (an unambiguous encoding of the text)
-            split_digest = blake2b(user_json, digest_size=8).digest()
+            # both digests hash the JSON of the turns (an unambiguous encoding of the text); the
+            # split's only when there is a split
+            split_digest = blake2b(user_json, digest_size=8).digest() if self.split else None
             convs = []
             for a in usable:
                 if not a or a.isspace():
