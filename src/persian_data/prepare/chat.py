@@ -510,6 +510,11 @@ class _Reading:
         valid: list[bytes] = []
         sig_rows: list[int] = []  # this piece's signature rows that wrote a line
         sig_keys: list[bytes] = []
+        line_rows: list[int] = []  # per line written: its candidate row, split, characters (near-dup)
+        line_valid: list[bool] = []
+        line_user: list[int] = []
+        line_asst: list[int] = []
+        n_user_all = n_asst_all = 0
         ok_row = -1
         for kind, payload, ans_skipped in results:
             if ans_skipped:
@@ -528,8 +533,8 @@ class _Reading:
                 self.seen.add(dedup)
                 file.added.append(dedup)
                 lines.append(line)
-                file.chars["user"] += n_user
-                file.chars["assistant"] += n_asst
+                n_user_all += n_user
+                n_asst_all += n_asst
                 in_valid = split and int.from_bytes(split_digest, "big") < self.threshold
                 if split:
                     (valid if in_valid else train).append(line)
@@ -540,8 +545,14 @@ class _Reading:
                         row_key = dedup
                     elif dedup < row_key:
                         sig_keys[-1] = row_key = dedup
-                    cands.add_line(len(cands.keys) + len(sig_keys) - 1, file.index, in_valid, n_user, n_asst)
+                    line_rows.append(len(cands.keys) + len(sig_keys) - 1)
+                    line_valid.append(in_valid)
+                    line_user.append(n_user)
+                    line_asst.append(n_asst)
+        file.chars["user"] += n_user_all
+        file.chars["assistant"] += n_asst_all
         if cands is not None:
+            cands.add_lines(line_rows, file.index, line_valid, line_user, line_asst)
             cands.add_piece(sigs, sig_rows, sig_keys)
         out.combined.write(b"".join(lines))
         fs.conversations_written += len(lines)

@@ -92,6 +92,14 @@ class Candidates:
                   if n else np.zeros((0, num_perm), np.uint32))
         return Signatures(shingles, np.frombuffer(self.offsets, dtype=np.int64), values)
 
+    def add_lines(self, rows: list[int], file: int, valid: list[bool], n_user: list[int], n_assistant: list[int]) -> None:
+        """`add_line` for each line of a piece (all of one file), at once."""
+        self.line_row.extend(rows)
+        self.line_file.extend([file] * len(rows))
+        self.line_valid.extend(bytes(valid))
+        self.line_user.extend(n_user)
+        self.line_assistant.extend(n_assistant)
+
     def add_line(self, row: int, file: int, valid: bool, n_user: int, n_assistant: int) -> None:
         self.line_row.append(row)
         self.line_file.append(file)

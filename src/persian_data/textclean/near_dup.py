@@ -223,9 +223,10 @@ def signatures(texts: list[str], num_perm: int = NUM_PERM) -> Signatures:
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     if not len(a) and not len(b):
         return 1.0
-    a, b = np.unique(a), np.unique(b)
-    inter = len(np.intersect1d(a, b, assume_unique=True))
-    return inter / (len(a) + len(b) - inter)
+    # Python sets: a question's few dozen shingles are cheaper as a set than through numpy's sorts
+    sa, sb = set(a.tolist()), set(b.tolist())
+    inter = len(sa & sb)
+    return inter / (len(sa) + len(sb) - inter)
 
 
 @dataclass
@@ -254,6 +255,41 @@ def _key_order(keys: list[bytes]) -> np.ndarray:
         words = np.frombuffer(b"".join(keys), dtype=">u8").reshape(len(keys), size // 8)
         return np.lexsort(words.T[::-1])
     return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+
+
+def _band_pairs(values: np.ndarray, members: np.ndarray, rank: np.ndarray, n_bands: int, rows: int) -> np.ndarray:
+    """The LSH candidate pairs among `members`: two rows sharing a band's bucket, as sorted unique
+    codes ``i * n + j`` with `i` before `j` in key order (`rank`)."""
+    n = len(rank)
+    found: list[np.ndarray] = []
+    rk = rank[members]
+    for band in range(n_bands):
+        block = values[members, band * rows:(band + 1) * rows].astype(np.uint64)
+        with np.errstate(over="ignore"):  # one 64-bit bucket key per band (a collision only adds a candidate)
+            bucket = np.zeros(len(members), dtype=np.uint64)
+            for r in range(rows):
+                bucket = bucket * np.uint64(0x100000001B3) ^ block[:, r]
+        order = np.lexsort((rk, bucket))  # by bucket, then key order
+        ids = bucket[order]
+        same = np.flatnonzero(ids[1:] == ids[:-1])  # row at `same` and the next share a bucket
+        if not len(same):
+            continue
+        # a run of k rows in one bucket gives its k (k - 1) / 2 pairs; pairs of neighbours first
+        # (most runs are two rows), then pairs d apart while runs are that long
+        seq = members[order]
+        d = 1
+        while len(same):
+            found.append(seq[same] * n + seq[same + d])
+            # starts x with x + d + 1 still in the same run: x and x + d share a bucket (x in
+            # `same` at distance d), and x + d + 1 shares it with x + d (x + d in the neighbour list)
+            nxt = same + d + 1
+            ok = nxt < len(ids)
+            same = same[ok]
+            same = same[ids[same] == ids[nxt[ok]]]
+            d += 1
+    if not found:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.concatenate(found))
 
 
 def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) -> Collapse:
@@ -313,25 +349,17 @@ def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) 
                         union(lead, m)
                         reps[m] = False
     members = np.flatnonzero(reps)
-    candidates: set[tuple[int, int]] = set()
-    for band in range(n_bands):
-        block = sigs.values[members, band * rows:(band + 1) * rows].astype(np.uint64)
-        with np.errstate(over="ignore"):  # one 64-bit bucket key per band (a collision only adds a candidate)
-            bucket = np.zeros(len(members), dtype=np.uint64)
-            for r in range(rows):
-                bucket = bucket * np.uint64(0x100000001B3) ^ block[:, r]
-        for group in runs(bucket, members):
-            group = [int(g) for g in group]  # in key order
-            for x in range(len(group)):
-                for y in range(x + 1, len(group)):
-                    candidates.add((group[x], group[y]))
-    result = Collapse(candidates=checked + len(candidates))
-    for i, j in sorted(candidates, key=lambda p: (rank[p[0]], rank[p[1]])):
-        score = jaccard(sigs.shingles_of(i), sigs.shingles_of(j))
-        if score >= threshold:
-            confirmed.append((i, j, score))
-            union(i, j)
-    result.drop = {i for i in range(n) if find(i) != i}
+    codes = _band_pairs(sigs.values, members, rank, n_bands, rows)  # i * n + j, i before j in key order
+    result = Collapse(candidates=checked + len(codes))
+    if len(codes):
+        first, second = np.divmod(codes, n)
+        order = np.lexsort((rank[second], rank[first]))
+        for i, j in zip(first[order].tolist(), second[order].tolist()):
+            score = jaccard(sigs.shingles_of(i), sigs.shingles_of(j))
+            if score >= threshold:
+                confirmed.append((i, j, score))
+                union(i, j)
+    result.drop = {x for a, b, _ in confirmed for x in (a, b) if find(x) != x}  # only joined rows can have moved
     # one pair per dropped row, with its exact Jaccard: its partner is a kept row where one was
     # confirmed with it, else a dropped row of its group it was confirmed with
     best: dict[int, tuple[int, int, float]] = {}
