@@ -68,14 +68,15 @@ class NearDupResult:
     removed_splits: dict[str, int] = field(default_factory=lambda: {"train": 0, "valid": 0})
 
 
-def collapse_and_copy(cands: Candidates, staged: Path, write: Callable[[bytes, bool], None]) -> NearDupResult:
+def collapse_and_copy(cands: Candidates, staged: Path, write: Callable[[bytes, bool], None],
+                      map_=None) -> NearDupResult:
     """Collapse the near-duplicate rows, then copy the staged lines that stay through
-    `write(line, valid)`, in their order."""
+    `write(line, valid)`, in their order. `map_`: where the bands and confirmations run (`collapse`)."""
     from ..textclean.near_dup import Signatures, collapse
 
     sigs = Signatures.concat(cands.sig_parts)
     cands.sig_parts.clear()
-    outcome = collapse(sigs, cands.keys)
+    outcome = collapse(sigs, cands.keys, map_=map_)
     del sigs
     drop = outcome.drop
     result = NearDupResult(rows_collapsed=len(drop), candidate_pairs=outcome.candidates)

@@ -205,9 +205,14 @@ def bands(threshold: float = THRESHOLD, num_perm: int = NUM_PERM) -> tuple[int, 
     return _optimal_param(threshold, num_perm, 0.1, 0.9)
 
 
-def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) -> Collapse:
+def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD, *, map_=None) -> Collapse:
     """Indices to drop so that no two kept texts are near-duplicates (J ≥ threshold, exact), each
-    group keeping its smallest key. Independent of the order of the inputs."""
+    group keeping its smallest key. Independent of the order of the inputs.
+
+    `map_(fn, items, *shared)` runs the two costly steps, each band's candidate pairs
+    (`band_pairs`) and the exact confirmation of chunks of pairs (`confirm_pairs`), and yields
+    `fn(item, *shared)` in the order of `items`: here by default, as Ray tasks with the `ray` engine
+    (`persian_data.engine`). Both are pure functions of their inputs, so the result is the same."""
     n = len(keys)
     num_perm = sigs.values.shape[1] if n else NUM_PERM
     n_bands, rows = bands(threshold, num_perm)
@@ -255,21 +260,14 @@ def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) 
                     union(lead, m)
                     reps[m] = False
     members = np.flatnonzero(reps)
-    candidates: set[tuple[int, int]] = set()
-    for band in range(n_bands):
-        block = sigs.values[members, band * rows:(band + 1) * rows].astype(np.uint64)
-        with np.errstate(over="ignore"):  # one 64-bit bucket key per band (a collision only adds a candidate)
-            bucket = np.zeros(len(members), dtype=np.uint64)
-            for r in range(rows):
-                bucket = bucket * np.uint64(0x100000001B3) ^ block[:, r]
-        for group in runs(bucket, members):
-            group = [int(g) for g in group]  # in key order
-            for x in range(len(group)):
-                for y in range(x + 1, len(group)):
-                    candidates.add((group[x], group[y]))
-    result = Collapse(candidates=checked + len(candidates))
-    for i, j in sorted(candidates, key=lambda p: (rank[p[0]], rank[p[1]])):
-        score = jaccard(sigs.shingles_of(i), sigs.shingles_of(j))
+    run_map = map_ or _map_here
+    blocks = (sigs.values[members, band * rows:(band + 1) * rows] for band in range(n_bands))
+    pairs = _unique_pairs(list(run_map(band_pairs, blocks, members, rank[members])), n)
+    result = Collapse(candidates=checked + len(pairs))
+    pairs = pairs[np.lexsort((rank[pairs[:, 1]], rank[pairs[:, 0]]))]  # checked in key order
+    chunks = (pairs[at:at + CONFIRM_CHUNK] for at in range(0, len(pairs), CONFIRM_CHUNK))
+    scores = [s for part in run_map(confirm_pairs, chunks, sigs.shingles, sigs.offsets) for s in part.tolist()]
+    for (i, j), score in zip(pairs.tolist(), scores):
         if score >= threshold:
             confirmed.append((i, j, score))
             union(i, j)
@@ -287,3 +285,45 @@ def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) 
                 best[dropped] = (partner, dropped, score)
     result.pairs = sorted(best.values(), key=lambda p: rank[p[1]])
     return result
+
+
+CONFIRM_CHUNK = 20_000  # candidate pairs per confirmation task
+
+
+def _map_here(fn, items, *shared):
+    return (fn(item, *shared) for item in items)
+
+
+def band_pairs(block: np.ndarray, members: np.ndarray, member_rank: np.ndarray) -> np.ndarray:
+    """The candidate pairs of one band: `block` holds the band's MinHash values of `members` (one
+    row each); members whose values hash to one bucket pair up, every two of them, as rows (i, j)
+    with i before j in key order (`member_rank`). A pure function: it may run anywhere."""
+    with np.errstate(over="ignore"):  # one 64-bit bucket key per band (a collision only adds a candidate)
+        bucket = np.zeros(len(members), dtype=np.uint64)
+        for r in range(block.shape[1]):
+            bucket = bucket * np.uint64(0x100000001B3) ^ block[:, r].astype(np.uint64)
+    order = np.lexsort((member_rank, bucket))
+    ids = bucket[order]
+    bounds = np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1], [True]]))
+    sizes = np.diff(bounds)
+    ordered = members[order].astype(np.int64)  # in bucket, then key order
+    two = bounds[:-1][sizes == 2]  # most buckets that pair anything hold two members: at once
+    out = [np.stack([ordered[two], ordered[two + 1]], axis=1)]
+    for at in np.flatnonzero(sizes > 2):
+        group = ordered[bounds[at]:bounds[at + 1]]
+        x, y = np.triu_indices(len(group), 1)
+        out.append(np.stack([group[x], group[y]], axis=1))
+    return np.concatenate(out)
+
+
+def _unique_pairs(parts: list[np.ndarray], n: int) -> np.ndarray:
+    """The pairs of every band once (a pair may share a bucket in several bands)."""
+    pairs = np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
+    codes = np.unique(pairs[:, 0] * max(n, 1) + pairs[:, 1])
+    return np.stack([codes // max(n, 1), codes % max(n, 1)], axis=1)
+
+
+def confirm_pairs(pairs: np.ndarray, shingles: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The exact Jaccard of each candidate pair's shingle sets (`Signatures.shingles` and `offsets`)."""
+    return np.array([jaccard(shingles[offsets[i]:offsets[i + 1]], shingles[offsets[j]:offsets[j + 1]])
+                     for i, j in pairs.tolist()], dtype=np.float64)
