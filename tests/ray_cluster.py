@@ -97,6 +97,7 @@ class Node:
 @dataclass
 class LocalCluster:
     folder: Path
+    object_store_mb: int = 100  # per node (Ray's minimum is ~75 MB)
     port: int = 0
     nodes: list[Node] = field(default_factory=list)
 
@@ -110,7 +111,7 @@ class LocalCluster:
                  "--metrics-export-port", str(free_port()), "--runtime-env-agent-port", str(free_port()),
                  "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port())]
         argv = [RAY, "start", "--block", "--num-cpus", "1", "--node-ip-address", ip,
-                "--temp-dir", str(self.folder / "ray"), "--object-store-memory", str(100 << 20),
+                "--temp-dir", str(self.folder / "ray"), "--object-store-memory", str(self.object_store_mb << 20),
                 "--disable-usage-stats", *ports, *extra]
         with open(log, "wb") as out:
             process = subprocess.Popen((wrap or []) + argv, stdout=out, stderr=subprocess.STDOUT,

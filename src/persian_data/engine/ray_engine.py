@@ -90,6 +90,13 @@ class RayJob:
         self._future.add_done_callback(lambda _future: fn(self))
 
 
+def _import_all(modules: tuple[str, ...]) -> None:
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
+
+
 def _translate(exc: BaseException) -> BaseException:
     from ray import exceptions as rx
 
@@ -154,9 +161,11 @@ class RayEngine:
         self.address = address
         self.ray = None
         self.task = None
+        self._remote = None
         self.slots = 0
         self._marker: RootMarker | None = None
         self._shutdown = False
+        self._warming: list = []
 
     def connect(self) -> None:
         """Connect (once), count the CPUs, write the root's marker."""
@@ -182,7 +191,8 @@ class RayEngine:
                               "start nodes with --num-cpus 1 or more")
         from .tasks import run_task
 
-        self.task = ray.remote(run_task).options(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)
+        self._remote = ray.remote(run_task)
+        self.task = self._remote.options(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)
         self.slots = cpus
         self._marker = write_marker(self.layout)
         self.ray = ray
@@ -203,7 +213,12 @@ class RayEngine:
         return RayExecutor(self, self.ray.put(setup))
 
     def warm_up(self, preload: Iterable[str]) -> None:
-        pass  # workers import what they need with their first task
+        """Start a worker on each CPU of the cluster importing `preload`, while the caller plans (the
+        tasks are spread over the nodes; their results are not waited for)."""
+        ex = self.executor()
+        modules = tuple(preload)
+        spread = self._remote.options(num_cpus=1, max_retries=MAX_RETRIES, scheduling_strategy="SPREAD")
+        self._warming = [spread.remote(ex._setup, _import_all, modules) for _ in range(self.slots)]
 
     def map(self, fn: Callable, items: Iterable[Any], *shared: Any) -> Iterator[Any]:
         """`fn(item, *shared)` for each item as tasks, results in order; `shared` goes to the object
