@@ -115,8 +115,8 @@ def run(work: Path, what: str, engine: str, cluster: LocalCluster) -> dict:
     peak_pss = peak_rss = 0
     while proc.poll() is None:
         pss, rss = sample([proc.pid], cpu)
-        if engine == "ray":
-            c_pss, c_rss = sample(cluster_pids(cluster), cluster_cpu)
+        c_pss, c_rss = sample(cluster_pids(cluster), cluster_cpu)
+        if engine == "ray":  # the local engine's run does not count the idle cluster beside it
             pss, rss = pss + c_pss, rss + c_rss
         peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
         time.sleep(speech.SAMPLE_EVERY)
@@ -130,8 +130,14 @@ def run(work: Path, what: str, engine: str, cluster: LocalCluster) -> dict:
                for p in sorted((root / OUTPUTS[what]).rglob("*"))
                if p.is_file() and "/data/" not in p.as_posix() and "/audio/" not in p.as_posix()}
     checksums = hashlib.sha256((root / "checksums" / "datasets.sha256.txt").read_bytes()).hexdigest()
-    return {"wall": wall, "cpu": sum(cpu.values()) + ray_cpu, "ray_cpu": ray_cpu, "peak_pss": peak_pss,
+    return {"wall": wall, "cpu": sum(cpu.values()) + (ray_cpu if engine == "ray" else 0.0), "ray_cpu": ray_cpu,
+            "peak_pss": peak_pss,
             "peak_rss": peak_rss, "load": load, "log": log, "outputs": outputs, "checksums": checksums}
+
+
+def _near_dup_seconds(log: str) -> float | None:
+    m = re.search(r"chat: near-duplicates: .* in ([0-9.]+) s", log)
+    return float(m[1]) if m else None
 
 
 def _stage_seconds(log: str, what: str) -> float | None:
@@ -173,7 +179,10 @@ def main() -> None:
                 for engine in order:
                     r = run(work, what, engine, cluster)
                     results.setdefault((what, engine), []).append(r)
-                    of_ray = f" (Ray's processes {r['ray_cpu']:.1f} s)" if engine == "ray" else ""
+                    of_ray = (f" (Ray's processes {r['ray_cpu']:.1f} s)" if engine == "ray" else
+                              f" (the idle cluster beside it: {r['ray_cpu']:.1f} s, not counted)")
+                    near = _near_dup_seconds(r["log"]) if what == "text" else None
+                    of_ray += f", near-dup {near:.1f} s" if near is not None else ""
                     print(f"round {rnd + 1} {what:<6} {engine:<5} wall {r['wall']:7.1f} s  CPU {r['cpu']:7.1f} s{of_ray}  "
                           f"peak {r['peak_pss'] / 2**20:6.0f} MB PSS / {r['peak_rss'] / 2**20:6.0f} MB RSS, all "
                           f"processes  load {r['load']:.1f}", flush=True)

@@ -20,6 +20,8 @@ records, gates) stays in the driver.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import uuid
 from collections import deque
 from concurrent.futures import CancelledError
@@ -34,6 +36,7 @@ from .tasks import TaskSetup
 log = logging.getLogger("persian_data.engine")
 
 MAX_RETRIES = 3  # tries after the first when a task's worker or node dies
+CONNECT_TIMEOUT = 5.0  # seconds to reach the head's GCS port before giving up
 CANCEL_WAIT_SECONDS = 10.0  # after an abort: how long to wait for cancelled tasks to stop
 
 
@@ -88,6 +91,23 @@ class RayJob:
 
     def add_done_callback(self, fn: Callable[["RayJob"], Any]) -> None:
         self._future.add_done_callback(lambda _future: fn(self))
+
+
+def _check_reachable(address: str | None) -> None:
+    """A HOST:PORT that nothing answers on fails in seconds here (Ray itself retries for minutes)."""
+    if not address or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise EngineError(f"--ray-address {address!r} is not HOST:PORT (the head's GCS address, printed by "
+                          "`ray start --head`)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as exc:
+        raise EngineError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): is its head "
+                          f"running (`ray start --head --port {port}`) and reachable from here? "
+                          "See README 'Scaling out'") from exc
 
 
 def _import_all(modules: tuple[str, ...]) -> None:
@@ -176,6 +196,7 @@ class RayEngine:
         if ray.is_initialized():  # a program that already connected (its connection, its shutdown)
             self._shutdown = False
         else:
+            _check_reachable(self.address or os.environ.get("RAY_ADDRESS"))
             try:
                 ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
                          configure_logging=False)
