@@ -131,6 +131,7 @@ def run(work: Path, what: str, engine: str, cluster: LocalCluster) -> dict:
                if p.is_file() and "/data/" not in p.as_posix() and "/audio/" not in p.as_posix()}
     checksums = hashlib.sha256((root / "checksums" / "datasets.sha256.txt").read_bytes()).hexdigest()
     return {"wall": wall, "cpu": sum(cpu.values()) + (ray_cpu if engine == "ray" else 0.0), "ray_cpu": ray_cpu,
+            "driver_cpu": cpu.get(proc.pid, 0.0),  # the command's own process: the part that does not scale out
             "peak_pss": peak_pss,
             "peak_rss": peak_rss, "load": load, "log": log, "outputs": outputs, "checksums": checksums}
 
@@ -183,6 +184,7 @@ def main() -> None:
                               f" (the idle cluster beside it: {r['ray_cpu']:.1f} s, not counted)")
                     near = _near_dup_seconds(r["log"]) if what == "text" else None
                     of_ray += f", near-dup {near:.1f} s" if near is not None else ""
+                    of_ray = f" (driver {r['driver_cpu']:.1f} s)" + of_ray
                     print(f"round {rnd + 1} {what:<6} {engine:<5} wall {r['wall']:7.1f} s  CPU {r['cpu']:7.1f} s{of_ray}  "
                           f"peak {r['peak_pss'] / 2**20:6.0f} MB PSS / {r['peak_rss'] / 2**20:6.0f} MB RSS, all "
                           f"processes  load {r['load']:.1f}", flush=True)
@@ -203,8 +205,11 @@ def main() -> None:
               f"{lc:.1f} s, ray {rc:.1f} s (x{rc / lc:.2f}) | peak memory local "
               f"{max(r['peak_pss'] for r in loc) / 2**20:.0f} MB, ray {max(r['peak_pss'] for r in ray) / 2**20:.0f} MB "
               f"PSS (all processes, Ray's included)")
+        rd = statistics.median(r["driver_cpu"] for r in ray)
         print(f"  per unit of input: local {1000 * lc / units[0]:.2f} ms CPU per {units[1]}, ray "
-              f"{1000 * rc / units[0]:.2f} ms; stage in the log: local {_stage_seconds(loc[-1]['log'], what)} s, ray "
+              f"{1000 * rc / units[0]:.2f} ms, of which the driver {1000 * rd / units[0]:.2f} ms and the units plus "
+              f"Ray's own processes {1000 * (rc - rd) / units[0]:.2f} ms; stage in the log: local "
+              f"{_stage_seconds(loc[-1]['log'], what)} s, ray "
               f"{_stage_seconds(ray[-1]['log'], what)} s; loads {[round(r['load'], 1) for r in loc + ray]}")
     print(f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (others share the machine above that)")
 

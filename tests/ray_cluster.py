@@ -112,7 +112,7 @@ class LocalCluster:
                  "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port())]
         argv = [RAY, "start", "--block", "--num-cpus", "1", "--node-ip-address", ip,
                 "--temp-dir", str(self.folder / "ray"), "--object-store-memory", str(self.object_store_mb << 20),
-                "--disable-usage-stats", *ports, *extra]
+                "--disable-usage-stats", "--include-log-monitor=false", *ports, *extra]
         with open(log, "wb") as out:
             process = subprocess.Popen((wrap or []) + argv, stdout=out, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, env=node_env(), start_new_session=True)

@@ -51,6 +51,20 @@ def test_engine_flags_that_cannot_go_together_are_usage_errors(fetched, argv, fl
     assert flag in _one_error_line(capsys)
 
 
+def test_a_cluster_address_nothing_answers_on_fails_in_seconds(fetched, capsys):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.2", 0))
+        address = f"127.0.0.2:{s.getsockname()[1]}"
+    started = time.monotonic()
+    assert main(["prepare", "text", "--root", str(fetched), "--engine", "ray", "--ray-address", address]) == 1
+    assert time.monotonic() - started < 30  # Ray alone keeps retrying for minutes
+    line = _one_error_line(capsys)
+    assert f"cannot reach the Ray cluster at {address}" in line and "ray start --head" in line
+
+
 def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
