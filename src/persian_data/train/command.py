@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,25 +109,42 @@ def train_stt(layout: Layout, args) -> int:
     from . import models
 
     spec = models.inspect(options.model, options.token)
-    options.with_family_defaults(spec.family)
+    options.with_family_defaults(spec.family, models.window_seconds(spec))
     run = RunFolder(options.output, layout)
+    prepared = prepare_data(layout, options, spec)  # every data error before anything is written
     if args.dry_run:
-        prepared = prepare_data(layout, options, spec)
         plan = {"model": options.model, "family": spec.family, "output": str(run.path), "options": options.record(),
                 "data": selection.summary(prepared.selection, options)}
         print(json.dumps(plan, ensure_ascii=False, indent=2, default=str))
         return 0
     run.lock()
     try:
-        return _run(layout, options, spec, run)
+        with _cpu_threads(options):
+            return _run(layout, options, spec, run, prepared)
     finally:
         run.unlock()
 
 
-def _run(layout: Layout, options: TrainOptions, spec, run: RunFolder) -> int:
-    started = time.perf_counter()
+@contextmanager
+def _cpu_threads(options: TrainOptions):
+    """On a CPU, the loader's processes take --workers cores and torch's threads the rest: with both on
+    every core, torch's threads spin waiting for each other (6x slower steps measured on 2 busy cores)."""
+    import torch
+
+    from .trainer import resolve_runtime
+
+    before = torch.get_num_threads()
+    if resolve_runtime(options).device == "cpu" and options.workers:
+        torch.set_num_threads(max(1, before - options.workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(layout: Layout, options: TrainOptions, spec, run: RunFolder, prepared: Prepared) -> int:
+    started = time.perf_counter() - prepared.seconds
     record = run.read_record()
-    prepared = prepare_data(layout, options, spec)
     data = selection.summary(prepared.selection, options)
     digest = fingerprint_digest({"options": options.fingerprint(), "manifests": data["manifests"],
                                  "clips": data["train"]["digest"]})
@@ -207,6 +225,9 @@ def _train(layout: Layout, options: TrainOptions, spec, run: RunFolder, prepared
     sel, processor, labels = prepared.selection, prepared.processor, prepared.labels
     t0 = time.perf_counter()
     processor.save_pretrained(run.path)
+    from transformers import set_seed
+
+    set_seed(options.seed)  # a new CTC output layer (and anything else initialised) is the same on every run
     model = models.load_model(spec, processor, freeze_encoder=options.freeze_encoder,
                               gradient_checkpointing=options.gradient_checkpointing)
     load_seconds = time.perf_counter() - t0

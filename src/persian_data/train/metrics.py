@@ -12,7 +12,8 @@ from ..evaluate.textnorm import normalize_for_scoring
 
 def score_texts(refs: list[str], hyps: list[str], groups: list[str] | None = None) -> dict[str, float]:
     """Corpus-level WER/CER, normalized (the headline, what the best checkpoint is chosen by) and raw;
-    with `groups` (one label per clip, e.g. its corpus), the normalized WER/CER of each group too."""
+    with `groups` (one label per clip, e.g. its corpus), the normalized WER/CER of each group too
+    (`wer_<group>`, even for a single group, so every run's eval curve has the same keys)."""
     if len(refs) != len(hyps):
         raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
     ref_n = normalize_for_scoring(refs).texts
@@ -22,9 +23,9 @@ def score_texts(refs: list[str], hyps: list[str], groups: list[str] | None = Non
     out = {"wer": words.total()["error_rate"], "cer": chars.total()["error_rate"],
            "wer_raw": align_words(refs, hyps).counts.total()["error_rate"],
            "cer_raw": align_chars(refs, hyps).total()["error_rate"]}
-    labels = sorted(set(groups or ()))
-    if len(labels) > 1:
+    if groups:
         g = np.asarray(groups)
+        labels = sorted(set(groups))
         for label in labels:
             keep = g == label
             out[f"wer_{label}"] = words.total(keep)["error_rate"]

@@ -87,6 +87,13 @@ def _whisper_prompt(spec: ModelSpec) -> list[int]:
     return prompt + ([no_ts] if no_ts is not None else [])
 
 
+def window_seconds(spec: ModelSpec) -> float | None:
+    """Whisper's audio window: its encoder positions, 20 ms each (1,500 -> 30 s)."""
+    if spec.family != WHISPER:
+        return None
+    return int(spec.config.max_source_positions) * 0.02
+
+
 # -- processors ------------------------------------------------------------------------------------
 
 def build_vocab(targets: list[str]) -> dict[str, int]:
@@ -197,7 +204,8 @@ def load_model(spec: ModelSpec, processor, *, freeze_encoder: bool, gradient_che
             tok = processor.tokenizer
             model = AutoModelForCTC.from_pretrained(
                 spec.name, token=spec.token, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
-                ctc_loss_reduction="mean", ctc_zero_infinity=True, ignore_mismatched_sizes=True)
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, ctc_loss_reduction="mean",
+                ctc_zero_infinity=True, ignore_mismatched_sizes=True)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise _cannot_load(spec.name, exc, spec.token) from None
     if gradient_checkpointing:

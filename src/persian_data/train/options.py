@@ -99,8 +99,12 @@ class TrainOptions:
             raise TrainInputError("--train-splits test: the test split is what eval-stt scores the model on; "
                                   "training on it needs --allow-leakage (and makes the test score meaningless)")
 
-    def with_family_defaults(self, family: str) -> "TrainOptions":
-        defaults = FAMILY_DEFAULTS[family]
+    def with_family_defaults(self, family: str, window: float | None = None) -> "TrainOptions":
+        """Fill what was not given; `window`: the model's audio window in seconds (Whisper's encoder
+        positions; 30 s for every released checkpoint), which caps the default --max-duration."""
+        defaults = dict(FAMILY_DEFAULTS[family])
+        if window:
+            defaults["max_duration"] = min(defaults["max_duration"], window)
         for key in ("min_duration", "max_duration", "learning_rate"):
             if getattr(self, key) is None:
                 setattr(self, key, defaults[key])

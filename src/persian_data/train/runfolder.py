@@ -71,8 +71,10 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            # a POSIX record lock, not flock(): the data loader's forked workers must not inherit it (after
+            # a kill -9 they live on for a few seconds and would keep the rerun out)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
             os.close(fd)
             raise TrainInputError(f"{self.path}: another train-stt run is using this folder") from None
         self._lock_fd = fd

@@ -63,7 +63,10 @@ def training_arguments(options: TrainOptions, family: str, output_dir: str, runt
         greater_is_better=False, logging_strategy="steps", logging_steps=options.logging_steps,
         report_to="none", disable_tqdm=not is_interactive(), remove_unused_columns=False, label_names=["labels"],
         use_cpu=runtime.device == "cpu", bf16=runtime.precision == "bf16", fp16=runtime.precision == "fp16",
-        dataloader_num_workers=workers, dataloader_persistent_workers=workers > 0,
+        # not persistent: a loader that lives across epochs draws its workers' seed from the global RNG
+        # once, a resumed run draws it again, and dropout after the resume would differ from the run
+        # that was not interrupted (forking the workers again each epoch costs milliseconds)
+        dataloader_num_workers=workers, dataloader_persistent_workers=False,
         dataloader_pin_memory=runtime.device == "cuda",
     )
     if family == WHISPER:
