@@ -111,3 +111,21 @@ def test_ctc_frame_arithmetic_matches_the_model_and_vocab_is_stable(tmp_path):
     vocab = build_vocab(["سلام دنیا", "دنیا"])
     assert vocab == build_vocab(["دنیا", "سلام دنیا"])
     assert vocab["[PAD]"] == 0 and vocab["|"] == 2 and " " not in vocab and set("سلامدنیا") <= set(vocab)
+
+
+def test_readme_train_stt_commands_parse():
+    """The README's three train-stt commands (Whisper, CTC, few-shot) are valid for the real parser."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from persian_data.cli import build_parser
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    section = text.split("### Training: `train-stt`", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1).replace("\\\n", " ")
+    commands = [line for line in block.splitlines() if line.startswith("persian-data train-stt")]
+    assert len(commands) == 3
+    parsed = [build_parser().parse_args(shlex.split(line)[1:]) for line in commands]
+    assert {p.model for p in parsed} >= {"openai/whisper-small", "facebook/wav2vec2-xls-r-300m"}
+    assert any(p.minutes and p.corpus == "fleurs" for p in parsed)
