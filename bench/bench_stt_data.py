@@ -15,8 +15,10 @@ features, on a generated set the size of Common Voice 13 fa (48,904 MP3 clips at
      the seeded length-grouped sampler, batches of --batch-size: every clip of every split once.
    - the baseline, as the transformers speech examples do it: `datasets.Dataset` with
      `cast_column("audio", Audio(sampling_rate=16000))` (torchcodec decodes and resamples) and
-     `WhisperFeatureExtractor` in `.map(num_proc=--workers)`, then a DataLoader over the mapped
-     set (same workers, shuffled, same batch size). `.map` stores 80 x 3,000 float32 per clip
+     `WhisperFeatureExtractor` in `.map(num_proc=--workers)` (one torch thread per process: left at
+     torch's default the map processes' threads spin against each other and cost 3-4x the CPU, which
+     would flatter the ratio), then a DataLoader over the mapped set (same workers, shuffled, same
+     batch size). `.map` stores 80 x 3,000 float32 per clip
      (960 KB: 47 GB for the whole set), so it runs in chunks of --baseline-chunk clips whose cache
      is deleted after the chunk is loaded; the times add up over the same clips.
    Both use whisper-small's feature extractor (80 mel bins, 30 s); labels are not part of either.
@@ -113,6 +115,10 @@ def step_baseline(root: Path, workers: int, batch: int, chunk: int, cache: Path)
     fe = WhisperFeatureExtractor(feature_size=80)
 
     def prepare(example):
+        # one torch thread per .map process, as the DataLoader sets in its workers: with torch's default
+        # (a thread per core) in every process, the threads spin against each other, 3-4x the CPU here
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
         audio = example["audio"]
         example["input_features"] = fe(audio["array"], sampling_rate=audio["sampling_rate"]).input_features[0]
         return example

@@ -36,11 +36,11 @@ def whisper_features(fe, audios: list[np.ndarray]):
     for row, audio in zip(batch, audios):
         n = min(len(audio), span)
         row[:n] = audio[:n]
-    waveform = torch.from_numpy(batch)
-    window = torch.hann_window(n_fft)
-    stft = torch.stft(waveform, n_fft, hop, window=window, return_complex=True)
+    stft = torch.stft(torch.from_numpy(batch), n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
+    del batch
     frames = min(stft.shape[-1], n_frames)  # the full window drops its 3,001st frame, as the extractor
     magnitudes = (stft[..., :frames].abs() ** 2).contiguous()
+    del stft  # the complex spectrum is the largest buffer: gone before the mel products
     mel_filters = torch.from_numpy(np.asarray(fe.mel_filters, dtype=np.float32))
     log_spec = torch.clamp(mel_filters.T @ magnitudes, min=1e-10).log10()
     if frames < n_frames:
