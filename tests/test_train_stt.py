@@ -132,7 +132,8 @@ def test_whisper_learns_leaves_out_leaked_and_long_clips_and_is_scored_by_eval_s
     from huggingface_hub import ModelCard
 
     card = ModelCard.load(run / "README.md")
-    assert card.data.base_model == str(tiny["whisper"]) and card.data.language == "fa"
+    assert card.data.language == "fa" and card.data.base_model is None  # a local folder is not a Hub id
+    assert str(tiny["whisper"]) in card.text  # the body names it
     results = {(r.dataset_type, r.metric_name): r.metric_value for r in card.data.eval_results}
     assert results[("hezarai/common-voice-13-fa", "Test WER (normalized)")] == round(100 * rec["test"]["commonvoice"]["wer"], 2)
     assert ("google/fleurs", "Test CER (normalized)") in results

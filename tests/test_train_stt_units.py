@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 from persian_data.train.fewshot import balanced_subset  # noqa: E402
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=16_000 * 31), min_size=1, max_size=3), st.integers(0, 2**31))
 def test_whisper_features_equal_the_extractor(lengths, seed):
     from transformers import WhisperFeatureExtractor

@@ -4,6 +4,8 @@ one result per test split eval-stt scored), then what the model was trained on a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from . import corpora
 
 
@@ -28,8 +30,10 @@ def model_card(record: dict) -> str:
                 task_type="automatic-speech-recognition", task_name="Automatic Speech Recognition",
                 dataset_type=ds["id"], dataset_name=ds["title"], dataset_config=ds["config"], dataset_split="test",
                 metric_type=metric, metric_value=round(100 * res[key], 2), metric_name=label))
+    base = record["model"]["base"]
+    hub_base = None if Path(base).expanduser().exists() else base  # a local folder is no Hub id
     card = ModelCardData(
-        language="fa", library_name="transformers", base_model=record["model"]["base"],
+        language="fa", library_name="transformers", base_model=hub_base,
         tags=["automatic-speech-recognition", family, "persian", "persian-data"],
         datasets=[d["id"] for d in datasets], metrics=["wer", "cer"], model_name=name,
         eval_results=results or None, pipeline_tag="automatic-speech-recognition")
@@ -40,7 +44,7 @@ def model_card(record: dict) -> str:
     lines += _data(record, datasets, data, opts)
     lines += _training(record, opts)
     lines += ["## Use", "", "```python", "from transformers import pipeline", "",
-              f'asr = pipeline("automatic-speech-recognition", model="{name}")']
+              f'asr = pipeline("automatic-speech-recognition", model="{name}")  # this folder, or its Hub id']
     if family == "whisper":
         lines += ['print(asr("clip.wav", generate_kwargs={"language": "persian", "task": "transcribe"})["text"])']
     else:
@@ -50,6 +54,10 @@ def model_card(record: dict) -> str:
         lines += ["The model writes text as the scoring normalizer leaves it: Persian letters and digits, "
                   "no punctuation, ZWNJ-joined words (`میخواهم`).", ""]
     return "\n".join(lines)
+
+
+def _duration(hours: float) -> str:
+    return f"{hours:.2f} h" if hours >= 1 else f"{hours * 60:.1f} min"
 
 
 def _results(record: dict) -> list[str]:
@@ -73,7 +81,7 @@ def _data(record: dict, datasets: list[dict], data: dict, opts: dict) -> list[st
     out = ["## Training data", ""]
     for d in datasets:
         out.append(f"- [{d['id']}]({d['url']}){' (' + d['config'] + ')' if d['config'] else ''}: {d['license']}")
-    out += ["", f"{train['clips']:,} clips ({train['hours']:.2f} h) from the {', '.join(opts['train_splits'])} "
+    out += ["", f"{train['clips']:,} clips ({_duration(train['hours'])}) from the {', '.join(opts['train_splits'])} "
             f"split(s), targets `{opts['targets']}`; evaluated during training on {ev['clips']:,} "
             f"{ev['split']} clips. Manifests and source commits: `train.json`.", ""]
     if train["excluded"]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -290,15 +291,21 @@ def _final_eval(layout: Layout, options: TrainOptions, run: RunFolder, record: d
     in evals/<corpus>-test-<name>/ like those of any eval-stt run."""
     from ..evaluate.command import ScoreOptions, load_split, print_summary, score
     from ..evaluate.report import safe_name
-    from ..evaluate.transcribe import RunOptions, transcribe
+    from ..evaluate.transcribe import RunOptions, state_dir, transcribe
     from .trainer import resolve_runtime
 
     t0 = time.perf_counter()
     device = resolve_runtime(options).device
     name = safe_name(run.name)
     leak = record["data"]["leakage"]
+    resuming = record["timings"].get("final_eval_started") is not None
+    if not resuming:
+        record["timings"]["final_eval_started"] = _now()
+        run.write_record(record)
     for corpus in options.corpora:
         refs = load_split(layout, corpus, corpora.TEST_SPLIT, None)
+        if not resuming:  # transcripts left there by an earlier model of the same name are not this model's
+            shutil.rmtree(state_dir(layout, refs, name), ignore_errors=True)
         hyps, info = transcribe(layout, refs, RunOptions(model=str(run.path), device=device,
                                                          batch_size=options.eval_batch_size, token=None), name)
         info["trained_by"] = {"run": str(run.path), "leakage_excluded": leak["excluded"],

@@ -200,12 +200,18 @@ def load_model(spec: ModelSpec, processor, *, freeze_encoder: bool, gradient_che
             model = WhisperForConditionalGeneration.from_pretrained(spec.name, token=spec.token)
         else:
             from transformers import AutoModelForCTC
+            from transformers.utils import logging as hf_logging
 
             tok = processor.tokenizer
-            model = AutoModelForCTC.from_pretrained(
-                spec.name, token=spec.token, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
-                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, ctc_loss_reduction="mean",
-                ctc_zero_infinity=True, ignore_mismatched_sizes=True)
+            level = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()  # its "MISMATCH, reinit" table for lm_head: expected, said below
+            try:
+                model = AutoModelForCTC.from_pretrained(
+                    spec.name, token=spec.token, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
+                    bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, ctc_loss_reduction="mean",
+                    ctc_zero_infinity=True, ignore_mismatched_sizes=True)
+            finally:
+                hf_logging.set_verbosity(level)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise _cannot_load(spec.name, exc, spec.token) from None
     if gradient_checkpointing:
@@ -226,6 +232,8 @@ def load_model(spec: ModelSpec, processor, *, freeze_encoder: bool, gradient_che
         torch.nn.init.normal_(head.weight, mean=0.0, std=getattr(model.config, "initializer_range", 0.02))
         if head.bias is not None:
             torch.nn.init.zeros_(head.bias)
+        log.info("a new output layer for %d symbols (the training transcripts' characters and [PAD] [UNK] | "
+                 "<s> </s>)", head.weight.shape[0])
         model.freeze_feature_encoder()  # the convolutional front end stays as pretrained (HF's CTC recipe)
         if freeze_encoder:
             model.freeze_base_model()

@@ -131,11 +131,29 @@ class LogLines(TrainerCallback):
         if "eval_wer" in logs:
             per = ", ".join(f"{k[9:]} {100 * v:.2f} %" for k, v in sorted(logs.items()) if k.startswith("eval_wer_")
                             and k != "eval_wer_raw")
-            log.info("step %d: eval WER %.2f %%, CER %.2f %% (normalized)%s", state.global_step,
-                     100 * logs["eval_wer"], 100 * logs.get("eval_cer", 0.0), f"; {per}" if per else "")
+            line = (f"step {state.global_step}: eval WER {100 * logs['eval_wer']:.2f} %, CER "
+                    f"{100 * logs.get('eval_cer', 0.0):.2f} % (normalized){'; ' + per if per else ''}")
+            if is_interactive():
+                from tqdm.auto import tqdm
+
+                tqdm.write(line)  # above the bar, not through it
+            else:
+                log.info("%s", line)
         elif "loss" in logs and not is_interactive():
             log.info("step %d/%d: loss %.4f, learning rate %.3g", state.global_step, state.max_steps, logs["loss"],
                      logs.get("learning_rate", 0.0))
+
+
+def _bar_callback():
+    """The Trainer's tqdm bars, with the loss on the bar instead of a dict printed per log."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class Bars(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.training_bar is not None and logs and "loss" in logs:
+                self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+
+    return Bars
 
 
 class OnCheckpoint(TrainerCallback):
@@ -151,7 +169,7 @@ class OnCheckpoint(TrainerCallback):
 
 def build(family: str, model, processor, train_ds, eval_ds, collator, train_lengths: list[int], eval_refs: list[str],
           eval_groups: list[str], options: TrainOptions, output_dir: str, runtime: Runtime, on_checkpoint: Callable):
-    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     args = training_arguments(options, family, output_dir, runtime)
     cls = trainer_class(family)
@@ -160,7 +178,10 @@ def build(family: str, model, processor, train_ds, eval_ds, collator, train_leng
                   preprocess_logits_for_metrics=None if family == WHISPER else ctc_argmax,
                   callbacks=[EvaluateAtEnd(), LogLines(), OnCheckpoint(on_checkpoint)],
                   train_lengths=train_lengths, sampler_seed=options.seed)
-    trainer.remove_callback(PrinterCallback)  # it prints raw dicts; LogLines says the same in words
+    # the stock progress output prints raw dicts: LogLines says the same in words, the bar shows the loss
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(_bar_callback())
     return trainer
 
 
