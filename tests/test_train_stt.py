@@ -262,7 +262,7 @@ def test_labels_longer_than_whisper_positions_are_left_out_and_counted(stt_root,
     assert all(len(spec.prompt) + len(tok(t, add_special_tokens=False).input_ids) > 20 for t in texts)
 
 
-@pytest.mark.parametrize("case", ["model", "not_prepared", "empty", "eval_in_train", "inside_datasets"])
+@pytest.mark.parametrize("case", ["model", "not_prepared", "empty", "eval_in_train", "inside_datasets", "no_gpu"])
 def test_bad_input_is_one_line_and_exit_2(stt_root, tiny, tmp_path, capsys, case):
     root = stt_root
     args = ["--model", str(tiny["ctc"])]
@@ -282,9 +282,16 @@ def test_bad_input_is_one_line_and_exit_2(stt_root, tiny, tmp_path, capsys, case
     elif case == "eval_in_train":
         args += ["--train-splits", "train,validation"]
         expect = "--eval-split validation is also in --train-splits"
-    else:
+    elif case == "inside_datasets":
         args += ["--output", str(stt_root / "datasets/runs/x")]
         expect = "inside"
+    else:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+        args += ["--device", "cuda"]
+        expect = "no CUDA device"
     capsys.readouterr()
     assert main(["train-stt", "--root", str(root), *args, "--max-steps", "1"]) == 2
     errors = last_error(capsys)

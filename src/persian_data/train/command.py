@@ -108,6 +108,9 @@ def train_stt(layout: Layout, args) -> int:
     _require_extra()
     _setup_logging(args.verbose)
     from . import models
+    from .trainer import resolve_runtime
+
+    resolve_runtime(options)  # --device cuda without a GPU, fp16 on a CPU: said before anything is read
 
     spec = models.inspect(options.model, options.token)
     options.with_family_defaults(spec.family, models.window_seconds(spec))
