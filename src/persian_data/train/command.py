@@ -92,6 +92,9 @@ def prepare_data(layout: Layout, options: TrainOptions, spec) -> Prepared:
     selection.apply_label_limit(sel, lambda c: fits(ids[c.key], c.duration))
     if options.minutes is not None:
         selection.apply_minutes(sel, options.minutes, options.seed)
+        if sel.minutes["selected"] < options.minutes:
+            log.warning("--minutes %g: only %.1f minute(s) of clips pass the filters; training on all of them",
+                        options.minutes, sel.minutes["selected"])
     selection.limit_eval(sel, options.max_eval_clips, options.seed)
     selection.check_not_empty(layout, sel, options)
     if spec.family != WHISPER:  # the vocabulary of the clips actually trained on
