@@ -124,6 +124,9 @@ def train_stt(layout: Layout, args) -> int:
                 "data": selection.summary(prepared.selection, options)}
         print(json.dumps(plan, ensure_ascii=False, indent=2, default=str))
         return 0
+    if not run.record_path.exists() and run.foreign_files():
+        raise TrainInputError(f"{run.path}: not empty and not a train-stt run (e.g. {run.foreign_files()[0]}); pass "
+                              f"another --output")
     run.lock()
     try:
         with _cpu_threads(options):
@@ -156,8 +159,9 @@ def _run(layout: Layout, options: TrainOptions, spec, run: RunFolder, prepared: 
     digest = fingerprint_digest({"options": options.fingerprint(), "manifests": data["manifests"],
                                  "clips": data["train"]["digest"]})
     if record is not None and record.get("fingerprint") != digest:
-        raise TrainInputError(f"{run.path}: holds a run with other options or other data ({_what_changed(record, options, data)}); "
-                              f"pass another --output, or remove the folder to start over")
+        raise TrainInputError(f"{run.path}: holds a run with other options or other data "
+                              f"({_what_changed(record, options, data)}); pass another --output, or remove the "
+                              f"folder to start over")
     if record is not None and record.get("status") == FINISHED:
         log.info("%s: this run is finished; nothing to do", run.path)
         _print_results(record, run)

@@ -109,6 +109,12 @@ class RunFolder:
     def write_text(self, name: str, text: str) -> None:
         atomic_write_bytes(self.path / name, text.encode("utf-8"), self.tmp)
 
+    def foreign_files(self) -> list[str]:
+        """What the folder holds besides this module's lock and temp folder."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p.name for p in self.path.iterdir() if p.name not in (".lock", ".tmp"))
+
     def last_checkpoint(self) -> Path | None:
         """The newest complete checkpoint. The Trainer writes trainer_state.json last, so a checkpoint
         without a readable one was cut short by a kill: it is removed (its step is redone)."""
