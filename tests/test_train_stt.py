@@ -262,7 +262,8 @@ def test_labels_longer_than_whisper_positions_are_left_out_and_counted(stt_root,
     assert all(len(spec.prompt) + len(tok(t, add_special_tokens=False).input_ids) > 20 for t in texts)
 
 
-@pytest.mark.parametrize("case", ["model", "not_prepared", "empty", "eval_in_train", "inside_datasets", "no_gpu"])
+@pytest.mark.parametrize("case", ["model", "not_prepared", "empty", "eval_in_train", "inside_datasets", "foreign_output",
+                                  "no_gpu"])
 def test_bad_input_is_one_line_and_exit_2(stt_root, tiny, tmp_path, capsys, case):
     root = stt_root
     args = ["--model", str(tiny["ctc"])]
@@ -285,6 +286,11 @@ def test_bad_input_is_one_line_and_exit_2(stt_root, tiny, tmp_path, capsys, case
     elif case == "inside_datasets":
         args += ["--output", str(stt_root / "datasets/runs/x")]
         expect = "inside"
+    elif case == "foreign_output":
+        (tmp_path / "mine").mkdir()
+        (tmp_path / "mine" / "notes.txt").write_text("keep me")
+        args += ["--output", str(tmp_path / "mine")]
+        expect = "not a train-stt run"
     else:
         import torch
 
@@ -297,6 +303,8 @@ def test_bad_input_is_one_line_and_exit_2(stt_root, tiny, tmp_path, capsys, case
     errors = last_error(capsys)
     assert len(errors) == 1 and expect in errors[0]
     assert not (root / "runs").exists() and not (stt_root / "datasets/runs").exists()
+    if case == "foreign_output":
+        assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
 def test_without_the_extra_it_says_how_to_install_it(stt_root, tiny, monkeypatch, capsys):
