@@ -19,10 +19,11 @@ def load_clip(path: Path, target_sr: int) -> np.ndarray:
     import soxr
 
     try:
-        x, sr = sf.read(path, dtype="float32", always_2d=True)
+        x, sr = sf.read(path, dtype="float32")  # mono comes back 1-D: no copy to drop a channel axis
     except (OSError, RuntimeError, sf.LibsndfileError) as exc:
         raise ClipDecodeError(f"{path}: cannot decode ({exc})") from None
-    x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+    if x.ndim > 1:
+        x = x.mean(axis=1, dtype=np.float32)
     if sr != target_sr and len(x):
         x = soxr.resample(x, sr, target_sr)
     return np.ascontiguousarray(x, dtype=np.float32)

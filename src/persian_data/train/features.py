@@ -29,26 +29,27 @@ def whisper_features(fe, audios: list[np.ndarray]):
         return fe(audios, sampling_rate=fe.sampling_rate, return_tensors="pt").input_features
     n_samples, hop, n_fft, n_frames = fe.n_samples, fe.hop_length, fe.n_fft, fe.nb_max_frames
     longest = min(max((len(a) for a in audios), default=0), n_samples)
-    span = -(-(longest + n_fft) // hop) * hop  # a multiple of the hop, n_fft past the longest clip
+    # n_fft past the longest clip, rounded up to whole seconds: batches then come in a few sizes, which
+    # the allocator can reuse (sizes to the hop fragmented each loader process's heap to GBs)
+    span = -(-(longest + n_fft) // fe.sampling_rate) * fe.sampling_rate
     if span // hop + 1 > n_frames:  # the clips fill the window: this is the extractor's own computation
         span = n_samples
-    batch = np.zeros((len(audios), span), dtype=np.float32)
+    batch = torch.zeros((len(audios), span), dtype=torch.float32)
     for row, audio in zip(batch, audios):
         n = min(len(audio), span)
-        row[:n] = audio[:n]
-    stft = torch.stft(torch.from_numpy(batch), n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
+        row[:n] = torch.from_numpy(audio[:n])
+    stft = torch.stft(batch, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
     del batch
     frames = min(stft.shape[-1], n_frames)  # the full window drops its 3,001st frame, as the extractor
-    magnitudes = (stft[..., :frames].abs() ** 2).contiguous()
+    magnitudes = stft[..., :frames].abs().pow_(2)
     del stft  # the complex spectrum is the largest buffer: gone before the mel products
     mel_filters = torch.from_numpy(np.asarray(fe.mel_filters, dtype=np.float32))
-    log_spec = torch.clamp(mel_filters.T @ magnitudes, min=1e-10).log10()
-    if frames < n_frames:
-        pad = torch.full((len(audios), log_spec.shape[1], n_frames - frames), -10.0, dtype=log_spec.dtype)
-        log_spec = torch.cat([log_spec, pad], dim=2)
-    max_val = log_spec.amax(dim=(1, 2), keepdim=True)
-    log_spec = torch.maximum(log_spec, max_val - 8.0)
-    return (log_spec + 4.0) / 4.0
+    out = torch.full((len(audios), mel_filters.shape[1], n_frames), -10.0)  # log10(1e-10): frames of padding only
+    out[:, :, :frames] = torch.matmul(mel_filters.T, magnitudes).clamp_(min=1e-10).log10_()
+    del magnitudes
+    max_val = out.amax(dim=(1, 2), keepdim=True)
+    torch.maximum(out, max_val - 8.0, out=out)
+    return out.add_(4.0).div_(4.0)
 
 
 def ctc_features(fe, audios: list[np.ndarray]) -> dict:
