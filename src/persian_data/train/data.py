@@ -48,6 +48,41 @@ class ClipDataset(torch.utils.data.Dataset):
         return {"audio": audio, "labels": self.labels[i]}
 
 
+class _HeapGuard:
+    """Gives a loader process's free heap memory back to the system once it passes `limit` bytes.
+
+    Batches allocate buffers of many sizes (clips of every length, spectra of every span); glibc keeps
+    what is freed inside its heap, fragmented, and a loader process grew from 0.6 GB to 1.5 GB over a
+    Common Voice pass. malloc_trim after every batch costs ~30 % more CPU (the next batch faults its
+    pages in again); asking mallinfo2 how much is free and trimming only past the limit costs nothing
+    measurable. No effect outside glibc."""
+
+    def __init__(self, limit: int = 256 << 20) -> None:
+        self.limit = limit
+        self.libc = None
+        try:
+            import ctypes
+
+            class MallInfo2(ctypes.Structure):
+                _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                                  "usmblks", "fsmblks", "uordblks", "fordblks",
+                                                                  "keepcost")]
+
+            libc = ctypes.CDLL("libc.so.6")
+            libc.mallinfo2.restype = MallInfo2
+            libc.malloc_trim.argtypes = [ctypes.c_size_t]
+            self.libc = libc
+        except (OSError, AttributeError):
+            pass
+
+    def __call__(self) -> None:
+        if self.libc is not None and self.libc.mallinfo2().fordblks > self.limit:
+            self.libc.malloc_trim(0)
+
+
+_heap_guard = _HeapGuard()
+
+
 def _pad_labels(rows: list[list[int]]) -> torch.Tensor:
     width = max((len(r) for r in rows), default=0)
     out = np.full((len(rows), width), -100, dtype=np.int64)
@@ -75,8 +110,10 @@ class WhisperCollator:
         # the tokenizer puts <|startoftranscript|> first; the model adds it back when it shifts the labels
         sot = self.decoder_start_token_id
         labels = [r[1:] if r and r[0] == sot else r for r in labels]
-        return {"input_features": whisper_features(self.feature_extractor, [it["audio"] for it in items]),
-                "labels": _pad_labels(labels)}
+        batch = {"input_features": whisper_features(self.feature_extractor, [it["audio"] for it in items]),
+                 "labels": _pad_labels(labels)}
+        _heap_guard()
+        return batch
 
 
 @dataclass
@@ -89,6 +126,7 @@ class CTCCollator:
         if "attention_mask" in batch:
             batch["attention_mask"] = batch["attention_mask"].to(torch.long)
         batch["labels"] = _pad_labels([it["labels"] for it in items])
+        _heap_guard()
         return batch
 
 

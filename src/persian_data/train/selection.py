@@ -36,7 +36,7 @@ REASONS = ("empty_transcript", *LEAKAGE_REASONS, "shorter_than_min_duration", "l
            "label_too_long", "outside_minutes_subset")  # eval clips: also outside_max_eval_clips
 
 
-@dataclass
+@dataclass(slots=True)
 class Clip:
     corpus: str
     split: str
