@@ -61,7 +61,7 @@ from huggingface_hub.utils import filter_repo_objects  # noqa: E402
 from persian_data.catalog import CATALOG, Source  # noqa: E402
 from persian_data.integrity import HashCache  # noqa: E402
 from persian_data.layout import Layout  # noqa: E402
-from persian_data.localhub.replicas import REPLICA_REPOS, TINY, build_replicas, replica_files  # noqa: E402
+from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas, replica_files  # noqa: E402
 from persian_data.localhub.store import HubStore  # noqa: E402
 from persian_data.records import write_checksums  # noqa: E402
 

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_fetch import BIG_FILES, MB, blob, cli_cmd, human, reap, say, spawn, timed  # noqa: E402
 
 from persian_data.catalog import BY_KEY  # noqa: E402
-from persian_data.localhub.replicas import REPLICA_REPOS, TINY, build_replicas, replica_files  # noqa: E402
+from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas, replica_files  # noqa: E402
 from persian_data.localhub.store import HubStore  # noqa: E402
 
 KEYS = ("text", "commonvoice", "fleurs")
@@ -130,7 +130,7 @@ class Hub:
 def served_bytes(log: Path) -> dict[str, int]:
     """Endpoint -> bytes served, from the last summary block's `endpoints:` section."""
     block = log.read_text("utf-8").split("===== persian-data summary")[-1]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^  (http\S+): \d+ file\(s\), (\d+) bytes served",
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^  (http\S+): \d+ file\(s\), [\d.]+ [KMGT]?B served \((\d+) bytes",
                                                                 block, re.M)}
 
 

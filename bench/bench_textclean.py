@@ -27,6 +27,7 @@ from hashlib import blake2b
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from persian_data.textclean.answers import clean_answer  # noqa: E402
 from persian_data.textclean.near_dup import bands, collapse, shingles, signatures  # noqa: E402
@@ -137,15 +138,69 @@ def bench_rules(questions: list[str]) -> None:
     print(f"persian_ratio {t3 - t2:6.2f} s  {mb / (t3 - t2):6.1f} MB/s")
 
 
+def bench_rules_realistic(scale: float) -> None:
+    """The rules as the chat stage runs them on the realistic digit-rich corpus (bench/chat_corpus):
+    each plain function on its own (every one scans the whole text) against the one-pass form
+    (`textclean.batch.analyze` over a batch, then each rule where it can match). Same results,
+    checked here; MB/s of the UTF-8 text, one process."""
+    import json
+    import tempfile
+
+    import chat_corpus
+    from persian_data.normalize import normalize_many
+    from persian_data.textclean.batch import analyze
+    from persian_data.textclean.script import is_mostly_persian
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = chat_corpus.generate(Path(tmp), scale)
+        print(chat_corpus.describe_line(chat_corpus.describe(paths)))
+        rows = [row for p in paths for row in json.loads(p.read_bytes())]
+    texts = normalize_many([t for row in rows for t in (row[1], row[2][0])])
+    mb = sum(len(t.encode()) for t in texts) / 1e6
+    answers = texts[1::2]
+    amb = sum(len(t.encode()) for t in answers) / 1e6
+    timings = {}
+    for label in ("plain", "one pass", "plain", "one pass"):  # interleaved, the best of two
+        t0 = time.process_time()
+        facts = analyze(texts, 300) if label == "one pass" else [None] * len(texts)
+        t1 = time.process_time()
+        masked = [mask_pii(t, "mask", f) for t, f in zip(texts, facts)]
+        t2 = time.process_time()
+        verdicts = [clean_answer(m[0], 20, label == "one pass") for m in masked[1::2]]
+        t3 = time.process_time()
+        script = [is_mostly_persian(m[0], counts=None if f is None or m[1] else (f.arabic, f.other))
+                  for m, f in zip(masked, facts)]
+        t4 = time.process_time()
+        got = (masked, verdicts, script)
+        best = timings.setdefault(label, [1e9] * 4 + [got])
+        for k, v in enumerate((t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            best[k] = min(best[k], v)
+    assert timings["plain"][4] == timings["one pass"][4], "the one-pass rules differ from the plain ones"
+    print(f"rules on the realistic corpus ({len(texts):,} texts, {mb:.0f} MB; {len(answers):,} answers, "
+          f"{amb:.0f} MB), CPU seconds, same results:")
+    for k, name in enumerate(("batch pass (analyze)", "mask_pii", "clean_answer", "script check")):
+        p, o = timings["plain"][k], timings["one pass"][k]
+        size = amb if name == "clean_answer" else mb
+        print(f"  {name:22s} plain {p:6.2f} s ({size / max(p, 1e-9):7.1f} MB/s)   one pass {o:6.2f} s "
+              f"({size / max(o, 1e-9):7.1f} MB/s)")
+    p, o = sum(timings["plain"][:4]), sum(timings["one pass"][:4])
+    print(f"  all rules              plain {p:6.2f} s ({mb / p:7.1f} MB/s)   one pass {o:6.2f} s ({mb / o:7.1f} MB/s):"
+          f" x{p / o:.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=281_000)
     ap.add_argument("--sample", type=int, default=5000, help="questions the baseline runs on")
     ap.add_argument("--rules-n", type=int, default=50_000, help="questions (and answers) for the rules")
+    ap.add_argument("--realistic-scale", type=float, default=0.05,
+                    help="share of the 845 MB realistic corpus the rules run on (0: skip)")
     args = ap.parse_args()
     texts = corpus(args.n)
     bench_near_dup(texts, min(args.sample, args.n))
     bench_rules(texts[: args.rules_n])
+    if args.realistic_scale:
+        bench_rules_realistic(args.realistic_scale)
     print(f"peak RSS {peak_mb():.0f} MB (this process)")
 
 

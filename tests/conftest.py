@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from persian_data.localhub.replicas import TINY, build_replicas
+from persian_data.corpora.replicas import TINY, build_replicas
 from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
 

@@ -22,13 +22,61 @@ from persian_data.layout import Layout
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
+DRAWN: dict = {}  # what `persian-data card` drew in `carded`: figures by title, warnings, log records
+
+
+def figure_facts(fig) -> dict:
+    """What a drawn figure shows, read back from matplotlib just after savefig laid it out."""
+    renderer = fig.canvas.get_renderer()
+    axes = []
+    for ax in fig.axes:
+        ticks = [t for t in (*ax.get_xticklabels(which="both"), *ax.get_yticklabels(which="both"))
+                 if t.get_text() and t.get_window_extent(renderer).overlaps(fig.bbox)]  # the ones drawn
+        axes.append({
+            "title": ax.get_title(), "title_left": ax.get_title(loc="left"), "scales": (ax.get_xscale(), ax.get_yscale()),
+            "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+            "ticks": [t.get_text() for t in ticks],
+            "lines": [line.get_label() for line in ax.get_lines()],
+            "bars": [(p.get_width(), p.get_height()) for p in ax.patches],
+            "area": ax.get_window_extent(renderer),
+            "labels": [t.get_window_extent(renderer) for t in (ax.xaxis.label, ax.yaxis.label, *ticks)],
+        })
+    legends = [leg.get_window_extent(renderer) for leg in (*fig.legends, *(a.get_legend() for a in fig.axes)) if leg]
+    title = fig.get_suptitle() or fig.axes[0].get_title()
+    return {"title": title.split("\n")[0], "axes": axes, "legends": legends}
+
+
 @pytest.fixture(scope="module")
 def carded(tmp_path_factory, hub):
-    """A root after `run` (which writes a card without loading voices), then `persian-data card`."""
+    """A root after `run` (which writes a card without loading voices), then `persian-data card`,
+    whose figures, warnings and log records are kept in DRAWN."""
+    import logging
+    import warnings
+
+    import persian_data.card.plots as plots
+
     root = tmp_path_factory.mktemp("card-root")
     assert main(["run", "--root", str(root), "--endpoint", hub.endpoint]) == 0
     assert (root / "card/CARD.md").is_file()  # the run wrote one
-    assert main(["card", "--root", str(root)]) == 0
+    close, figures, records = plots.plt.close, {}, []
+
+    def keep(fig):  # plots close each figure right after saving it: read it back then
+        facts = figure_facts(fig)
+        figures[facts["title"]] = facts
+        close(fig)
+
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logging.getLogger("matplotlib").addHandler(handler)
+    try:
+        with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            patch.setattr(plots.plt, "close", keep)
+            assert main(["card", "--root", str(root)]) == 0
+    finally:
+        logging.getLogger("matplotlib").removeHandler(handler)
+    DRAWN.update(figures=figures, warnings=[str(w.message) for w in caught],
+                 log=[r.getMessage() for r in records])
     return root
 
 
@@ -177,7 +225,10 @@ def test_plots_exist_are_valid_pngs_and_are_linked(carded):
 
 def test_spectrograms_when_the_tts_extra_is_installed(carded, voice_assets):
     text = (carded / "card/CARD.md").read_text("utf-8")
-    tts = {r["voice"]: r for key in ("tts-female", "tts-male") for r in tables(text)[f"{key}: voice"]}
+    tts = {}
+    for key in ("tts-female", "tts-male"):
+        fields = {r["field"]: r["value"] for r in tables(text)[f"{key}: voice"]}
+        tts[fields["voice"]] = fields
     for voice in ("female", "male"):
         config = json.loads((carded / f"datasets/tts/kamtera_vits_{voice}/model/config.json").read_text())
         assert int(tts[voice]["sample rate"]) == config["audio"]["sample_rate"]
@@ -227,7 +278,7 @@ def test_partial_root_marks_absent_buckets(tmp_path, hub):
 def test_a_card_failure_is_logged_and_does_not_change_the_verdict(carded, hub, monkeypatch, capsys):
     import persian_data.card.build as build
 
-    def broken(root):
+    def broken(root, *sources):
         raise RuntimeError("plot backend exploded")
 
     monkeypatch.setattr(build, "collect", broken)
@@ -301,3 +352,168 @@ def test_unknown_and_missing_stats_keys_are_shown_generically(tmp_path):
     assert {r["key"]: int(r["count"]) for r in found["text: normalizer"]} == stats["normalizer"]
     assert (tmp_path / "card/text-normalizer.png").is_file() and "(text-normalizer.png)" in text
     assert "**absent**: `datasets/text/persian_conversation/combined.jsonl` is missing" in text
+
+
+# -- what the page and the plots show ------------------------------------------------------------
+
+def test_html_shows_links_not_markdown(carded):
+    html = (carded / "card/card.html").read_text("utf-8")
+    body = html.split("</details>", 1)[1]  # after the front matter's <pre>
+    assert "](" not in body and "**" not in body and "`" not in body
+    pngs = sorted(p.name for p in (carded / "card").glob("*.png"))
+    assert pngs
+    for name in pngs:  # the plots table links every file beside the page
+        assert f'<td><a href="{name}">{name}</a></td>' in body
+
+
+PROBE = """<script>
+function rect(root, needle) {  // where `needle` is drawn: [left, right] of its first occurrence
+  const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+    const at = node.data.indexOf(needle);
+    if (at >= 0) {
+      const range = document.createRange();
+      range.setStart(node, at);
+      range.setEnd(node, at + needle.length);
+      const box = range.getBoundingClientRect();
+      return [box.left, box.right];
+    }
+  }
+  return null;
+}
+const captions = [...document.querySelectorAll("p")].filter(p => p.textContent.startsWith("Spectrogram of the"));
+document.body.setAttribute("data-probe", JSON.stringify({
+  width: innerWidth, page: document.documentElement.scrollWidth,
+  tables: [...document.querySelectorAll("table")].map(t => ({
+    title: t.previousElementSibling ? t.previousElementSibling.textContent : "",
+    scroll: t.scrollWidth, client: t.clientWidth, right: t.getBoundingClientRect().right})),
+  captions: captions.map(p => ({direction: getComputedStyle(p).direction, english: rect(p, "Spectrogram"),
+                                first: rect(p, "سلام"), last: rect(p, "صداست")}))}));
+</script>"""
+
+
+def test_page_at_1280_px_tables_fit_and_captions_read_in_order(carded, voice_assets, tmp_path):
+    """In Chromium, 1280 px wide: no table is wider than its box or the window, and the
+    spectrogram caption reads English left to right, then the Persian sentence right to left."""
+    import html as htmllib
+
+    page = tmp_path / "card.html"
+    page.write_text((carded / "card/card.html").read_text("utf-8").replace("</body>", PROBE + "</body>"), "utf-8")
+    binary = shutil.which("chromium") or "/usr/bin/chromium"
+    done = subprocess.run(
+        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--window-size=1280,4000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    probe = json.loads(htmllib.unescape(re.search(r'data-probe="([^"]*)"', done.stdout).group(1)))
+    assert probe["width"] == 1280
+    assert probe["page"] <= 1280
+    assert len(probe["tables"]) > 20
+    for table in probe["tables"]:
+        assert table["scroll"] <= table["client"] + 1 and table["right"] <= 1280, table
+    assert len(probe["captions"]) == (0 if voice_assets is None else 2)
+    for caption in probe["captions"]:
+        assert caption["direction"] == "ltr", caption
+        english, first, last = caption["english"], caption["first"], caption["last"]
+        assert english[1] < first[0] and english[1] < last[0], caption  # English, then the Persian
+        assert first[0] > last[1], caption  # the Persian's first word is drawn rightmost
+
+
+def test_plot_labels_are_plain_text_in_the_chosen_fonts(carded):
+    """No missing glyph: every tick label (log axes included) is plain text whose characters the
+    card's fonts have; matplotlib reported no glyph it had to substitute."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    from persian_data.card.persian_text import font_families
+
+    troubles = [m for m in DRAWN["log"] + DRAWN["warnings"] if "glyph" in m.lower()]
+    assert troubles == []
+    have = set()
+    for family in font_families():
+        have |= set(FT2Font(font_manager.findfont(family, fallback_to_default=False)).get_charmap())
+    figures = DRAWN["figures"]
+    logs = [(t, i) for t, f in figures.items() for ax in f["axes"] for i, scale in enumerate(ax["scales"])
+            if scale == "log"]
+    assert len(logs) >= 3, logs  # turn lengths' x and both axes of the speakers chart
+    for title, facts in figures.items():
+        for ax in facts["axes"]:
+            for label in ax["ticks"]:
+                assert "$" not in label, (title, label)  # no mathtext: it draws in one font, no fallback
+                assert all(ord(c) in have for c in label), (title, label)
+
+
+def test_no_legend_covers_the_data_or_the_labels(carded):
+    with_legend = {t: f for t, f in DRAWN["figures"].items() if f["legends"]}
+    assert any(t.startswith("fleurs: hours and clips per split") for t in with_legend)
+    for title, facts in with_legend.items():
+        for legend in facts["legends"]:
+            for ax in facts["axes"]:
+                assert not legend.overlaps(ax["area"]), title
+                assert not any(legend.overlaps(box) for box in ax["labels"]), title
+
+
+def test_speakers_chart_draws_one_curve_per_split(carded):
+    layout = Layout(carded)
+    source = next(s for s in CATALOG if s.key == "commonvoice")
+    stats = orjson.loads(layout.speech_stats(source).read_bytes())
+    expected = []
+    for split in stats["splits"]:
+        rows = manifest_rows(layout.manifest(source, split))
+        speakers = len({r["client_id"] for r in rows})
+        expected.append(f"{split} ({speakers} speaker{'' if speakers == 1 else 's'})")
+    assert len(expected) == 3
+    facts = next(f for t, f in DRAWN["figures"].items() if t.startswith("commonvoice: clips per speaker"))
+    assert facts["axes"][0]["lines"] == expected
+
+
+COMMON_VOICE_AGES = ["teens", "twenties", "thirties", "fourties", "fifties", "sixties", "seventies", "eighties",
+                     "nineties"]
+
+
+def test_ages_are_in_age_order(carded):
+    from persian_data.card.collect import collect
+
+    def in_order(ages):
+        return [a for a in COMMON_VOICE_AGES if a in ages] + (["unknown"] if "unknown" in ages else [])
+
+    manifests = collect(carded)["speech"]["commonvoice"]["manifests"]
+    every = set()
+    for split, figures in manifests.items():
+        assert list(figures["age"]) == in_order(figures["age"]), split
+        every |= set(figures["age"])
+    assert len(every) >= 4
+    text = (carded / "card/CARD.md").read_text("utf-8")
+    header = list(tables(text)["commonvoice: age (from the manifests)"][0])
+    assert header == ["split", *in_order(every)]
+    facts = next(f for t, f in DRAWN["figures"].items() if t.startswith("commonvoice: age"))
+    assert [t for t in facts["axes"][0]["ticks"] if not t.isdigit()] == in_order(every)
+
+
+def test_chat_outcomes_account_for_every_row_read(carded):
+    """Every raw row is either skipped (by reason, as the rejects file says) or made a conversation;
+    every conversation is written or removed as a duplicate; the chart shows those two units only."""
+    from persian_data.card.collect import collect
+
+    layout = Layout(carded)
+    text = next(s for s in CATALOG if s.key == "text")
+    raw_rows = sum(len(json.loads(p.read_bytes())) for p in layout.content_dir(text).glob("*.json"))
+    rejects = [orjson.loads(line) for line in layout.chat_rejects().read_bytes().splitlines() if line.strip()]
+    outcomes = collect(carded)["chat"][text.key]["outcomes"]
+    assert sum(outcomes["rows"].values()) == raw_rows == orjson.loads(layout.chat_stats().read_bytes())["rows_read"]
+    assert outcomes["rows_unaccounted"] == 0
+    skipped = {k.removeprefix("skipped: "): n for k, n in outcomes["rows"].items() if k.startswith("skipped: ")}
+    assert skipped and skipped == {r: sum(1 for x in rejects if x["reason"] == r) for r in skipped}
+    conversations = outcomes["conversations"]
+    assert conversations["written to combined.jsonl"] == len(manifest_rows(layout.chat_combined()))
+    assert conversations["exact duplicate (removed)"] > 0  # the replica repeats rows
+    assert outcomes["conversations_made"] == outcomes["rows"]["made conversations"]  # answers=first
+    chart = [f for t, f in DRAWN["figures"].items() if t.startswith("Chat:") and "turn length" not in t]
+    assert len(chart) == 1
+    rows_axis, conversations_axis = chart[0]["axes"]
+    assert (rows_axis["xlabel"], conversations_axis["xlabel"]) == ("rows", "conversations")
+    assert sum(w for w, _ in rows_axis["bars"]) == raw_rows
+    assert sum(w for w, _ in conversations_axis["bars"]) == outcomes["conversations_made"]
+    labels = " ".join(rows_axis["ticks"] + conversations_axis["ticks"]).lower()
+    assert "mask" not in labels and "lsh" not in labels and "pii" not in labels

@@ -65,7 +65,7 @@ FILE0 = [
     ["", "سؤال درباره ارث", ["   ", Z, "ارث طبق قانون تقسیم می‌شود."], []],
     # 5: row 1 again, typed with Persian letters: a duplicate once normalized
     ["مهریه", "آیا می‌توانم مهریه را به اجرا بگذارم؟", ["بله، می‌توانید. مصطفی هم موافق است."], ["x"]],
-    ["سه", "فقط سه مورد", ["پاسخ"]],  # 6: wrong_item_count
+    ["پنج", "پنج مورد", ["پاسخ"], [], "اضافه"],  # 6: wrong_item_count
     ["عنوان", "پرسش", None, []],  # 7: answers_not_list
     [12, "پرسش با عنوان عددی", ["پاسخ"], []],  # 8: non_string_field (title)
     ["عنوان", f"\u0640{Z} ", ["پاسخ"], []],  # 9: empty_question after normalization
@@ -235,6 +235,27 @@ def test_answers_all(layout: Layout):
     assert st.written == len(pairs)
 
 
+def test_tolerated_row_forms_are_kept_and_counted(tmp_path: Path):
+    """Issue 21 item 7: `[title, question, "answer", keywords]` (a bare-string answer) and
+    `[title, question, answers]` (no keywords) make conversations, counted by form; a row with an
+    extra item, or answers that are neither a list nor a string, are still rejected."""
+    layout = Layout(tmp_path / "r")
+    d = layout.content_dir(BY_KEY["text"])
+    d.mkdir(parents=True)
+    rows = [["عنوان یک", "پرسش یک درباره اجاره؟", "پاسخ یک به صورت متن ساده", ["اجاره"]],
+            ["عنوان دو", "پرسش دو درباره ارث؟", ["پاسخ دو"]],
+            ["عنوان سه", "پرسش سه درباره چک؟", "پاسخ سه"],  # both forms in one row
+            ["عنوان", "پرسش", ["پاسخ"], [], "اضافه"],  # 5 items
+            ["عنوان", "پرسش", 7, []]]  # a number is no answer
+    (d / NAMES[0]).write_bytes(json.dumps(rows, ensure_ascii=False).encode())
+    st = prepare_chat(layout, RAW)
+    assert [a for _, a in _pairs(layout.chat_combined())] == ["پاسخ یک به صورت متن ساده", "پاسخ دو", "پاسخ سه"]
+    assert st.rows_accepted == {"answer_not_list": 2, "missing_keywords": 2}
+    assert st.skipped == {"wrong_item_count": 1, "answers_not_list": 1}
+    js = orjson.loads(layout.chat_stats().read_bytes())
+    assert js["rows_accepted"] == st.rows_accepted and js["files"][0]["rows_accepted"] == st.rows_accepted
+
+
 def test_title_rule():
     assert user_turn("", "پرسش") == "پرسش"
     assert user_turn("طلاق توافقی", "سلام. طلاق توافقی چیست؟") == "سلام. طلاق توافقی چیست؟"
@@ -306,9 +327,13 @@ def test_workers_give_the_same_bytes(layout: Layout, monkeypatch):
 
 
 def test_datasets_load_dataset(layout: Layout, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     datasets = pytest.importorskip("datasets")
+    import huggingface_hub.constants
+
+    # offline for this test only: both libraries read these flags once, at import, so setting the
+    # environment here would leave every later Hub test of the session offline
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
     prepare_chat(layout, RAW)
     ds = datasets.load_dataset("json", data_files=str(layout.chat_combined()), split="train",
                                cache_dir=str(tmp_path / "hf-cache"))
@@ -381,10 +406,10 @@ def test_a_dead_worker_fails_the_run_cleanly(layout: Layout, monkeypatch):
     parent = os.getpid()
     real = chat_convert._work_piece
 
-    def dying(conv, piece):
+    def dying(conv, reader, piece):
         if os.getpid() != parent:
             os._exit(3)  # a worker killed (by the OOM killer, say)
-        return real(conv, piece)
+        return real(conv, reader, piece)
 
     monkeypatch.setattr(chat_convert, "_work_piece", dying)  # what the workers run
     with pytest.raises(chat.ChatError, match="worker process died"):
@@ -440,10 +465,14 @@ def test_gates_catch_corruption(layout: Layout):
 def test_check_conversation():
     ok = {"messages": [{"role": r, "content": "x"} for r in ("system", "user", "assistant")]}
     assert check_conversation(ok) is None
-    assert check_conversation({"messages": ok["messages"][:2]}) is not None
-    assert check_conversation({"messages": [{"role": "system", "content": ""}] + ok["messages"][1:]}) is not None
-    assert check_conversation({"messages": [{"content": "x", "role": "system"}] + ok["messages"][1:]}) is not None
-    assert check_conversation([]) is not None
+    # each fault named for what it is (not just "something is wrong")
+    assert "3 messages" in check_conversation({"messages": ok["messages"][:2]})
+    assert "system content is empty" in check_conversation(
+        {"messages": [{"role": "system", "content": ""}] + ok["messages"][1:]})
+    assert "not exactly {'role', 'content'}" in check_conversation(
+        {"messages": [{"content": "x", "role": "system"}] + ok["messages"][1:]})
+    assert "roles are not system, user, assistant" in check_conversation({"messages": ok["messages"][::-1]})
+    assert "exactly one key" in check_conversation([])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -529,11 +558,11 @@ def test_no_row_boundaries_is_damage_not_a_memory_blowup(tmp_path: Path, monkeyp
     d.mkdir(parents=True)
     (d / NAMES[0]).write_bytes(json.dumps([{"q": "پرسش", "a": ["پاسخ"]}] * 300).encode())  # objects
     (d / NAMES[1]).write_bytes(json.dumps(FILE3).encode())
-    from persian_data.prepare import chat_reader
+    from persian_data.corpora import chat_json
 
     monkeypatch.setattr(chat, "CHUNK_BYTES", 256)
     monkeypatch.setattr(chat, "MAX_PIECE_BYTES", 2048)
-    monkeypatch.setattr(chat_reader, "MAX_PIECE_BYTES", 2048)  # the reader's own limit
+    monkeypatch.setattr(chat_json, "MAX_PIECE_BYTES", 2048)  # the reader's own limit
     st = prepare_chat(layout, _opts(workers=workers))
     assert st.files_rejected == [NAMES[0]] and st.files[0].error["reason"] == "invalid_json"
     assert "no row boundary" in st.files[0].error["detail"]
@@ -549,27 +578,32 @@ def test_empty_array_is_fine(tmp_path: Path):
 
 
 # ---------------------------------------------------------------------------------------------
-# the replica of the real repo (another helper's builder), when present
+# the replica of the real repo (the local hub's builder)
 # ---------------------------------------------------------------------------------------------
 
 
 def test_on_the_replica(tmp_path: Path):
-    replicas = pytest.importorskip("persian_data.localhub.replicas")
+    from persian_data.corpora import persian_conversation as replicas
+    from persian_data.corpora.replicas import TINY
+
     layout = Layout(tmp_path / "rep")
     d = layout.content_dir(BY_KEY["text"])
     d.mkdir(parents=True)
-    for name, data in replicas.text_repo(replicas.TINY, hostile=True).items():
+    for name, data in replicas.text_repo(TINY, hostile=True).items():
         (d / name).write_bytes(data)
-    manifest = replicas.text_manifest(replicas.TINY, hostile=True)
+    manifest = replicas.text_manifest(TINY, hostile=True)
     st = prepare_chat(layout, RAW)
     by_file = {f.file: f for f in st.files}
     for name in replicas.TEXT_FILES:
         assert by_file[name].rows_read == manifest[name]["elements"]
     assert sorted(st.files_rejected) == sorted(replicas.TEXT_HOSTILE_FILES)
     counts = replicas.TEXT_ADVERSARIAL_COUNTS
-    assert st.duplicates == counts["duplicate_across_files"] + counts["duplicate_in_file"]
-    assert st.skipped["wrong_item_count"] == counts["three_items"] + counts["five_items"]
-    assert st.skipped["answers_not_list"] == counts["answers_null"] + counts["answers_string"]
+    # the two tolerated rows (issue 21 item 7) are kept and counted; they hold the same
+    # conversation, so the second is a duplicate
+    assert st.rows_accepted == {"missing_keywords": counts["three_items"], "answer_not_list": counts["answers_string"]}
+    assert st.duplicates == counts["duplicate_across_files"] + counts["duplicate_in_file"] + 1
+    assert st.skipped["wrong_item_count"] == counts["five_items"]
+    assert st.skipped["answers_not_list"] == counts["answers_null"]
     assert st.skipped["non_string_field"] == counts["title_number"]
     assert st.skipped["no_answers"] == counts["empty_answers"]
     assert st.skipped["empty_question"] == counts["empty_question"]

@@ -58,7 +58,7 @@ def _rows() -> list:
         ["تکرار تلفن", base2 := _question(r, 98) + f" شماره {PHONE}", [ADVICE + " الف."], []],
         ["تکرار تلفن", base2.replace("چه کنم؟", "چه کار کنم؟"), [ADVICE + " ب."], []],
         # a bad row holding personal data: the rejects file must carry it masked
-        ["بد", f"تلفن {PHONE}", [ADVICE]],
+        ["بد", f"تلفن {PHONE}", [ADVICE], [], "پنجم"],  # 5 items: rejected
     ]
     return rows
 

@@ -45,7 +45,7 @@ def ids(root: Path, corpus_dir: str) -> list[str]:
 @pytest.mark.parametrize("model,corpus,folder", [("whisper", "commonvoice", "commonvoice_fa"),
                                                  ("ctc", "fleurs", "fleurs_fa"),
                                                  ("whisper", "fleurs", "fleurs_fa")])
-def test_run_mode_transcribes_every_clip_and_scores(eval_root, tiny_models, tmp_path, model, corpus, folder, capsys):
+def test_run_mode_transcribes_every_clip_and_scores(eval_root, tiny_models, tmp_path, model, corpus, folder):
     root = tmp_path / "root"
     copy_tree(eval_root, root)
     rc = main(["eval-stt", "--root", str(root), "--corpus", corpus, "--model", str(tiny_models[model]),

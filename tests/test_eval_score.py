@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from conftest import copy_tree
 from persian_data.cli import main
 from persian_data.evaluate.score import Counts, align_chars, align_words, bootstrap, breakdown
-from persian_data.evaluate.textnorm import normalize_for_scoring, normalize_one
+from persian_data.evaluate.textnorm import PREFIXES, SUFFIXES, normalize_for_scoring, normalize_one, normalize_pairs
 
 CV_TEST = "datasets/speech/commonvoice_fa/manifests/test.jsonl"
 FL_TEST = "datasets/speech/fleurs_fa/manifests/test.jsonl"
@@ -128,6 +128,99 @@ def test_normalizer_zwnj_convention_and_counters():
     assert r.changed["letters"] == 2 and r.changed["diacritics"] == 1 and r.changed["punctuation"] == 1
     assert normalize_one("سال 1402 و ١٤٠٢، Hello") == "سال ۱۴۰۲ و ۱۴۰۲ hello"
     assert normalize_for_scoring(["", "  ", "."]).texts == ["", "", ""]
+
+
+# -- ZWNJ, space or nothing at a bound affix (issue 21 item 6) -------------------------------------
+
+ZWNJ = "\u200c"
+
+
+def _three_ways(word: str) -> dict[str, str]:
+    return {"zwnj": word, "space": word.replace(ZWNJ, " "), "glued": word.replace(ZWNJ, "")}
+
+
+def _scored(refs: list[str], hyps: list[str]) -> tuple[dict, dict]:
+    """(normalized, raw) word totals, as eval-stt computes them."""
+    ref_norm, hyp_norm = normalize_pairs(refs, hyps)
+    norm = align_words(ref_norm.texts, hyp_norm.texts, single_spaced=True).counts.total()
+    return norm, align_words(refs, hyps).counts.total()
+
+
+def test_every_zwnj_word_of_the_test_references_scores_the_same_three_ways(speech_root):
+    """Each ZWNJ word of the Common Voice and FLEURS test references, alone written with ZWNJ, with
+    a space or glued in the hypothesis (the rest of the sentence as the reference has it)."""
+    checked = 0
+    for rel in (CV_TEST, FL_TEST):
+        for row in manifest(speech_root, rel):
+            ref = row["text"]
+            for k, word in enumerate(ref.split(" ")):
+                if ZWNJ not in word.strip(ZWNJ):
+                    continue
+                outcomes = {}
+                for form, written in _three_ways(word).items():
+                    hyp = ref.split(" ")
+                    hyp[k] = written
+                    outcomes[form] = _scored([ref], [" ".join(hyp)])
+                for form, (norm, raw) in outcomes.items():
+                    assert norm["errors"] == 0 and norm["ref"] == outcomes["zwnj"][0]["ref"], (word, form, norm)
+                    assert (raw["errors"] > 0) == (form != "zwnj"), (word, form, raw)  # raw WER still shows it
+                checked += 1
+    assert checked, "no ZWNJ word in the test references: this test would check nothing"
+
+
+# one word per bound affix of the issue, written with ZWNJ, in a sentence
+AFFIX_WORDS = {
+    "تر": "صدا آهسته‌تر شد", "ترین": "این بزرگ‌ترین شهر است", "ها": "سال‌ها گذشت", "های": "کتاب‌های تازه رسید",
+    "ام": "من ایرانی‌ام و کار می‌کنم", "ات": "دفتر‌ات را آوردی", "اش": "ماشین‌اش خراب شد", "ای": "صندلی‌ای خریدم",
+    "اند": "آن‌ها ایرانی‌اند", "ایم": "ما ایرانی‌ایم", "اید": "شما ایرانی‌اید", "می": "فردا به خانه می‌روم",
+    "نمی": "هنوز نمی‌دانم چه بگویم", "بی": "او بی‌کار است",
+}
+
+
+@pytest.mark.parametrize("affix", sorted(AFFIX_WORDS))
+def test_a_bound_affix_scores_the_same_spaced_with_zwnj_or_glued(affix):
+    assert affix in SUFFIXES | PREFIXES
+    sentence = AFFIX_WORDS[affix]
+    word = next(w for w in sentence.split() if ZWNJ in w and (w.endswith(ZWNJ + affix) or w.startswith(affix + ZWNJ)))
+    forms = _three_ways(word)
+    for ref_form, ref_word in forms.items():  # every spelling of the reference against every hypothesis
+        ref = sentence.replace(word, ref_word)
+        for hyp_form, hyp_word in forms.items():
+            norm, raw = _scored([ref], [sentence.replace(word, hyp_word)])
+            assert norm["errors"] == 0, (affix, ref_form, hyp_form, norm)
+            assert (raw["errors"] > 0) == (ref_form != hyp_form), (affix, ref_form, hyp_form, raw)
+    # a real error next to the affix still counts, once
+    norm, _ = _scored([sentence.replace(word, forms["zwnj"])], [sentence.replace(word, forms["space"]) + " اضافه"])
+    assert norm["insertions"] == 1 and norm["errors"] == 1
+
+
+@pytest.mark.parametrize("ref, hyp, want", [
+    # free words that are also affixes stay words where the reference has them as words
+    ("او گفت ای دوست من", "او گفت دوست من", {"ref": 5, "deletions": 1, "errors": 1}),
+    ("لباس تر شد", "لباس شد", {"ref": 3, "deletions": 1, "errors": 1}),
+    ("ای کاش می‌آمدی", "کاش می‌آمدی", {"ref": 3, "deletions": 1, "errors": 1}),
+    ("بی ام و خرید", "بی و خرید", {"ref": 4, "deletions": 1, "errors": 1}),
+    # an affix the reference does not have is an insertion, not a joined word
+    ("او خسته شد", "او خسته تر شد", {"ref": 3, "insertions": 1, "errors": 1}),
+    # (ها is joined by the shared step wherever it follows a word: one wrong word, not two)
+    ("کتاب را خواند", "کتاب ها را خواند", {"ref": 3, "substitutions": 1, "errors": 1}),
+    # the reference's spaced free word against a glued hypothesis: the same words
+    ("لباس تر شد", "لباستر شد", {"ref": 3, "errors": 0}),
+])
+def test_free_words_are_not_merged(ref, hyp, want):
+    norm, _ = _scored([ref], [hyp])
+    assert {k: norm[k] for k in want} == want, norm
+
+
+def test_spacing_is_counted_and_references_never_change():
+    refs = ["صدا آهسته‌تر شد", "او گفت ای دوست", "سال ۱۴۰۲"]
+    hyps = ["صدا آهسته تر شد", "او گفت دوست", "سال 1402"]
+    ref_norm, hyp_norm = normalize_pairs(refs, hyps)
+    assert ref_norm.texts == normalize_for_scoring(refs).texts
+    assert hyp_norm.changed["spacing"] == 1 and ref_norm.changed["spacing"] == 0
+    assert hyp_norm.texts == ["صدا آهستهتر شد", "او گفت دوست", "سال ۱۴۰۲"]
+    # digits of Latin tokens (kept by the shared normalizer) are unified for scoring too
+    assert normalize_one("mp3 و Windows 10") == normalize_one("mp۳ و Windows ۱۰") == "mp۳ و windows ۱۰"
 
 
 # -- bootstrap --------------------------------------------------------------------------------------
@@ -332,6 +425,7 @@ def test_leakage_report_and_exclusion(root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "commonvoice-test: 1 of" in out
     report = json.loads((root / "evals/leakage.json").read_text("utf-8"))
-    assert report["commonvoice_speakers"]["by_split_pair"].get("train+test", 0) >= 1
+    assert report["speakers"]["commonvoice"]["by_split_pair"].get("train+test", 0) >= 1
+    assert "fleurs" not in report["speakers"]  # FLEURS publishes no speaker id
     assert "fleurs-test" in report["splits"]
     assert os.path.exists(root / "evals/leakage.md")

@@ -3,6 +3,7 @@ a damaged parquet or a non-audio column is refused with a clear message, never a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,9 +16,12 @@ from persian_data.catalog import BY_KEY
 from persian_data.errors import PersianDataError
 from persian_data.gates import GateContext, run_gates
 from persian_data.layout import Layout
-from persian_data.localhub.replicas import TINY, commonvoice_repo, fleurs_repo, text_repo
+from persian_data.corpora.commonvoice import commonvoice_repo
+from persian_data.corpora.fleurs import fleurs_repo
+from persian_data.corpora.persian_conversation import text_repo
+from persian_data.corpora.replicas import TINY
+from persian_data.corpora.speech_tsv_tar import read_tsv
 from persian_data.prepare.chat import ChatOptions, RawFileError, iter_raw_rows, prepare_chat
-from persian_data.prepare.fleurs import read_tsv
 from persian_data.prepare.speech import SpeechOptions, prepare_speech
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -31,24 +35,46 @@ def place(root: Path, key: str, files: dict[str, bytes]) -> None:
         path.write_bytes(data)
 
 
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8)
+json_arrays = st.lists(json_values, max_size=6).map(lambda rows: json.dumps(rows, ensure_ascii=False).encode())
 json_like = st.one_of(
     st.binary(max_size=300),
     st.text(alphabet='[]",\\ 0123456789abcnulltrefsآبپ\u200c\n{}:', max_size=300).map(str.encode),
+    json_arrays,  # valid arrays: read back exactly
+    st.tuples(json_arrays, st.integers(0, 300)).map(lambda cut: cut[0][:cut[1]]),  # cut anywhere
 )
+
+
+def json_array(data: bytes):
+    """What Python's own json makes of `data` (a leading BOM allowed, control characters inside
+    strings tolerated, as the reader does); None when it is not UTF-8 JSON."""
+    try:
+        text = data.decode("utf-8").lstrip(" \t\n\r")
+        return json.JSONDecoder(strict=False).decode(text.removeprefix("\ufeff"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError both
+        return None
 
 
 @FUZZ
 @given(data=json_like)
 def test_raw_json_reader_never_fails_other_than_clearly(tmp_path_factory, data):
+    """Read in 64-byte pieces, the reader returns exactly the rows json.loads finds in a JSON
+    array, and refuses everything else with one of its three reasons."""
     path = tmp_path_factory.mktemp("j") / "x.json"
     path.write_bytes(data)
+    expected = json_array(data)
     try:
         rows = list(iter_raw_rows(path, chunk_bytes=64))
     except RawFileError as exc:
-        assert exc.reason in ("invalid_utf8", "invalid_json", "truncated", "not_an_array") or exc.reason
+        assert exc.reason in ("invalid_utf8", "invalid_json", "truncated")
         assert str(exc)
+        assert not isinstance(expected, list), (data, exc)  # a valid array is never refused
     else:
-        assert isinstance(rows, list)
+        assert isinstance(expected, list), data  # only a JSON array is read
+        assert repr(rows) == repr(expected)  # repr: NaN equals itself
 
 
 @FUZZ
@@ -57,11 +83,17 @@ def test_fleurs_tsv_reader_never_fails_other_than_clearly(tmp_path_factory, data
     path = tmp_path_factory.mktemp("t") / "train.tsv"
     path.write_bytes(data)
     try:
-        rows = read_tsv(path)
+        _, rows = read_tsv(path)
     except PersianDataError as exc:
-        assert "not UTF-8" in str(exc)
+        assert "not UTF-8" in str(exc) and str(path) in str(exc)
+        with pytest.raises(UnicodeDecodeError):
+            data.decode("utf-8")
     else:
-        assert all(isinstance(fields, list) for _, fields in rows)
+        # every non-blank line, once, in order, its fields joined back giving the line
+        lines = data.decode("utf-8").split("\n")
+        assert [n for n, _ in rows] == [n for n, line in enumerate(lines, 1) if line.strip()]
+        for number, fields in rows:
+            assert "\t".join(fields) == lines[number - 1].removesuffix("\r")
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +156,13 @@ def test_audio_column_that_is_not_audio_is_refused_clearly(tmp_path):
     except PersianDataError as exc:
         assert "validation-00000-of-00001.parquet" in str(exc) and "audio" in str(exc)
     else:  # or every row of that shard is rejected with a reason, and nothing is written for it
-        rejects = Layout(tmp_path).speech_rejects(BY_KEY["commonvoice"]).read_text("utf-8")
-        assert rejects.count("validation") >= table.num_rows
-        assert not list(Layout(tmp_path).audio_dir(BY_KEY["commonvoice"], "validation").glob("*"))
-    outside = [p for p in tmp_path.parent.iterdir() if p != tmp_path and p.name.startswith("evil")]
-    assert outside == []
+        layout = Layout(tmp_path)
+        rejects = [json.loads(line) for line in
+                   layout.speech_rejects(BY_KEY["commonvoice"]).read_text("utf-8").splitlines()]
+        refused = [r for r in rejects if r["split"] == "validation"]
+        assert len(refused) == table.num_rows
+        assert all(r["reason"] and r["source"].endswith(shard) for r in refused), refused
+        assert not list(layout.audio_dir(BY_KEY["commonvoice"], "validation").glob("*"))
+    # nothing beside the layout, nothing temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".persian-data", "datasets"]
+    assert not [p for p in Layout(tmp_path).tmp_dir.rglob("*") if p.is_file()]

@@ -101,8 +101,7 @@ def test_a_clip_changed_behind_the_tools_back_is_caught(tmp_path, hub, capsys):
     assert clip.name in err and "sha256" in err
 
 
-@pytest.mark.parametrize("quick", [False])
-def test_verify_rehashes_everything(tmp_path, hub, monkeypatch, quick):
+def test_verify_rehashes_everything(tmp_path, hub, monkeypatch):
     root = tmp_path / "verify"
     assert main(["fetch", "--root", str(root), "--endpoint", hub.endpoint, "--only", "text"]) == 0
     assert main(["prepare", "text", "--root", str(root)]) == 0

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,10 +100,23 @@ def test_first_command_stops_when_the_install_fails(sandbox):
 
 
 def test_first_command_installs_everything_and_runs_the_main_job():
+    import tomllib
+
     first = readme_commands()[0]
     assert '.venv/bin/pip install -e ".[all]"' in first
     assert first.rstrip().endswith(".venv/bin/persian-data run --root .")
     assert "|| true" not in first
+    # "all" is everything: every requirement of every other extra comes with it
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]["optional-dependencies"]
+    listed = re.fullmatch(r"persian-data\[([\w,-]+)\]", "".join(extras["all"]))
+    assert listed, extras["all"]
+    with_all = {req for name in listed.group(1).split(",") for req in extras[name]}
+    for name, requirements in extras.items():
+        assert name == "all" or set(requirements) <= with_all, (name, set(requirements) - with_all)
+    # `run` is the main job: the command the CLI describes as fetching and preparing everything
+    run_help = subprocess.run([sys.executable, "-m", "persian_data.cli", "run", "--help"], capture_output=True,
+                              text=True, timeout=60)
+    assert run_help.returncode == 0 and "usage: persian-data run" in run_help.stdout, run_help.stderr
 
 
 def test_ci_runs_the_readme_test_command():
@@ -110,4 +124,5 @@ def test_ci_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text("utf-8")
     assert second in ci.splitlines(), f".ci/run must run {second!r}"
     assert "|| true" not in ci
-    assert os.access(REPO / ".ci" / "run", os.R_OK)
+    assert os.access(REPO / ".ci" / "run", os.X_OK)  # CI calls it by its path
+    assert ci.startswith("#!/usr/bin/env bash\n") and "set -euo pipefail" in ci  # a failing step fails CI

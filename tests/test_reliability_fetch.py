@@ -14,10 +14,10 @@ from persian_data.catalog import BY_KEY, select
 from persian_data.fetch import FetchOptions
 from persian_data.integrity import hash_file, read_lock
 from persian_data.layout import Layout
-from persian_data.localhub.replicas import REPLICA_REPOS, TINY, build_replicas
+from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas
 from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
-from persian_data.pipeline import run_fetch
+from persian_data.pipeline import run_job
 
 SOURCES = select("text,commonvoice,fleurs")  # the voices would add a torch load per run
 FAST = dict(backoff_base=0.01, backoff_max=0.05, timeout=2.0, connect_timeout=2.0, workers=4)
@@ -46,7 +46,7 @@ def clean(fault_hub):
 @pytest.fixture(scope="module")
 def reference(fault_hub, tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("reference")
-    assert run_fetch(Layout(root), SOURCES, options(fault_hub)).ok
+    assert run_job(Layout(root), SOURCES, options(fault_hub)).ok
     return (root / "checksums/datasets.sha256.txt").read_text()
 
 
@@ -87,7 +87,7 @@ LFS_FILE = "/datasets/hezarai/common-voice-13-fa/resolve/*/data/train-00000-of-0
 ])
 def test_transient_fault_is_retried_and_the_file_lands_intact(fault_hub, tmp_path, reference, fault):
     rule = fault_hub.faults.add(path=LFS_FILE, times=2, **fault)
-    outcome = run_fetch(Layout(tmp_path), SOURCES, options(fault_hub, timeout=1.0))
+    outcome = run_job(Layout(tmp_path), SOURCES, options(fault_hub, timeout=1.0))
     assert outcome.ok, outcome.failures
     assert rule.fired == 2
     assert (tmp_path / "checksums/datasets.sha256.txt").read_text() == reference
@@ -96,7 +96,7 @@ def test_transient_fault_is_retried_and_the_file_lands_intact(fault_hub, tmp_pat
 
 def test_resume_uses_a_range_request_after_a_reset(fault_hub, tmp_path):
     fault_hub.faults.reset(LFS_FILE, after_bytes=4096, times=1)
-    assert run_fetch(Layout(tmp_path), SOURCES, options(fault_hub)).ok
+    assert run_job(Layout(tmp_path), SOURCES, options(fault_hub)).ok
     ranges = [r.range for r in fault_hub.requests.entries(method="GET") if r.path.endswith("train-00000-of-00002.parquet")]
     assert ranges[0] is None and ranges[1] is not None and ranges[1].startswith("bytes=")
 
@@ -104,7 +104,7 @@ def test_resume_uses_a_range_request_after_a_reset(fault_hub, tmp_path):
 def test_429_honours_retry_after_and_reduces_parallelism(fault_hub, tmp_path):
     rule = fault_hub.faults.rate_limit("/datasets/Kamtera/*/resolve/*", retry_after=1, times=2)
     started = time.monotonic()
-    outcome = run_fetch(Layout(tmp_path), SOURCES, options(fault_hub, workers=4))
+    outcome = run_job(Layout(tmp_path), SOURCES, options(fault_hub, workers=4))
     assert outcome.ok, outcome.failures
     assert rule.fired == 2
     # backoff_max is 0.05 s here: only an obeyed Retry-After makes the run wait a whole second
@@ -117,21 +117,21 @@ def test_429_honours_retry_after_and_reduces_parallelism(fault_hub, tmp_path):
 def test_retry_after_is_bounded(fault_hub, tmp_path):
     fault_hub.faults.rate_limit("/datasets/Kamtera/*/resolve/*", retry_after=3600, times=1)
     started = time.monotonic()
-    assert run_fetch(Layout(tmp_path), SOURCES, options(fault_hub, retry_after_max=0.2)).ok
+    assert run_job(Layout(tmp_path), SOURCES, options(fault_hub, retry_after_max=0.2)).ok
     assert time.monotonic() - started < 60
     assert "retry 1/4 in 0.2s" in (tmp_path / "logs/dataset_download.log").read_text("utf-8")
 
 
 def test_wrong_bytes_are_downloaded_again_once(fault_hub, tmp_path, reference):
     rule = fault_hub.faults.corrupt(LFS_FILE, offset=10, length=4, times=1)
-    assert run_fetch(Layout(tmp_path), SOURCES, options(fault_hub)).ok
+    assert run_job(Layout(tmp_path), SOURCES, options(fault_hub)).ok
     assert rule.fired == 1
     assert (tmp_path / "checksums/datasets.sha256.txt").read_text() == reference
 
 
 def test_second_mismatch_fails_loudly_and_never_places_the_file(fault_hub, tmp_path):
     fault_hub.faults.corrupt(LFS_FILE, offset=10, length=4)
-    outcome = run_fetch(Layout(tmp_path), SOURCES, options(fault_hub))
+    outcome = run_job(Layout(tmp_path), SOURCES, options(fault_hub))
     assert not outcome.ok
     message = "\n".join(outcome.failures)
     assert "data/train-00000-of-00002.parquet" in message and "downloaded twice" in message
@@ -144,7 +144,7 @@ def test_second_mismatch_fails_loudly_and_never_places_the_file(fault_hub, tmp_p
 
 def test_tries_run_out_with_one_clear_error(fault_hub, tmp_path):
     fault_hub.faults.status(LFS_FILE, code=503)
-    outcome = run_fetch(Layout(tmp_path), SOURCES, options(fault_hub, max_tries=3))
+    outcome = run_job(Layout(tmp_path), SOURCES, options(fault_hub, max_tries=3))
     assert not outcome.ok
     [line] = [f for f in outcome.failures if "train-00000" in f]
     assert "gave up after 3 tries" in line and "HTTP 503" in line
@@ -166,7 +166,7 @@ def test_commit_moving_during_the_run_keeps_one_consistent_commit(tmp_path):
 
         mover = threading.Thread(target=move)
         mover.start()
-        assert run_fetch(Layout(tmp_path / "root"), select("text"), options(hub, timeout=5.0)).ok
+        assert run_job(Layout(tmp_path / "root"), select("text"), options(hub, timeout=5.0)).ok
         mover.join()
         lock = read_lock(Layout(tmp_path / "root").lock_file)
         assert lock["text"].revision == first
@@ -174,7 +174,7 @@ def test_commit_moving_during_the_run_keeps_one_consistent_commit(tmp_path):
         assert on_disk.read_bytes() != b"[]"
         # the next run moves to the new commit and fetches only what changed
         hub.requests.clear()
-        assert run_fetch(Layout(tmp_path / "root"), select("text"), options(hub)).ok
+        assert run_job(Layout(tmp_path / "root"), select("text"), options(hub)).ok
         gets = [r.path for r in hub.requests.entries(method="GET") if "/resolve/" in r.path]
         assert len(gets) == 1 and gets[0].endswith("dadrah_dataset.json")
         assert read_lock(Layout(tmp_path / "root").lock_file)["text"].revision != first
@@ -217,10 +217,10 @@ def test_randomized_fault_schedules_never_corrupt_the_layout(fault_hub, tmp_path
         fault_hub.faults.clear()
         for rule in random_schedule(rng, paths):
             fault_hub.faults.add(**rule)
-        run_fetch(Layout(root), SOURCES, options(fault_hub, timeout=0.5, max_tries=rng.randint(1, 4)))
+        run_job(Layout(root), SOURCES, options(fault_hub, timeout=0.5, max_tries=rng.randint(1, 4)))
         assert_layout_clean(root, fault_hub)
         fault_hub.faults.clear()
-        assert run_fetch(Layout(root), SOURCES, options(fault_hub)).ok
+        assert run_job(Layout(root), SOURCES, options(fault_hub)).ok
         assert (root / "checksums/datasets.sha256.txt").read_text() == reference
         assert not (root / ".persian-data/staging").exists() or not any((root / ".persian-data/staging").iterdir())
         ran += 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +15,7 @@ import pytest
 from persian_data.catalog import select
 from persian_data.cli import main
 from persian_data.layout import Layout
-from persian_data.localhub.replicas import TINY, build_replicas
+from persian_data.corpora.replicas import TINY, build_replicas
 from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
 from persian_data.pipeline import Run
@@ -59,14 +61,42 @@ def test_two_processes_never_interleave(small_hub, tmp_path):
     assert second.returncode != 0 and "in use by another persian-data run" in second.stderr
 
 
+def stored(hub, repo_type: str, repo_id: str) -> dict:
+    return {f.path: f for f in hub.store.files(repo_type, repo_id, "main")}
+
+
+def placed_files_are_whole(hub, root) -> set[tuple[str, str]]:
+    """Asserts every file placed in the text and commonvoice folders is the Hub's file, byte for
+    byte; returns them as (repo, path in the repo)."""
+    placed = set()
+    for source, repo_id in (("text", "Kamtera/Persian-conversational-dataset"),
+                            ("commonvoice", "hezarai/common-voice-13-fa")):
+        content = Layout(root).content_dir(select(source)[0])
+        want = stored(hub, "dataset", repo_id)
+        for path in (p for p in content.rglob("*") if p.is_file()):
+            rel = path.relative_to(content).as_posix()
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == want[rel].object, rel
+            placed.add((repo_id, rel))
+    return placed
+
+
+def downloads(hub) -> set[tuple[str, str]]:
+    """(repo, path in the repo) of every file download the hub served since its log was cleared."""
+    found = (re.fullmatch(r"/datasets/([^/]+/[^/]+)/resolve/[^/]+/(.+)", e.path) for e in hub.requests.entries("GET"))
+    return {m.groups() for m in found if m}
+
+
 def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(small_hub, tmp_path):
-    small_hub.faults.stall("*/resolve/*", seconds=20, after_bytes=10)
+    shard = stored(small_hub, "dataset", "hezarai/common-voice-13-fa")["data/train-00000-of-00002.parquet"]
+    part = Layout(tmp_path).staging_dir / f"{shard.etag}.part"  # staging is keyed by the Hub's hash
+    small_hub.faults.stall(f"*/resolve/*/{shard.path}", seconds=20, after_bytes=shard.size * 2 // 3)
     cmd = [sys.executable, "-m", "persian_data.cli", "fetch", "--root", str(tmp_path), "--endpoint",
            small_hub.endpoint, "--only", "text,commonvoice", "--timeout", "30"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
-    while small_hub.faults.fired() == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while not (part.exists() and part.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first bytes of the stalled file are on disk
+    assert small_hub.faults.fired() == 1
     time.sleep(0.3)
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
@@ -75,9 +105,20 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(small_hub, tmp_path):
     assert proc.returncode == 130
     assert "run the same command again to resume" in err
     assert not Layout(tmp_path).run_lock.exists()
-    assert not [p for p in (tmp_path / "datasets").rglob("*") if p.is_file()] if (tmp_path / "datasets").exists() else True
+    placed = placed_files_are_whole(small_hub, tmp_path)  # nothing partial in the layout
+    assert ("hezarai/common-voice-13-fa", shard.path) not in placed
+    kept = part.stat().st_size
+    assert 0 < kept < shard.size  # what arrived before Ctrl-C stays in staging
     small_hub.faults.clear()
+    small_hub.requests.clear()
     assert main(["fetch", "--root", str(tmp_path), "--endpoint", small_hub.endpoint, "--only", "text,commonvoice"]) == 0
+    # the rerun asked only for the rest of the stalled file, and not again for the files in place
+    [again] = [e for e in small_hub.requests.entries("GET", prefix="/datasets/") if e.path.endswith(shard.path)]
+    assert (again.range, again.status, again.bytes_sent) == (f"bytes={kept}-", 206, shard.size - kept)
+    assert ("hezarai/common-voice-13-fa", shard.path) in downloads(small_hub)
+    assert placed and not placed & downloads(small_hub)
+    placed = Layout(tmp_path).content_dir(select("commonvoice")[0]) / shard.path
+    assert hashlib.sha256(placed.read_bytes()).hexdigest() == shard.object
 
 
 @pytest.mark.parametrize("name", ["../evil.txt", "/abs/evil.txt", "sub\\evil.txt", "a/../../evil.txt"])
@@ -134,14 +175,16 @@ def test_disk_full_fails_clearly_leaves_nothing_partial_and_resumes(small_hub, t
     assert main(args) != 0
     filling.join()
     assert "No space left on device" in capsys.readouterr().err
-    for source in select("text,commonvoice"):
-        content = Layout(root).content_dir(source)
-        for path in content.rglob("*") if content.exists() else []:
-            if path.is_file():
-                assert path.stat().st_size > 0 and not path.name.endswith((".part", ".tmp"))
-    assert not list((root / ".persian-data/tmp").glob("*")) if (root / ".persian-data/tmp").exists() else True
+    layout = Layout(root)
+    placed = placed_files_are_whole(small_hub, root)
+    temporary = [p for p in root.rglob("*") if p.is_file() and (
+        layout.tmp_dir in p.parents or p.suffix in (".tmp", ".copy")
+        or (p.suffix == ".part" and p.parent != layout.staging_dir))]  # only staging keeps parts, to resume
+    assert temporary == []
     filler.unlink()
+    small_hub.requests.clear()
     assert main(args) == 0
+    assert downloads(small_hub) and not placed & downloads(small_hub)  # what was in place is not fetched again
 
 
 def test_early_writeback_flushes_as_the_file_grows_and_keeps_the_bytes(tmp_path):
@@ -173,7 +216,7 @@ def test_early_writeback_flushes_as_the_file_grows_and_keeps_the_bytes(tmp_path)
         assert writeback.flushed == 10000 and writeback.written == len(data)
 
 
-def test_early_writeback_that_fails_falls_back_quietly(tmp_path):
+def test_early_writeback_that_fails_falls_back_quietly():
     from persian_data import atomic
 
     if atomic._SYNC_FILE_RANGE is None:

@@ -11,6 +11,7 @@ venv (exporting needs torch once; serving does not).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import socket
@@ -176,6 +177,29 @@ def test_answers_get_post_voices_and_metrics(server):
     assert _metric(body, "tts_real_time_factor_count", voice="female") >= 1
     assert "tts_queue_length 0.0" in body
     assert 'tts_voice_info{runtime="onnx",voice="female"} 1.0' in body
+
+
+def test_openai_endpoint_speed_and_formats_without_torch(server):
+    """The ONNX runtime takes the speed as its length scale: 0.25 speaks about four times longer (the tiny
+    model's durations are rounded up to whole frames, so not exactly); Opus and MP3 come from libsndfile."""
+    import soundfile as sf
+
+    base, _ = server
+
+    def speech(**body) -> httpx.Response:
+        answer = httpx.post(f"{base}/v1/audio/speech", json={"input": SENTENCE, "voice": "female", **body}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        return answer
+
+    normal, slow = speech(response_format="pcm"), speech(response_format="pcm", speed=0.25)
+    assert slow.headers["x-speed"] == "0.25" and len(slow.content) > 2.5 * len(normal.content)
+    for fmt, mime in (("opus", "audio/ogg"), ("mp3", "audio/mpeg")):
+        answer = speech(response_format=fmt)
+        data, rate = sf.read(io.BytesIO(answer.content))
+        expected = float(answer.headers["x-audio-seconds"]) * 24000
+        assert answer.headers["content-type"] == mime and rate == 24000
+        assert abs(len(data) - expected) <= 0.05 * expected
+    assert "tts-form" in httpx.get(base).text  # the voices page
 
 
 def test_a_burst_beyond_the_queue_gets_503_with_retry_after(server):

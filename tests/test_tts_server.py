@@ -12,6 +12,7 @@ import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -232,6 +233,119 @@ def test_openapi_documents_the_api(url):
     assert httpx.get(f"{url}/docs").status_code == 200
 
 
+# -- OpenAI's speech API, speed and formats ------------------------------------------------------------
+
+LONGER = "سلام دنیا. امروز هوا بسیار خوب است و ما به پارک می‌رویم."
+
+
+def _decoded(fmt: str, body: bytes) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    if fmt == "pcm":
+        return np.frombuffer(body, "<i2"), 24000
+    data, rate = sf.read(io.BytesIO(body), dtype="int16")
+    return data.reshape(len(data), -1)[:, 0], rate
+
+
+@pytest.mark.parametrize("fmt", ["wav", "mp3", "opus", "flac", "pcm"])
+def test_the_openai_client_gets_audio_in_every_format(url, fmt):
+    """The official client, pointed at the server: each format decodes back at the voice's rate, with the
+    length the server synthesized (X-Audio-Seconds) within 5 %."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=60)
+    raw = client.audio.speech.with_raw_response.create(model="tts-1", voice="male", input=LONGER,
+                                                       response_format=fmt)
+    assert raw.http_response.status_code == 200 and raw.headers["x-voice"] == "male"
+    assert raw.headers["content-type"] == {"wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg",
+                                           "flac": "audio/flac", "pcm": "audio/pcm"}[fmt]
+    samples, rate = _decoded(fmt, raw.content)
+    assert rate == 24000 == int(raw.headers["x-sample-rate"])
+    expected = float(raw.headers["x-audio-seconds"]) * 24000
+    assert expected > 0.5 * 24000 and abs(len(samples) - expected) <= 0.05 * expected, (len(samples), expected)
+    assert np.abs(samples.astype(np.int32)).max() > 1000  # speech, not silence
+
+
+def test_openai_preset_voices_speak_with_the_default_and_errors_come_in_openais_shape(url):
+    import openai
+
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=60)
+    raw = client.audio.speech.with_raw_response.create(model="tts-1", voice="alloy", input=SENTENCE)
+    assert raw.headers["x-voice"] == "female" and raw.headers["content-type"] == "audio/mpeg"  # OpenAI's default
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.audio.speech.create(model="tts-1", voice="male", input=SENTENCE, speed=9.0)
+    assert bad.value.body["code"] == "bad_speed" and bad.value.body["param"] == "speed"
+    with pytest.raises(openai.NotFoundError):
+        client.audio.speech.create(model="tts-1", voice="robot", input=SENTENCE)
+    with pytest.raises(openai.BadRequestError):
+        client.audio.speech.create(model="tts-1", voice="male", input="  ")
+
+
+def test_speed_two_gives_half_the_samples(url, voices):
+    """speed divides the voice's length scale. The test voice is made deterministic (noise 0) and slow
+    (length scale 4, so a speed of 2 is not lost in the rounding of the tiny model's short durations)."""
+    model = voices["male"]._synth.tts_model
+    saved = model.length_scale, model.inference_noise_scale, model.inference_noise_scale_dp
+    model.length_scale, model.inference_noise_scale, model.inference_noise_scale_dp = 4.0, 0.0, 0.0
+    try:
+        def samples(response: httpx.Response) -> int:
+            assert response.status_code == 200, response.text
+            return len(_decoded("wav", response.content)[0])
+
+        one = samples(httpx.get(f"{url}/api/tts", params={"text": SENTENCE, "voice": "male"}, timeout=60))
+        two = httpx.get(f"{url}/api/tts", params={"text": SENTENCE, "voice": "male", "speed": "2"}, timeout=60)
+        assert two.headers["x-speed"] == "2" and 0.45 <= samples(two) / one <= 0.55, (samples(two), one)
+        openai_two = httpx.post(f"{url}/v1/audio/speech", json={"input": SENTENCE, "voice": "male", "speed": 2.0,
+                                                               "response_format": "wav"}, timeout=60)
+        assert samples(openai_two) == samples(two)  # deterministic voice: both APIs say the same
+        assert model.length_scale == 4.0  # restored after each call
+    finally:
+        model.length_scale, model.inference_noise_scale, model.inference_noise_scale_dp = saved
+
+
+def test_speed_and_format_on_api_tts_are_checked(url):
+    _error(httpx.get(f"{url}/api/tts", params={"text": SENTENCE, "speed": "0.1"}), 400, "bad_speed")
+    _error(httpx.get(f"{url}/api/tts", params={"text": SENTENCE, "speed": "fast"}), 400, "bad_speed")
+    _error(httpx.get(f"{url}/api/tts", params={"text": SENTENCE, "format": "ogg"}), 400, "bad_format")
+    _error(httpx.get(f"{url}/api/tts", params={"text": SENTENCE, "format": "mp3", "stream": "true"}), 400,
+           "bad_format")
+    flac = httpx.post(f"{url}/api/tts", json={"text": SENTENCE, "format": "flac", "speed": 1.5}, timeout=60)
+    assert flac.status_code == 200 and flac.headers["content-type"] == "audio/flac" and flac.content[:4] == b"fLaC"
+
+
+def test_the_voices_page_is_at_the_root(url):
+    page = httpx.get(url)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert 'id="tts-form"' in page.text and '<option value="male"' in page.text and 'data-api-base="/"' in page.text
+    script = httpx.get(f"{url}/assets/tts/voices.js")
+    assert script.status_code == 200 and "v1/audio/speech" in script.text
+
+
+def test_synth_shows_progress_per_sentence(voice_dirs, tmp_path, caplog):
+    """Not on a terminal: a line at every tenth of the text (on one, tqdm's bar); the file in the
+    format of its extension, at the asked speed."""
+    import logging
+    import shutil
+
+    import soundfile as sf
+
+    from persian_data.cli import main
+
+    layout = Layout(tmp_path / "root")
+    shutil.copytree(voice_dirs["female"], layout.content_dir(BY_KEY["tts-female"]))
+    text = " ".join(f"بند {i}." for i in range(1, 11))  # ten sentences, spoken fast: a cheap long text
+    caplog.set_level(logging.INFO, logger="persian_data")
+    out = tmp_path / "long.mp3"
+    assert main(["synth", "--root", str(layout.root), "--voice", "female", "--text", text, "--out", str(out),
+                 "--speed", "4"]) == 0
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("synth female:")]
+    assert lines == [f"synth female: {n}/10 sentences ({n * 10} %)" for n in range(1, 11)], lines
+    data, rate = sf.read(out)
+    assert rate == 24000 and len(data) > 0.1 * 24000
+    assert main(["synth", "--root", str(layout.root), "--text", text, "--out", str(out), "--speed", "9"]) == 1
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -272,6 +386,12 @@ def test_serve_loads_the_layout_and_reads_the_lock(voice_dirs, tmp_path):
         assert voices["female"]["checkpoint"] == "best_model_30824.pth"
         _assert_speech(httpx.get(f"{base}/api/tts", params={"text": SENTENCE, "speaker_id": "male"}, timeout=60))
         _error(httpx.get(f"{base}/api/tts", params={"text": "ب" * 51}), 413, "text_too_long")
+        # a second server on the same port: one line, non-zero exit, and never "serving on"
+        busy = subprocess.run([sys.executable, "-m", "persian_data.cli", "serve-tts", "--root", str(layout.root),
+                               "--port", str(port)], capture_output=True, text=True, timeout=120)
+        lines = [line for line in (busy.stdout + busy.stderr).splitlines() if line.strip()]
+        assert busy.returncode != 0 and "serving on" not in busy.stderr, busy.stderr
+        assert len(lines) == 1 and lines[0].startswith(f"error: port {port} on 127.0.0.1 is already in use"), lines
     finally:
         proc.terminate()
         try:
@@ -279,3 +399,7 @@ def test_serve_loads_the_layout_and_reads_the_lock(voice_dirs, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    log = proc.stdout.read()
+    # the access log names the request and its status, with the text's length instead of the text
+    assert f'"GET /api/tts?text=<{len(SENTENCE)} chars>&speaker_id=male HTTP/1.1" 200' in log, log
+    assert SENTENCE not in log and quote(SENTENCE) not in log and "ب" * 51 not in log

@@ -1,136 +1,80 @@
-"""The five sources, declared once.
+"""The sources: the specification's five (`corpora.registry`) and those a root declares.
 
-Adding a sixth source means adding one `Source` entry to `CATALOG`: fetch, records, counts,
-gates and the CLI all read from here.
+Fetch, records, counts, gates and the CLI read the sources from here. Everything specific to one
+corpus lives in its module under `persian_data.corpora`; a corpus of a known shape is declared in
+`persian-data.toml` (see `corpora.declared`) without a line of Python.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from pathlib import Path
 
-HUB_URL = "https://huggingface.co"
+from .corpora import declared
+from .corpora.registry import BUILTIN
+from .errors import SourcesConfigError, UnknownSourceError
+from .source import CHAT_BUCKET, SPEECH_BUCKET, VOICE_BUCKET, Source
 
-
-@dataclass(frozen=True)
-class Source:
-    key: str  # short name used on the command line (`--only text,fleurs`)
-    repo_id: str
-    repo_type: str  # "dataset" or "model", as huggingface_hub spells it
-    bucket: str  # first folder under datasets/: text, speech or tts
-    folder: str  # second folder: the source's home in the layout
-    content_dir: str  # "data" or "model": where the repo's files land
-    count_key: str  # key in logs/dataset_sources.json, as the specification names it
-    license: str
-    title: str  # what the README.source.md says the source is
-    allow_patterns: tuple[str, ...] | None = None  # default selection; None = the whole repo
-    revision: str = "main"
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def url(self) -> str:
-        """The exact URL the specification writes for this source."""
-        prefix = "datasets/" if self.repo_type == "dataset" else ""
-        return f"{HUB_URL}/{prefix}{self.repo_id}"
-
-    def patterns(self, full: bool) -> tuple[str, ...] | None:
-        """File patterns to take (fnmatch, `*` crosses `/`), or None for everything."""
-        return None if full else self.allow_patterns
-
-
-CATALOG: tuple[Source, ...] = (
-    Source(
-        key="text",
-        repo_id="Kamtera/Persian-conversational-dataset",
-        repo_type="dataset",
-        bucket="text",
-        folder="persian_conversation",
-        content_dir="data",
-        count_key="text_persian_conversation_files",
-        license="apache-2.0 (see dataset card)",
-        title="Kamtera/Persian-conversational-dataset (Hugging Face)",
-    ),
-    Source(
-        key="commonvoice",
-        repo_id="hezarai/common-voice-13-fa",
-        repo_type="dataset",
-        bucket="speech",
-        folder="commonvoice_fa",
-        content_dir="data",
-        count_key="speech_commonvoice_fa_files",
-        license="cc0-1.0 (Common Voice 13)",
-        title="hezarai/common-voice-13-fa (Hugging Face mirror of Common Voice 13 Persian)",
-    ),
-    Source(
-        key="fleurs",
-        repo_id="google/fleurs",
-        repo_type="dataset",
-        bucket="speech",
-        folder="fleurs_fa",
-        content_dir="data",
-        count_key="speech_fleurs_fa_files",
-        license="cc-by-4.0",
-        title="google/fleurs (Hugging Face)",
-        # The whole repo is ~350 GB over 102 languages; Persian is data/fa_ir (~3.1 GB).
-        allow_patterns=("data/fa_ir/*", "README.md"),
-        notes=("Persian config fa_ir only (data/fa_ir/); --full mirrors every language.",),
-    ),
-    Source(
-        key="tts-female",
-        repo_id="Kamtera/persian-tts-female-vits",
-        repo_type="model",
-        bucket="tts",
-        folder="kamtera_vits_female",
-        content_dir="model",
-        count_key="tts_female_files",
-        license="openrail",
-        title="Kamtera/persian-tts-female-vits (Hugging Face)",
-        # The inference set; the repo also holds ~1 GB training checkpoints (--full takes them).
-        allow_patterns=("README.md", "config.json", "best_model_30824.pth"),
-    ),
-    Source(
-        key="tts-male",
-        repo_id="Kamtera/persian-tts-male-vits",
-        repo_type="model",
-        bucket="tts",
-        folder="kamtera_vits_male",
-        content_dir="model",
-        count_key="tts_male_files",
-        license="openrail",
-        title="Kamtera/persian-tts-male-vits (Hugging Face)",
-        allow_patterns=("README.md", "config.json", "best_model_91323.pth"),
-    ),
-)
+CATALOG: tuple[Source, ...] = BUILTIN
 
 BY_KEY: dict[str, Source] = {s.key: s for s in CATALOG}
 
+# The specification's chat corpus: where `Layout.chat_combined()` & co. point without a source.
+CHAT_SOURCE: Source = next(s for s in CATALOG if s.bucket == CHAT_BUCKET)
+
+# Voice name (as `synth --voice` and `/api/tts?voice=` spell it) -> its source.
+VOICE_SOURCES: dict[str, Source] = {s.voice: s for s in CATALOG if s.voice}
+
+
+def root_sources(root: Path | str, sources_file: Path | str | None = None) -> tuple[Source, ...]:
+    """The five and the corpora declared for this root: in `sources_file` (`--sources FILE`) when
+    given, else in `<root>/persian-data.toml` when there is one."""
+    if sources_file is not None:
+        path = Path(sources_file)
+        if not path.is_file():
+            raise SourcesConfigError(f"{os.fspath(sources_file)}: no such file (--sources)")
+    else:
+        path = Path(root) / declared.FILE_NAME
+        if not path.is_file():
+            return CATALOG
+    return CATALOG + declared.load(path, CATALOG)
+
+
+def aliases(sources: tuple[Source, ...] | list[Source] = CATALOG) -> dict[str, tuple[str, ...]]:
+    """Groups for `--only`: the speech corpora (speech), the voices (tts), the chat corpora (chat),
+    each source's own aliases (cv), and all."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, bucket in (("speech", SPEECH_BUCKET), ("tts", VOICE_BUCKET), ("chat", CHAT_BUCKET)):
+        out[name] = tuple(s.key for s in sources if s.bucket == bucket)
+    for source in sources:
+        for alias in source.aliases:
+            out[alias] = (source.key,)
+    out["all"] = tuple(s.key for s in sources)
+    return out
+
+
 # Convenient groups for `--only`.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "speech": ("commonvoice", "fleurs"),
-    "tts": ("tts-female", "tts-male"),
-    "cv": ("commonvoice",),
-    "all": tuple(BY_KEY),
-}
+ALIASES: dict[str, tuple[str, ...]] = aliases()
 
 
-class UnknownSourceError(ValueError):
-    pass
-
-
-def select(only: str | list[str] | None) -> list[Source]:
-    """Sources named by `--only` (comma separated keys or aliases), in catalog order."""
+def select(only: str | list[str] | None, sources: tuple[Source, ...] | list[Source] = CATALOG) -> list[Source]:
+    """Sources named by `--only` (comma separated keys or aliases), in catalog order; `sources`:
+    the root's (the five and those it declares)."""
     if not only:
-        return list(CATALOG)
+        return list(sources)
+    by_key = {s.key: s for s in sources}
+    groups = aliases(sources)
     names = only.split(",") if isinstance(only, str) else list(only)
     wanted: set[str] = set()
     for raw in names:
         name = raw.strip()
         if not name:
             continue
-        if name in BY_KEY:
+        if name in by_key:
             wanted.add(name)
-        elif name in ALIASES:
-            wanted.update(ALIASES[name])
+        elif name in groups:
+            wanted.update(groups[name])
         else:
-            known = ", ".join(list(BY_KEY) + list(ALIASES))
+            known = ", ".join(list(by_key) + [g for g in groups if g not in by_key])
             raise UnknownSourceError(f"unknown source {name!r}; known: {known}")
-    return [s for s in CATALOG if s.key in wanted]
+    return [s for s in sources if s.key in wanted]

@@ -13,20 +13,92 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .catalog import CATALOG, UnknownSourceError, select
-from .errors import PersianDataError
-from .layout import Layout
+from .catalog import ALIASES, CATALOG, CHAT_BUCKET, SPEECH_BUCKET, root_sources, select
+from .errors import PersianDataError, UsageError
+from .layout import Layout, require_root
 
 if TYPE_CHECKING:  # imported where used: serve-tts and synth start without the Hub client
     from .fetch import FetchOptions
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+DESCRIPTION = """\
+Get the five public Persian sources (a chat corpus, Common Voice 13, FLEURS, two VITS voices) onto
+disk, verified and in one layout, and make them ready to use: chat JSONL for fine-tuning, speech
+manifests and NeMo/lhotse exports for ASR, the voices for synthesis.
+
+Start with `persian-data run --root DATA` (fetch, prepare, check, write the data card), or
+`persian-data demo` to see the whole job offline in about a minute."""
+
+EPILOG = """\
+examples:
+  persian-data run --root DATA                      everything: fetch, prepare, gates, card
+  persian-data fetch --root DATA --only text,cv     only the chat corpus and Common Voice
+  persian-data fetch --root DATA --endpoint https://hf-mirror.com   through a mirror
+  persian-data verify --root DATA                   re-hash everything, re-run every gate
+  persian-data status --root DATA                   what is there, what is stale
+Every command but fetch, run and demo works on a root that exists. Errors are one line on stderr;
+exit 0 = all well, 1 = a gate failed or a step failed, 2 = the command line asks for something
+that cannot be."""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (when it has a meaningful one and the help does not already say)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" not in text and action.default not in (None, False, argparse.SUPPRESS)
+                and action.option_strings and action.nargs != 0):
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _int_at_least(low: int):
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if number < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, not {number}")
+        return number
+
+    return parse
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
+    return number
+
+
+def _root(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, default=Path("."),
-                   help="folder that holds datasets/, checksums/ and logs/ (default: current directory)")
-    p.add_argument("--only", default=None,
-                   help="comma separated sources: " + ", ".join(s.key for s in CATALOG) + " (or speech, tts)")
-    p.add_argument("-v", "--verbose", action="store_true")
+                   help="the folder that holds datasets/, checksums/ and logs/ (default: the current folder)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    _root(p)
+    groups = "; ".join(f"{name} = {','.join(keys)}" for name, keys in ALIASES.items())
+    p.add_argument("--only", default=None, metavar="SOURCES",
+                   help="comma separated sources: " + ", ".join(s.key for s in CATALOG)
+                        + f", a corpus the root declares, or groups ({groups}) (default: all)")
+    _sources_flag(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
+
+
+def _sources_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sources", type=Path, default=None, metavar="FILE",
+                   help="corpora declared beside the five (default: ROOT/persian-data.toml when it exists)")
 
 
 def _endpoint_flags(p: argparse.ArgumentParser) -> None:
@@ -43,9 +115,11 @@ def _hub(p: argparse.ArgumentParser) -> None:
     p.add_argument("--full", action="store_true", help="mirror whole repos (every FLEURS language, every TTS checkpoint)")
     p.add_argument("--locked", action="store_true", help="fetch exactly the commits and files in the lock file")
     p.add_argument("--dry-run", action="store_true", help="print the plan (files, bytes, free space) and stop")
-    p.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8; halves on HTTP 429)")
-    p.add_argument("--retries", type=int, default=5, help="tries per file for transient failures (default 5)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a read is retried")
+    p.add_argument("--workers", type=_int_at_least(1), default=8,
+                   help="parallel downloads (default 8; halves on HTTP 429)")
+    p.add_argument("--retries", type=_int_at_least(1), default=5,
+                   help="tries per file for transient failures (default 5)")
+    p.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds without data before a read is retried")
 
 
 def _prepare_flags(p: argparse.ArgumentParser) -> None:
@@ -59,7 +133,7 @@ def _prepare_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pii", choices=["mask", "drop", "keep"], default="mask",
                    help="personal data (phones, national IDs, cards, IBANs, emails, URLs, @handles): "
                         "masked with typed placeholders (default), conversation dropped, or kept")
-    g.add_argument("--min-answer-chars", type=int, default=20,
+    g.add_argument("--min-answer-chars", type=_int_at_least(0), default=20,
                    help="drop answers shorter than this once masked and stripped of contact lines (default 20)")
     g.add_argument("--no-answer-rules", action="store_true",
                    help="keep non-answers, referrals and contact lines in answers")
@@ -70,7 +144,9 @@ def _prepare_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-extract", action="store_true",
                    help="keep references (parquet row / tar member) instead of writing audio files")
     g.add_argument("--deep", action="store_true", help="decode every frame of every clip")
-    p.add_argument("--prepare-workers", type=int, default=None, help="processes for the prepare stages")
+    p.add_argument("--prepare-workers", type=_int_at_least(0), default=None,
+                   help="processes for the prepare stages (default: by input size and cores; 0 or 1: the text "
+                        "stage converts in this process)")
 
 
 def _prepare_options(args, stages: tuple[str, ...]):
@@ -79,11 +155,9 @@ def _prepare_options(args, stages: tuple[str, ...]):
     from .pipeline import PrepareOptions
 
     if args.valid_fraction is not None and not 0 < args.valid_fraction < 1:
-        raise UnknownSourceError("--valid-fraction must be between 0 and 1")
-    if args.min_answer_chars < 0:
-        raise UnknownSourceError("--min-answer-chars must be 0 or more")
+        raise UsageError(f"--valid-fraction must be between 0 and 1 (exclusive), not {args.valid_fraction}")
     chat = speech = None
-    if "text" in stages:
+    if CHAT_BUCKET in stages:
         from .prepare.chat import ChatOptions
 
         chat = ChatOptions(answers=args.answers, normalize=not args.no_normalize, valid_fraction=args.valid_fraction,
@@ -92,7 +166,7 @@ def _prepare_options(args, stages: tuple[str, ...]):
                            near_dup=args.near_dup)
         if args.system_prompt:
             chat = dataclasses.replace(chat, system_prompt=args.system_prompt)
-    if "speech" in stages:
+    if SPEECH_BUCKET in stages:
         from .prepare.speech import SpeechOptions
 
         speech = SpeechOptions(extract=not args.no_extract, deep=args.deep, workers=args.prepare_workers)
@@ -100,9 +174,9 @@ def _prepare_options(args, stages: tuple[str, ...]):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="persian-data", description=__doc__)
+    parser = _Parser(prog="persian-data", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"persian-data {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")  # subcommands are _Parsers
 
     p = sub.add_parser("fetch", help="download, verify, lock and record the sources")
     _common(p)
@@ -114,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     _prepare_flags(p)
 
     p = sub.add_parser("prepare", help="turn fetched sources into training data (chat JSONL, speech manifests)")
-    p.add_argument("what", choices=["text", "speech", "all"])
+    p.add_argument("what", choices=[CHAT_BUCKET, SPEECH_BUCKET, "all"],
+                   help="text: the chat corpora -> combined.jsonl; speech: the speech corpora (Common Voice, FLEURS, "
+                        "declared ones) -> manifests and exports; all: both")
     _common(p)
     _prepare_flags(p)
 
@@ -122,18 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--quick", action="store_true", help="trust the hash cache for unchanged files")
 
-    p = sub.add_parser("status", help="per source: present / missing / incomplete / modified / stale, files, bytes, revision")
+    p = sub.add_parser("status", help="per source: present / missing / incomplete / modified / stale, files, size, "
+                                      "revision, and whether its prepared outputs are current")
     _common(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON list on stdout instead of the table")
     p.add_argument("--remote", action="store_true", help="also ask the Hub whether the locked commit is still the newest "
                    "(stale), and show each endpoint's reachability and resolved commit")
     _endpoint_flags(p)
 
     p = sub.add_parser("synth", help="speak Persian text with one of the two voices into a WAV file")
-    p.add_argument("--root", type=Path, default=Path("."))
-    p.add_argument("--voice", choices=["female", "male"], default="female")
+    _root(p)
+    p.add_argument("--voice", choices=["female", "male"], default="female", help="which voice speaks")
     p.add_argument("--text", default=None, help="text to speak (default: read from stdin)")
-    p.add_argument("--out", type=Path, default=Path("speech.wav"))
+    p.add_argument("--out", type=Path, default=Path("speech.wav"), help="the WAV file to write")
     p.add_argument("--list-voices", action="store_true", help="list the voices and exit")
     p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto",
                    help="onnx: the voice's ONNX export on onnxruntime (no torch); torch: coqui-tts; "
@@ -141,11 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
                    help="int8: the export's int8 voice (tts-export --int8; onnx runtime only, ~2.7x faster, "
                         "~35 dB from fp32); fp32 (default): the exact voice")
+    p.add_argument("--speed", type=float, default=1.0, help="0.25 to 4.0 (default 1.0); 2.0 speaks twice as fast")
+    p.add_argument("--format", default=None, choices=["wav", "mp3", "opus", "flac", "aac", "pcm"],
+                   help="audio format (default: from --out's extension, else wav)")
 
-    p = sub.add_parser("serve-tts", help="serve both voices over HTTP: GET/POST /api/tts, /api/voices, /health, /metrics")
-    p.add_argument("--root", type=Path, default=Path("."))
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5002)
+    p = sub.add_parser("serve-tts", help="serve both voices over HTTP: the voices page at /, GET/POST /api/tts, "
+                                         "OpenAI-compatible POST /v1/audio/speech, /api/voices, /health, /metrics")
+    _root(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=5002, help="port to listen on")
     p.add_argument("--max-chars", type=int, default=1000, help="longer text is refused with HTTP 413")
     p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto",
                    help="onnx: ONNX exports on onnxruntime (no torch); torch: coqui-tts; auto (default): "
@@ -158,18 +239,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
                    help="int8: the exports' int8 voices (tts-export --int8; onnx runtime only); fp32 (default)")
 
+    p = sub.add_parser("explore", help="a local web app: clips with audio, conversations, eval errors, voices "
+                                       "(http://127.0.0.1:8765/)")
+    _root(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
+
     p = sub.add_parser("tts-export", help="export the voices to ONNX (datasets/tts/<voice>/onnx/), checked against torch")
-    p.add_argument("--root", type=Path, default=Path("."))
+    _root(p)
     p.add_argument("--voice", choices=["female", "male"], action="append", default=None,
                    help="voice to export (repeatable; default: every installed voice)")
     p.add_argument("--int8", action="store_true",
                    help="also write model.int8.onnx: the decoder quantized to int8 (onnxruntime), checked against torch")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
 
     p = sub.add_parser("eval-stt", help="WER/CER of a model or a transcript file on a Common Voice / FLEURS split")
-    p.add_argument("--root", type=Path, default=Path("."))
-    p.add_argument("--corpus", choices=["commonvoice", "fleurs"], default="commonvoice")
-    p.add_argument("--split", choices=["test", "validation"], default="test")
+    _root(p)
+    p.add_argument("--corpus", default="commonvoice",
+                   help="which prepared speech corpus: commonvoice, fleurs, or one the root declares")
+    _sources_flag(p)
+    p.add_argument("--split", choices=["test", "validation"], default="test", help="which of its splits")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--hypotheses", type=Path, help="score this file: JSONL {id,text}, NeMo (pred_text) or TSV id<TAB>text")
     mode.add_argument("--model", help="transcribe with this transformers ASR model (Hub name or local folder), then score")
@@ -183,19 +273,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="run mode: cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=8, help="run mode: clips per batch (default 8)")
     p.add_argument("--token", default=None, help="run mode: Hub token (default: $HF_TOKEN); never logged")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
 
     p = sub.add_parser("train-stt", help="fine-tune Whisper or a CTC model on the speech manifests; scored by eval-stt")
     _train_stt_flags(p)
 
     p = sub.add_parser("card", help="write card/CARD.md, card/card.html and plots: what is in the root, how it was made")
-    p.add_argument("--root", type=Path, required=True)
+    _root(p)
+    _sources_flag(p)
     p.add_argument("--no-synth", action="store_true", help="do not load the voices: spectrograms drawn by an earlier card are reused, others skipped")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
 
     p = sub.add_parser("demo", help="serve small replicas from a built-in local hub and run the whole job on them")
-    p.add_argument("--root", type=Path, default=None, help="where to put the demo layout (default: a temp folder)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--root", type=Path, default=None,
+                   help="where to put the demo layout (default: a new folder under the system's temp folder)")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
+
+    from .shards.cli import add_parser as add_shards_parser  # argparse only
+
+    add_shards_parser(sub)
     return parser
 
 
@@ -273,25 +369,64 @@ def main(argv: list[str] | None = None) -> int:
     token = [getattr(args, "token", None) or os.environ.get("HF_TOKEN")] + [
         value.partition("=")[2] for value in (getattr(args, "endpoint_token", None) or ())]
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a reader that went away (`| head`) shows here, while it can still be handled
+        return code
     except KeyboardInterrupt:
         print("\ninterrupted. Nothing partial was left in the layout; run the same command again to resume.",
               file=sys.stderr)
         return 130
-    except (PersianDataError, UnknownSourceError) as exc:
-        from .pipeline import redact
+    except PersianDataError as exc:
+        from .run import redact
 
         print(f"error: {redact(str(exc), token)}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)
+        return exc.exit_code
+    except BrokenPipeError as exc:
+        if _stdout_closed():  # `status --json | head -3`: the reader has what it wanted; end quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 128 + signal.SIGPIPE  # what a tool killed by SIGPIPE reports, without the noise
+        return _os_error(exc, token)
     except OSError as exc:  # disk full, permissions, a vanished folder: say what and where
-        from .pipeline import redact
+        return _os_error(exc, token)
 
-        print(f"error: {redact(str(exc), token)}. Nothing partial was left in the layout; fix the cause "
-              f"and run the same command again.", file=sys.stderr)
-        return 1
+
+def _os_error(exc: OSError, token: list) -> int:
+    from .run import redact
+
+    print(f"error: {redact(str(exc), token)}. Nothing partial was left in the layout; fix the cause "
+          f"and run the same command again.", file=sys.stderr)
+    return 1
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on its write end)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _check_before_writing(args) -> tuple:
+    """What can be refused before anything is read or created: the sources (`--only`), the endpoint
+    settings, a root that does not exist (every command but fetch, run and demo needs one)."""
+    # the five and the corpora the root declares (persian-data.toml, or --sources FILE)
+    catalog = root_sources(args.root, args.sources) if hasattr(args, "sources") else CATALOG
+    sources = select(args.only, catalog) if hasattr(args, "only") else []
+    if args.command in ("fetch", "run"):
+        _options(args).endpoint_list()  # EndpointSettingError: exit 2, and no root made
+    elif getattr(args, "remote", False):
+        _remote_options(args).endpoint_list()
+    if args.command not in ("fetch", "run", "demo"):
+        require_root(Layout(args.root))
+    return catalog, sources
 
 
 def _dispatch(args) -> int:
+    catalog, sources = _check_before_writing(args)
     if args.command == "demo":
         from .demo import run_demo
 
@@ -305,7 +440,11 @@ def _dispatch(args) -> int:
             print(json.dumps(list_voices(layout), indent=2, ensure_ascii=False))
             return 0
         text = args.text if args.text is not None else sys.stdin.read()
-        out = synth_to_file(layout, args.voice, text, args.out, runtime=args.runtime, precision=args.precision)
+        import logging  # (a local name in this function: the card branch imports it too)
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")  # progress lines when not on a terminal
+        out = synth_to_file(layout, args.voice, text, args.out, runtime=args.runtime, precision=args.precision,
+                            speed=args.speed, audio_format=args.format)
         print(f"wrote {out}", file=sys.stderr)
         return 0
     if args.command == "card":
@@ -314,12 +453,17 @@ def _dispatch(args) -> int:
         from .card import make_card
 
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-        print(f"wrote {make_card(layout.root, synthesize=not args.no_synth)}", file=sys.stderr)
+        card = make_card(layout.root, synthesize=not args.no_synth, sources=catalog)
+        print(f"wrote {card}", file=sys.stderr)
         return 0
     if args.command == "eval-stt":
         from .evaluate.command import eval_stt
 
-        return eval_stt(layout, args)
+        return eval_stt(layout, args, catalog)
+    if args.command == "shards":
+        from .shards.cli import run as run_shards
+
+        return _report(run_shards(layout, args, catalog))
     if args.command == "train-stt":
         from .train.command import train_stt
 
@@ -335,47 +479,82 @@ def _dispatch(args) -> int:
               workers=args.workers, max_queue=args.max_queue, timeout=args.timeout, threads=args.threads,
               loading=loading, precision=args.precision)
         return 0
+    if args.command == "explore":
+        import logging
+
+        from .explore.serve import serve_explore
+
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+        serve_explore(args.root, host=args.host, port=args.port)
+        return 0
     if args.command == "tts-export":
         from .tts.export import run_tts_export
 
         return _report(run_tts_export(layout, args.voice, verbose=args.verbose, int8=args.int8))
     from . import pipeline  # after the tts commands: serving starts without the fetch machinery
-    sources = select(args.only)
     if args.command in ("fetch", "run"):
-        stages = ("text", "speech") if args.command == "run" else ()
+        stages = (CHAT_BUCKET, SPEECH_BUCKET) if args.command == "run" else ()
         prepare_options = _prepare_options(args, stages) if stages else None
         after_gates = None
         if args.command == "run":  # the data card, after the gates (a failure is logged, the verdict stands)
-            from .card import card_after_run as after_gates
-        outcome = pipeline.run_fetch(layout, sources, _options(args), verbose=args.verbose, prepare=stages,
-                                     prepare_options=prepare_options, after_gates=after_gates)
+            from functools import partial
+
+            from .card import card_after_run
+
+            after_gates = partial(card_after_run, sources=catalog)
+        outcome = pipeline.run_job(layout, sources, _options(args), verbose=args.verbose, prepare=stages,
+                                   prepare_options=prepare_options, after_gates=after_gates, catalog=catalog)
         if args.dry_run:
             return 0
         return _report(outcome)
     if args.command == "prepare":
-        stages = ("text", "speech") if args.what == "all" else (args.what,)
+        stages = (CHAT_BUCKET, SPEECH_BUCKET) if args.what == "all" else (args.what,)
         options = _prepare_options(args, stages)
         return _report(pipeline.run_prepare(layout, sources, stages, options, verbose=args.verbose,
-                                            explicit=bool(args.only)))
+                                            explicit=bool(args.only), catalog=catalog))
     if args.command == "verify":
-        return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose))
+        return _report(pipeline.run_verify(layout, sources, quick=args.quick, verbose=args.verbose, catalog=catalog))
     if args.command == "status":
-        from .fetch import FetchOptions
-
-        remote = FetchOptions(endpoints=tuple(args.endpoint or ()), token=args.token,
-                              endpoint_tokens=_endpoint_tokens(args)) if args.remote else None
-        rows = pipeline.source_status(layout, sources, remote)
-        if args.json:
-            print(json.dumps(rows, indent=2))
-        else:
-            for row in rows:
-                rev = (row["revision"] or "-")[:12]
-                print(f"{row['source']:<12} {row['state']:<10} {row['files']:>6} files {row['bytes']:>14} bytes  "
-                      f"{rev}  {row['folder']}")
-                for url, answer in row.get("endpoints", {}).items():
-                    print(f"{'':<12} endpoint {url}: {answer[:12] if len(answer) == 40 else answer}")
-        return 0 if all(r["state"] == "present" for r in rows) else 1
+        return _status(args, layout, sources)
     raise AssertionError(args.command)
+
+
+def _remote_options(args) -> FetchOptions:
+    """`status --remote`: only the endpoint settings."""
+    from .fetch import FetchOptions
+
+    return FetchOptions(endpoints=tuple(args.endpoint or ()), token=args.token, endpoint_tokens=_endpoint_tokens(args))
+
+
+def _status(args, layout: Layout, sources: list) -> int:
+    from .pipeline import source_status
+    from .progress import human_bytes
+
+    rows = source_status(layout, sources, _remote_options(args) if args.remote else None)
+    outputs = [o for row in rows for o in row["outputs"]]
+    well = all(r["state"] == "present" for r in rows) and all(o["state"] in ("current", "unrecorded")
+                                                               for o in outputs)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0 if well else 1
+    for row in rows:
+        rev = (row["revision"] or "-")[:12]
+        print(f"{row['source']:<12} {row['state']:<10} {row['files']:>6} files {human_bytes(row['bytes']):>10}  "
+              f"{rev}  {row['folder']}")
+        for url, answer in row.get("endpoints", {}).items():
+            print(f"{'':<12} endpoint {url}: {answer[:12] if len(answer) == 40 else answer}")
+        for out in row["outputs"]:
+            why = {"stale": f": made from {', '.join(out['changed'])}, which changed since",
+                   "unrecorded": ": made by an older version that did not record its inputs",
+                   "unreadable": f": {out.get('problem')}"}.get(out["state"], "")
+            print(f"{'':<12} {out['state']:<10} {out['path']} ({out['what']}){why}")
+    if not well:
+        sources = sum(r["state"] != "present" for r in rows)
+        bad = sum(o["state"] not in ("current", "unrecorded") for o in outputs)
+        print(f"status: not all is well: {sources} source(s) missing, incomplete, modified or behind the Hub; "
+              f"{bad} prepared output(s) stale or unreadable. `persian-data fetch` brings the sources, "
+              "`persian-data prepare` remakes the outputs", file=sys.stderr)
+    return 0 if well else 1
 
 
 def _report(outcome) -> int:

@@ -10,11 +10,12 @@ model check says it could not run.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from .catalog import CATALOG
+from .catalog import CATALOG, CHAT_BUCKET, SPEECH_BUCKET
 from .fetch import FetchOptions
 from .layout import Layout
 
@@ -33,24 +34,28 @@ def _voice_assets() -> dict[str, tuple[bytes, bytes]] | None:
 
 
 def run_demo(root: Path | None, *, verbose: bool = False) -> int:
-    from .localhub.replicas import DEMO, build_replicas
+    from .corpora.replicas import DEMO, build_replicas
     from .localhub.server import LocalHub
     from .localhub.store import HubStore
     from .card import card_after_run
-    from .pipeline import run_fetch, run_verify
+    from .pipeline import run_job, run_verify
 
     work = Path(tempfile.mkdtemp(prefix="persian-data-demo-"))
     root = Path(root) if root else work / "root"
-    print(f"demo: building replicas of the five repos in {work / 'hub'}", file=sys.stderr)
-    store = HubStore(work / "hub")
-    build_replicas(store, DEMO, voice_assets=_voice_assets())
-    with LocalHub(store) as hub:
-        print(f"demo: local hub at {hub.endpoint}; layout at {root}", file=sys.stderr)
-        options = FetchOptions(endpoint=hub.endpoint)
-        outcome = run_fetch(Layout(root), list(CATALOG), options, verbose=verbose, prepare=("text", "speech"),
-                            after_gates=card_after_run)
-        print("demo: second run (everything in place, nothing is downloaded)", file=sys.stderr)
-        again = run_fetch(Layout(root), list(CATALOG), options, verbose=verbose, prepare=("text", "speech"))
+    hub_dir = work / "hub"
+    try:
+        print(f"demo: building replicas of the five repos in {hub_dir}", file=sys.stderr)
+        store = HubStore(hub_dir)
+        build_replicas(store, DEMO, voice_assets=_voice_assets())
+        with LocalHub(store) as hub:
+            print(f"demo: local hub at {hub.endpoint}; layout at {root}", file=sys.stderr)
+            options = FetchOptions(endpoint=hub.endpoint)
+            outcome = run_job(Layout(root), list(CATALOG), options, verbose=verbose, prepare=(CHAT_BUCKET, SPEECH_BUCKET),
+                              after_gates=card_after_run)
+            print("demo: second run (everything in place, nothing is downloaded)", file=sys.stderr)
+            again = run_job(Layout(root), list(CATALOG), options, verbose=verbose, prepare=(CHAT_BUCKET, SPEECH_BUCKET))
+    finally:  # the replicas served their purpose: only the layout stays (the whole temp folder if it is elsewhere)
+        shutil.rmtree(hub_dir if root.is_relative_to(work) else work, ignore_errors=True)
     verified = run_verify(Layout(root), list(CATALOG), verbose=verbose)
     for line in outcome.failures + again.failures + verified.failures:
         print(f"  - {line}", file=sys.stderr)

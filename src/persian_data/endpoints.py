@@ -34,7 +34,8 @@ from huggingface_hub import HfApi
 from huggingface_hub.utils import build_hf_headers, get_session
 
 from . import __version__
-from .errors import PlanError
+from .errors import EndpointSettingError, PlanError
+from .progress import human_bytes
 
 try:  # huggingface_hub 2.x talks through httpx2
     import httpx2 as _httpx
@@ -84,7 +85,7 @@ def _clean_url(url: str, where: str) -> str:
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PlanError(f"{where}: {Endpoint(url, None).label or url!r} is not an http(s) URL")
+        raise EndpointSettingError(f"{where}: {Endpoint(url, None).label or url!r} is not an http(s) URL")
     return url
 
 
@@ -108,7 +109,7 @@ def endpoint_list(urls: Sequence[str] = (), token: str | None = None,
     for url, value in endpoint_tokens:
         url = _clean_url(url, "--endpoint-token")
         if url not in cleaned:
-            raise PlanError(f"--endpoint-token is given for {Endpoint(url, None).label}, which is not one of the "
+            raise EndpointSettingError(f"--endpoint-token is given for {Endpoint(url, None).label}, which is not one of the "
                             f"endpoints ({', '.join(Endpoint(u, None).label for u in cleaned)})")
         own[url] = value
     shared = token or environ.get("HF_TOKEN") or None
@@ -128,7 +129,7 @@ def parse_endpoint_token(value: str) -> tuple[str, str]:
     """`URL=TOKEN` (an empty TOKEN: send no token to that endpoint)."""
     url, sep, token = value.partition("=")
     if not sep:
-        raise PlanError("--endpoint-token takes URL=TOKEN (URL=, with nothing after it, sends no token)")
+        raise EndpointSettingError("--endpoint-token takes URL=TOKEN (URL=, with nothing after it, sends no token)")
     return url, token
 
 
@@ -312,7 +313,8 @@ class EndpointPool:
                 if ep.url in whys:
                     by_reason.setdefault(whys[ep.url], []).append(key)
             notes += [f"not used for {', '.join(keys)}: {why}" for why, keys in by_reason.items()]
-            line = f"{ep}: {meter.files} file(s), {meter.served_bytes} bytes served ({meter.bytes} bytes received)"
+            line = (f"{ep}: {meter.files} file(s), {human_bytes(meter.served_bytes)} served ({meter.served_bytes} bytes; "
+                    f"{human_bytes(meter.bytes)} received)")
             lines.append(line + ("; " + "; ".join(notes) if notes else ""))
         return lines
 

@@ -51,7 +51,6 @@ from .plan import (  # noqa: F401 - FetchOptions, RemoteFile, SourcePlan, safe_r
     SourcePlan,
     _matches,
     check_disk_space,
-    human,
     log_endpoints,
     log_plan,
     make_plans,
@@ -59,7 +58,7 @@ from .plan import (  # noqa: F401 - FetchOptions, RemoteFile, SourcePlan, safe_r
     safe_relpath,
     staging_path,
 )
-from .progress import progress
+from .progress import human_bytes, progress
 
 try:  # huggingface_hub 2.x talks through httpx2; keep working on an httpx-based release too.
     import httpx2 as _httpx
@@ -431,7 +430,7 @@ def run_downloads(layout: Layout, plans: list[SourcePlan], options: FetchOptions
                     plan.known_sha256[remote.path] = digests.sha256
                     report.downloaded.setdefault(plan.source.key, []).append(remote.path)
                     log.info("ok %s/%s (%s, %s verified)", layout.relative(layout.content_dir(plan.source)),
-                             remote.path, human(remote.size), remote.hash_kind)
+                             remote.path, human_bytes(remote.size), remote.hash_kind)
         except BaseException:
             # Ctrl-C (or any crash): stop the workers at their next chunk; partial downloads stay in
             # staging and resume on the next run.

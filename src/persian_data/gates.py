@@ -17,8 +17,10 @@ from typing import Callable, Protocol
 import orjson
 
 from .catalog import CATALOG, Source
-from .integrity import HashCache, LockFileError, hash_file, read_lock
+from .errors import LockFileError
+from .integrity import HashCache, hash_file, read_lock
 from .layout import Layout
+from .provenance import output_states, read_lock_quietly, repair_hint
 from .records import counts, data_file_stats, data_files
 
 log = logging.getLogger("persian_data")
@@ -58,20 +60,34 @@ class GateContext:
     known: dict[str, str] | None = None
     # sha256 of the checksum file as the records step wrote it from `known`
     checksums_sha256: str | None = None
+    # root-relative path -> why: downloaded files the records step found not to be what the lock
+    # records (their checksum lines keep the lock's hash; the checksums gate names them)
+    damaged: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (source key, why)
+    # an output made from inputs that changed since fails the run (verify, prepare); a plain fetch
+    # (which is what changed them) only notes it
+    stale_is_failure: bool = True
+    _read_now: dict[str, str] = field(default_factory=dict, repr=False)  # thorough: each file read once
+    # every source the root knows (the five and those it declares): the counts file holds all their keys
+    catalog: tuple[Source, ...] | list[Source] = CATALOG
 
     def known_sha256(self, rel: str) -> str | None:
         return self.known.get(rel) if self.known is not None and not self.thorough else None
 
     def sha256(self, path, st: os.stat_result | None = None) -> str:
         """The file's sha256: from the hash cache when the file is unchanged since it was hashed
-        (a stat), else read now. `thorough` (verify) always reads."""
+        (a stat), else read now. `thorough` (verify) always reads, once per file and run."""
         if self.cache is not None and not self.thorough:
             hit = self.cache.lookup(path, st)
             if hit is not None:
                 return hit.sha256
+        key = os.fspath(path)
+        if self.thorough and key in self._read_now:
+            return self._read_now[key]
         digests = hash_file(path)
         if self.cache is not None:
             self.cache.put(path, digests)
+        if self.thorough:
+            self._read_now[key] = digests.sha256
         return digests.sha256
 
 
@@ -95,7 +111,7 @@ class GateContext:
 
 Result = "list[GateFailure | GateNote]"
 GateFn = Callable[[GateContext], "list[GateFailure | GateNote]"]
-MarkerFn = Callable[[Layout], "list"]
+MarkerFn = Callable[[Layout, "list[Source]"], "list"]  # (layout, the run's sources) -> paths a stage leaves
 
 
 class Warm(Protocol):
@@ -114,9 +130,9 @@ _WARM: dict[str, Warm] = {}
 
 def gate(name: str, *, stage: str | None = None, markers: MarkerFn | None = None,
          warmup: WarmupFn | None = None, bucket: str | None = None) -> Callable[[GateFn], GateFn]:
-    """Register a gate. A stage's gate (`stage="text"`, `markers` = paths its run leaves) only
-    runs once that stage has produced output, or when this run prepared it; before that it
-    says so in a note instead of failing a plain `fetch`.
+    """Register a gate. A stage's gate (`stage`: the bucket it prepares; `markers(layout, sources)`:
+    paths its run leaves) only runs once that stage has produced output, or when this run prepared
+    it; before that it says so in a note instead of failing a plain `fetch`.
 
     `bucket` (default: the stage's name) scopes a gate to the sources of one bucket: a run that
     touched none of them (`prepare text`, `fetch --only fleurs`) does not judge it, and its summary
@@ -184,7 +200,7 @@ def run_gates(ctx: GateContext) -> tuple[list[GateFailure], list[GateNote], list
         ran.append(name)
         if name in _STAGE_MARKERS:
             stage, markers = _STAGE_MARKERS[name]
-            if stage not in ctx.required_stages and not any(p.exists() for p in markers(ctx.layout)):
+            if stage not in ctx.required_stages and not any(p.exists() for p in markers(ctx.layout, ctx.sources)):
                 notes.append(GateNote(name, f"not prepared yet (run `persian-data prepare {stage}`); not checked"))
                 continue
         try:
@@ -217,27 +233,37 @@ def checksums_gate(ctx: GateContext) -> list[GateFailure]:
     listed hash matches the bytes."""
     layout = ctx.layout
     rel = layout.relative(layout.checksums_file)
+    # downloaded files that are not what the lock records (their lines keep the lock's hash); the
+    # lock gate names those of the run's own sources
+    judged = {source.key for source in ctx.sources}
+    out = [GateFailure("checksums", path, why) for path, (key, why) in sorted(ctx.damaged.items())
+           if key not in judged]
     try:
         data = layout.checksums_file.read_bytes()
     except FileNotFoundError:
-        return [GateFailure("checksums", rel, "missing")]
+        return out + [GateFailure("checksums", rel, "missing")]
     if not data.strip():
-        return [GateFailure("checksums", rel, "empty")]
+        return out + [GateFailure("checksums", rel, "empty")]
     if (ctx.known is not None and not ctx.thorough and ctx.checksums_sha256 is not None
             and hashlib.sha256(data).hexdigest() == ctx.checksums_sha256):
-        return []  # the very bytes this run's records step wrote from the listing the gates were handed
+        return out  # the very bytes this run's records step wrote from the listing the gates were handed
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return [GateFailure("checksums", rel, f"not UTF-8: {exc}")]
+        return out + [GateFailure("checksums", rel, f"not UTF-8: {exc}")]
     listed: dict[str, str] = {}
-    out = []
+    bad_lines = 0
     for number, line in enumerate(text.splitlines(), 1):
         digest, sep, path = line.partition("  ")
         if not sep or len(digest) != 64:
-            out.append(GateFailure("checksums", rel, f"line {number} is not '<sha256>  <path>'"))
+            bad_lines += 1
+            if bad_lines <= 3:
+                out.append(GateFailure("checksums", rel, f"line {number} is not '<sha256>  <path>'"))
             continue
         listed[path] = digest
+    if bad_lines > 3:
+        out.append(GateFailure("checksums", rel, f"{bad_lines} lines in all are not '<sha256>  <path>' (first 3 "
+                                                 "listed); `persian-data prepare` or `fetch` writes the file again"))
     if ctx.known is not None and not ctx.thorough:  # records just listed every file with its hash
         actual = dict.fromkeys(ctx.known)
     else:
@@ -246,16 +272,25 @@ def checksums_gate(ctx: GateContext) -> list[GateFailure]:
         out.append(GateFailure("checksums", path, f"not listed in {rel}"))
     for path in sorted(set(listed) - set(actual)):
         out.append(GateFailure("checksums", path, f"listed in {rel} but not on disk"))
-    for path in sorted(set(actual) & set(listed)):
+    owners = _content_owners(layout)
+    for path in sorted(set(actual) & set(listed) - set(ctx.damaged)):
         got = ctx.known_sha256(path) or ctx.sha256(*actual[path])
         if got != listed[path]:
-            out.append(GateFailure("checksums", path, f"sha256 is {got}, {rel} says {listed[path]}"))
+            owner = next((key for prefix, key in owners if path.startswith(prefix)), None)
+            hint = f"; a downloaded file: {repair_hint(owner)}" if owner else ""
+            out.append(GateFailure("checksums", path, f"sha256 is {got}, {rel} says {listed[path]}{hint}"))
     return out
+
+
+def _content_owners(layout: Layout) -> list[tuple[str, str]]:
+    """(root-relative content folder + "/", source key) of every source: who downloaded a file."""
+    return [(layout.relative(layout.content_dir(source)) + "/", source.key) for source in CATALOG]
 
 
 @gate("counts")
 def counts_gate(ctx: GateContext) -> list[GateFailure]:
-    """logs/dataset_sources.json holds the five keys, non-zero, equal to what is on disk."""
+    """logs/dataset_sources.json holds the five keys (and one per declared corpus), non-zero, equal
+    to what is on disk."""
     layout = ctx.layout
     rel = layout.relative(layout.sources_json)
     try:
@@ -265,8 +300,8 @@ def counts_gate(ctx: GateContext) -> list[GateFailure]:
     except orjson.JSONDecodeError as exc:
         return [GateFailure("counts", rel, f"not valid JSON: {exc}")]
     out = []
-    actual = counts(layout)
-    expected_keys = [s.count_key for s in CATALOG]
+    actual = counts(layout, ctx.catalog)
+    expected_keys = [s.count_key for s in ctx.catalog]
     if not isinstance(recorded, dict) or sorted(recorded) != sorted(expected_keys):
         out.append(GateFailure("counts", rel, f"keys must be exactly {expected_keys}"))
         return out
@@ -291,6 +326,9 @@ def readme_gate(ctx: GateContext) -> list[GateFailure]:
             lines = path.read_text("utf-8").splitlines()
         except FileNotFoundError:
             out.append(GateFailure("readme", rel, "missing"))
+            continue
+        except UnicodeDecodeError as exc:
+            out.append(GateFailure("readme", rel, f"not UTF-8 ({exc}); `persian-data fetch` writes it again"))
             continue
         if f"URL: {source.url}" not in lines:
             out.append(GateFailure("readme", rel, f"does not carry the exact line 'URL: {source.url}'"))
@@ -320,17 +358,38 @@ def lock_gate(ctx: GateContext) -> list[GateFailure]:
             try:
                 size = os.lstat(final).st_size
             except FileNotFoundError:
-                out.append(GateFailure("lock", where, "missing"))
+                out.append(GateFailure("lock", where, f"missing; {repair_hint(source.key)}"))
                 continue
             if size != entry.size:
-                out.append(GateFailure("lock", where, f"size {size}, the lock says {entry.size}"))
+                out.append(GateFailure("lock", where, f"size {size}, the lock says {entry.size}; "
+                                                      f"{repair_hint(source.key)}"))
                 continue
             got = ctx.sha256(final)
             if got != entry.sha256:
-                out.append(GateFailure("lock", where, f"sha256 {got} does not match the lock's {entry.sha256}"))
+                out.append(GateFailure("lock", where, f"sha256 {got} does not match the lock's {entry.sha256}; "
+                                                      f"{repair_hint(source.key)}"))
         if content.exists():
             for path in data_files(content):
                 if path.relative_to(content).as_posix() not in locked.files:
                     out.append(GateFailure("lock", layout.relative(path), f"not part of {source.repo_id}"
                                                                           f"@{locked.revision[:12]} (lock)"))
+    return out
+
+
+@gate("provenance")
+def provenance_gate(ctx: GateContext) -> list[GateFailure | GateNote]:
+    """Every derived output of the run's sources was made from the inputs now on disk (what a stage
+    gate already judges of a record is left to it: the chat gate reads its stats, the `tts` gate
+    checks an ONNX export against its sources)."""
+    layout = ctx.layout
+    states = output_states(layout, ctx.sources, ctx.sha256, read_lock_quietly(layout))
+    out: list[GateFailure | GateNote] = []
+    for state in (s for group in states.values() for s in group):
+        if (state.state == "current" or (state.state == "unreadable" and state.kind.parsed_by_stage_gate)
+                or (state.state == "stale" and state.kind.staleness_by_stage_gate)):
+            continue
+        if state.state == "unrecorded" or (state.state == "stale" and not ctx.stale_is_failure):
+            out.append(GateNote("provenance", f"{state.path}: {state.message()}"))
+        else:
+            out.append(GateFailure("provenance", state.path, state.message()))
     return out

@@ -22,6 +22,7 @@ from typing import Callable, Iterable
 import orjson
 
 from .atomic import atomic_write_bytes
+from .errors import LockFileError
 
 CHUNK = 4 * 1024 * 1024
 LOCK_VERSION = 1
@@ -254,8 +255,8 @@ class LockedSource:
                    data["revision"], patterns, files)
 
 
-class LockFileError(ValueError):
-    pass
+LOCK_REPAIR = ("; restore it from a copy, or delete it and run `persian-data fetch`, which checks every file in "
+               "place against the Hub and writes it again")
 
 
 def read_lock(path: Path) -> dict[str, LockedSource]:
@@ -264,13 +265,13 @@ def read_lock(path: Path) -> dict[str, LockedSource]:
     except FileNotFoundError:
         return {}
     except orjson.JSONDecodeError as exc:
-        raise LockFileError(f"{path}: not valid JSON ({exc})") from exc
+        raise LockFileError(f"{path}: not valid JSON ({exc}){LOCK_REPAIR}") from exc
     if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
-        raise LockFileError(f"{path}: unknown lock format (expected version {LOCK_VERSION})")
+        raise LockFileError(f"{path}: unknown lock format (expected version {LOCK_VERSION}){LOCK_REPAIR}")
     try:
         return {key: LockedSource.from_json(key, entry) for key, entry in data["sources"].items()}
-    except (KeyError, TypeError) as exc:
-        raise LockFileError(f"{path}: malformed entry ({exc!r})") from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise LockFileError(f"{path}: malformed entry ({type(exc).__name__}: {exc}){LOCK_REPAIR}") from exc
 
 
 def write_lock(path: Path, sources: dict[str, LockedSource], tmp_dir: Path) -> None:

@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import Source
+from .errors import UsageError
+from .source import CHAT_BUCKET, Source
 
 DATASETS = "datasets"
 CHECKSUMS_FILE = "checksums/datasets.sha256.txt"
@@ -22,6 +23,13 @@ SOURCES_JSON = "logs/dataset_sources.json"
 DOWNLOAD_LOG = "logs/dataset_download.log"
 STATE_DIR = ".persian-data"
 SOURCE_README = "README.source.md"
+CHAT_STATS = "combined.stats.json"
+SPEECH_STATS = "stats.json"
+ONNX_RECORD = "onnx/export.json"
+# The specification's chat corpus lives at datasets/text/persian_conversation (its entry,
+# corpora/persian_conversation.py, takes its folder from here); the chat paths point there when no
+# chat corpus is named.
+SPEC_CHAT_FOLDER = "persian_conversation"
 
 
 @dataclass(frozen=True)
@@ -64,22 +72,22 @@ class Layout:
     def source_readme(self, source: Source) -> Path:
         return self.bucket_root(source) / SOURCE_README
 
-    # -- chat corpus outputs ---------------------------------------------------------------
-    def chat_dir(self) -> Path:
-        return self.datasets / "text" / "persian_conversation"
+    # -- chat corpus outputs (`source`: a chat corpus; default: the specification's) ------------
+    def chat_dir(self, source: Source | None = None) -> Path:
+        return self.bucket_root(source) if source is not None else self.datasets / CHAT_BUCKET / SPEC_CHAT_FOLDER
 
-    def chat_combined(self) -> Path:
-        return self.chat_dir() / "combined.jsonl"
+    def chat_combined(self, source: Source | None = None) -> Path:
+        return self.chat_dir(source) / "combined.jsonl"
 
-    def chat_split(self, name: str) -> Path:
+    def chat_split(self, name: str, source: Source | None = None) -> Path:
         """train.jsonl / valid.jsonl beside combined.jsonl."""
-        return self.chat_dir() / f"{name}.jsonl"
+        return self.chat_dir(source) / f"{name}.jsonl"
 
-    def chat_stats(self) -> Path:
-        return self.chat_dir() / "combined.stats.json"
+    def chat_stats(self, source: Source | None = None) -> Path:
+        return self.chat_dir(source) / CHAT_STATS
 
-    def chat_rejects(self) -> Path:
-        return self.chat_dir() / "combined.rejects.jsonl"
+    def chat_rejects(self, source: Source | None = None) -> Path:
+        return self.chat_dir(source) / "combined.rejects.jsonl"
 
     # -- speech outputs --------------------------------------------------------------------
     def manifests_dir(self, source: Source) -> Path:
@@ -95,7 +103,14 @@ class Layout:
         return self.bucket_root(source) / "exports"
 
     def speech_stats(self, source: Source) -> Path:
-        return self.manifests_dir(source) / "stats.json"
+        return self.manifests_dir(source) / SPEECH_STATS
+
+    # -- what the stages record about their outputs (provenance) -----------------------------
+    def derived_records(self, source: Source) -> list[Path]:
+        """Where a stage may have recorded what it made of `source` and from which inputs: the
+        chat stats, the speech stats, the ONNX export's record (those that exist are read)."""
+        root = self.bucket_root(source)
+        return [root / CHAT_STATS, self.speech_stats(source), root / ONNX_RECORD]
 
     def speech_rejects(self, source: Source) -> Path:
         return self.manifests_dir(source) / "rejects.jsonl"
@@ -132,3 +147,10 @@ class Layout:
     @functools.cached_property
     def _prefix(self) -> str:  # root never changes (frozen); asked once per file by relative()
         return os.fspath(self.root).rstrip("/") + "/"
+
+
+def require_root(layout: Layout) -> None:
+    """Every command but fetch, run and demo works on a root that exists; it never makes one."""
+    if not layout.root.is_dir():
+        raise UsageError(f"{layout.root}: no such folder; give the root that holds datasets/ with --root "
+                         "(only `fetch`, `run` and `demo` create one)")

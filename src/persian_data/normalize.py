@@ -29,6 +29,12 @@ What `normalize` does, in order
      ``remove_diacritics`` (the default, as in hazm).
    * Digits follow ``digits``: ``"persian"`` (default, as hazm) maps Latin 0-9 and Arabic-Indic
      ٠-٩ to ۰-۹; ``"latin"`` maps both Persian and Arabic-Indic to 0-9; ``"keep"`` leaves them.
+     Unlike hazm, **Latin tokens keep their digits** whatever the policy: a whitespace-separated
+     token holding an ASCII letter (``user4.law@example.com``, ``https://…/12``, ``@ali_1370``,
+     ``IR82…``, ``report_2023.pdf``, ``A4-17``, ``mp3``), and a token of no letter at all whose
+     nearest lettered token before it, on the same line, is such a token (``Windows 10``, the
+     groups of ``IR82 0540 1026 …``). A number before a Latin word (``۱۰ GB``) or among Persian
+     words (``ماده ۱۰``) follows the policy.
    * Control characters (C0/C1 except tab and newline) and format characters (BOM, soft
      hyphen, bidi embeddings and isolates, ...) are removed; ZWSP and the bidi marks LRM, RLM
      and ALM, which also break cursive joining and stand where a ZWNJ belongs, become ZWNJ (and
@@ -57,9 +63,9 @@ What `normalize` does, in order
 Not done (they need hazm's lexicon, or rewrite the author's style, or cost too much for what
 they fix): merging compound words (``زمین لرزه`` -> ``زمین‌لرزه``), cutting repeated letters
 (``سلاممممم``), separating a glued ``می`` (``میخواهم``), a space between a number and a word
-(``۹متر``), quotes to guillemets, ``...`` to ``…``, ``%`` to ``٪``. The ``persian`` digit
-policy converts every digit, also inside Latin tokens and URLs (``mp3`` -> ``mp۳``), as hazm
-does; use ``digits="keep"`` or ``"latin"`` where that matters.
+(``۹متر``), quotes to guillemets, ``...`` to ``…``, ``%`` to ``٪``. Unlike hazm the digit
+policy stops at Latin tokens (``mp3`` stays ``mp3``, not ``mp۳``): an email, URL or IBAN with a
+Persian digit in it is neither what its owner wrote nor what a pattern for it expects.
 
 Unicode form: NFC plus targeted folding, not NFKC
 -------------------------------------------------
@@ -105,6 +111,9 @@ from functools import lru_cache
 from typing import Callable, Literal
 
 import numpy as np
+
+from .latin_tokens import ASCII_LETTER as _ASCII_LETTER
+from .latin_tokens import latin_digits as _latin_digits
 
 __all__ = ["NormalizerConfig", "DEFAULT", "normalize", "normalize_many", "make_normalizer", "ZWNJ"]
 
@@ -266,6 +275,7 @@ _DEL16 = np.uint16(0xFFFF)  # the same in the 16-bit table: U+FFFF (a noncharact
 _SEP = "\x00"  # joins a batch of fields; NULs are removed from the fields first
 _FIRST_MULTI = 0xFB50  # no character below this expands to several (Arabic presentation forms)
 _SMALL = 48  # below this many characters, plain str.translate beats the numpy round trip
+_ONE_STRING = 4096  # below this many characters, regex probes decide whether Latin digits need the numpy pass
 
 
 def _charclass(chars) -> str:
@@ -350,6 +360,11 @@ class _Compiled:
         self.multi = multi
         assert all(ord(k) >= _FIRST_MULTI for k in multi)
         self.multi_re = re.compile(_charclass(multi)) if multi else None
+        # digits the policy changes; inside Latin tokens they are put back (see `_latin_digits`)
+        changed = [d for d in LATIN_DIGITS + PERSIAN_DIGITS + ARABIC_DIGITS if self.trans.get(ord(d), d) != d]
+        self.digit_changed = np.zeros(0x10000, dtype=bool)
+        self.digit_changed[[ord(d) for d in changed]] = True
+        self.small_digits = re.compile(_charclass(changed)) if changed else None
         self.heh_yeh_target = "\u0647" if cfg.heh_yeh == "heh" else "\u06c0"
         # ه + hamza above is ۀ; when ۀ itself folds to ه, every such hamza goes
         self.heh_hamza_re = re.compile("\u0647\u0654+" if cfg.heh_yeh == "heh" else "\u0647\u0654")
@@ -363,7 +378,11 @@ class _Compiled:
         if "\r" in s:
             s = s.replace("\r\n", "\n")
         s = unicodedata.normalize("NFC", s)  # returns at once when already NFC
-        if len(s) < _SMALL:
+        # Latin-token digits to put back? Found with numpy on batches; on one string, two regex
+        # probes first (the numpy pass costs tens of microseconds whatever the length)
+        latin_digits = self.small_digits is not None and (len(s) >= _ONE_STRING or (
+            _ASCII_LETTER.search(s) is not None and self.small_digits.search(s) is not None))
+        if len(s) < _SMALL and not latin_digits:
             return s.translate(self.trans)
         b = s.encode("utf-16-le", "surrogatepass")
         a16 = np.frombuffer(b, dtype=np.uint16)
@@ -378,12 +397,21 @@ class _Compiled:
             m16 = self.lut16.take(a16)
             gone16 = m16 == _DEL16
             if gone16.any():
-                m16 = m16[~gone16]
+                keep16 = ~gone16
+                m16, a16 = m16[keep16], a16[keep16]
+            if latin_digits:
+                fixed = _latin_digits(a16, m16, self.digit_changed)
+                m16 = m16 if fixed is None else fixed
             return m16.tobytes().decode("utf-16-le")
-        m = self._full_lut().take(np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
+        a32 = np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        m = self._full_lut().take(a32)
         gone = m == _DEL
         if gone.any():
-            m = m[~gone]
+            keep = ~gone
+            m, a32 = m[keep], a32[keep]
+        if latin_digits:
+            fixed = _latin_digits(a32, m, self.digit_changed)
+            m = m if fixed is None else fixed
         return m.tobytes().decode("utf-32-le")
 
     def _full_lut(self) -> np.ndarray:

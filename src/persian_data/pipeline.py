@@ -1,151 +1,33 @@
 """Runs the stages in order: (lock the root) -> fetch -> prepare -> records -> gates -> summary.
 
-Every command that changes a root goes through `Run`: it holds an exclusive lock on the root
-(two runs never interleave their writes), sends every log line to stderr and to
-`logs/dataset_download.log`, clears temp files a killed run may have left, and saves the hash
-cache at the end.
+Every command that changes a root goes through `Run` (run.py): the root's lock, the log, and the
+outcome at the end of the log whatever ends the run. `verify` runs read-only (a shared lock, and
+nothing written on a root it may not write).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
-import os
-import shutil
-import sys
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from tqdm.contrib.logging import logging_redirect_tqdm
-
-from .catalog import CATALOG, Source
-from .errors import RunLockedError
-from typing import TYPE_CHECKING
-from .gates import GateContext, release_warm, run_gates, warm_up
+from .catalog import CHAT_BUCKET, SPEECH_BUCKET, VOICE_BUCKET, Source, root_sources
+from .errors import NothingToDoError, UsageError
+from .gates import GateContext, run_gates, warm_up
 from .integrity import HashCache, LockedSource, read_lock, write_lock
-from .layout import Layout
-from .progress import is_interactive, progress
-from .records import append_summary, summary_block, write_checksums, write_counts, write_readmes
+from .layout import Layout, require_root
+from .progress import counts_text, human_bytes, progress
+from .provenance import cached_sha256, damaged_inputs, output_states
+from .records import counts, summary_block, write_checksums, write_counts, write_readmes
+from .run import Run
 
 if TYPE_CHECKING:  # the download machinery (huggingface_hub, httpx) is imported only by commands that fetch
     from .fetch import FetchOptions, FetchReport
 
 log = logging.getLogger("persian_data")
-
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-
-
-class RedactFilter(logging.Filter):
-    """Keeps secrets (the Hub token) out of every log line."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
-        return True
-
-
-def redact(text: str, secrets: list[str | None]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
-@dataclass
-class Run:
-    layout: Layout
-    secrets: list[str] = field(default_factory=list)
-    verbose: bool = False
-    _stack: ExitStack = field(default_factory=ExitStack)
-    cache: HashCache | None = None
-    endpoint_lines: list[str] = field(default_factory=list)  # several endpoints: who served what (summary)
-
-    def __enter__(self) -> "Run":
-        layout = self.layout
-        layout.state_dir.mkdir(parents=True, exist_ok=True)
-        self._take_root_lock()
-        self._setup_logging()
-        # A killed run may have left temp files; they are only ever ours, under the state folder.
-        shutil.rmtree(layout.tmp_dir, ignore_errors=True)
-        layout.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.cache = HashCache(layout.hash_cache, layout.root)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            release_warm()
-            if self.cache is not None:
-                self.cache.save(self.layout.tmp_dir)
-            shutil.rmtree(self.layout.tmp_dir, ignore_errors=True)
-            staging = self.layout.staging_dir
-            if staging.exists() and not any(staging.iterdir()):
-                staging.rmdir()
-        finally:
-            self._stack.close()
-
-    def _take_root_lock(self) -> None:
-        path = self.layout.run_lock
-        handle = open(path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise RunLockedError(f"{self.layout.root} is in use by another persian-data run ({holder}); "
-                                 f"wait for it to finish (the lock is {path})") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}")
-        handle.flush()
-
-        def release() -> None:
-            try:
-                path.unlink(missing_ok=True)  # unlink while still holding it: no stale file left
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-                handle.close()
-
-        self._stack.callback(release)
-
-    def _setup_logging(self) -> None:
-        root_logger = logging.getLogger("persian_data")
-        root_logger.setLevel(logging.DEBUG if self.verbose else logging.INFO)
-        redactor = RedactFilter(self.secrets)
-        self.layout.download_log.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(self.layout.download_log, encoding="utf-8")
-        file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        file_handler.addFilter(redactor)
-        file_handler.setLevel(logging.INFO)
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(logging.Formatter("%(levelname)s %(message)s" if not is_interactive() else "%(message)s"))
-        console.addFilter(redactor)
-        root_logger.addHandler(file_handler)
-        root_logger.addHandler(console)
-        # huggingface_hub's own warnings (e.g. retries) go to the same places.
-        hub_logger = logging.getLogger("huggingface_hub")
-        hub_logger.addHandler(file_handler)
-
-        def teardown() -> None:
-            for handler in (file_handler, console):
-                root_logger.removeHandler(handler)
-            hub_logger.removeHandler(file_handler)
-            file_handler.close()
-
-        self._stack.callback(teardown)
-        if is_interactive():
-            self._stack.enter_context(logging_redirect_tqdm([root_logger]))
 
 
 @dataclass
@@ -156,45 +38,62 @@ class Outcome:
     report: FetchReport | None = None
 
 
+def known_sources(layout: Layout, sources: list[Source], catalog=None) -> tuple[Source, ...]:
+    """Every source the root knows (`catalog`, default: the five and those its persian-data.toml
+    declares), with any declared source of this run that the catalog lacks."""
+    known = tuple(catalog) if catalog is not None else root_sources(layout.root)
+    return known + tuple(s for s in sources if s not in known)
+
+
 def finish(run: Run, sources: list[Source], *, thorough: bool = False, write: bool = True,
-           lock: dict[str, LockedSource] | None = None, prepared: tuple[str, ...] = ()) -> Outcome:
-    """Records, gates and the summary block, shared by every command that ends a run."""
+           lock: dict[str, LockedSource] | None = None, prepared: tuple[str, ...] = (),
+           failures: list[str] | tuple[str, ...] = (), stale_is_failure: bool = True,
+           catalog: tuple[Source, ...] | None = None) -> Outcome:
+    """Records, gates and the summary block, shared by every command that ends a run. `failures`:
+    what went wrong before the gates (a stage that did not run), listed first; `lock` (the lock as
+    the run leaves it) keeps downloaded files that are not the lock's bytes out of the checksums;
+    `catalog`: every source the root knows (default: the five and its persian-data.toml's)."""
     layout = run.layout
+    catalog = known_sources(layout, sources, catalog)
+    damaged: dict[str, tuple[str, str]] = {}
     if write:
         if lock is not None:
             write_readmes(layout, lock, sources, run.cache)
         log.info("records: hashing data files for %s", layout.relative(layout.checksums_file))
         with progress(None, "checksums", "B", logger=log, unit_scale=True) as bar:
             known: dict[str, str] | None = {}
-            lines = write_checksums(layout, run.cache, on_bytes=bar.update, known=known)
+            lines = write_checksums(layout, run.cache, on_bytes=bar.update, known=known, lock=lock, damaged=damaged)
         checksums_sha256: str | None = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
-        meta = write_counts(layout)
-        log.info("records: %d checksum line(s); counts %s", len(lines), meta)
+        meta = write_counts(layout, catalog)
+        log.info("records: %d checksum line(s); file counts: %s", len(lines), counts_text(meta))
     else:
-        from .records import counts
-
-        meta = counts(layout)
+        meta = counts(layout, catalog)
         known = checksums_sha256 = None
     ctx = GateContext(layout, sources, run.cache, thorough=thorough, required_stages=frozenset(prepared),
-                      known=known, checksums_sha256=checksums_sha256)
-    failures, notes, names = run_gates(ctx)
+                      known=known, checksums_sha256=checksums_sha256, damaged=damaged,
+                      stale_is_failure=stale_is_failure, catalog=catalog)
+    gate_failures, notes, names = run_gates(ctx)
     for note in notes:
         log.warning("%s", note)
-    for failure in failures:
+    for failure in gate_failures:
         log.error("%s", failure)
-    ok = not failures
-    gate_lines = [str(f) for f in failures] + [str(n) for n in notes]
+    all_failures = list(failures) + [str(f) for f in gate_failures]
+    ok = not all_failures
+    gate_lines = all_failures + [str(n) for n in notes]
     checked = ", ".join(s.key for s in sources) or "no source"
-    unchecked = [s.key for s in CATALOG if s not in sources]
+    unchecked = [s.key for s in catalog if s not in sources]
     gate_lines.append(f"{'PASS' if ok else 'FAIL'}: gates {', '.join(names)} for {checked}"
                       + (f" (partial run: {', '.join(unchecked)} not checked)" if unchecked else ""))
     log.info("%s", gate_lines[-1])
-    append_summary(layout, summary_block(layout, meta, gate_lines, ok, endpoint_lines=run.endpoint_lines))
-    return Outcome(ok, [str(f) for f in failures], [str(n) for n in notes])
+    run.append_summary(summary_block(layout, meta, gate_lines, ok, endpoint_lines=run.endpoint_lines,
+                                     catalog=catalog))
+    return Outcome(ok, all_failures, [str(n) for n in notes])
 
 
-STAGE_GATE_MODULES = {"text": "persian_data.prepare.chat", "speech": "persian_data.prepare.speech",
-                      "tts": "persian_data.tts.check"}
+# A prepare stage is named by the bucket it prepares (`prepare text`, `prepare speech`); `shards`
+# judges the training shards made from the speech manifests.
+STAGE_GATE_MODULES = {CHAT_BUCKET: "persian_data.prepare.chat", SPEECH_BUCKET: "persian_data.prepare.speech",
+                      VOICE_BUCKET: "persian_data.tts.check", "shards": "persian_data.shards.gate"}
 
 
 def load_stage_gates(stages: tuple[str, ...] | None = None) -> None:
@@ -211,15 +110,23 @@ def load_stage_gates(stages: tuple[str, ...] | None = None) -> None:
             raise
 
 
-def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, verbose: bool = False,
-              prepare: tuple[str, ...] = (), prepare_options: PrepareOptions | None = None,
-              after_gates: Callable[[Path], object] | None = None) -> Outcome:
-    """`after_gates(root)`: run under the root lock once the verdict is in (`run` writes the data
-    card there); its failure must not change the verdict, so it handles its own errors."""
+def run_job(layout: Layout, sources: list[Source], options: FetchOptions, *, verbose: bool = False,
+            prepare: tuple[str, ...] = (), prepare_options: PrepareOptions | None = None,
+            after_gates: Callable[[Path], object] | None = None,
+            catalog: tuple[Source, ...] | None = None) -> Outcome:
+    """`fetch` and `run`: download and lock `sources`, then (with `prepare`) the prepare stages, then
+    records, gates and the summary; then `after_gates(root)` under the root lock once the verdict is
+    in (`run` writes the data card there; its failure must not change the verdict, so it handles
+    its own errors). `catalog`: every source the root knows (default: the five and its
+    persian-data.toml's)."""
     from .fetch import fetch
+    from .preflight import check_remote
 
+    # a bad declaration fails here, before any byte is downloaded (with --locked: at its locked commit)
+    check_remote(sources, options, read_lock(layout.lock_file) if options.locked else None)
     load_stage_gates()
-    with Run(layout, secrets=options.secrets(), verbose=verbose) as run:
+    command = "run" if prepare else "fetch"
+    with Run(layout, secrets=options.secrets(), verbose=verbose, command=command, create=True) as run:
         lock = read_lock(layout.lock_file)
         started = time.monotonic()
         # Gates with a slow start (the voice check imports torch) begin it while the bytes stream.
@@ -230,15 +137,16 @@ def run_fetch(layout: Layout, sources: list[Source], options: FetchOptions, *, v
         run.endpoint_lines = report.endpoint_lines()
         write_lock(layout.lock_file, lock, layout.tmp_dir)
         log.info("fetch: %d file(s) downloaded (%s) in %.1fs", sum(len(v) for v in report.downloaded.values()),
-                 report.bytes_downloaded, time.monotonic() - started)
+                 human_bytes(report.bytes_downloaded), time.monotonic() - started)
         prepared: tuple[str, ...] = ()
+        refused: list[str] = []
         if prepare and report.ok:
-            prepared = run_prepare_stages(run, prepare, sources, prepare_options)
-        outcome = finish(run, sources, lock=lock, prepared=prepared)
+            prepared, refused = run_prepare_stages(run, prepare, sources, prepare_options, lock)
+        fetch_failures = [line for lines in report.failed.values() for line in lines]
+        # a plain fetch that brought new bytes makes outputs stale: said, for `prepare` to redo
+        outcome = finish(run, sources, lock=lock, prepared=prepared, failures=fetch_failures + refused,
+                         stale_is_failure=bool(prepare), catalog=catalog)
         outcome.report = report
-        if not report.ok:
-            outcome.ok = False
-            outcome.failures = [line for lines in report.failed.values() for line in lines] + outcome.failures
         if after_gates is not None and not options.dry_run:
             after_gates(layout.root)
         return outcome
@@ -251,39 +159,68 @@ class PrepareOptions:
 
 
 def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source],
-                       options: PrepareOptions | None = None) -> tuple[str, ...]:
-    """Run the prepare stages that apply to `sources`; return the names of those that ran.
+                       options: PrepareOptions | None = None,
+                       lock: dict[str, LockedSource] | None = None) -> tuple[tuple[str, ...], list[str]]:
+    """Run the prepare stages that apply to `sources`; return the names of those that ran, and a
+    failure line for each source a stage refused because its downloaded files are not the `lock`'s
+    (truncated, edited, missing: that source's last good outputs stay in place).
 
     Every file a stage places is hashed while it is written and handed to the run's hash cache,
     so the records and gates after it cost a stat() per file, not a read."""
     options = options or PrepareOptions()
-    keys = {s.key for s in sources}
     done = []
-    if "text" in stages and "text" in keys:
+    refused: list[str] = []
+    chat_sources = [s for s in sources if s.bucket == CHAT_BUCKET]
+    if CHAT_BUCKET in stages and chat_sources:
+        chat_sources = _intact(run, CHAT_BUCKET, chat_sources, lock, refused)
+    if CHAT_BUCKET in stages and chat_sources:
         from .prepare.chat import ChatOptions, prepare_chat
 
         chat_options = options.chat or ChatOptions()
-        memo = _chat_memo(run.layout, chat_options)
-        outputs = _stat_keys([run.layout.chat_combined(), run.layout.chat_stats()])
-        if outputs is not None and run.cache.memo_get(memo) == outputs:
-            log.info("chat: raw files, options and normalizer unchanged since the last prepare; kept %s",
-                     run.layout.relative(run.layout.chat_combined()))
-        else:
+        for source in chat_sources:
+            memo = _chat_memo(run.layout, chat_options, source)
+            outputs = _stat_keys([run.layout.chat_combined(source), run.layout.chat_stats(source)])
+            if outputs is not None and run.cache.memo_get(memo) == outputs:
+                log.info("chat: raw files, options and normalizer unchanged since the last prepare; kept %s",
+                         run.layout.relative(run.layout.chat_combined(source)))
+                continue
             prepare_chat(run.layout, chat_options, logger=logging.getLogger("persian_data.prepare.chat"),
-                         cache=run.cache)
-            run.cache.memo_put(memo, _stat_keys([run.layout.chat_combined(), run.layout.chat_stats()]) or "")
-        done.append("text")
-    speech_sources = [s for s in sources if s.key in ("commonvoice", "fleurs")]
-    if "speech" in stages and speech_sources:
+                         cache=run.cache, source=source)
+            run.cache.memo_put(memo, _stat_keys([run.layout.chat_combined(source),
+                                                 run.layout.chat_stats(source)]) or "")
+        done.append(CHAT_BUCKET)
+    speech_sources = [s for s in sources if s.bucket == SPEECH_BUCKET]
+    if SPEECH_BUCKET in stages and speech_sources:
+        speech_sources = _intact(run, SPEECH_BUCKET, speech_sources, lock, refused)
+    if SPEECH_BUCKET in stages and speech_sources:
         from .prepare.speech import SpeechOptions, prepare_speech
 
         prepare_speech(run.layout, speech_sources, options.speech or SpeechOptions(),
                        logger=logging.getLogger("persian_data.prepare.speech"), cache=run.cache)
-        done.append("speech")
-    return tuple(done)
+        done.append(SPEECH_BUCKET)
+    return tuple(done), refused
 
 
-STAGE_BUCKETS = {"text": "text", "speech": "speech"}  # prepare stage -> the bucket it reads
+def _intact(run: Run, stage: str, sources: list[Source], lock: dict[str, LockedSource] | None,
+            refused: list[str]) -> list[Source]:
+    """The sources whose downloaded files are the bytes the lock records (a stat each; read only
+    when the stat changed). For each other one, a line in `refused`: its stage does not run on it,
+    so it never publishes outputs made from a damaged copy."""
+    if not lock:
+        return sources  # nothing recorded to compare with (a root built by hand); the gates say so
+    intact = []
+    sha256 = cached_sha256(run.cache)
+    for source in sources:
+        problems = damaged_inputs(run.layout, [source], lock, sha256)
+        if not problems:
+            intact.append(source)
+            continue
+        more = f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else ""
+        line = (f"prepare {stage}: {source.key} was not prepared, its previous outputs are kept: "
+                f"{problems[0]}{more}")
+        log.error("%s", line)
+        refused.append(line)
+    return intact
 
 
 def fetched(layout: Layout, source: Source) -> bool:
@@ -301,7 +238,7 @@ def prepare_targets(layout: Layout, sources: list[Source], stages: tuple[str, ..
 
     Without `--only` a stage prepares what is there and says what is absent; a source named by
     `--only` is always handed over, so its stage fails clearly when it is missing."""
-    wanted = [s for s in sources if s.bucket in {STAGE_BUCKETS[stage] for stage in stages}]
+    wanted = [s for s in sources if s.bucket in stages]  # a stage prepares the bucket it is named after
     if explicit:
         return wanted, []
     return [s for s in wanted if fetched(layout, s)], [s for s in wanted if not fetched(layout, s)]
@@ -314,58 +251,80 @@ def _stat_keys(paths: list[Path]) -> str | None:
         return None
 
 
-def _chat_memo(layout: Layout, chat_options) -> str:
-    """Names everything the chat output depends on: raw files (by stat), options, normalizer code."""
+def _chat_memo(layout: Layout, chat_options, source: Source) -> str:
+    """Names everything a chat corpus's output depends on: raw files (by stat), options, how the
+    corpus is read, normalizer code."""
     import hashlib
 
     from . import normalize
-    from .catalog import BY_KEY
 
-    raw = sorted(layout.content_dir(BY_KEY["text"]).rglob("*.json"))
+    raw = source.reader.data_files(layout.content_dir(source))
     digest = hashlib.sha256()
     digest.update(repr(chat_options).encode())
-    # The code that decides what the output holds: the normalizer, the chat stage's modules and
-    # the text-cleaning rules (PII, answers, near-duplicates, script).
+    digest.update(repr(source).encode())
+    # The code that decides what the output holds: the normalizer, the chat stage's modules, the
+    # text-cleaning rules (PII, answers, near-duplicates, script) and the readers of the chat shapes.
     package = Path(normalize.__file__).parent
     code = [Path(normalize.__file__), *sorted((package / "prepare").glob("chat*.py")),
-            *sorted((package / "textclean").glob("*.py"))]
+            *sorted((package / "textclean").glob("*.py")), *sorted((package / "corpora").glob("chat*.py"))]
     for path in code:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update((_stat_keys(raw) or "").encode())
     digest.update(",".join(p.name for p in raw).encode())
-    return "stage:text:" + digest.hexdigest()
+    return f"stage:{source.key}:" + digest.hexdigest()
 
 
 def run_prepare(layout: Layout, sources: list[Source], stages: tuple[str, ...], options: PrepareOptions,
-                *, verbose: bool = False, explicit: bool = False) -> Outcome:
+                *, verbose: bool = False, explicit: bool = False,
+                catalog: tuple[Source, ...] | None = None) -> Outcome:
     """`persian-data prepare`: the prepare stages on what is already fetched, then records and the
-    gates of what this command touched (the rest is said to be unchecked, not failed)."""
+    gates of what this command touched (the rest is said to be unchecked, not failed).
+
+    Refused before anything is written: a root that does not exist, `--only` naming no source of
+    the stages, a root where none of their sources is fetched."""
+    require_root(layout)
+    what = "+".join(stages)
+    readable = sorted({s.key for s in known_sources(layout, sources, catalog) if s.bucket in stages})
+    targets, absent = prepare_targets(layout, sources, stages, explicit)
+    if explicit and not targets:
+        raise UsageError(f"prepare {what}: --only {','.join(s.key for s in sources)} names none of the sources it "
+                         f"prepares ({', '.join(readable)})")
+    if not targets:
+        raise NothingToDoError(f"prepare {what}: nothing to prepare in {layout.root}: none of "
+                               f"{', '.join(readable)} is fetched there; `persian-data fetch` gets them")
     load_stage_gates(stages)
-    with Run(layout, verbose=verbose) as run:
-        targets, absent = prepare_targets(layout, sources, stages, explicit)
+    with Run(layout, verbose=verbose, command=f"prepare {what}") as run:
+        lock = read_lock(layout.lock_file)  # first: a damaged lock stops the run before any output changes
         for source in absent:
             log.warning("prepare: %s is not fetched (%s is missing); skipped. `persian-data fetch --only %s` "
                         "gets it", source.key, layout.relative(layout.content_dir(source)), source.key)
-        prepared = run_prepare_stages(run, stages, targets, options)
-        if not prepared:
-            log.warning("prepare: nothing to do for %s: none of its sources is fetched", ",".join(stages))
-        return finish(run, targets, lock=read_lock(layout.lock_file), prepared=prepared)
+        prepared, refused = run_prepare_stages(run, stages, targets, options, lock)
+        return finish(run, targets, lock=lock, prepared=prepared, failures=refused, catalog=catalog)
 
 
-def run_verify(layout: Layout, sources: list[Source], *, quick: bool = False, verbose: bool = False) -> Outcome:
-    """Offline: re-check every gate. Writes nothing but the log's summary block."""
+def run_verify(layout: Layout, sources: list[Source], *, quick: bool = False, verbose: bool = False,
+               catalog: tuple[Source, ...] | None = None) -> Outcome:
+    """Offline: re-check every gate. Writes nothing but the log's summary block (and the hash
+    cache); on a root it may not write, nothing at all. Takes the root's lock shared: several
+    verifies may run at once, never one while a run writes."""
     load_stage_gates()
-    with Run(layout, verbose=verbose) as run:
+    with Run(layout, verbose=verbose, command="verify", read_only=True) as run:
         log.info("verify: %s (%s)", layout.root, "trusting the hash cache" if quick else "re-hashing every file")
-        return finish(run, sources, thorough=not quick, write=False)
+        return finish(run, sources, thorough=not quick, write=False, catalog=catalog)
 
 
 def source_status(layout: Layout, sources: list[Source], options: FetchOptions | None = None) -> list[dict]:
     """Per source: present / incomplete / modified / missing, and with `options` (asks the Hub)
     stale when the Hub's branch has moved past the locked commit. Offline by default: files are
-    checked by size, and by hash through the hash cache where it knows them."""
+    checked by size, and by hash through the hash cache where it knows them.
+
+    `outputs`: each output prepared from the source, current or stale (made from inputs that
+    changed since), from the inputs its stage recorded. Reads only: nothing is written, not even
+    the hash cache (a file it does not know unchanged is hashed in memory)."""
+    require_root(layout)
     lock = read_lock(layout.lock_file)
     cache = HashCache(layout.hash_cache, layout.root)
+    outputs = output_states(layout, sources, cached_sha256(cache), lock)
     rows = []
     found, endpoints = {}, []
     if options is not None:  # every endpoint, every source, at once: reachability and resolved commit
@@ -395,5 +354,6 @@ def source_status(layout: Layout, sources: list[Source], options: FetchOptions |
             row["hub_revision"] = head or f"unknown ({type(answers[0].error).__name__})"
             if head and row["state"] == "present" and head != locked.revision:
                 row["state"] = "stale"
+        row["outputs"] = [state.to_json() for state in outputs.get(source.key, [])]
         rows.append(row)
     return rows

@@ -37,6 +37,7 @@ from .endpoints import Endpoint, EndpointPool, Resolution, describe, endpoint_li
 from .errors import DiskSpaceError, HostilePathError, PlanError
 from .integrity import Digests, HashCache, LockedSource
 from .layout import Layout
+from .progress import human_bytes
 
 try:  # huggingface_hub 2.x talks through httpx2; keep working on an httpx-based release too.
     import httpx2 as _httpx
@@ -424,19 +425,12 @@ def check_disk_space(layout: Layout, plans: list[SourcePlan], enforce: bool = Tr
     free = shutil.disk_usage(probe).free
     if need > 0 and need + DISK_MARGIN > free:
         if not enforce:
-            log.warning("the plan needs %s but only %s is free", human(need), human(free))
+            log.warning("the plan needs %s but only %s is free", human_bytes(need), human_bytes(free))
             return need, free
-        raise DiskSpaceError(f"not enough free space under {layout.root}: the plan needs {human(need)} "
-                             f"(+{human(DISK_MARGIN)} margin), {human(free)} is free")
+        raise DiskSpaceError(f"not enough free space under {layout.root}: the plan needs {human_bytes(need)} "
+                             f"(+{human_bytes(DISK_MARGIN)} margin), {human_bytes(free)} is free")
     return need, free
 
-
-def human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 
@@ -449,10 +443,10 @@ def log_plan(layout: Layout, plans: list[SourcePlan], need: int, free: int) -> N
     log.info("plan (%d source(s)):", len(plans))
     for plan in plans:
         log.info("  %-12s %s@%s  %d file(s), %s; in place %d, to fetch %d (%s)%s", plan.source.key,
-                 plan.source.repo_id, plan.revision[:12], len(plan.files), human(plan.bytes_total),
-                 len(plan.present), len(plan.needed), human(plan.bytes_needed),
+                 plan.source.repo_id, plan.revision[:12], len(plan.files), human_bytes(plan.bytes_total),
+                 len(plan.present), len(plan.needed), human_bytes(plan.bytes_needed),
                  f", {len(plan.unexpected)} unexpected" if plan.unexpected else "")
-    log.info("  to download: %s; free disk: %s", human(need), human(free))
+    log.info("  to download: %s; free disk: %s", human_bytes(need), human_bytes(free))
 
 
 def remove_unexpected(layout: Layout, plan: SourcePlan, cache: HashCache) -> None:

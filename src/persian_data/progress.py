@@ -41,8 +41,12 @@ class Progress:
             now = time.monotonic()
             if now - self._last_log >= self._log_every:
                 self._last_log = now
-                of = f"/{self.total:,.0f}" if self.total else ""
-                self.logger.info("%s: %s%s %s", self.desc, f"{self.done:,.0f}", of, self.unit)
+                if self.unit == "B":  # bytes as people read them
+                    of = f" of {human_bytes(self.total)}" if self.total else ""
+                    self.logger.info("%s: %s%s", self.desc, human_bytes(self.done), of)
+                else:
+                    of = f"/{self.total:,.0f}" if self.total else ""
+                    self.logger.info("%s: %s%s %s", self.desc, f"{self.done:,.0f}", of, self.unit)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -53,6 +57,20 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def human_bytes(n: float) -> str:
+    """A byte count as people read it: 312 B, 118.2 KB, 1.2 GB (powers of 1000, as the Hub shows sizes)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def counts_text(counts: dict) -> str:
+    """A mapping as a log line shows it: `a 3, b 1` (never a Python dict repr); `none` when empty."""
+    return ", ".join(f"{key} {value}" for key, value in counts.items()) or "none"
 
 
 def progress(total: float | None, desc: str, unit: str = "it", *, logger: logging.Logger, **kw) -> Progress:

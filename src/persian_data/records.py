@@ -20,6 +20,7 @@ from .atomic import write_if_changed
 from .catalog import CATALOG, Source
 from .integrity import HashCache, LockedSource
 from .layout import Layout
+from .provenance import lock_mismatch, locked_files, repair_hint
 
 log = logging.getLogger("persian_data")
 
@@ -65,13 +66,14 @@ def count_files(layout: Layout, source: Source) -> int:
     return len(data_files(layout.content_dir(source)))
 
 
-def counts(layout: Layout) -> dict[str, int]:
-    """The specification's five count keys, always all five."""
-    return {source.count_key: count_files(layout, source) for source in CATALOG}
+def counts(layout: Layout, catalog: tuple[Source, ...] | list[Source] = CATALOG) -> dict[str, int]:
+    """The specification's five count keys, always all five, then one per corpus the root declares
+    (`catalog`: every source the root knows)."""
+    return {source.count_key: count_files(layout, source) for source in catalog}
 
 
-def write_counts(layout: Layout) -> dict[str, int]:
-    meta = counts(layout)
+def write_counts(layout: Layout, catalog: tuple[Source, ...] | list[Source] = CATALOG) -> dict[str, int]:
+    meta = counts(layout, catalog)
     write_if_changed(layout.sources_json, json.dumps(meta, indent=2) + "\n", layout.tmp_dir)
     return meta
 
@@ -107,12 +109,17 @@ def checksum_line(sha256: str, rel: str) -> str:
     return f"{sha256}  {rel}\n"
 
 
-def write_checksums(layout: Layout, cache: HashCache, on_bytes=None,
-                    known: dict[str, str] | None = None) -> list[str]:
+def write_checksums(layout: Layout, cache: HashCache, on_bytes=None, known: dict[str, str] | None = None,
+                    lock: dict[str, LockedSource] | None = None,
+                    damaged: dict[str, tuple[str, str]] | None = None) -> list[str]:
     """Write checksums/datasets.sha256.txt. A file the cache knows unchanged (same size, mtime and
     inode as when it was hashed: while downloading, or while a stage wrote it) costs a stat();
     only the others are read and hashed, in threads. `known` (if given) is filled with every
-    listed file's root-relative path and sha256, so the gates of the same run need not stat again."""
+    listed file's root-relative path and sha256, so the gates of the same run need not stat again.
+
+    A downloaded file (under a source's data/ or model/) is never given a line that differs from
+    its `lock` record: when its bytes are not the lock's, its line keeps the lock's sha256 (so
+    `sha256sum -c` still fails on it) and `damaged` (if given) gets its path -> (source key, why)."""
     found = data_file_entries(layout.datasets)
     hits = cache.known_sha256(found)
     unknown = [path for (path, _), hit in zip(found, hits) if hit is None]
@@ -125,15 +132,27 @@ def write_checksums(layout: Layout, cache: HashCache, on_bytes=None,
                hit or fresh[path].sha256 for (path, _), hit in zip(found, hits)}
     if known is not None:
         known.update(digests)
-    lines = [checksum_line(sha, rel) for rel, sha in digests.items()]
+    listed = dict(digests)
+    for rel, (key, entry) in locked_files(layout, lock or {}).items():
+        sha = digests.get(rel)
+        if sha is None:
+            continue  # missing (or one byte): the lock gate names it
+        why = lock_mismatch(entry, os.stat(layout.root / rel).st_size, sha)
+        if why is not None:
+            listed[rel] = entry.sha256
+            if damaged is not None:
+                damaged[rel] = (key, f"{why}: not the file that was downloaded; its line in "
+                                     f"{layout.relative(layout.checksums_file)} keeps the lock's sha256; "
+                                     f"{repair_hint(key)}")
+    lines = [checksum_line(sha, rel) for rel, sha in listed.items()]
     text = "".join(lines)
     write_if_changed(layout.checksums_file, text, layout.tmp_dir)
     return lines
 
 
-def bucket_mtimes(layout: Layout) -> list[tuple[str, str]]:
+def bucket_mtimes(layout: Layout, catalog: tuple[Source, ...] | list[Source] = CATALOG) -> list[tuple[str, str]]:
     out = []
-    for source in CATALOG:
+    for source in catalog:
         root = layout.bucket_root(source)
         when = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(root.stat().st_mtime)) if root.exists() else "missing"
         out.append((layout.relative(root), when))
@@ -141,18 +160,21 @@ def bucket_mtimes(layout: Layout) -> list[tuple[str, str]]:
 
 
 def summary_block(layout: Layout, meta: dict[str, int], gate_lines: list[str], ok: bool, head: int = 5,
-                  endpoint_lines: list[str] | tuple[str, ...] = ()) -> str:
-    try:
-        lines = layout.checksums_file.read_text("utf-8").splitlines()
+                  endpoint_lines: list[str] | tuple[str, ...] = (), status: str | None = None,
+                  catalog: tuple[Source, ...] | list[Source] = CATALOG) -> str:
+    """The specification's summary block. `status` overrides the status line (a run that stopped
+    on an error says so)."""
+    try:  # shown as it is, even when damaged (the checksums gate says what is wrong with it)
+        lines = layout.checksums_file.read_bytes().decode("utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         lines = []
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     out = [f"===== persian-data summary {stamp} =====",
-           f"status: {'COMPLETE' if ok else 'NOT COMPLETE (gates failed)'}",
+           f"status: {status or ('COMPLETE' if ok else 'NOT COMPLETE (gates failed)')}",
            f"file counts ({layout.relative(layout.sources_json)}):"]
     out += [f"  {key}: {value}" for key, value in meta.items()]
     out.append("bucket roots, last modified:")
-    out += [f"  {path}  {when}" for path, when in bucket_mtimes(layout)]
+    out += [f"  {path}  {when}" for path, when in bucket_mtimes(layout, catalog)]
     out.append(f"{layout.relative(layout.checksums_file)}: {len(lines)} line(s)")
     out.append("  head:")
     out += [f"    {line}" for line in lines[:head]]

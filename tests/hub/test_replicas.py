@@ -19,7 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from persian_data.catalog import CATALOG
-from persian_data.localhub import replicas as R
+from persian_data.corpora import commonvoice as CVM
+from persian_data.corpora import fleurs as FLM
+from persian_data.corpora import kamtera_vits as TTSM
+from persian_data.corpora import persian_conversation as TXT
+from persian_data.corpora import replicas as R
+from persian_data.localhub import replica_kit as KIT
 from persian_data.localhub.store import HubStore
 
 ZWNJ = "\u200c"
@@ -34,17 +39,17 @@ def replicas_hub(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def text_files():
-    return R.text_repo(R.TINY, hostile=True)
+    return TXT.text_repo(R.TINY, hostile=True)
 
 
 @pytest.fixture(scope="module")
 def cv_files():
-    return R.commonvoice_repo(R.TINY)
+    return CVM.commonvoice_repo(R.TINY)
 
 
 @pytest.fixture(scope="module")
 def fleurs_files():
-    return R.fleurs_repo(R.TINY)
+    return FLM.fleurs_repo(R.TINY)
 
 
 def lfs_map(store, key):
@@ -74,9 +79,9 @@ def test_rebuild_into_same_store_makes_no_new_commit(tmp_path):
 
 
 def test_arguments_change_content():
-    assert R.text_repo(R.TINY) != R.text_repo(R.TINY, hostile=True)
-    assert R.text_repo(R.TINY) != R.text_repo(R.TINY.scaled(2))
-    assert R.tts_repo("male", R.TINY) != R.tts_repo("male", R.TINY, voice_assets=(b"{}", b"weights"))
+    assert TXT.text_repo(R.TINY) != TXT.text_repo(R.TINY, hostile=True)
+    assert TXT.text_repo(R.TINY) != TXT.text_repo(R.TINY.scaled(2))
+    assert TTSM.tts_repo("male", R.TINY) != TTSM.tts_repo("male", R.TINY, voice_assets=(b"{}", b"weights"))
 
 
 # -- A. text -----------------------------------------------------------------------------------
@@ -84,7 +89,7 @@ def test_text_files_and_lfs(replicas_hub):
     store, _ = replicas_hub
     lfs = lfs_map(store, "text")
     assert set(lfs) == {".gitattributes", "Persian-conversational-dataset.py", "README.md",
-                        *R.TEXT_FILES, *R.TEXT_HOSTILE_FILES}
+                        *TXT.TEXT_FILES, *TXT.TEXT_HOSTILE_FILES}
     assert {p for p, is_lfs in lfs.items() if is_lfs} == {
         "dadrah_dataset1-1000_10000.json",
         "dadrah_dataset1-10000_100000.json",
@@ -95,8 +100,8 @@ def test_text_files_and_lfs(replicas_hub):
 
 
 def test_text_without_hostile_has_only_the_real_names():
-    assert set(R.text_repo(R.TINY)) == {".gitattributes", "Persian-conversational-dataset.py", "README.md",
-                                        *R.TEXT_FILES}
+    assert set(TXT.text_repo(R.TINY)) == {".gitattributes", "Persian-conversational-dataset.py", "README.md",
+                                        *TXT.TEXT_FILES}
 
 
 def test_text_readme_and_format(text_files):
@@ -104,7 +109,7 @@ def test_text_readme_and_format(text_files):
     assert len(text_files["README.md"]) == 147
     assert readme.startswith("---\nlicense: apache-2.0\n") and "- fa\n" in readme
     assert "pretty_name: persianConversation\n---" in readme
-    for name in R.TEXT_FILES:
+    for name in TXT.TEXT_FILES:
         data = text_files[name]
         data.decode("ascii")  # json.dump default: ensure_ascii=True
         assert b"\n" not in data and data.startswith(b"[[") and data.endswith(b"]]")
@@ -127,8 +132,8 @@ def _kind_of(row):
 
 
 def test_text_rows_match_manifest(text_files):
-    manifest = R.text_manifest(R.TINY)
-    parsed = {name: json.loads(text_files[name]) for name in R.TEXT_FILES}
+    manifest = TXT.text_manifest(R.TINY)
+    parsed = {name: json.loads(text_files[name]) for name in TXT.TEXT_FILES}
     kinds = {}
     for name, rows in parsed.items():
         info = manifest[name]
@@ -172,7 +177,7 @@ def _strings(row):
 
 
 def test_text_odd_characters_only_where_declared(text_files):
-    fixed = {kind: row for kind, _, row in R.text_adversarial_rows()}
+    fixed = {kind: row for kind, _, row in TXT.text_adversarial_rows()}
     for kind, chars in ODD.items():
         text = "".join(_strings(fixed[kind]))
         present = {c for c in chars if c in text}
@@ -181,7 +186,7 @@ def test_text_odd_characters_only_where_declared(text_files):
             assert present == set(chars), (kind, set(chars) - present)
     odd = set("".join(ODD.values()))
     seen = {}
-    for name in R.TEXT_FILES:
+    for name in TXT.TEXT_FILES:
         for row in json.loads(text_files[name]):
             for s in _strings(row):
                 for c in set(s) & odd:
@@ -191,7 +196,7 @@ def test_text_odd_characters_only_where_declared(text_files):
 
 
 def test_text_zwnj_positions():
-    row = next(row for kind, _, row in R.text_adversarial_rows() if kind == "zwnj")
+    row = next(row for kind, _, row in TXT.text_adversarial_rows() if kind == "zwnj")
     strings = list(_strings(row))
     assert any(s.startswith(ZWNJ) for s in strings) and any(s.endswith(ZWNJ) for s in strings)
     assert any(ZWNJ * 2 in s for s in strings) and ZWNJ in strings  # doubled; a string that is only ZWNJ
@@ -200,8 +205,8 @@ def test_text_zwnj_positions():
 
 
 def test_text_normal_rows_are_clean_persian(text_files):
-    fixed = {json.dumps(row) for _, _, row in R.text_adversarial_rows()}
-    normal = [r for n in R.TEXT_FILES for r in json.loads(text_files[n]) if json.dumps(r) not in fixed]
+    fixed = {json.dumps(row) for _, _, row in TXT.text_adversarial_rows()}
+    normal = [r for n in TXT.TEXT_FILES for r in json.loads(text_files[n]) if json.dumps(r) not in fixed]
     assert len(normal) >= 4 * R.TINY.text_rows
     for row in normal:
         assert _kind_of(row) == "ok" and row[1].startswith("سلام.") and row[2] and row[3]
@@ -217,7 +222,7 @@ def test_text_hostile_files_fail_as_declared(text_files):
     with pytest.raises(UnicodeDecodeError):
         json.loads(bad)
     rows = json.loads(bad.decode("utf-8", "replace"))
-    info = R.TEXT_HOSTILE["dadrah_dataset_extra_invalid_utf8.json"]
+    info = TXT.TEXT_HOSTILE["dadrah_dataset_extra_invalid_utf8.json"]
     assert len(rows) == info["rows"]
     assert sum("\ufffd" in row[1] for row in rows) == info["invalid_rows"]
 
@@ -232,7 +237,7 @@ def test_text_hostile_files_fail_as_declared(text_files):
             break
         assert _kind_of(row) == "ok"
         complete, pos = complete + 1, end + 2
-    assert complete == R.TEXT_HOSTILE["dadrah_dataset_extra_truncated.json"]["complete_rows"]
+    assert complete == TXT.TEXT_HOSTILE["dadrah_dataset_extra_truncated.json"]["complete_rows"]
     assert not cut.rstrip().endswith("]")
 
 
@@ -240,21 +245,21 @@ def test_text_hostile_files_fail_as_declared(text_files):
 @given(rows=st.integers(min_value=2, max_value=40))
 def test_text_manifest_holds_at_any_scale(rows):
     scale = dataclasses.replace(R.TINY, text_rows=rows)
-    files, manifest = R.text_repo(scale), R.text_manifest(scale)
-    for name in R.TEXT_FILES:
+    files, manifest = TXT.text_repo(scale), TXT.text_manifest(scale)
+    for name in TXT.TEXT_FILES:
         parsed = json.loads(files[name])
         assert len(parsed) == manifest[name]["elements"]
         assert sum(_kind_of(r) == "ok" for r in parsed) == manifest[name]["well_formed"]
         assert len({json.dumps(r) for r in parsed}) == manifest[name]["distinct"]
-    assert {k: sum(m["adversarial"].get(k, 0) for m in manifest.values()) for k in R.TEXT_ADVERSARIAL} == \
-        R.TEXT_ADVERSARIAL_COUNTS
+    assert {k: sum(m["adversarial"].get(k, 0) for m in manifest.values()) for k in TXT.TEXT_ADVERSARIAL} == \
+        TXT.TEXT_ADVERSARIAL_COUNTS
 
 
 # -- B. Common Voice -----------------------------------------------------------------------------
 def test_cv_files_and_lfs(replicas_hub):
     store, _ = replicas_hub
     lfs = lfs_map(store, "commonvoice")
-    parquets = {p for paths in R.CV_FILES.values() for p in paths}
+    parquets = {p for paths in CVM.CV_FILES.values() for p in paths}
     assert parquets == {"data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet",
                         "data/validation-00000-of-00001.parquet", "data/test-00000-of-00001.parquet"}
     assert set(lfs) == {".gitattributes", "README.md", "dataset_config.yaml", *parquets}
@@ -269,7 +274,7 @@ def test_cv_schema_exact(cv_files):
         ("age", pa.string()), ("gender", pa.string()), ("accent", pa.string()),
         ("locale", pa.string()), ("segment", pa.string()), ("variant", pa.string()),
     ])
-    for paths in R.CV_FILES.values():
+    for paths in CVM.CV_FILES.values():
         for path in paths:
             schema = pq.read_schema(io.BytesIO(cv_files[path]))
             assert schema.remove_metadata().equals(expected), path
@@ -282,15 +287,15 @@ def test_cv_schema_exact(cv_files):
 
 def test_cv_audio_is_48k_mp3_except_the_corrupt_clip(cv_files):
     corrupt_seen = 0
-    for split, paths in R.CV_FILES.items():
+    for split, paths in CVM.CV_FILES.items():
         rows = [r for p in paths for r in pq.read_table(io.BytesIO(cv_files[p])).to_pylist()]
-        assert len(rows) == R.cv_manifest(R.TINY)[split]["rows"]
+        assert len(rows) == CVM.cv_manifest(R.TINY)[split]["rows"]
         for i, row in enumerate(rows):
             assert re.fullmatch(r"common_voice_fa_\d+\.mp3", row["path"]) and row["audio"]["path"] == row["path"]
             assert row["locale"] == "fa" and row["sentence"] and len(row["client_id"]) == 128
-            if split == R.CV_CORRUPT["split"] and i == R.CV_CORRUPT["row"]:
+            if split == CVM.CV_CORRUPT["split"] and i == CVM.CV_CORRUPT["row"]:
                 corrupt_seen += 1
-                assert row["path"] == R.CV_CORRUPT["path"] and row["audio"]["bytes"] == R.CV_CORRUPT["bytes"]
+                assert row["path"] == CVM.CV_CORRUPT["path"] and row["audio"]["bytes"] == CVM.CV_CORRUPT["bytes"]
                 with pytest.raises(sf.LibsndfileError):
                     sf.info(io.BytesIO(row["audio"]["bytes"]))
                 continue
@@ -303,7 +308,7 @@ def test_cv_audio_is_48k_mp3_except_the_corrupt_clip(cv_files):
 def test_cv_readme_and_config(cv_files):
     readme = cv_files["README.md"].decode()
     front = readme.split("---\n")[1]
-    for split, info in R.cv_manifest(R.TINY).items():
+    for split, info in CVM.cv_manifest(R.TINY).items():
         assert f"  - name: {split}\n    num_bytes: " in front
         assert re.search(rf"- name: {split}\n    num_bytes: \d+\n    num_examples: {info['rows']}\n", front)
         assert f"  - split: {split}\n    path: data/{split}-*\n" in front
@@ -318,7 +323,7 @@ def test_cv_readme_and_config(cv_files):
 def test_fleurs_files_and_lfs(replicas_hub):
     store, _ = replicas_hub
     lfs = lfs_map(store, "fleurs")
-    per_lang = {f"{s}.tsv" for s in R.FLEURS_SPLITS} | {f"audio/{s}.tar.gz" for s in R.FLEURS_SPLITS}
+    per_lang = {f"{s}.tsv" for s in FLM.FLEURS_SPLITS} | {f"audio/{s}.tar.gz" for s in FLM.FLEURS_SPLITS}
     expected = {".gitattributes", "README.md", "fleurs.py"}
     for lang in ("fa_ir", "en_us", "ar_eg"):
         expected |= {f"data/{lang}/{p}" for p in per_lang}
@@ -337,9 +342,9 @@ def _members(data):
 
 @pytest.mark.parametrize("lang", ["fa_ir", "en_us", "ar_eg"])
 def test_fleurs_tsv_and_tar(fleurs_files, lang):
-    manifest = R.fleurs_manifest(R.TINY, lang)
-    hostile = set(R.FLEURS_HOSTILE_MEMBERS)
-    for split in R.FLEURS_SPLITS:
+    manifest = FLM.fleurs_manifest(R.TINY, lang)
+    hostile = set(FLM.FLEURS_HOSTILE_MEMBERS)
+    for split in FLM.FLEURS_SPLITS:
         rows = _tsv(fleurs_files[f"data/{lang}/{split}.tsv"])
         assert rows and all(len(r) == 7 for r in rows)
         assert rows[0][0].isdigit() and rows[0][5].isdigit()  # no header line
@@ -358,7 +363,7 @@ def test_fleurs_tsv_and_tar(fleurs_files, lang):
         assert gz[:2] == b"\x1f\x8b" and gzip.GzipFile(fileobj=io.BytesIO(gz)).read(1)
         assert int.from_bytes(gz[4:8], "little") == 0  # gzip mtime 0
         for member, data in _members(gz):
-            assert member.mtime == R.FLEURS_MTIME and member.uid == member.gid == 0
+            assert member.mtime == FLM.FLEURS_MTIME and member.uid == member.gid == 0
             if member.isdir():
                 assert member.name == split
                 continue
@@ -375,7 +380,7 @@ def test_fleurs_tsv_and_tar(fleurs_files, lang):
 
 
 def test_fleurs_fa_ir_adversarial(fleurs_files):
-    adv = R.FLEURS_ADVERSARIAL
+    adv = FLM.FLEURS_ADVERSARIAL
     train = _tsv(fleurs_files["data/fa_ir/train.tsv"])
     train_tar = {m.name: (m, d) for m, d in _members(fleurs_files["data/fa_ir/audio/train.tar.gz"])}
     names = {r[1]: r for r in train}
@@ -385,7 +390,7 @@ def test_fleurs_fa_ir_adversarial(fleurs_files):
     bad = names[adv["wrong_num_samples"]["wav"]]
     frames = sf.info(io.BytesIO(train_tar[f"train/{bad[1]}"][1])).frames
     assert int(bad[5]) == frames + adv["wrong_num_samples"]["tsv_extra"]
-    assert any(r[6] == "OTHER" for split in R.FLEURS_SPLITS for r in _tsv(fleurs_files[f"data/fa_ir/{split}.tsv"]))
+    assert any(r[6] == "OTHER" for split in FLM.FLEURS_SPLITS for r in _tsv(fleurs_files[f"data/fa_ir/{split}.tsv"]))
 
     dev = {m.name: m for m, _ in _members(fleurs_files["data/fa_ir/audio/dev.tar.gz"])}
     assert dev["../evil.wav"].isfile() and dev["/tmp/persian_data_evil.wav"].isfile()
@@ -394,13 +399,13 @@ def test_fleurs_fa_ir_adversarial(fleurs_files):
     dev_names = {r[1] for r in _tsv(fleurs_files["data/fa_ir/dev.tsv"])}
     assert "evil_link.wav" not in dev_names
     for lang in ("en_us", "ar_eg"):  # decoys are clean
-        for split in R.FLEURS_SPLITS:
+        for split in FLM.FLEURS_SPLITS:
             for m, _ in _members(fleurs_files[f"data/{lang}/audio/{split}.tar.gz"]):
                 assert m.isdir() or (m.isfile() and m.name.startswith(f"{split}/"))
 
 
 def test_fleurs_decoys_are_configurable():
-    files = R.fleurs_repo(R.TINY, decoys=("de_de",))
+    files = FLM.fleurs_repo(R.TINY, decoys=("de_de",))
     langs = {p.split("/")[1] for p in files if p.startswith("data/")}
     assert langs == {"fa_ir", "de_de"}
     assert "'de_de', 'fa_ir'" in files["fleurs.py"].decode()
@@ -411,7 +416,7 @@ def test_fleurs_decoys_are_configurable():
 def test_tts_files_and_lfs(replicas_hub, voice):
     store, _ = replicas_hub
     lfs = lfs_map(store, f"tts-{voice}")
-    assert set(lfs) == set(R.TTS_FILES[voice])
+    assert set(lfs) == set(TTSM.TTS_FILES[voice])
     expected_lfs = {p for p in lfs if p.endswith((".pth", ".zip")) or ".tfevents." in p}
     assert {p for p, is_lfs in lfs.items() if is_lfs} == expected_lfs
     assert len([p for p in expected_lfs if p.endswith(".pth")]) == (7 if voice == "female" else 5)
@@ -419,7 +424,7 @@ def test_tts_files_and_lfs(replicas_hub, voice):
 
 
 def test_tts_file_lists_match_sources():
-    female, male = set(R.TTS_FILES["female"]), set(R.TTS_FILES["male"])
+    female, male = set(TTSM.TTS_FILES["female"]), set(TTSM.TTS_FILES["male"])
     assert {"config.json", "config-0.json", "config-1.json", "config-2.json", "best_model_1725.pth",
             "best_model_3796.pth", "best_model_23604.pth", "best_model_30824.pth", "checkpoint_5000.pth",
             "checkpoint_26000.pth", "checkpoint_48000.pth", "phoneme_cache.zip"} <= female
@@ -428,16 +433,16 @@ def test_tts_file_lists_match_sources():
     for names in (female, male):
         assert sum(n.startswith("events.out.tfevents.") for n in names) == 1
         assert {"train_vits.py", "README.md", ".gitattributes"} <= names
-    assert R.TTS_INFERENCE == {"female": ("config.json", "best_model_30824.pth"),
+    assert TTSM.TTS_INFERENCE == {"female": ("config.json", "best_model_30824.pth"),
                                "male": ("config.json", "best_model_91323.pth")}
     for s in CATALOG:  # the catalog's default selection exists in the replica
         if s.key.startswith("tts-"):
-            assert set(s.allow_patterns) <= set(R.TTS_FILES[s.key[4:]])
+            assert set(s.allow_patterns) <= set(TTSM.TTS_FILES[s.key[4:]])
 
 
 @pytest.mark.parametrize("voice", ["female", "male"])
 def test_tts_config_and_readme(voice):
-    files = R.tts_repo(voice, R.TINY)
+    files = TTSM.tts_repo(voice, R.TINY)
     cfg = json.loads(files["config.json"])  # Python's json accepts the Infinity coqpit writes
     assert b"Infinity" in files["config.json"]
     assert cfg["model"] == "vits" and cfg["audio"]["sample_rate"] == 24000
@@ -451,7 +456,7 @@ def test_tts_config_and_readme(voice):
     readme = files["README.md"].decode()
     front = readme.split("---\n")[1]
     assert "library_name: TTS\n" in front and "license: openrail\n" in front
-    assert R.TTS_INFERENCE[voice][1] in readme
+    assert TTSM.TTS_INFERENCE[voice][1] in readme
     for p in files:
         if p.startswith("config-"):
             assert json.loads(files[p])["model"] == "vits"
@@ -459,16 +464,16 @@ def test_tts_config_and_readme(voice):
 
 def test_tts_placeholders_and_voice_assets():
     scale = dataclasses.replace(R.TINY, checkpoint_bytes=1000)
-    plain = R.tts_repo("female", scale)
+    plain = TTSM.tts_repo("female", scale)
     pths = {p: d for p, d in plain.items() if p.endswith(".pth")}
     assert all(len(d) == 1000 for d in pths.values()) and len(set(pths.values())) == len(pths)
     assert all(d.startswith(b"persian-data replica placeholder") for d in pths.values())
-    assets = R.tts_repo("female", scale, voice_assets=(b'{"model": "vits"}', b"REAL-WEIGHTS"))
+    assets = TTSM.tts_repo("female", scale, voice_assets=(b'{"model": "vits"}', b"REAL-WEIGHTS"))
     assert assets["config.json"] == b'{"model": "vits"}' and assets["best_model_30824.pth"] == b"REAL-WEIGHTS"
     assert {p: d for p, d in assets.items() if p not in ("config.json", "best_model_30824.pth")} == \
         {p: d for p, d in plain.items() if p not in ("config.json", "best_model_30824.pth")}
     with pytest.raises(ValueError):
-        R.tts_repo("child", scale)
+        TTSM.tts_repo("child", scale)
 
 
 def test_build_replicas_passes_voice_assets(tmp_path):
@@ -480,18 +485,18 @@ def test_build_replicas_passes_voice_assets(tmp_path):
 
 
 def test_tts_aux_files_are_real_formats():
-    files = R.tts_repo("male", R.TINY)
+    files = TTSM.tts_repo("male", R.TINY)
     with zipfile.ZipFile(io.BytesIO(files["phoneme_cache.zip"])) as zf:
         assert zf.testzip() is None
         assert all(re.fullmatch(r"phoneme_cache/\d+_phoneme\.npy", n) for n in zf.namelist())
-    assert R._crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    assert TTSM._crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
     events = files["events.out.tfevents.1674024033.2ba09f99fefc"]
     pos, count = 0, 0
     while pos < len(events):
         length = int.from_bytes(events[pos : pos + 8], "little")
-        assert int.from_bytes(events[pos + 8 : pos + 12], "little") == R._masked_crc(events[pos : pos + 8])
+        assert int.from_bytes(events[pos + 8 : pos + 12], "little") == TTSM._masked_crc(events[pos : pos + 8])
         body = events[pos + 12 : pos + 12 + length]
-        assert int.from_bytes(events[pos + 12 + length : pos + 16 + length], "little") == R._masked_crc(body)
+        assert int.from_bytes(events[pos + 12 + length : pos + 16 + length], "little") == TTSM._masked_crc(body)
         pos, count = pos + 16 + length, count + 1
     assert pos == len(events) and count > 1 and b"brain.Event:2" in events
     compile(files["train_vits.py"], "train_vits.py", "exec")
@@ -509,27 +514,27 @@ def test_scales():
     with pytest.raises(ValueError):
         dataclasses.replace(R.TINY, audio="mp3")
     quick = dataclasses.replace(R.TINY, cv_clips_per_shard=5, fleurs_clips_per_split=4, clip_ms=(100, 100))
-    cv = R.commonvoice_repo(quick)
+    cv = CVM.commonvoice_repo(quick)
     assert pq.read_metadata(io.BytesIO(cv["data/test-00000-of-00001.parquet"])).num_rows == 5
-    assert sum(pq.read_metadata(io.BytesIO(cv[p])).num_rows for p in R.CV_FILES["train"]) == 10
-    fl = R.fleurs_repo(quick, decoys=())
+    assert sum(pq.read_metadata(io.BytesIO(cv[p])).num_rows for p in CVM.CV_FILES["train"]) == 10
+    fl = FLM.fleurs_repo(quick, decoys=())
     assert len(_tsv(fl["data/fa_ir/test.tsv"])) == 4 + 2  # + two ids recorded twice
-    assert R.fleurs_manifest(quick)["train"]["tsv_rows"] == 4 + 2 + 2  # + missing wav, wrong num_samples
+    assert FLM.fleurs_manifest(quick)["train"]["tsv_rows"] == 4 + 2 + 2  # + missing wav, wrong num_samples
 
 
 def test_synth_audio_is_bit_exact_integer_math():
-    a = R._synth_int16(8000, "x")
+    a = KIT.synth_int16(8000, "x")
     assert a.dtype.name == "int16" and a.size == 8000 and a.any()
-    assert (a == R._synth_int16(8000, "x")).all() and not (a == R._synth_int16(8000, "y")).all()
+    assert (a == KIT.synth_int16(8000, "x")).all() and not (a == KIT.synth_int16(8000, "y")).all()
 
 
-@pytest.mark.skipif(not R.espeak_available(), reason="espeak-ng not installed")
+@pytest.mark.skipif(not KIT.espeak_available(), reason="espeak-ng not installed")
 def test_espeak_audio_is_deterministic():
     scale = dataclasses.replace(R.TINY, name="espeak", audio="espeak")
     text = "سلام، حال شما چطور است؟"
-    spoken = R._clip(scale, 16000, text, "t")
-    assert (spoken == R._clip(scale, 16000, text, "t")).all()
-    assert spoken.size != R._clip(R.TINY, 16000, text, "t").size or (spoken != R._clip(R.TINY, 16000, text, "t")).any()
+    spoken = KIT.clip(scale, 16000, text, "t")
+    assert (spoken == KIT.clip(scale, 16000, text, "t")).all()
+    assert spoken.size != KIT.clip(R.TINY, 16000, text, "t").size or (spoken != KIT.clip(R.TINY, 16000, text, "t")).any()
     assert 0.5 * 16000 <= spoken.size <= 10 * 16000
-    mp3 = R._encode(R._clip(scale, 48000, text, "t"), 48000, "MP3")
+    mp3 = KIT.encode(KIT.clip(scale, 48000, text, "t"), 48000, "MP3")
     assert sf.info(io.BytesIO(mp3)).samplerate == 48000

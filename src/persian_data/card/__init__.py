@@ -17,8 +17,9 @@ from ..errors import ExtraMissingError
 log = logging.getLogger("persian_data.card")
 
 
-def make_card(root: Path | str, *, synthesize: bool = True) -> Path:
-    """Write card/CARD.md, card/card.html and card/*.png for `root`; return the CARD.md path."""
+def make_card(root: Path | str, *, synthesize: bool = True, sources=None) -> Path:
+    """Write card/CARD.md, card/card.html and card/*.png for `root`; return the CARD.md path.
+    `sources`: every source the root knows (default: the five and its persian-data.toml's)."""
     try:
         from .build import make_card as build
     except ImportError as exc:
@@ -26,10 +27,10 @@ def make_card(root: Path | str, *, synthesize: bool = True) -> Path:
             raise ExtraMissingError(f"card: {exc.name} is missing; the card needs the `card` extra: "
                                     f"pip install \"persian-data[card]\"") from None
         raise
-    return build(root, synthesize=synthesize)
+    return build(root, synthesize=synthesize, sources=sources)
 
 
-def card_after_run(root: Path | str) -> Path | None:
+def card_after_run(root: Path | str, sources=None) -> Path | None:
     """The card at the end of `run`: a failure is logged (to the console) and never raised, so it
     cannot change the gates' verdict. It logs to the console only: the download log must keep
     ending with the specification's summary block."""
@@ -43,7 +44,7 @@ def card_after_run(root: Path | str) -> Path | None:
     try:
         # The voices are not loaded here (seconds of torch on every run); spectrograms drawn by
         # an earlier `persian-data card` are reused.
-        return make_card(root, synthesize=False)
+        return make_card(root, synthesize=False, sources=sources)
     except ExtraMissingError as exc:
         card_log.warning("%s; the run wrote no card (its verdict does not depend on it)", exc)
         return None

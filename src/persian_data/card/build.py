@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_if_changed
+from ..catalog import CHAT_BUCKET, SPEECH_BUCKET, VOICE_BUCKET, Source
 from ..layout import Layout
 from . import plots
-from .collect import collect, counters, scalars
+from .collect import age_order, collect, counters, scalars
 from .render import html_page, markdown
 
 log = logging.getLogger("persian_data.card")
@@ -29,15 +30,8 @@ SENTENCE = "سلام، این یک جملهٔ کوتاه برای آزمایش �
 SPECTROGRAM_SECONDS = 3.0
 GENERATED_PREFIX = "Generated"
 
-BUCKET_TITLES = {
-    "text": ("Chat corpus", "پیکرهٔ گفتگوی حقوقی فارسی"),
-    "commonvoice": ("Speech: Common Voice 13 fa", "گفتار: کامن ویس فارسی"),
-    "fleurs": ("Speech: FLEURS fa_ir", "گفتار: فلورز فارسی"),
-    "tts-female": ("Text to speech: female voice", "صدای زن"),
-    "tts-male": ("Text to speech: male voice", "صدای مرد"),
-}
-TASKS = {"text": "text-generation", "speech": "automatic-speech-recognition", "tts": "text-to-speech"}
-OUTCOME_WORDS = re.compile(r"skip|drop|reject|remov|filter|dup|mask", re.I)
+TASKS = {CHAT_BUCKET: "text-generation", SPEECH_BUCKET: "automatic-speech-recognition", VOICE_BUCKET: "text-to-speech"}
+KEPT, REMOVED, UNACCOUNTED = "#55a868", "#c44e52", "#999999"
 
 
 def size_category(n: int) -> str:
@@ -83,9 +77,10 @@ class Card:
     # -- sections ---------------------------------------------------------------------------
     def source_intro(self, key: str) -> dict:
         source = self.data["sources"][key]
-        english, persian = BUCKET_TITLES[key]
+        english, persian = source["card_title"]  # each corpus's own (its module, or its declaration)
         self.h(2, f"{english} (`{key}`)")
-        self.p(persian)
+        if persian:
+            self.p(persian)
         self.p(f"{source['title']}. Lives in `{source['path']}/`. Source: [{source['url']}]({source['url']}); "
                f"license {source['license']}.")
         if source["present"]:
@@ -118,39 +113,29 @@ class Card:
                      f"`{s['revision']}`" if s.get("revision") else None, s.get("lock_files"), s.get("lock_bytes"),
                      s.get("count"), s.get("checksum_lines"), s["license"]] for s in data["sources"].values()])
 
-    def chat(self) -> None:
-        self.source_intro("text")
-        chat = self.data["chat"]
+    def chat(self, key: str) -> None:
+        self.source_intro(key)
+        chat = self.data["chat"][key]
         if not chat["present"]:
             self.p(f"**absent**: no chat stats (`{chat['stats_path']}`); `persian-data prepare text` writes them.")
             return
         stats = chat["stats"]
-        self.table("text: totals", ["figure", "value"], [[k, v] for k, v in scalars(stats).items()])
+        self.table(f"{key}: totals", ["figure", "value"], [[k, v] for k, v in scalars(stats).items()])
         found = counters(stats)
         for name, counter in found.items():
-            self.table(f"text: {name}", ["key", "count"], [[k, v] for k, v in counter.items()])
+            self.table(f"{key}: {name}", ["key", "count"], [[k, v] for k, v in counter.items()])
         prompt = (stats.get("options") or {}).get("system_prompt")
         if prompt:
             self.p("System prompt:")
             self.p(prompt)
-        labels, values = ["written"], [stats.get("written", 0)]
-        if isinstance(stats.get("duplicates"), int) and stats["duplicates"]:
-            labels.append("duplicates")
-            values.append(stats["duplicates"])
-        for name, counter in found.items():
-            if OUTCOME_WORDS.search(name):
-                for reason, count in counter.items():
-                    labels.append(f"{name}: {reason}")
-                    values.append(count)
-        colors = ["#55a868"] + ["#c44e52"] * (len(labels) - 1)
-        self.plot("text-outcomes.png", "conversations written and skipped by reason",
-                  lambda: plots.bars(labels, values, title="Chat: conversations written vs skipped, by reason",
-                                     persian="گفتگوهای نوشته‌شده و کنارگذاشته", horizontal=True, log=True,
-                                     colors=colors, ylabel="conversations (log)"))
+        self.plot(f"{key}-outcomes.png", "what became of each row read and each conversation made",
+                  lambda: plots.outcome_panels(_outcome_panels(chat["outcomes"]), title="Chat: outcome of every "
+                                               "row read and every conversation made",
+                                               persian="سرنوشت ردیف‌ها و گفتگوها"))
         normalizer = {name: c for name, c in found.items() if "normaliz" in name.lower()}
         if normalizer:
             for name, counter in normalizer.items():
-                self.plot(f"text-{_slug(name)}.png", f"normalizer: {name}",
+                self.plot(f"{key}-{_slug(name)}.png", f"normalizer: {name}",
                           lambda c=counter, n=name: plots.bars(list(c), list(c.values()), horizontal=True,
                                                                title=f"Chat: what the normalizer changed ({n})",
                                                                persian="تغییرات یکسان‌سازی", ylabel="count"))
@@ -159,11 +144,11 @@ class Card:
                    f"`{chat['stats_path']}`).")
         combined = chat.get("combined") or {}
         if combined.get("present"):
-            self.table("text: turn lengths (characters, from combined.jsonl)",
+            self.table(f"{key}: turn lengths (characters, from combined.jsonl)",
                        ["role", "turns", "min", "median", "mean", "p95", "max"],
                        [[role, len(combined["lengths"][role]), *(s or {}).values()]
                         for role, s in combined["length"].items()])
-            self.plot("text-turn-lengths.png", "user and assistant turn lengths",
+            self.plot(f"{key}-turn-lengths.png", "user and assistant turn lengths",
                       lambda: plots.histogram(combined["lengths"], title="Chat: turn length (characters, log scale)",
                                               persian="طول پیام‌ها", xlabel="characters", log_x=True))
         else:
@@ -207,7 +192,7 @@ class Card:
                     for split, m in manifests.items()])
         self.table(f"{key}: words per transcript (from the manifests)", ["split", *stat_keys],
                    [[split, *((m["word"] or {}).get(k) for k in stat_keys)] for split, m in manifests.items()])
-        ages = sorted({a for m in manifests.values() for a in (m.get("age") or {})})
+        ages = age_order({a for m in manifests.values() for a in (m.get("age") or {})})
         if ages:
             self.table(f"{key}: age (from the manifests)", ["split", *ages],
                        [[split, *((m.get("age") or {}).get(a, 0) for a in ages)] for split, m in manifests.items()])
@@ -239,10 +224,11 @@ class Card:
                 list(age_total), list(age_total.values()), title=f"{key}: age (all splits)",
                 persian="سن گویندگان", ylabel="clips"))
         if has_speakers:
-            merged = sorted((n for m in manifests.values() for n in (m["speaker_clips"] or [])), reverse=True)
-            self.plot(f"speech-{key}-speakers.png", "clips per speaker, long tail", lambda: plots.long_tail(
-                merged, title=f"{key}: clips per speaker (per split, ranked; log-log)",
-                persian="تعداد کلیپ هر گوینده"))
+            per_split = {s: m["speaker_clips"] for s, m in manifests.items() if m.get("speaker_clips")}
+            self.plot(f"speech-{key}-speakers.png", "clips per speaker, long tail, one curve per split",
+                      lambda: plots.long_tail(per_split, title=f"{key}: clips per speaker (one curve per split, "
+                                                                "speakers ranked; log-log)",
+                                              persian="تعداد کلیپ هر گوینده"))
         self.plot(f"speech-{key}-words.png", "transcript length in words", lambda: plots.histogram(
             {s: m["words"] for s, m in manifests.items()}, bin_width=1, title=f"{key}: transcript length",
             persian="طول متن (واژه)", xlabel="words"))
@@ -264,13 +250,16 @@ class Card:
         if voice.get("error"):
             self.p(voice["error"])
             return
-        self.table(f"{key}: voice", ["voice", "model", "sample rate", "symbols (model_args.num_chars)",
-                                     "characters", "punctuations", "phonemizer", "checkpoint", "checkpoint bytes",
-                                     "ONNX export"],
-                   [[voice["voice"], voice["model"], voice["sample_rate"], voice["num_chars"], voice["characters"],
-                     voice["punctuations"], f"{voice['phonemizer']} ({voice['phoneme_language']})"
-                     if voice["use_phonemes"] else "none", name, size, "yes" if voice["onnx"] else "no"]
-                    for name, size in (voice["checkpoints"] or {"—": None}).items()])
+        # one field a row: ten fields side by side would not fit the page
+        checkpoints = voice["checkpoints"] or {}
+        self.table(f"{key}: voice", ["field", "value"], [
+            ["voice", voice["voice"]], ["model", voice["model"]], ["sample rate", voice["sample_rate"]],
+            ["symbols (model_args.num_chars)", voice["num_chars"]], ["characters", voice["characters"]],
+            ["punctuations", voice["punctuations"]],
+            ["phonemizer", f"{voice['phonemizer']} ({voice['phoneme_language']})" if voice["use_phonemes"] else "none"],
+            *([["checkpoint", f"`{name}` ({size:,} bytes)"] for name, size in checkpoints.items()]
+              or [["checkpoint", None]]),
+            ["ONNX export", "yes" if voice["onnx"] else "no"]])
         name = f"tts-{voice['voice']}-spectrogram.png"
         # Drawn once per voice version: loading a voice costs seconds (torch), so the PNG is kept
         # in the tool's state, keyed by the voice's hashes in the lock, the sentence and this code.
@@ -304,9 +293,9 @@ class Card:
         present = [s for s in data["sources"].values() if s["present"]]
         licenses = sorted({s["license"].split()[0] for s in present})
         sizes = set()
-        chat = data["chat"]
-        if chat.get("present"):
-            sizes.add(size_category(int(chat["stats"].get("written") or 0)))
+        for chat in data["chat"].values():
+            if chat.get("present"):
+                sizes.add(size_category(int(chat["stats"].get("written") or 0)))
         for speech in data["speech"].values():
             if speech.get("present"):
                 sizes.add(size_category(int((speech["stats"].get("total") or {}).get("clips") or 0)))
@@ -323,6 +312,21 @@ class Card:
                         for s in data["sources"].values()},
             "persian_data": {"version": data["tool"]["version"], "generated": self.generated},
         }
+
+
+def _outcome_panels(outcomes: dict) -> list[dict]:
+    """Two panels, one unit each: rows (made conversations or skipped) and conversations (written
+    or removed). Counts of other things (items masked, candidate pairs) stay in the tables."""
+    rows = [(label, n, KEPT if label == "made conversations" else REMOVED) for label, n in outcomes["rows"].items()]
+    if outcomes["rows_unaccounted"]:
+        rows.append(("not accounted for by the counters", outcomes["rows_unaccounted"], UNACCOUNTED))
+    per_row = {"first": "one per row, answers=first", "all": "one per usable answer, answers=all"}.get(
+        outcomes.get("answers"), "")
+    conversations = [(label, n, KEPT if label.startswith("written") else REMOVED)
+                     for label, n in outcomes["conversations"].items()]
+    return [{"title": f"{outcomes['rows_read']:,} rows read from the raw files", "unit": "rows", "bars": rows},
+            {"title": f"{outcomes['conversations_made']:,} conversations made from them"
+                      + (f" ({per_row})" if per_row else ""), "unit": "conversations", "bars": conversations}]
 
 
 def _median(values: list[int] | None):
@@ -368,22 +372,26 @@ def _synthesize(root: Path, voice: str):
     return samples, rate, None
 
 
-def make_card(root: Path | str, *, synthesize: bool = True, now: float | None = None) -> Path:
+def make_card(root: Path | str, *, synthesize: bool = True, now: float | None = None,
+              sources: tuple[Source, ...] | list[Source] | None = None) -> Path:
     """Write card/CARD.md, card/card.html and card/*.png for the root; return card/CARD.md.
-    `synthesize=False`: voices are not loaded; spectrograms drawn earlier are reused."""
+    `synthesize=False`: voices are not loaded; spectrograms drawn earlier are reused. `sources`:
+    every source the root knows (default: the five and those its persian-data.toml declares)."""
     layout = Layout(Path(root))
     started = time.monotonic()
-    data = collect(layout.root)
+    data = collect(layout.root, sources)
     generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     card = Card(data, generated)
     card.header()
-    card.chat()
+    for key in data["chat"]:
+        card.chat(key)
     for key in data["speech"]:
         card.speech(key)
     for key in data["tts"]:
         card.voice(key, layout.root, synthesize)
     card.h(2, "Plots")
-    card.table("plots", ["file"], [[f"[{name}]({name})"] for name in card.images])
+    shows = {block[1]: block[2] for block in card.blocks if block[0] == "img"}
+    card.table("plots", ["file", "shows"], [[f"[{name}]({name})", shows.get(name)] for name in card.images])
     front = card.front_matter()
     folder = layout.root / CARD_DIR
     folder.mkdir(parents=True, exist_ok=True)

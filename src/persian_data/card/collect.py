@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ..catalog import CATALOG, Source
+from ..catalog import CHAT_BUCKET, SPEECH_BUCKET, VOICE_BUCKET, Source, root_sources
 from ..errors import PersianDataError
 from ..layout import Layout
 from ..progress import progress
@@ -30,6 +30,9 @@ log = logging.getLogger("persian_data.card")
 
 SPEECH_SPLITS = ("train", "validation", "test")
 TOP_WORDS = 20
+# Common Voice's age buckets in life order (its own spelling, "fourties"); others after, then unknown.
+AGE_ORDER = ("teens", "twenties", "thirties", "fourties", "forties", "fifties", "sixties", "seventies", "eighties",
+             "nineties")
 _PUNCTUATION = ".,:;!?\"'()[]{}«»،؛؟…-–—"
 
 
@@ -61,6 +64,12 @@ def _iter_jsonl(path: Path):
                 raise CardInputError(f"card: {path} line {number} is not valid JSON ({exc})") from None
 
 
+def age_order(ages) -> list[str]:
+    """Age buckets youngest first (not alphabetically: "fourties" before "teens"), unknown last."""
+    rank = {age: i for i, age in enumerate(AGE_ORDER)}
+    return sorted(ages, key=lambda a: (a == "unknown", rank.get(a, len(rank)), a))
+
+
 def summary(values: list[float]) -> dict[str, float] | None:
     """min / median / mean / p95 / max, rounded to 3 places (the manifests' own precision)."""
     if not values:
@@ -84,6 +93,9 @@ def _records(layout: Layout) -> tuple[dict, dict]:
         checksum_sha = hashlib.sha256(raw).hexdigest()
     except FileNotFoundError:
         pass
+    except UnicodeDecodeError as exc:
+        raise CardInputError(f"card: {layout.checksums_file} is not UTF-8 ({exc}); `persian-data prepare` or "
+                             "`fetch` writes it again") from None
     records = {
         "lock": layout.relative(layout.lock_file) if lock is not None else None,
         "lock_generator": (lock or {}).get("generator"),
@@ -111,6 +123,7 @@ def _source_entry(layout: Layout, source: Source, lock_sources: dict, counts: di
         "key": source.key, "repo_id": source.repo_id, "repo_type": source.repo_type, "url": source.url,
         "license": source.license, "title": source.title, "bucket": source.bucket, "folder": source.folder,
         "path": layout.relative(layout.bucket_root(source)), "present": present,
+        "card_title": list(source.card_title), "declared_in": source.declared_in,
     }
     if locked is not None:
         files = locked.get("files", {})
@@ -126,6 +139,9 @@ def _source_entry(layout: Layout, source: Source, lock_sources: dict, counts: di
 # -- speech -----------------------------------------------------------------------------------
 
 def _speech(layout: Layout, source: Source) -> dict:
+    """The stats and the manifests' distributions; the corpus's SpeechPolicy says which manifest
+    columns are the gender, the age and the speaker."""
+    policy = source.speech
     stats = _read_json(layout.speech_stats(source))
     out: dict[str, Any] = {"present": stats is not None, "stats": stats,
                            "stats_path": layout.relative(layout.speech_stats(source))}
@@ -146,16 +162,16 @@ def _speech(layout: Layout, source: Source) -> dict:
                 words.append(len(text.split()))
                 tokens = [t for t in (w.strip(_PUNCTUATION) for w in text.split()) if t]
                 vocabulary.update(tokens)
-                gender[str(row.get("gender") or "unknown").lower()] += 1
-                if "age" in row:
-                    age[row.get("age") or "unknown"] += 1
-                if row.get("client_id"):
-                    speakers[row["client_id"]] += 1
+                gender[str((row.get(policy.gender) if policy.gender else None) or "unknown").lower()] += 1
+                if policy.age and policy.age in row:
+                    age[str(row.get(policy.age) or "unknown")] += 1
+                if policy.speaker and row.get(policy.speaker):
+                    speakers[str(row[policy.speaker])] += 1
                 bar.update(1)
         manifests[split] = {
             "path": layout.relative(path), "clips": len(durations), "seconds": round(sum(durations), 3),
             "durations": durations, "duration": summary(durations), "words": words, "word": summary(words),
-            "gender": dict(sorted(gender.items())), "age": dict(sorted(age.items())) if age else None,
+            "gender": dict(sorted(gender.items())), "age": {a: age[a] for a in age_order(age)} if age else None,
             "speaker_clips": sorted(speakers.values(), reverse=True) if speakers else None,
             "speakers": len(speakers) if speakers else None,
             "top_words": vocabulary.most_common(TOP_WORDS),
@@ -195,17 +211,40 @@ def scalars(stats: dict) -> dict[str, float]:
     return {k: v for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _chat(layout: Layout) -> dict:
-    stats = _read_json(layout.chat_stats())
+def chat_outcomes(stats: dict) -> dict:
+    """What became of every row read and of every conversation made from them, from the stage's own
+    counters: a row is skipped (by reason) or makes conversations (one per row with answers=first,
+    one per usable answer with answers=all); a conversation is written, or removed as an exact or a
+    near duplicate. Rows the counters do not account for are shown as such, never hidden."""
+    rows_read = int(stats.get("rows_read") or 0)
+    skipped = {reason: int(n) for reason, n in sorted((stats.get("skipped") or {}).items()) if n}
+    files = stats.get("files") or []
+    if files and all(isinstance(f, dict) and "rows_converted" in f for f in files):
+        converted = sum(int(f["rows_converted"] or 0) for f in files)
+    else:  # stats without per-file figures: every row not skipped made conversations
+        converted = rows_read - sum(skipped.values())
+    rows = {"made conversations": converted, **{f"skipped: {reason}": n for reason, n in skipped.items()}}
+    near = (stats.get("rules") or {}).get("near_duplicates") or stats.get("near_duplicates") or {}
+    conversations = {"written to combined.jsonl": int(stats.get("written") or 0),
+                     "exact duplicate (removed)": int(stats.get("duplicates") or 0),
+                     "near duplicate (removed)": int(near.get("conversations_removed") or 0)}
+    return {"rows_read": rows_read, "rows": rows, "rows_unaccounted": rows_read - sum(rows.values()),
+            "conversations_made": sum(conversations.values()), "conversations": conversations,
+            "answers": (stats.get("options") or {}).get("answers")}
+
+
+def _chat(layout: Layout, source: Source) -> dict:
+    stats = _read_json(layout.chat_stats(source))
     out: dict[str, Any] = {"present": stats is not None, "stats": stats,
-                           "stats_path": layout.relative(layout.chat_stats())}
+                           "stats_path": layout.relative(layout.chat_stats(source))}
     if stats is None:
         return out
-    combined = layout.chat_combined()
+    out["outcomes"] = chat_outcomes(stats)
+    combined = layout.chat_combined(source)
     lengths: dict[str, list[int]] = {"user": [], "assistant": []}
     conversations = 0
     if combined.is_file():
-        with progress(None, "card chat", "conversation", logger=log) as bar:
+        with progress(None, f"card {source.key}", "conversation", logger=log) as bar:
             for row in _iter_jsonl(combined):
                 conversations += 1
                 for message in row.get("messages") or []:
@@ -220,9 +259,6 @@ def _chat(layout: Layout) -> dict:
 
 
 # -- tts --------------------------------------------------------------------------------------
-
-VOICE_OF = {"tts-female": "female", "tts-male": "male"}
-
 
 def _voice(layout: Layout, source: Source, lock_sources: dict) -> dict:
     model = layout.content_dir(source)
@@ -240,7 +276,7 @@ def _voice(layout: Layout, source: Source, lock_sources: dict) -> dict:
     onnx_record = _read_json(layout.bucket_root(source) / "onnx" / "export.json") if (
         layout.bucket_root(source) / "onnx" / "export.json").is_file() else None
     return {
-        "present": True, "voice": VOICE_OF.get(source.key, source.key),
+        "present": True, "voice": source.voice or source.key,
         "config": layout.relative(model / "config.json"),
         "model": config.get("model"),
         "sample_rate": audio.get("sample_rate"),
@@ -260,20 +296,23 @@ def _voice(layout: Layout, source: Source, lock_sources: dict) -> dict:
 
 # -- all --------------------------------------------------------------------------------------
 
-def collect(root: Path | str) -> dict:
-    """The card's data for the root at `root`: one plain dict (JSON-able apart from nothing)."""
+def collect(root: Path | str, sources: tuple[Source, ...] | list[Source] | None = None) -> dict:
+    """The card's data for the root at `root`: one plain dict (JSON-able apart from nothing).
+    `sources`: every source the root knows (default: the five and those its persian-data.toml
+    declares); each gets its section, chat and speech corpora by key."""
     from .. import __version__
 
     layout = Layout(Path(root))
     if not layout.root.is_dir():
         raise CardInputError(f"card: {layout.root} is not a folder (pass the root a run wrote, --root R)")
+    sources = root_sources(layout.root) if sources is None else sources
     records, index = _records(layout)
     data: dict[str, Any] = {"tool": {"name": "persian-data", "version": __version__}, "records": records}
     data["sources"] = {s.key: _source_entry(layout, s, index["lock"], records["counts"], index["per_folder"])
-                       for s in CATALOG}
-    data["speech"] = {s.key: _speech(layout, s) for s in CATALOG if s.bucket == "speech"}
-    data["chat"] = _chat(layout)
-    data["tts"] = {s.key: _voice(layout, s, index["lock"]) for s in CATALOG if s.bucket == "tts"}
+                       for s in sources}
+    data["speech"] = {s.key: _speech(layout, s) for s in sources if s.bucket == SPEECH_BUCKET}
+    data["chat"] = {s.key: _chat(layout, s) for s in sources if s.bucket == CHAT_BUCKET}
+    data["tts"] = {s.key: _voice(layout, s, index["lock"]) for s in sources if s.bucket == VOICE_BUCKET}
     return data
 
 

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..catalog import Source, root_sources
 from ..layout import Layout
 from . import report as rep
 from .errors import EvalInputError
 from .hypotheses import Hypotheses, match, read_hypotheses
 from .leakage import build_index, overview, split_leakage
-from .references import BREAKDOWN_COLUMNS, EVAL_SPLITS, References, load_references
+from .references import EVAL_SPLITS, References, load_references, source as speech_source
 from .score import align_chars, align_words, alignment, bootstrap, breakdown, duration_labels, top_errors
-from .textnorm import RULES, SHARED_CONFIG, normalize_for_scoring
+from .textnorm import RULES, SHARED_CONFIG, normalize_pairs
 
 log = logging.getLogger("persian_data.evaluate")
 
@@ -56,37 +57,39 @@ def _check_split(split: str) -> None:
         raise EvalInputError(f"--split must be one of {', '.join(EVAL_SPLITS)}, not {split!r}")
 
 
-def load_split(layout: Layout, corpus: str, split: str, limit: int | None) -> References:
+def load_split(layout: Layout, source: Source, split: str, limit: int | None) -> References:
     _check_split(split)
-    refs = load_references(layout, corpus, split)
+    refs = load_references(layout, source, split)
     if limit is not None:
         refs = refs.subset(list(range(min(limit, len(refs)))))
     return refs
 
 
-def score_hypotheses_file(layout: Layout, corpus: str, split: str, path: Path, options: ScoreOptions) -> dict:
-    """Score mode: read and check everything, then score and write the outputs."""
+def score_hypotheses_file(layout: Layout, source: Source, split: str, path: Path, options: ScoreOptions,
+                          sources=None) -> dict:
+    """Score mode: read and check everything, then score and write the outputs. `sources`: the
+    root's (for the leakage index; default: the five and its persian-data.toml's)."""
     with paused_gc():
-        refs = load_split(layout, corpus, split, options.limit)
+        refs = load_split(layout, source, split, options.limit)
         hyps = read_hypotheses(path)
         name = rep.safe_name(options.name or Path(path).stem)
-        return score(layout, refs, hyps, name, options)
+        return score(layout, refs, hyps, name, options, sources=sources)
 
 
 def score(layout: Layout, refs: References, hyps: Hypotheses, name: str, options: ScoreOptions,
-          run_info: dict | None = None) -> dict:
+          run_info: dict | None = None, sources=None) -> dict:
     with paused_gc():
-        return _score(layout, refs, hyps, name, options, run_info)
+        return _score(layout, refs, hyps, name, options, run_info,
+                      sources if sources is not None else root_sources(layout.root))
 
 
 def _score(layout: Layout, refs: References, hyps: Hypotheses, name: str, options: ScoreOptions,
-           run_info: dict | None) -> dict:
+           run_info: dict | None, sources) -> dict:
     matched = match(hyps, refs, allow_unknown=options.allow_unknown_ids)
     out_dir = rep.output_dir(layout, refs.corpus, refs.split, name)
     t0 = time.perf_counter()
-    ref_norm = normalize_for_scoring(refs.texts)
-    hyp_norm = normalize_for_scoring(matched.texts)
-    index = build_index(layout, loaded=refs)
+    ref_norm, hyp_norm = normalize_pairs(refs.texts, matched.texts)
+    index = build_index(layout, sources, loaded=refs)
     leak_section, leaked = split_leakage(index, refs, ref_norm.texts)
     keep = ~leaked if options.exclude_leaked else None
 
@@ -97,7 +100,7 @@ def _score(layout: Layout, refs: References, hyps: Hypotheses, name: str, option
     norm_c = align_chars(ref_norm.texts, hyp_norm.texts)
     boot = bootstrap(norm_w, norm_c, rounds=options.bootstrap_rounds, seed=options.seed, keep=keep)
 
-    breakdowns = {col: breakdown(refs.columns[col], norm_w, norm_c, keep) for col in BREAKDOWN_COLUMNS[refs.corpus]}
+    breakdowns = {col: breakdown(refs.columns[col], norm_w, norm_c, keep) for col in refs.breakdown}
     breakdowns["duration"] = breakdown(duration_labels(refs.durations), norm_w, norm_c, keep)
     n_present = sum(matched.present)
     results = {
@@ -183,9 +186,9 @@ def print_summary(results: dict, stream=None) -> None:
     print(f"wrote {results['output_dir']}/", file=stream)
 
 
-def leakage_report(layout: Layout) -> dict:
+def leakage_report(layout: Layout, sources) -> dict:
     """`eval-stt --leakage`: writes evals/leakage.json and evals/leakage.md; returns the report."""
-    report = overview(layout, build_index(layout))
+    report = overview(layout, sources, build_index(layout, sources))
     if not report["splits"]:
         raise EvalInputError(f"{layout.root}: no speech manifests; run `persian-data prepare speech` first")
     import orjson
@@ -202,9 +205,9 @@ def print_leakage(report: dict, layout: Layout) -> None:
     for key, s in report["splits"].items():
         print(f"{key}: {s['sentences_in_train']} of {s['utterances']} clip(s) have a train sentence, "
               f"{s['utterances_by_train_speakers']} are by a train speaker; leaked {100 * s['leaked_fraction']:.2f} %")
-    sp = report["commonvoice_speakers"]
-    print(f"commonvoice speakers in more than one split: {sp['in_more_than_one_split']} of {sp['speakers']} "
-          f"{sp['by_split_pair']}")
+    for corpus, sp in report["speakers"].items():
+        print(f"{corpus} speakers in more than one split: {sp['in_more_than_one_split']} of {sp['speakers']} "
+              f"{sp['by_split_pair']}")
     print(f"wrote {rep.evals_dir(layout)}/leakage.json and leakage.md", file=sys.stderr)
 
 
@@ -216,12 +219,15 @@ def _setup_logging(verbose: bool) -> None:
                             stream=sys.stderr)
 
 
-def eval_stt(layout: Layout, args) -> int:
-    """The `eval-stt` command (flags as `persian_data.cli` parses them)."""
+def eval_stt(layout: Layout, args, sources=None) -> int:
+    """The `eval-stt` command (flags as `persian_data.cli` parses them); `sources`: the root's (the
+    five and the corpora it declares)."""
     _setup_logging(getattr(args, "verbose", False))
+    sources = sources if sources is not None else root_sources(layout.root)
     if args.leakage:
-        print_leakage(leakage_report(layout), layout)
+        print_leakage(leakage_report(layout, sources), layout)
         return 0
+    source = speech_source(args.corpus, sources)
     if args.bootstrap < 0:
         raise EvalInputError("--bootstrap must be 0 or more")
     if args.limit is not None and args.limit < 1:
@@ -230,16 +236,16 @@ def eval_stt(layout: Layout, args) -> int:
                            exclude_leaked=args.exclude_leaked, allow_unknown_ids=args.allow_unknown_ids,
                            limit=args.limit)
     if args.hypotheses is not None:
-        results = score_hypotheses_file(layout, args.corpus, args.split, args.hypotheses, options)
+        results = score_hypotheses_file(layout, source, args.split, args.hypotheses, options, sources)
     else:
         from .transcribe import RunOptions, default_name, transcribe
 
         if args.batch_size < 1:
             raise EvalInputError("--batch-size must be 1 or more")
         run = RunOptions(model=args.model, device=args.device, batch_size=args.batch_size, token=args.token)
-        refs = load_split(layout, args.corpus, args.split, options.limit)
+        refs = load_split(layout, source, args.split, options.limit)
         name = rep.safe_name(options.name or default_name(args.model))
         hyps, run_info = transcribe(layout, refs, run, name)
-        results = score(layout, refs, hyps, name, options, run_info)
+        results = score(layout, refs, hyps, name, options, run_info, sources)
     print_summary(results)
     return 0

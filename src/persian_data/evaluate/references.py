@@ -11,15 +11,12 @@ from pathlib import Path
 
 import orjson
 
-from ..catalog import BY_KEY, Source
+from ..catalog import SPEECH_BUCKET, Source
 from ..layout import Layout
 from .errors import EvalInputError
 
-CORPORA = ("commonvoice", "fleurs")
 EVAL_SPLITS = ("test", "validation")
 ALL_SPLITS = ("train", "validation", "test")
-# Columns each corpus is broken down by (besides the clip duration bucket).
-BREAKDOWN_COLUMNS = {"commonvoice": ("gender", "age", "accent"), "fleurs": ("gender",)}
 
 
 @dataclass
@@ -34,10 +31,12 @@ class References:
     durations: list[float]
     audio_paths: list[str]
     audio_refs: list[object]  # None unless prepared with --no-extract
-    columns: dict[str, list[str]] = field(default_factory=dict)  # breakdown columns (and client_id)
+    columns: dict[str, list[str]] = field(default_factory=dict)  # breakdown columns (and the speaker's)
     index: dict[str, int] = field(default_factory=dict)
     complete: bool = True  # False for a --limit subset
     outside: frozenset = frozenset()  # ids of the manifest left out by --limit
+    speaker: str | None = None  # the column of `columns` naming the speaker (None: the corpus has none)
+    breakdown: tuple[str, ...] = ()  # the columns of `columns` the scores are broken down by
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -49,31 +48,39 @@ class References:
                           pick(self.durations), pick(self.audio_paths), pick(self.audio_refs),
                           {k: pick(v) for k, v in self.columns.items()},
                           {cid: j for j, cid in enumerate(ids)}, complete=len(keep) == len(self.ids),
-                          outside=frozenset(self.ids) - frozenset(ids))
+                          outside=frozenset(self.ids) - frozenset(ids), speaker=self.speaker,
+                          breakdown=self.breakdown)
 
 
-def source(corpus: str) -> Source:
-    if corpus not in CORPORA:
-        raise EvalInputError(f"--corpus must be one of {', '.join(CORPORA)}, not {corpus!r}")
-    return BY_KEY[corpus]
+def speech_sources(sources) -> list[Source]:
+    """The speech corpora among `sources` (the five's two, and those the root declares)."""
+    return [s for s in sources if s.bucket == SPEECH_BUCKET]
 
 
-def manifest_path(layout: Layout, corpus: str, split: str) -> Path:
-    return layout.manifest(source(corpus), split)
+def source(corpus: str, sources) -> Source:
+    """The speech corpus `--corpus` names, among the root's `sources`."""
+    found = {s.key: s for s in speech_sources(sources)}
+    if corpus not in found:
+        raise EvalInputError(f"--corpus must be one of {', '.join(found)}, not {corpus!r}")
+    return found[corpus]
 
 
-def load_references(layout: Layout, corpus: str, split: str, *, required: bool = True) -> References | None:
-    """Read `<corpus>` `<split>`'s manifest. Missing: EvalInputError (or None when not `required`)."""
-    path = manifest_path(layout, corpus, split)
+def load_references(layout: Layout, source: Source, split: str, *, required: bool = True) -> References | None:
+    """Read a speech corpus's `<split>` manifest. Missing: EvalInputError (or None when not `required`).
+    Besides id, text, duration and audio path it keeps the speaker column and the breakdown
+    columns the corpus's SpeechPolicy names."""
+    corpus, policy = source.key, source.speech
+    path = layout.manifest(source, split)
     if not path.is_file():
         if not required:
             return None
         raise EvalInputError(f"{path}: no {corpus} {split} manifest; run `persian-data prepare speech --root "
                              f"{layout.root} --only {corpus}` first") from None
-    keep = ("client_id",) + BREAKDOWN_COLUMNS[corpus]
+    keep = tuple(dict.fromkeys(c for c in (policy.speaker, *policy.breakdown) if c))
     refs = _read_arrow(path, corpus, split, keep)
     if refs is None:  # pyarrow could not take it as a table: line by line, with a precise error
         refs = _read_lines(path, path.read_bytes(), corpus, split, keep)
+    refs.speaker, refs.breakdown = policy.speaker, policy.breakdown
     return refs
 
 

@@ -138,7 +138,7 @@ def markdown(results: dict) -> str:
     lk = results["leakage"]
     lines += [f"Clips whose normalized sentence is in a train split: {lk['sentences_in_train']} "
               f"({lk['distinct_sentences_in_train']} distinct; by corpus: {lk['sentences_in_train_by_corpus'] or {}}). "
-              f"Clips by a Common Voice speaker of the train split: {lk['utterances_by_train_speakers']}; by a speaker "
+              f"Clips by a speaker of the corpus's train split: {lk['utterances_by_train_speakers']}; by a speaker "
               f"in another split: {lk['utterances_by_speakers_in_another_split']}. Leaked in all: "
               f"{lk['leaked_utterances']} ({_pct(lk['leaked_fraction'])}). Train splits checked: "
               f"{lk['train_splits_checked']}.", ""]
@@ -156,7 +156,8 @@ def leakage_markdown(report: dict) -> str:
             for key, s in report["splits"].items()]
     lines += _table(["split", "clips", "sentence in a train split", "distinct sentences", "clips by train speakers",
                      "leaked", "leaked %"], rows)
-    sp = report["commonvoice_speakers"]
-    lines += ["", f"Common Voice speakers: {sp['speakers']}, in more than one split: {sp['in_more_than_one_split']} "
-              f"({sp['by_split_pair']}).", ""]
+    lines += [""]
+    for corpus, sp in report["speakers"].items():
+        lines += [f"{corpus} speakers: {sp['speakers']}, in more than one split: {sp['in_more_than_one_split']} "
+                  f"({sp['by_split_pair']}).", ""]
     return "\n".join(lines) + "\n"

@@ -1,11 +1,15 @@
-"""Chat corpus: the conversational dataset as chat-format JSONL, Persian-normalized, streaming.
+"""Chat corpora as chat-format JSONL, Persian-normalized, streaming.
 
-Input: every ``*.json`` file under ``datasets/text/persian_conversation/data`` (natural order:
-``dadrah_dataset.json``, ``...1-1000_10000``, ``...1-10000_100000``, ``...1-100000_276342``,
-then any others). Each file is ONE JSON array of rows ``[title, question, answers, keywords]``.
+Input: a chat corpus's data files, as its reader (`Source.reader`, from `persian_data.corpora`)
+finds and reads them. The specification's corpus (the default): every ``*.json`` file under
+``datasets/text/persian_conversation/data`` (natural order: ``dadrah_dataset.json``,
+``...1-1000_10000``, ``...1-10000_100000``, ``...1-100000_276342``, then any others), each ONE
+JSON array of rows ``[title, question, answers, keywords]``; a declared corpus's JSON arrays or
+JSON lines (shapes ``chat-json``, ``chat-jsonl``). The reader turns each row into a neutral record
+(title, question, answers) or the reason it makes no conversation; everything below works on those.
 The raw files are only read, never modified.
 
-Output, beside ``data/`` (paths from `Layout`):
+Output, beside the corpus's ``data/`` (paths from `Layout`):
 * ``combined.jsonl``: one conversation per line, exactly
   ``{"messages":[{"role":"system","content":…},{"role":"user","content":…},
   {"role":"assistant","content":…}]}``, UTF-8, no ``\\u`` escapes for non-ASCII text;
@@ -32,16 +36,21 @@ Policies
   user turns. Every answer on the site is a separate lawyer's complete reply, so joining them
   would invent a multi-voice answer; separate conversations keep each one as written. (The
   split hashes the user turn, so all answers of one question land in the same split.)
-* **System turn.** ``ChatOptions.system_prompt`` (default `DEFAULT_SYSTEM_PROMPT`), normalized
-  like the rest when ``normalize`` is on.
+* **System turn.** ``ChatOptions.system_prompt`` (default `DEFAULT_SYSTEM_PROMPT`, the legal
+  assistant of the specification's corpus; a declared corpus's own ``system_prompt`` replaces that
+  default), normalized like the rest when ``normalize`` is on.
 * **``normalize=False``** keeps the text as it is, only trimmed (lone surrogates, which cannot
   be UTF-8, are dropped); control characters then appear as JSON escapes (``\\u0007``), the
   only ``\\u`` escapes the output can hold.
 * **Rows that cannot make a conversation** are skipped, counted by reason and written to the
-  rejects file: ``not_a_list``, ``wrong_item_count`` (not 4 items), ``non_string_field`` (title
-  or question not a string, or no answer that is a string), ``answers_not_list`` (null or not a
-  list), ``no_answers`` (an empty list), ``empty_question`` / ``empty_answer`` (empty after
-  normalization). ``keywords`` is not used and not checked.
+  rejects file: ``not_a_list``, ``wrong_item_count`` (not 3 or 4 items), ``non_string_field``
+  (title or question not a string, or no answer that is a string), ``answers_not_list`` (null,
+  a number, ...), ``no_answers`` (an empty list), ``empty_question`` / ``empty_answer`` (empty
+  after normalization); a declared corpus's reader adds its own (``not_an_object``,
+  ``missing_field``, ``not_single_turn``). ``keywords`` is not used and not checked.
+* **Rows kept in a tolerated form** are counted in ``rows_accepted`` (per file and in total):
+  ``answer_not_list`` (``[title, question, "answer", keywords]``: one answer as a bare string,
+  as code in the wild guards for) and ``missing_keywords`` (``[title, question, answers]``).
 * **Duplicates.** Conversations whose (user, assistant) pair is identical after normalization
   are written once; later copies are counted (per file and in total). Kept in memory as a set of
   16-byte blake2b digests of the two turns' JSON: ~100 bytes a conversation.
@@ -82,24 +91,24 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Iterator
 
 import orjson
 
 from ..atomic import atomic_write_bytes, atomic_writer
-from ..catalog import BY_KEY
+from ..catalog import CHAT_SOURCE, Source
+from ..corpora.chat_json import CHUNK_BYTES, MAX_PIECE_BYTES, RawFileError, iter_raw_rows
 from ..errors import PersianDataError
 from ..layout import Layout
 from ..progress import progress
+from ..provenance import input_record
 from .chat_convert import (DEFAULT_SYSTEM_PROMPT, ROLES, ChatOptions, _Converter, _Local, _work_piece,  # noqa: F401
                            _worker_init, _worker_piece, check_conversation, user_turn)
 from .chat_clean import mask_raw
 from .chat_gates import chat_gates  # noqa: F401  (registers the gate)
 from .chat_near_dup import Candidates, collapse_and_copy
-from .chat_reader import (CHUNK_BYTES, MAX_PIECE_BYTES, RawFileError, _join, _pieces, _too_big,  # noqa: F401
-                          iter_raw_rows, raw_files)
 from .chat_review import REVIEW_EXAMPLES, write_review
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "ROLES", "ChatError", "ChatOptions", "ChatSourceMissingError", "ChatStats",
@@ -144,6 +153,7 @@ class FileStats:
     duplicates: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     answers_skipped: dict[str, int] = field(default_factory=dict)
+    rows_accepted: dict[str, int] = field(default_factory=dict)  # rows kept in a tolerated form, by form
     status: str = "ok"  # or "rejected"
     error: dict[str, Any] | None = None
 
@@ -157,6 +167,7 @@ class ChatStats:
     duplicates: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     answers_skipped: dict[str, int] = field(default_factory=dict)
+    rows_accepted: dict[str, int] = field(default_factory=dict)
     characters: dict[str, int] = field(default_factory=lambda: {"system": 0, "user": 0, "assistant": 0, "total": 0})
     splits: dict[str, int] | None = None
     files_rejected: list[str] = field(default_factory=list)
@@ -169,6 +180,7 @@ class ChatStats:
     answers_trimmed: int = 0
     near_duplicates: dict[str, Any] | None = None
     examples: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # for the review sample
+    inputs: dict[str, str] = field(default_factory=dict)  # raw file -> sha256 (provenance: stale outputs)
     seconds: float = 0.0  # wall time; logged, not written to the stats file (reruns are identical)
 
     def to_json(self) -> dict[str, Any]:
@@ -180,6 +192,7 @@ class ChatStats:
             "skipped": dict(sorted(self.skipped.items())),
             "skipped_total": sum(self.skipped.values()),
             "answers_skipped": dict(sorted(self.answers_skipped.items())),
+            "rows_accepted": dict(sorted(self.rows_accepted.items())),
             "characters": self.characters,
             "splits": self.splits,
             "files_rejected": self.files_rejected,
@@ -197,10 +210,12 @@ class ChatStats:
             },
             "files": [
                 {**asdict(f), "skipped": dict(sorted(f.skipped.items())),
-                 "answers_skipped": dict(sorted(f.answers_skipped.items()))}
+                 "answers_skipped": dict(sorted(f.answers_skipped.items())),
+                 "rows_accepted": dict(sorted(f.rows_accepted.items()))}
                 for f in self.files
             ],
             "options": self.options,
+            "inputs": self.inputs,
         }
 
 
@@ -228,7 +243,8 @@ class _Writers:
     back to. `digests` gets each output's sha256 once it is in place (for the stats, the gate and
     the run's hash cache: nothing is read back)."""
 
-    def __init__(self, stack: ExitStack, layout: Layout, split: bool, cache=None, staged: bool = False) -> None:
+    def __init__(self, stack: ExitStack, layout: Layout, source: Source, split: bool, cache=None,
+                 staged: bool = False) -> None:
         tmp = layout.tmp_dir
         self.digests: dict[str, str] = {}
 
@@ -242,7 +258,7 @@ class _Writers:
 
         self.open_final = open_
         self.staged_path: Path | None = None
-        self.rejects = open_(layout.chat_rejects())
+        self.rejects = open_(layout.chat_rejects(source))
         if staged:  # near-dup: pass 1 writes here; pass 2 copies what stays to the outputs
             tmp.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(dir=tmp, prefix="chat.staged.", suffix=".tmp")
@@ -251,9 +267,9 @@ class _Writers:
             self.combined = stack.enter_context(os.fdopen(fd, "w+b"))
             self.train = self.valid = None
         else:
-            self.combined = open_(layout.chat_combined())
-            self.train = open_(layout.chat_split("train")) if split else None
-            self.valid = open_(layout.chat_split("valid")) if split else None
+            self.combined = open_(layout.chat_combined(source))
+            self.train = open_(layout.chat_split("train", source)) if split else None
+            self.valid = open_(layout.chat_split("valid", source)) if split else None
 
     def handles(self) -> list[IO]:
         return [h for h in (self.combined, self.rejects, self.train, self.valid) if h is not None]
@@ -277,223 +293,71 @@ def _truncate_hashed(handle, position: int) -> None:
     handle.seek(position)
 
 
+def raw_files(layout: Layout, source: Source = CHAT_SOURCE) -> list[Path]:
+    """A chat corpus's data files, in the order they are read (default: the specification's corpus)."""
+    return source.reader.data_files(layout.content_dir(source))
+
+
 def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
-                 logger: logging.Logger | None = None, cache=None) -> ChatStats:
-    """Build combined.jsonl (and train/valid, stats, rejects) from the raw text source."""
+                 logger: logging.Logger | None = None, cache=None, source: Source = CHAT_SOURCE) -> ChatStats:
+    """Build combined.jsonl (and train/valid, stats, rejects) from a chat corpus's raw files
+    (default: the specification's corpus)."""
     log = logger or LOG
     t0 = time.monotonic()
-    files = raw_files(layout)
-    raw_dir = layout.content_dir(BY_KEY["text"])
+    options = _corpus_options(options, source)
+    files = raw_files(layout, source)
+    raw_dir = layout.content_dir(source)
     if not files:
         where = layout.relative(raw_dir) if raw_dir.is_relative_to(layout.root) else str(raw_dir)
         raise ChatSourceMissingError(
-            f"no raw conversation files (*.json) in {where}; fetch the text source first "
-            "(persian-data fetch --only text)")
+            f"no raw conversation files ({', '.join(source.reader.files)}) in {where}; fetch the {source.key} "
+            f"source first (persian-data fetch --only {source.key})")
     sizes = [p.stat().st_size for p in files]
     total_bytes = sum(sizes)
     split = options.valid_fraction is not None
-    threshold = int(float(options.valid_fraction) * 2**64) if split else 0
-    stats = ChatStats(options=options.as_dict())
+    stats = ChatStats(options=options.as_dict(), inputs=input_record(layout, files, cache))
     if split:
         stats.splits = {"train": 0, "valid": 0}
     converter = _Converter(options)  # validates the options; also used in-process
-    n_sys = len(converter.system)
     n_workers = _pick_workers(options, total_bytes)
-    seen: set[bytes] = set()
-    log.info("chat: %d raw file(s), %.1f MB; answers=%s, normalize=%s, valid_fraction=%s, workers=%d",
-             len(files), total_bytes / 1e6, options.answers, options.normalize, options.valid_fraction,
+    log.info("chat: %s: %d raw file(s), %.1f MB; answers=%s, normalize=%s, valid_fraction=%s, workers=%d",
+             source.key, len(files), total_bytes / 1e6, options.answers, options.normalize, options.valid_fraction,
              n_workers)
 
-    pool: ProcessPoolExecutor | None = None
     with ExitStack() as stack:
-        if n_workers:
-            # fork (Linux): spawn and forkserver re-import the caller's __main__ in each worker,
-            # which breaks scripts without an `if __name__ == "__main__"` guard. The workers are
-            # started (by the first task) before this stage starts any thread; they only compute
-            # (no logging, no I/O), so locks held by other threads of the caller cannot block
-            # them. A worker that dies makes the run fail (BrokenProcessPool), never hang.
-            methods = multiprocessing.get_all_start_methods()
-            ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init,
-                                       initargs=(options, os.getpid()))
-            stack.callback(pool.shutdown, wait=True, cancel_futures=True)
-            pool.submit(int).result()
-        out = _Writers(stack, layout, split, cache, staged=options.near_dup)
-        cands = Candidates() if options.near_dup else None
-        bar = stack.enter_context(progress(total_bytes, "chat: reading", "B", logger=log, unit_scale=True))
-        max_pending = 2 * n_workers + 1 if pool is not None else 1
-
+        pool = _start_pool(stack, n_workers, options, source.reader)
+        run = _Reading(layout, source, converter, pool, n_workers,
+                       _Writers(stack, layout, source, split, cache, staged=options.near_dup),
+                       Candidates(tmp_dir=layout.tmp_dir) if options.near_dup else None, stats, split,
+                       int(float(options.valid_fraction) * 2**64) if split else 0, log,
+                       stack.enter_context(progress(total_bytes, "chat: reading", "B", logger=log, unit_scale=True)))
         for path, size in zip(files, sizes):
-            name = layout.relative(path) if path.is_relative_to(layout.root) else path.name
-            fs = FileStats(file=path.relative_to(raw_dir).as_posix(), bytes=size)
-            file_json = orjson.dumps(fs.file)
-            marks = out.mark()
-            cand_marks = cands.mark() if cands is not None else None
-            file_index = len(stats.files)
-            tallies: list[tuple] = []  # what the rules did, merged once the file is known good
-            added: list[bytes] = []
-            chars = {"system": 0, "user": 0, "assistant": 0}
-            splits = {"train": 0, "valid": 0}
-            pieces = _pieces(path, CHUNK_BYTES, bar.update)
-            pending: deque = deque()
-            base = 0  # rows of this file before the current piece
-            damage = None
-
-            def fill() -> None:
-                while len(pending) < max_pending:
-                    piece = next(pieces, None)
-                    if piece is None:
-                        return
-                    job = pool.submit(_worker_piece, piece) if pool is not None else _Local(converter, piece)
-                    pending.append((piece, job))
-
-            fill()
-            while pending:
-                piece, job = pending.popleft()
-                try:
-                    res = job.result()
-                except BrokenProcessPool as e:
-                    raise ChatError(f"a worker process died while converting {name} (out of "
-                                    "memory?); nothing was written. Retry with --workers 0 to "
-                                    "run in one process.") from e
-                while res[0] == "bad_cut":
-                    # the cut fell inside a row: join the next piece (whose own result started
-                    # mid-row and is dropped) and parse the two together, here
-                    if not pending:
-                        fill()
-                    nxt, _ = pending.popleft()
-                    piece = _join(piece, nxt)
-                    if len(piece.data) > MAX_PIECE_BYTES and not piece.last:
-                        res = _too_big(piece, base)
-                    else:
-                        res = _work_piece(converter, piece)
-                if res[0] == "damage":
-                    damage = res
-                    break
-                _, n_rows, results, rejects, tally, sigs = res
-                tallies.append(tally)
-                lines: list[bytes] = []
-                train: list[bytes] = []
-                valid: list[bytes] = []
-                sig_rows: list[int] = []  # this piece's signature rows that wrote a line
-                sig_keys: list[bytes] = []
-                ok_row = -1
-                for kind, payload, ans_skipped in results:
-                    if ans_skipped:
-                        for r, k in ans_skipped.items():
-                            _add(fs.answers_skipped, r, k)
-                    if kind == "skip":
-                        _add(fs.skipped, payload)
-                        continue
-                    fs.rows_converted += 1
-                    ok_row += 1
-                    row_key = None
-                    for line, dedup, split_digest, n_user, n_asst in payload:
-                        if dedup in seen:
-                            fs.duplicates += 1
-                            continue
-                        seen.add(dedup)
-                        added.append(dedup)
-                        lines.append(line)
-                        chars["user"] += n_user
-                        chars["assistant"] += n_asst
-                        in_valid = split and int.from_bytes(split_digest, "big") < threshold
-                        if split:
-                            (valid if in_valid else train).append(line)
-                        if cands is not None:
-                            if row_key is None:
-                                sig_rows.append(ok_row)
-                                sig_keys.append(dedup)
-                                row_key = dedup
-                            elif dedup < row_key:
-                                sig_keys[-1] = row_key = dedup
-                            cands.add_line(len(cands.keys) + len(sig_keys) - 1, file_index, in_valid,
-                                           n_user, n_asst)
-                if cands is not None:
-                    cands.add_piece(sigs, sig_rows, sig_keys)
-                out.combined.write(b"".join(lines))
-                fs.conversations_written += len(lines)
-                chars["system"] += n_sys * len(lines)
-                if split:
-                    if out.train is not None:
-                        out.train.write(b"".join(train))
-                        out.valid.write(b"".join(valid))
-                    splits["train"] += len(train)
-                    splits["valid"] += len(valid)
-                for i, reason, raw in rejects:
-                    out.rejects.write(b'{"file":%s,"index":%d,"reason":"%s","row":%s}\n'
-                                      % (file_json, base + i, reason.encode(), raw))
-                base += n_rows
-                fill()
-            pieces.close()
-            fs.rows_read = base
-            if damage is not None:
-                _, n_before, reason, offset, detail, context = damage
-                rows_before = base + n_before
-                for _, job in pending:  # results of later pieces are not needed
-                    if pool is not None:
-                        job.cancel()
-                pending.clear()
-                out.rollback(marks)
-                if cands is not None:
-                    cands.rollback(cand_marks)
-                for d in added:
-                    seen.discard(d)
-                fs.rows_read = rows_before
-                fs.status = "rejected"
-                fs.error = {"reason": reason, "byte_offset": offset, "detail": detail,
-                            "rows_before_damage": rows_before}
-                fs.skipped = {f"file_{reason}": rows_before}
-                fs.answers_skipped = {}
-                fs.rows_converted = fs.conversations_written = fs.duplicates = 0
-                out.rejects.write(_dumps_reject({
-                    "file": fs.file, "index": None, "reason": f"file_{reason}", "byte_offset": offset,
-                    "rows_before_damage": rows_before, "detail": detail, "row": mask_raw(context)}))
-                stats.files_rejected.append(fs.file)
-                what = {"invalid_utf8": "is not valid UTF-8", "invalid_json": "is not valid JSON",
-                        "truncated": "is truncated (the JSON array does not end)"}[reason]
-                log.error("chat: %s %s at byte %d (%s); the whole file is skipped, %d row(s) read "
-                          "before the damage are discarded", name, what, offset, detail, rows_before)
-                stats.files.append(fs)
-                _merge(stats, fs)
-                continue
-            for k in chars:
-                stats.characters[k] += chars[k]
-            for tally in tallies:
-                _merge_tally(stats, tally)
-            if split:
-                for k in splits:
-                    stats.splits[k] += splits[k]
-            stats.files.append(fs)
-            _merge(stats, fs)
-            log.info("chat: %s: %d rows read, %d conversations written, %d skipped%s, %d duplicates",
-                     name, fs.rows_read, fs.conversations_written, sum(fs.skipped.values()),
-                     _fmt(fs.skipped), fs.duplicates)
-
-        if cands is not None:
-            _near_dup_pass(layout, out, cands, stats, split, n_sys, log)
+            run.convert_file(path, size)
+        if run.cands is not None:
+            _near_dup_pass(layout, source, run.out, run.cands, stats, split, len(converter.system), log)
         stats.characters["total"] = sum(stats.characters[k] for k in ("system", "user", "assistant"))
         if stats.written == 0:
             raise ChatError(
                 "no conversation could be built from " + ", ".join(f.file for f in stats.files)
                 + (f" (damaged: {', '.join(stats.files_rejected)})" if stats.files_rejected else "")
                 + "; nothing written")
+        out = run.out
     # Leaving the stack renamed combined/train/valid/rejects into place and shut the pool down.
     if not split:
         for name in ("train", "valid"):
-            layout.chat_split(name).unlink(missing_ok=True)
-    write_review(layout, stats, on_placed=cache.placed if cache is not None else None)
+            layout.chat_split(name, source).unlink(missing_ok=True)
+    write_review(layout, stats, on_placed=cache.placed if cache is not None else None, source=source)
     # The stats last: the gate compares their "written" with combined.jsonl, so a run killed
     # between the renames is caught by `verify`.
     # What the gate checks without reading the outputs again: each one's line count and the sha256
     # of the bytes written (every line was built from validated turns as it was produced).
-    stats.outputs = {layout.chat_combined().name: {"lines": stats.written,
-                                                   "sha256": out.digests[layout.chat_combined().name]}}
+    stats.outputs = {layout.chat_combined(source).name: {"lines": stats.written,
+                                                         "sha256": out.digests[layout.chat_combined(source).name]}}
     if split:
         for name in ("train", "valid"):
-            path = layout.chat_split(name)
+            path = layout.chat_split(name, source)
             stats.outputs[path.name] = {"lines": stats.splits[name], "sha256": out.digests[path.name]}
-    atomic_write_bytes(layout.chat_stats(), orjson.dumps(stats.to_json(), option=orjson.OPT_INDENT_2)
+    atomic_write_bytes(layout.chat_stats(source), orjson.dumps(stats.to_json(), option=orjson.OPT_INDENT_2)
                        + b"\n", layout.tmp_dir, on_placed=cache.placed if cache is not None else None)
     stats.seconds = time.monotonic() - t0
     mb = total_bytes / 1e6
@@ -503,6 +367,250 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
              f"; train {stats.splits['train']}, valid {stats.splits['valid']}" if split else "",
              f"; DAMAGED, skipped whole: {', '.join(stats.files_rejected)}" if stats.files_rejected else "")
     return stats
+
+
+def _corpus_options(options: ChatOptions, source: Source) -> ChatOptions:
+    """A corpus's own system prompt replaces the default one (an explicit --system-prompt stays)."""
+    own = source.chat.system_prompt if source.chat is not None else None
+    if own and options.system_prompt == DEFAULT_SYSTEM_PROMPT:
+        return replace(options, system_prompt=own)
+    return options
+
+
+def _start_pool(stack: ExitStack, n_workers: int, options: ChatOptions, reader) -> ProcessPoolExecutor | None:
+    """The worker processes (None: everything in this process), shut down when `stack` closes.
+
+    fork (Linux): spawn and forkserver re-import the caller's __main__ in each worker, which breaks
+    scripts without an `if __name__ == "__main__"` guard. The workers are started (by the first
+    task) before this stage starts any thread; they only compute (no logging, no I/O), so locks
+    held by other threads of the caller cannot block them. A worker that dies makes the run fail
+    (BrokenProcessPool), never hang."""
+    if not n_workers:
+        return None
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(options, reader, os.getpid()))
+    stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+    pool.submit(int).result()
+    return pool
+
+
+@dataclass
+class _FileTally:
+    """What one file has contributed so far: taken back whole if the file turns out damaged."""
+
+    marks: list[int]  # output positions before the file
+    cand_marks: Any  # near-dup candidates before the file
+    index: int  # the file's place in stats.files
+    tallies: list[tuple] = field(default_factory=list)  # what the rules did, merged once the file is known good
+    added: list[bytes] = field(default_factory=list)  # dedup digests it added
+    chars: dict[str, int] = field(default_factory=lambda: {"system": 0, "user": 0, "assistant": 0})
+    splits: dict[str, int] = field(default_factory=lambda: {"train": 0, "valid": 0})
+    base: int = 0  # rows of the file before the current piece
+
+
+@dataclass
+class _Reading:
+    """One prepare_chat run while it reads: files in order, pieces converted by the workers (or here),
+    lines deduplicated and written, near-duplicate candidates collected."""
+
+    layout: Layout
+    source: Source
+    converter: _Converter
+    pool: ProcessPoolExecutor | None
+    workers: int
+    out: _Writers
+    cands: Candidates | None
+    stats: ChatStats
+    split: bool
+    threshold: int  # valid_fraction * 2**64: a split digest below it goes to valid
+    log: logging.Logger
+    bar: Any
+    seen: set[bytes] = field(default_factory=set)  # dedup digests of every line written
+
+    def convert_file(self, path: Path, size: int) -> None:
+        """Read, convert and write one raw file; a damaged one is taken back out whole."""
+        layout = self.layout
+        name = layout.relative(path) if path.is_relative_to(layout.root) else path.name
+        fs = FileStats(file=path.relative_to(layout.content_dir(self.source)).as_posix(), bytes=size)
+        file = _FileTally(self.out.mark(), self.cands.mark() if self.cands is not None else None, len(self.stats.files))
+        damage = None
+        results = self._piece_results(path, name, file)
+        try:
+            for res in results:
+                if res[0] == "damage":
+                    damage = res
+                    break
+                self._take_piece(fs, file, res)
+        finally:
+            results.close()  # cancels the pieces still in flight
+        fs.rows_read = file.base
+        if damage is not None:
+            self._reject_file(fs, file, damage, name)
+        else:
+            self._accept_file(fs, file, name)
+
+    def _piece_results(self, path: Path, name: str, file: _FileTally) -> Iterator[tuple]:
+        """Each piece's result in file order, a few pieces in flight. A piece cut inside a row
+        ("bad_cut": bytes that only looked like a row separator) is parsed again joined with the
+        next one, here. Stops after a "damage" result; later pieces are cancelled."""
+        reader, pool = self.source.reader, self.pool
+        max_pending = 2 * self.workers + 1 if pool is not None else 1
+        pieces = reader.pieces(path, CHUNK_BYTES, self.bar.update)
+        pending: deque = deque()
+
+        def fill() -> None:
+            while len(pending) < max_pending:
+                piece = next(pieces, None)
+                if piece is None:
+                    return
+                job = pool.submit(_worker_piece, piece) if pool is not None else _Local(self.converter, reader, piece)
+                pending.append((piece, job))
+
+        try:
+            fill()
+            while pending:
+                piece, job = pending.popleft()
+                try:
+                    res = job.result()
+                except BrokenProcessPool as e:
+                    raise ChatError(f"a worker process died while converting {name} (out of "
+                                    "memory?); nothing was written. Retry with --prepare-workers 0 "
+                                    "(ChatOptions(workers=0)) to convert in this process.") from e
+                while res[0] == "bad_cut":
+                    # the next piece's own result started mid-row and is dropped
+                    if not pending:
+                        fill()
+                    nxt, _ = pending.popleft()
+                    piece = reader.join(piece, nxt)
+                    if len(piece.data) > MAX_PIECE_BYTES and not piece.last:
+                        res = reader.too_big(piece, file.base)
+                    else:
+                        res = _work_piece(self.converter, reader, piece)
+                yield res
+                if res[0] == "damage":
+                    return
+                fill()
+        finally:
+            for _, job in pending:  # results of later pieces are not needed
+                if pool is not None:
+                    job.cancel()
+            pieces.close()
+
+    def _take_piece(self, fs: FileStats, file: _FileTally, res: tuple) -> None:
+        """One converted piece into the outputs: dedup, split, near-dup candidates, rejects."""
+        _, n_rows, results, rejects, tally, sigs, accepted = res
+        file.tallies.append(tally)
+        for form, n in accepted.items():
+            _add(fs.rows_accepted, form, n)
+        cands, split, out = self.cands, self.split, self.out
+        lines: list[bytes] = []
+        train: list[bytes] = []
+        valid: list[bytes] = []
+        sig_rows: list[int] = []  # this piece's signature rows that wrote a line
+        sig_keys: list[bytes] = []
+        line_rows: list[int] = []  # per line written: its candidate row, split, characters (near-dup)
+        line_valid: list[bool] = []
+        line_user: list[int] = []
+        line_asst: list[int] = []
+        n_user_all = n_asst_all = 0
+        ok_row = -1
+        for kind, payload, ans_skipped in results:
+            if ans_skipped:
+                for r, k in ans_skipped.items():
+                    _add(fs.answers_skipped, r, k)
+            if kind == "skip":
+                _add(fs.skipped, payload)
+                continue
+            fs.rows_converted += 1
+            ok_row += 1
+            row_key = None
+            for line, dedup, split_digest, n_user, n_asst in payload:
+                if dedup in self.seen:
+                    fs.duplicates += 1
+                    continue
+                self.seen.add(dedup)
+                file.added.append(dedup)
+                lines.append(line)
+                n_user_all += n_user
+                n_asst_all += n_asst
+                in_valid = split and int.from_bytes(split_digest, "big") < self.threshold
+                if split:
+                    (valid if in_valid else train).append(line)
+                if cands is not None:
+                    if row_key is None:
+                        sig_rows.append(ok_row)
+                        sig_keys.append(dedup)
+                        row_key = dedup
+                    elif dedup < row_key:
+                        sig_keys[-1] = row_key = dedup
+                    line_rows.append(len(cands.keys) + len(sig_keys) - 1)
+                    line_valid.append(in_valid)
+                    line_user.append(n_user)
+                    line_asst.append(n_asst)
+        file.chars["user"] += n_user_all
+        file.chars["assistant"] += n_asst_all
+        if cands is not None:
+            cands.add_lines(line_rows, file.index, line_valid, line_user, line_asst)
+            cands.add_piece(sigs, sig_rows, sig_keys)
+        out.combined.write(b"".join(lines))
+        fs.conversations_written += len(lines)
+        file.chars["system"] += len(self.converter.system) * len(lines)
+        if split:
+            if out.train is not None:
+                out.train.write(b"".join(train))
+                out.valid.write(b"".join(valid))
+            file.splits["train"] += len(train)
+            file.splits["valid"] += len(valid)
+        file_json = orjson.dumps(fs.file)
+        for i, reason, raw in rejects:
+            out.rejects.write(b'{"file":%s,"index":%d,"reason":"%s","row":%s}\n'
+                              % (file_json, file.base + i, reason.encode(), raw))
+        file.base += n_rows
+
+    def _reject_file(self, fs: FileStats, file: _FileTally, damage: tuple, name: str) -> None:
+        """A damaged file: everything it wrote is rolled back; it is named in the stats, the
+        rejects file and the log."""
+        _, n_before, reason, offset, detail, context = damage
+        rows_before = file.base + n_before
+        self.out.rollback(file.marks)
+        if self.cands is not None:
+            self.cands.rollback(file.cand_marks)
+        for d in file.added:
+            self.seen.discard(d)
+        fs.rows_read = rows_before
+        fs.status = "rejected"
+        fs.error = {"reason": reason, "byte_offset": offset, "detail": detail, "rows_before_damage": rows_before}
+        fs.skipped = {f"file_{reason}": rows_before}
+        fs.answers_skipped = {}
+        fs.rows_accepted = {}
+        fs.rows_converted = fs.conversations_written = fs.duplicates = 0
+        self.out.rejects.write(_dumps_reject({
+            "file": fs.file, "index": None, "reason": f"file_{reason}", "byte_offset": offset,
+            "rows_before_damage": rows_before, "detail": detail, "row": mask_raw(context)}))
+        self.stats.files_rejected.append(fs.file)
+        what = {"invalid_utf8": "is not valid UTF-8", "invalid_json": "is not valid JSON",
+                "truncated": "is truncated (the JSON array does not end)"}[reason]
+        self.log.error("chat: %s %s at byte %d (%s); the whole file is skipped, %d row(s) read "
+                       "before the damage are discarded", name, what, offset, detail, rows_before)
+        self.stats.files.append(fs)
+        _merge(self.stats, fs)
+
+    def _accept_file(self, fs: FileStats, file: _FileTally, name: str) -> None:
+        stats = self.stats
+        for k in file.chars:
+            stats.characters[k] += file.chars[k]
+        for tally in file.tallies:
+            _merge_tally(stats, tally)
+        if self.split:
+            for k in file.splits:
+                stats.splits[k] += file.splits[k]
+        stats.files.append(fs)
+        _merge(stats, fs)
+        self.log.info("chat: %s: %d rows read, %d conversations written, %d skipped%s, %d duplicates%s",
+                      name, fs.rows_read, fs.conversations_written, sum(fs.skipped.values()), _fmt(fs.skipped),
+                      fs.duplicates, f"; kept in a tolerated form{_fmt(fs.rows_accepted)}" if fs.rows_accepted else "")
 
 
 def _merge_tally(stats: ChatStats, tally: tuple) -> None:
@@ -521,15 +629,15 @@ def _merge_tally(stats: ChatStats, tally: tuple) -> None:
         got.extend(items[:max(0, REVIEW_EXAMPLES - len(got))])
 
 
-def _near_dup_pass(layout: Layout, out: _Writers, cands: Candidates, stats: ChatStats, split: bool,
+def _near_dup_pass(layout: Layout, source: Source, out: _Writers, cands: Candidates, stats: ChatStats, split: bool,
                    n_sys: int, log: logging.Logger) -> None:
     """Pass 2: collapse near-duplicate rows and copy the staged lines that stay to the outputs."""
     out.combined.flush()
     t = time.monotonic()
     # opened on the stage's stack: placed (and hashed) with the rejects when the stage ends well
-    combined = out.open_final(layout.chat_combined())
-    train = out.open_final(layout.chat_split("train")) if split else None
-    valid = out.open_final(layout.chat_split("valid")) if split else None
+    combined = out.open_final(layout.chat_combined(source))
+    train = out.open_final(layout.chat_split("train", source)) if split else None
+    valid = out.open_final(layout.chat_split("valid", source)) if split else None
 
     def write(line: bytes, in_valid: bool) -> None:
         combined.write(line)
@@ -561,6 +669,8 @@ def _merge(stats: ChatStats, fs: FileStats) -> None:
         _add(stats.skipped, k, v)
     for k, v in fs.answers_skipped.items():
         _add(stats.answers_skipped, k, v)
+    for k, v in fs.rows_accepted.items():
+        _add(stats.rows_accepted, k, v)
 
 
 def _fmt(d: dict[str, int]) -> str:
@@ -572,13 +682,14 @@ def _fmt(d: dict[str, int]) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def iter_conversations(root: str | Path, split: str = "combined") -> Iterator[dict]:
-    """Iterate the conversations of a prepared root: split "combined", "train" or "valid"."""
+def iter_conversations(root: str | Path, split: str = "combined", source: Source = CHAT_SOURCE) -> Iterator[dict]:
+    """Iterate the conversations of a prepared root: split "combined", "train" or "valid" of a chat
+    corpus (default: the specification's)."""
     layout = Layout(Path(root))
     if split == "combined":
-        path = layout.chat_combined()
+        path = layout.chat_combined(source)
     elif split in ("train", "valid"):
-        path = layout.chat_split(split)
+        path = layout.chat_split(split, source)
     else:
         raise ValueError(f"split must be 'combined', 'train' or 'valid', not {split!r}")
     if not path.is_file():

@@ -1,8 +1,11 @@
-"""Row conversion: one raw row -> chat conversations (runs in worker processes).
+"""Row conversion: one record -> chat conversations (runs in worker processes).
 
-Validates a row, normalizes its text, applies the title and answers rules and serializes each
-conversation line; every line is built from the three validated turns, so the schema holds by
-construction, and each one is checked with `check_conversation` (the gate's schema) as it is made.
+A piece of a raw file is parsed and its rows turned into neutral records `(title, question,
+answers)` by the corpus's reader (`persian_data.corpora`: the row shapes and their validation live
+there). The converter normalizes a record's text, applies the title and answers rules and
+serializes each conversation line; every line is built from the three validated turns, so the
+schema holds by construction, and each one is checked with `check_conversation` (the gate's schema)
+as it is made.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import orjson
 
 from ..normalize import DEFAULT, NormalizerConfig, ZWNJ, _compiled
 from ..workers import exit_with
-from .chat_clean import ConversationRules, PieceTally, mask_raw
-from .chat_reader import _parse_piece, _Piece
+from .chat_clean import ANSWER_SCRIPT_SAMPLE, ConversationRules, PieceTally, mask_raw_many
+from ..corpora.chat_json import _Piece
 
 DEFAULT_SYSTEM_PROMPT = (
     "شما یک دستیار حقوقی فارسی‌زبان هستید. به پرسش‌های حقوقی کاربران، دقیق، روشن و محترمانه "
@@ -86,6 +89,42 @@ def user_turn(title: str, question: str) -> str:
     return t + "\n\n" + question
 
 
+def _keys(texts: list[str]) -> list[str]:
+    """`[_key(t) for t in texts]`, three replaces over the joined batch (no NUL in the texts)."""
+    joined = "\x00".join(texts)
+    return joined.replace(" ", "").replace("\n", "").replace(ZWNJ, "").split("\x00")
+
+
+def user_turns(titles: list[str], questions: list[str]) -> list[str]:
+    """`[user_turn(t, q) for t, q in zip(titles, questions)]`, the loose forms of a whole batch at
+    once (the question must be non-empty; both normalized)."""
+    out: list[str] = []
+    hard: list[int] = []  # rows whose title is not plainly in the question
+    for k, (title, question) in enumerate(zip(titles, questions)):
+        t = title.strip()
+        if not t or t in question:
+            out.append(question)
+        else:
+            out.append("")
+            hard.append(k)
+    if not hard:
+        return out
+    ts = [titles[k].strip() for k in hard]
+    qs = [questions[k] for k in hard]
+    if any("\x00" in x for x in ts) or any("\x00" in x for x in qs):
+        for k, t, q in zip(hard, ts, qs):
+            out[k] = user_turn(t, q)
+        return out
+    for k, t, q, kt, kq in zip(hard, ts, qs, _keys([t.strip(_TITLE_STRIP) for t in ts]), _keys(qs)):
+        if not kt or kt in kq:
+            out[k] = q
+        elif kq and kq in _key(t):
+            out[k] = t
+        else:
+            out[k] = t + "\n\n" + q
+    return out
+
+
 def _plain(s: str) -> str:
     """normalize=False: text as is, trimmed; lone surrogates (not UTF-8) dropped."""
     s = s.strip()
@@ -112,96 +151,120 @@ class _Converter:
         if not self.system:
             raise ValueError("the system prompt is empty (after normalization)")
         self.head = orjson.dumps({"role": "system", "content": self.system})
+        self.line_head = b'{"messages":[' + self.head + b","
         self.rules = ConversationRules(options)
+        self.fused = bool(options.normalize)  # the one-pass prefilters of the rules (textclean.batch)
         self.near_dup = options.near_dup
+        self.split = options.valid_fraction is not None
 
-    def convert(self, rows: list[Any], tally: PieceTally | None = None) -> list[tuple]:
-        """One result per row: ("skip", reason, answers_skipped) or
-        ("ok", [(line, dedup_digest, split_digest, n_user, n_assistant)], answers_skipped).
+    def convert(self, records: list[Any], tally: PieceTally | None = None) -> list[tuple]:
+        """One result per record: ("skip", reason, answers_skipped) or
+        ("ok", [(line, dedup_digest, split_digest, n_user, n_assistant)], answers_skipped) (split_digest
+        None when there is no split).
+        A record is `(title, question, answers)` (two strings and a non-empty list, whose items may
+        still be anything) or, for a row the reader could not read, the reason as a string.
         What the cleaning rules did goes to `tally`."""
         tally = tally if tally is not None else PieceTally()
-        results: list[tuple | None] = [None] * len(rows)
+        dumps, head = orjson.dumps, self.line_head
+        results: list[tuple | None] = [None] * len(records)
         fields: list[str] = []
-        plan: list[tuple[int, int, int]] = []  # (row index, first field index, number of answers)
-        for i, row in enumerate(rows):
-            if not isinstance(row, list):
-                results[i] = ("skip", "not_a_list", None)
+        plan: list[tuple[int, int, int]] = []  # (record index, first field index, number of answers)
+        for i, record in enumerate(records):
+            if isinstance(record, str):
+                results[i] = ("skip", record, None)
                 continue
-            if len(row) != 4:
-                results[i] = ("skip", "wrong_item_count", None)
-                continue
-            title, question, answers = row[0], row[1], row[2]
-            if not isinstance(title, str) or not isinstance(question, str):
-                results[i] = ("skip", "non_string_field", None)
-                continue
-            if not isinstance(answers, list):
-                results[i] = ("skip", "answers_not_list", None)
-                continue
-            if not answers:
-                results[i] = ("skip", "no_answers", None)
-                continue
+            title, question, answers = record
             take = answers[:1] if self.first else answers
             plan.append((i, len(fields), len(take)))
             fields.append(title)
             fields.append(question)
             fields.extend(a if isinstance(a, str) else "" for a in take)
         normed = self.norm_many(fields) if fields else []
-        for i, at, n in plan:
-            row = rows[i]
-            question = normed[at + 1]
-            if not question:
+        users: list[str | None] = [None] * len(plan)
+        asked = [k for k, (_, at, _) in enumerate(plan) if normed[at + 1]]
+        for k, user in zip(asked, user_turns([normed[plan[k][1]] for k in asked], [normed[plan[k][1] + 1] for k in asked])):
+            users[k] = user
+        facts = self._facts(plan, users, normed)
+        for k, (i, at, n) in enumerate(plan):
+            user = users[k]
+            if user is None:
                 results[i] = ("skip", "empty_question", None)
                 continue
-            user = user_turn(normed[at], question)
             skipped: dict[str, int] = {}
-            usable = self._usable(row[2], normed, at, skipped)
+            usable = self._usable(records[i][2], normed, at, skipped, facts)
             if self.rules.active:
                 # the rules look at the answers in order; answers="first" keeps the first they keep
-                outcome = self.rules.apply(user, usable, tally, self.first)
+                outcome = self.rules.apply(user, usable, tally, self.first, facts.get(-1 - k) if facts else None)
                 if outcome[0] == "skip":
                     reason = outcome[1] or ("empty_answer" if skipped.get("empty_answer") else "non_string_field")
                     results[i] = ("skip", reason, skipped or None)
                     continue
                 _, user, usable = outcome
             else:
-                usable = list(itertools.islice(usable, 1 if self.first else None))
+                usable = [a for a, _ in itertools.islice(usable, 1 if self.first else None)]
             if not usable:
                 reason = "empty_answer" if skipped.get("empty_answer") else "non_string_field"
                 results[i] = ("skip", reason, skipped or None)
                 continue
-            user_json = orjson.dumps({"role": "user", "content": user})
-            # both digests hash the JSON of the turns (an unambiguous encoding of the text)
-            split_digest = blake2b(user_json, digest_size=8).digest()
+            # the turns are non-empty stripped strings (normalized or trimmed, masked, cleaned) and
+            # the line is built from them with fixed roles: the chat schema holds by construction
+            # (`check_conversation`, the gate's, is what verify runs on the written file)
+            if not user or user.isspace():
+                raise ValueError("a conversation was built with an empty user turn")
+            user_json = b'{"role":"user","content":' + dumps(user) + b"}"
+            # both digests hash the JSON of the turns (an unambiguous encoding of the text); the
+            # split's only when there is a split
+            split_digest = blake2b(user_json, digest_size=8).digest() if self.split else None
             convs = []
             for a in usable:
-                # each line is validated as it is produced (the gate's schema, on the turns the
-                # line is built from), so nothing has to re-parse the file afterwards
-                problem = check_conversation({"messages": [{"role": "system", "content": self.system},
-                                                           {"role": "user", "content": user},
-                                                           {"role": "assistant", "content": a}]})
-                if problem is not None:
-                    raise ValueError(f"a conversation failed the chat schema as it was built: {problem}")
-                asst_json = orjson.dumps({"role": "assistant", "content": a})
+                if not a or a.isspace():
+                    raise ValueError("a conversation was built with an empty assistant turn")
+                asst_json = b'{"role":"assistant","content":' + dumps(a) + b"}"
                 h = blake2b(user_json, digest_size=16)
                 h.update(asst_json)
-                line = b"".join((b'{"messages":[', self.head, b",", user_json, b",", asst_json, b"]}\n"))
-                convs.append((line, h.digest(), split_digest, len(user), len(a)))
+                convs.append((b"".join((head, user_json, b",", asst_json, b"]}\n")), h.digest(), split_digest,
+                              len(user), len(a)))
             results[i] = ("ok", convs, skipped or None)
             if self.near_dup:
                 tally.users.append(user)
         return results  # type: ignore[return-value]
 
-    def _usable(self, answers_in: list, normed: list[str], at: int, skipped: dict[str, int]) -> Iterator[str]:
+    def _facts(self, plan: list[tuple[int, int, int]], users: list[str | None], normed: list[str]) -> dict:
+        """One pass over every text the rules will look at in this batch (`textclean.batch`): the
+        facts of each user turn (key -1 - k for the k-th planned row) and of each normalized answer
+        (key: its index in `normed`). Empty when the rules need none (normalization off: the
+        passes assume the normalizer's output, with no NUL)."""
+        if not (self.rules.active and self.fused):
+            return {}
+        from ..textclean.batch import analyze
+
+        keys: list[int] = []
+        texts: list[str] = []
+        for k, (i, at, n) in enumerate(plan):
+            if users[k] is None:
+                continue
+            keys.append(-1 - k)
+            texts.append(users[k])
+            for j in range(at + 2, at + 2 + n):
+                if normed[j]:
+                    keys.append(j)
+                    texts.append(normed[j])
+        return dict(zip(keys, analyze(texts, ANSWER_SCRIPT_SAMPLE)))
+
+    def _usable(self, answers_in: list, normed: list[str], at: int, skipped: dict[str, int],
+                facts: dict) -> Iterator[tuple[str, Any]]:
         """The row's non-empty normalized answers, in order, normalized as they are asked for
-        (answers="first" normalized only the first in the batch; later ones are rarely needed).
-        Unusable ones are counted in `skipped` as they are passed."""
+        (answers="first" normalized only the first in the batch; later ones are rarely needed),
+        each with its facts (None for one normalized here). Unusable ones are counted in `skipped`
+        as they are passed."""
         for j, a in enumerate(answers_in):
             if not isinstance(a, str):
                 skipped["non_string_answer"] = skipped.get("non_string_answer", 0) + 1
                 continue
-            na = normed[at + 2 + j] if (j == 0 or not self.first) else self.norm_one(a)
+            in_batch = j == 0 or not self.first
+            na = normed[at + 2 + j] if in_batch else self.norm_one(a)
             if na:
-                yield na
+                yield na, (facts.get(at + 2 + j) if in_batch else None)
             else:
                 skipped["empty_answer"] = skipped.get("empty_answer", 0) + 1
 
@@ -213,36 +276,43 @@ def _raw_json(row: Any) -> bytes:
         return json.dumps(row, ensure_ascii=True).encode("ascii")
 
 
-def _work_piece(conv: _Converter, piece: _Piece) -> tuple:
-    """Parse and convert one piece. Returns ("ok", n_rows, results, rejects), ("bad_cut",) or
-    ("damage", n_rows_before, reason, byte_offset, detail, context)."""
-    parsed = _parse_piece(piece)
+def _work_piece(conv: _Converter, reader, piece: _Piece) -> tuple:
+    """Parse one piece with the corpus's `reader`, turn its rows into records, convert them.
+    Returns ("ok", n_rows, results, rejects, rule tally, near-dup signatures, rows accepted in a
+    tolerated form by form), ("bad_cut",) or ("damage", n_rows_before, reason, byte_offset,
+    detail, context)."""
+    parsed = reader.parse(piece)
     if parsed.status == "bad_cut":
         return ("bad_cut",)
     if parsed.status == "damage":
         return ("damage", len(parsed.rows), parsed.reason, parsed.byte_offset, parsed.detail,
                 parsed.context)
     rows = parsed.rows
+    records, accepted = reader.records(rows)
     tally = PieceTally()
-    results = conv.convert(rows, tally)
+    results = conv.convert(records, tally)
     # the rejects file keeps the row as parsed, masked: it must not carry personal data either
-    rejects = [(i, res[1], _raw_json(mask_raw(rows[i]))) for i, res in enumerate(results) if res[0] == "skip"]
+    skipped = [(i, res[1]) for i, res in enumerate(results) if res[0] == "skip"]
+    masked = mask_raw_many([rows[i] for i, _ in skipped]) if skipped else []
+    rejects = [(i, reason, _raw_json(row)) for (i, reason), row in zip(skipped, masked)]
     sigs = None
     if conv.near_dup:  # MinHash of each converted row's user turn, here in the worker
         from ..textclean.near_dup import signatures
 
         sigs = signatures(tally.users)
     tally.users = []
-    return ("ok", len(rows), results, rejects, tally.as_tuple(), sigs)
+    return ("ok", len(rows), results, rejects, tally.as_tuple(), sigs, dict(accepted))
 
 
 _WORKER: _Converter | None = None
+_READER = None  # the corpus's reader (parses pieces, turns rows into records)
 
 
-def _worker_init(options: ChatOptions, run_pid: int) -> None:
-    global _WORKER
+def _worker_init(options: ChatOptions, reader, run_pid: int) -> None:
+    global _WORKER, _READER
     exit_with(run_pid)  # a killed run leaves no worker behind
     _WORKER = _Converter(options)
+    _READER = reader
     # A worker makes no reference cycles (rows, strings, tuples; freed by reference counting),
     # and the cyclic collector walking every parsed row costs ~15 % of its time.
     gc.freeze()
@@ -251,17 +321,17 @@ def _worker_init(options: ChatOptions, run_pid: int) -> None:
 
 def _worker_piece(piece: _Piece) -> tuple:
     assert _WORKER is not None
-    return _work_piece(_WORKER, piece)
+    return _work_piece(_WORKER, _READER, piece)
 
 
 class _Local:
     """A piece to work on in this process, when its turn comes (workers=0)."""
 
-    def __init__(self, conv: _Converter, piece: _Piece) -> None:
-        self.conv, self.piece = conv, piece
+    def __init__(self, conv: _Converter, reader, piece: _Piece) -> None:
+        self.conv, self.reader, self.piece = conv, reader, piece
 
     def result(self) -> tuple:
-        return _work_piece(self.conv, self.piece)
+        return _work_piece(self.conv, self.reader, self.piece)
 
 
 

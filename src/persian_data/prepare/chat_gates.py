@@ -1,4 +1,4 @@
-"""The chat stage's gate: combined.jsonl (and train/valid) as the stats say."""
+"""The chat stage's gate: each chat corpus's combined.jsonl (and train/valid) as its stats say."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 
+from ..catalog import CHAT_BUCKET, CHAT_SOURCE, Source
 from ..gates import GateFailure, GateNote, gate
 from ..layout import Layout
 from .chat_convert import check_conversation
-from .chat_reader import raw_files
 
 _MAX_LISTED = 5
 
@@ -62,23 +62,36 @@ def _check_jsonl(ctx, path: Path, expected: int | None, what: str, recorded: dic
     return fails
 
 
-@gate("chat", stage="text", markers=lambda layout: [layout.chat_combined(), layout.chat_stats()])
+def _chat_sources(sources) -> list[Source]:
+    return [s for s in sources if s.bucket == CHAT_BUCKET]
+
+
+@gate("chat", stage=CHAT_BUCKET,
+      markers=lambda layout, sources: [p for s in _chat_sources(sources)
+                                       for p in (layout.chat_combined(s), layout.chat_stats(s))])
 def chat_gates(ctx) -> list[GateFailure | GateNote]:
-    """combined.jsonl exists, is non-empty, holds the bytes and line count `prepare text` recorded;
-    the same for train/valid when the stats list a split. `verify` also parses every line with the
-    exact schema; other runs cost a stat() per output (the stage validated each line as it wrote it)."""
+    """For each chat corpus: combined.jsonl exists, is non-empty, holds the bytes and line count
+    `prepare text` recorded; the same for train/valid when the stats list a split. `verify` also
+    parses every line with the exact schema; other runs cost a stat() per output (the stage
+    validated each line as it wrote it). `ctx`: the run's GateContext, or a Layout (the
+    specification's corpus, thorough)."""
+    sources = [CHAT_SOURCE] if isinstance(ctx, Layout) else _chat_sources(ctx.sources)
+    return [f for source in sources for f in _gate_source(ctx, source)]
+
+
+def _gate_source(ctx, source: Source) -> list[GateFailure | GateNote]:
     layout = ctx if isinstance(ctx, Layout) else ctx.layout
     parse = isinstance(ctx, Layout) or ctx.thorough
-    if not raw_files(layout):
-        return []  # the text bucket is not there: nothing to check
-    combined = layout.chat_combined()
+    if not source.reader.data_files(layout.content_dir(source)):
+        return []  # the corpus is not there: nothing to check
+    combined = layout.chat_combined(source)
     rel = layout.relative(combined)
     if not combined.is_file():
         return [GateFailure("chat", rel, "missing; run `persian-data prepare text`")]
     if combined.stat().st_size == 0:
         return [GateFailure("chat", rel, "empty")]
     fails: list[GateFailure | GateNote] = []
-    stats_path = layout.chat_stats()
+    stats_path = layout.chat_stats(source)
     stats: dict[str, Any] | None = None
     try:
         stats = orjson.loads(stats_path.read_bytes())
@@ -97,7 +110,7 @@ def chat_gates(ctx) -> list[GateFailure | GateNote]:
     splits = (stats or {}).get("splits")
     if isinstance(splits, dict):
         for name in ("train", "valid"):
-            p = layout.chat_split(name)
+            p = layout.chat_split(name, source)
             if not p.is_file():
                 fails.append(GateFailure("chat", layout.relative(p), "missing, but the stats list a split"))
                 continue

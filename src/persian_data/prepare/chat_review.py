@@ -30,8 +30,9 @@ RULES = {  # example key -> what the rule does
 }
 
 
-def review_path(layout: Layout) -> Path:
-    return layout.chat_combined().with_name("combined.review.md")
+def review_path(layout: Layout, source=None) -> Path:
+    """`source`: a chat corpus (default: the specification's)."""
+    return layout.chat_combined(source).with_name("combined.review.md")
 
 
 def _quote(text: str) -> str:
@@ -76,6 +77,6 @@ def render_review(stats) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def write_review(layout: Layout, stats, on_placed=None) -> None:
-    atomic_write_bytes(review_path(layout), render_review(stats).encode("utf-8"), layout.tmp_dir,
+def write_review(layout: Layout, stats, on_placed=None, source=None) -> None:
+    atomic_write_bytes(review_path(layout, source), render_review(stats).encode("utf-8"), layout.tmp_dir,
                        on_placed=on_placed)

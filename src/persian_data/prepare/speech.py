@@ -1,4 +1,6 @@
-"""Speech preparation for Common Voice 13 fa and FLEURS fa_ir: manifests, checks, stats, gates.
+"""Speech preparation for every speech corpus (Common Voice 13 fa, FLEURS fa_ir, declared ones):
+manifests, checks, stats, gates. What is specific to a corpus (which files, which columns, who
+speaks, how splits are named) is its `Source` (`persian_data.corpora`); this module runs any of them.
 
 What it makes, per corpus folder (`datasets/speech/<folder>/`), beside the untouched `data/`:
 
@@ -14,13 +16,15 @@ Manifest line (keys in this order; source columns follow the common ones):
     id, split, audio_path (root-relative), [audio_ref], duration, frames, sample_rate, channels,
     sha256 (of the audio bytes), text (as given), text_normalized (shared normalizer), <source columns>
 
-Split names: FLEURS calls its validation split `dev`; it is written as `validation` (manifests,
-audio folder, exports, stats) so tools that expect `validation` find it. Its rejects and stats keep
-the source file names (`dev.tsv`, `audio/dev.tar.gz`) as their `source`.
+Split names: a corpus's `SpeechPolicy.split_names` renames source splits: FLEURS calls its
+validation split `dev`; it is written as `validation` (manifests, audio folder, exports, stats) so
+tools that expect `validation` find it. Its rejects and stats keep the source file names
+(`dev.tsv`, `audio/dev.tar.gz`) as their `source`; stats.json lists the renames (`split_names`).
 
 --no-extract (`SpeechOptions(extract=False)`): no audio is written. `audio_path` names the source
-container (the parquet file or the tar.gz, root-relative) and `audio_ref` says where the clip is in
-it: `{"row": <row index in that parquet file>}` or `{"member": "<tar member name>"}`. sha256 and
+container (the parquet file or the tar.gz, root-relative; the audio file itself when a parquet
+path column names one) and `audio_ref` says where the clip is in it: `{"row": <row index in that
+parquet file>}`, `{"member": "<tar member name>"}` or `{"file": "<root-relative path>"}`. sha256 and
 duration are computed from the same bytes in memory, so they equal those of an extracted file.
 NeMo and lhotse exports need files and are skipped (and removed) in this mode; `load_hf_dataset`
 still works (it reads the bytes from the containers).
@@ -37,17 +41,18 @@ the next run, and never a partial file inside `datasets/`. Clips are not fsynced
 loss, `verify` (the sha256 gate) finds any clip the disk lost.
 
 Checks (default, from the header through soundfile): the clip opens, its sample rate and channel
-count are known, it has > 0 frames; FLEURS: num_samples equals the WAV's frames. `deep` decodes
-every frame: a decode error or a stream shorter than its header (by > 1%) rejects the clip, and
-the decoded frame count becomes the duration. Reject reasons: unreadable, unknown_format,
-zero_duration, num_samples_mismatch, decode_failed, short_decode, duplicate_id, unsafe_path,
-no_audio (CV); malformed_row, duplicate_wav, missing_wav, orphan_wav, unsafe_member, link_member,
-device_member, special_member, unexpected_member, duplicate_member, oversized_member (FLEURS).
+count are known, it has > 0 frames; where the source gives num_samples (FLEURS), it equals the
+clip's frames. `deep` decodes every frame: a decode error or a stream shorter than its header
+(by > 1%) rejects the clip, and the decoded frame count becomes the duration. Reject reasons:
+unreadable, unknown_format, zero_duration, num_samples_mismatch, decode_failed, short_decode;
+duplicate_id, unsafe_path, no_audio, no_id (speech-parquet: Common Voice); malformed_row,
+duplicate_wav, missing_wav, orphan_wav, unsafe_member, link_member, device_member, special_member,
+unexpected_member, duplicate_member, oversized_member (speech-tsv-tar: FLEURS).
 `kind` is "row" for a rejected source row (counted by the gate) and "member" for a tar member
 that matches no row.
 
 Workers: `SpeechOptions.workers` processes (default one per CPU, at most 8) from a forkserver that
-has the corpus modules imported. As with any multiprocessing code, a script that calls
+has the readers' modules imported. As with any multiprocessing code, a script that calls
 `prepare_speech` must keep its top level under `if __name__ == "__main__":`; `workers=1` runs
 everything in the calling process.
 """
@@ -69,24 +74,25 @@ from typing import Any, Iterable
 import orjson
 
 from ..atomic import atomic_write_bytes, fsync_dir, write_if_changed
-from ..catalog import BY_KEY, Source
+from ..catalog import CATALOG, SPEECH_BUCKET, Source
 from ..integrity import HashCache
 from ..layout import Layout
-from ..progress import progress
+from ..progress import counts_text, progress
+from ..provenance import input_record
 from ..workers import exit_with
 from . import speech_export
-from .speech_clips import (SPEECH_KEYS, Collector, Probe, Reject, SpeechPrepareError, SplitPlan,
-                           UnitContext, UnitResult, normalizer_fingerprint, probe, published_split, split_sort_key)
+from ..corpora.speech_clips import (Collector, Probe, Reject, SpeechPrepareError, SplitPlan, UnitContext, UnitResult,
+                                    normalizer_fingerprint, probe, split_sort_key)
 from .speech_export import load_hf_dataset
-from .speech_formats import EXPORT_FORMATS, nemo_audio_folder
+from ..corpora.speech_formats import EXPORT_FORMATS, nemo_audio_folder
 from .speech_gates import speech_gates  # registers the gate: pipeline.load_stage_gates imports this module
-from .speech_manifests import (MANIFEST_VERSION, clips_digest, corpus_module, iter_manifest, iter_referenced,
-                               manifest_lines, marker_path, read_marker)
+from .speech_manifests import (MANIFEST_VERSION, clips_digest, iter_manifest, iter_referenced, manifest_lines,
+                               marker_path, read_marker)
 from .speech_sink import MANIFEST, NEMO, RECORDINGS, SUPERVISIONS, SplitSink
 
-__all__ = ["EXPORT_FORMATS", "SPEECH_KEYS", "Collector", "Probe", "Reject", "SpeechOptions", "SpeechPrepareError",
+__all__ = ["EXPORT_FORMATS", "Collector", "Probe", "Reject", "SpeechOptions", "SpeechPrepareError",
            "SpeechStats", "iter_manifest", "iter_referenced", "load_hf_dataset", "manifest_lines", "prepare_speech",
-           "probe", "published_split", "speech_gates", "split_sort_key"]
+           "probe", "speech_gates", "split_sort_key"]
 
 log = logging.getLogger("persian_data.prepare.speech")
 
@@ -196,7 +202,7 @@ def _publish(layout: Layout, source: Source, plan: SplitPlan, sink: SplitSink, o
     if cache is not None:
         cache.placed(manifest, sink.sha256[MANIFEST])
     st = os.stat(manifest)
-    speaker_count = len(speakers) if source.key == "commonvoice" else None
+    speaker_count = len(speakers) if source.speech.speaker else None  # a corpus without speaker ids: unknown
     marker = {
         "version": MANIFEST_VERSION,
         "corpus": source.folder,
@@ -243,16 +249,20 @@ class SpeechStats:
     rejects_by_reason: dict[str, int]
     options: dict
     reused_splits: list[str] = field(default_factory=list)  # finished earlier, not redone
+    split_names: dict[str, str] = field(default_factory=dict)  # source split -> published name, where renamed
+    inputs: dict[str, str] = field(default_factory=dict)  # source file -> sha256 (provenance: stale outputs)
 
     def to_json(self) -> dict:
         return {"corpus": self.folder, "source": self.corpus, "splits": self.splits, "total": self.total,
                 "rejects_by_reason": self.rejects_by_reason, "options": self.options,
-                "split_names": {"dev": "validation"} if self.corpus == "fleurs" else {}}
+                "split_names": self.split_names,
+                "inputs": self.inputs}
 
 
 def prepare_speech(layout: Layout, sources: list[Source] | None = None, options: SpeechOptions = SpeechOptions(),
                    *, logger: logging.Logger | None = None, cache: HashCache | None = None) -> dict[str, SpeechStats]:
-    """Prepare every given speech source (default: those fetched). Returns stats by source key.
+    """Prepare every given speech source (default: those of the five that are fetched). Returns stats
+    by source key.
 
     With `cache` (the run's hash cache), every file placed under `datasets/` is recorded there with
     the sha256 of the bytes written, so the records and gates that follow never read it again."""
@@ -261,7 +271,7 @@ def prepare_speech(layout: Layout, sources: list[Source] | None = None, options:
     if unknown:
         raise ValueError(f"unknown speech export(s) {unknown}; known: {list(EXPORT_FORMATS)}")
     explicit = sources is not None
-    chosen = [s for s in (sources if explicit else [BY_KEY[k] for k in SPEECH_KEYS]) if s.key in SPEECH_KEYS]
+    chosen = [s for s in (sources if explicit else CATALOG) if s.bucket == SPEECH_BUCKET]
     present = []
     for source in chosen:
         if layout.content_dir(source).is_dir():
@@ -273,8 +283,9 @@ def prepare_speech(layout: Layout, sources: list[Source] | None = None, options:
             logger.info("speech: %s not fetched; skipped", source.key)
     if not present:
         return {}
+    preload = _worker_imports(present)
     if (options.workers or default_workers()) > 1:
-        _worker_context(start=True)
+        _worker_context(preload, start=True)
     fingerprint = normalizer_fingerprint()
     shutil.rmtree(_trash(layout), ignore_errors=True)
     plans: dict[str, list[SplitPlan]] = {}
@@ -283,7 +294,7 @@ def prepare_speech(layout: Layout, sources: list[Source] | None = None, options:
     pending: list[tuple[Source, SplitPlan]] = []
     for source in present:
         shutil.rmtree(_staging_root(layout, source), ignore_errors=True)  # a killed run's leftovers
-        plans[source.key] = corpus_module(source).plan(layout, source)
+        plans[source.key] = source.reader.plan(layout, source)
         for plan in plans[source.key]:
             plan.identity = _identity(layout, plan.inputs)
             marker = _valid_marker(layout, source, plan, options, fingerprint)
@@ -295,7 +306,7 @@ def prepare_speech(layout: Layout, sources: list[Source] | None = None, options:
                 pending.append((source, plan))
     started = time.monotonic()
     try:
-        _run(layout, pending, options, fingerprint, markers, logger, cache)
+        _run(layout, pending, options, fingerprint, markers, logger, cache, preload)
     except BaseException:
         shutil.rmtree(layout.staging_dir / "speech", ignore_errors=True)  # finished splits are published
         raise
@@ -321,11 +332,12 @@ def _unit_context(layout: Layout, source: Source, plan: SplitPlan, staging: Path
     exports = options.exports if options.extract else ()
     nemo_audio = nemo_audio_folder(str(layout.root), prefix[:-1],
                                    layout.relative(speech_export.nemo_path(layout, source, plan.split).parent))
-    return UnitContext(source.folder, plan.split, prefix, audio, options.deep, exports, str(layout.root), nemo_audio)
+    return UnitContext(source.folder, plan.split, prefix, audio, options.deep, exports, str(layout.root), nemo_audio,
+                       layout.relative(layout.content_dir(source)), source.speech.speaker, source.speech.gender)
 
 
 def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: SpeechOptions, fingerprint: str,
-         markers: dict, logger: logging.Logger, cache: HashCache | None) -> None:
+         markers: dict, logger: logging.Logger, cache: HashCache | None, preload: list[str]) -> None:
     if not pending:
         return
     jobs = []
@@ -344,7 +356,7 @@ def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: Speec
                 sink = _collect(SplitSink(staging, ctx.exports), results, bar.update)
                 _finish_split(layout, source, plan, sink, options, fingerprint, markers, logger, cache)
             return
-        context = _worker_context()
+        context = _worker_context(preload)
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=exit_with,
                                    initargs=(os.getpid(),))  # a killed run leaves no worker behind
         try:
@@ -368,18 +380,21 @@ def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: Speec
             pool.shutdown()
 
 
-def _worker_context(start: bool = False):
+def _worker_imports(sources: list[Source]) -> list[str]:
+    """What the readers of `sources` want loaded in the workers' server (`worker_imports`)."""
+    return list(dict.fromkeys(name for source in sources for name in source.reader.worker_imports()))
+
+
+def _worker_context(preload: list[str], start: bool = False):
     """Workers fork from a clean server (never from this process and its threads) that has already
-    imported the corpus modules, so each starts in milliseconds. `start`: launch that server now, so
-    its imports overlap the planning instead of delaying the first unit."""
+    imported the readers' modules, so each starts in milliseconds. `start`: launch that server now,
+    so its imports overlap the planning instead of delaying the first unit."""
     import multiprocessing as mp
 
     if "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
     context = mp.get_context("forkserver")
-    # pyarrow.compute: the units' null checks import it; loaded once here, its pages are shared
-    context.set_forkserver_preload(["persian_data.prepare.commonvoice", "persian_data.prepare.fleurs", "soundfile",
-                                    "pyarrow.compute"])
+    context.set_forkserver_preload(preload)
     if start:
         from multiprocessing import forkserver
 
@@ -425,9 +440,9 @@ def _finish_split(layout, source, plan, sink: SplitSink, options, fingerprint, m
             layout, source, plan.split, options.exports, staged, cache.placed if cache is not None else None)
     shutil.rmtree(sink.staging, ignore_errors=True)
     s = marker["stats"]
-    logger.info("speech: %s/%s: %d clip(s), %.2f h, %s speaker(s), gender %s, rejects %s", source.folder,
+    logger.info("speech: %s/%s: %d clip(s), %.2f h, %s speaker(s), gender: %s; rejects: %s", source.folder,
                 plan.split, s["clips"], s["hours"], "?" if s["speakers"] is None else s["speakers"],
-                s["gender"], s["rejects"] or "none")
+                counts_text(s["gender"]), counts_text(s["rejects"]))
 
 
 def _finalize(layout: Layout, source: Source, plans: list[SplitPlan], markers: dict, options: SpeechOptions,
@@ -444,12 +459,14 @@ def _finalize(layout: Layout, source: Source, plans: list[SplitPlan], markers: d
         speakers.update(markers[(source.key, split)]["speakers"])
     total = _split_stats(
         sum(s["source_rows"] for s in split_stats.values()), sum(s["clips"] for s in split_stats.values()),
-        sum(s["seconds"] for s in split_stats.values()), len(speakers) if source.key == "commonvoice" else None,
+        sum(s["seconds"] for s in split_stats.values()), len(speakers) if source.speech.speaker else None,
         sum((Counter(s["gender"]) for s in split_stats.values()), Counter()),
         [r for split in splits for r in markers[(source.key, split)]["rejects"]])
     stats = SpeechStats(source.key, source.folder, split_stats, total, total["rejects"],
                         {"extract": options.extract, "deep": any(markers[(source.key, s)]["options"]["deep"]
-                                                                 for s in splits)})
+                                                                 for s in splits)},
+                        split_names={p.source_split: p.split for p in plans if p.source_split != p.split},
+                        inputs=input_record(layout, [path for plan in plans for path in plan.inputs], cache))
     text = orjson.dumps(stats.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
     write_if_changed(layout.speech_stats(source), text, layout.tmp_dir, placed)
     if options.extract and options.exports:
@@ -462,9 +479,9 @@ def _finalize(layout: Layout, source: Source, plans: list[SplitPlan], markers: d
         if options.exports and not options.extract:
             logger.warning("speech: %s: NeMo/lhotse exports need extracted audio; skipped with --no-extract",
                            source.folder)
-    logger.info("speech: %s total: %d clip(s), %.2f h, %s speaker(s), gender %s, rejects %s", source.folder,
+    logger.info("speech: %s total: %d clip(s), %.2f h, %s speaker(s), gender: %s; rejects: %s", source.folder,
                 total["clips"], total["hours"], "?" if total["speakers"] is None else total["speakers"],
-                total["gender"], total["rejects"] or "none")
+                counts_text(total["gender"]), counts_text(total["rejects"]))
     return stats
 
 

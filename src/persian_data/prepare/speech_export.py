@@ -21,11 +21,11 @@ import io
 from pathlib import Path
 
 from ..atomic import OnPlaced, place_if_changed, write_if_changed
-from ..catalog import BY_KEY, Source
+from ..catalog import SPEECH_BUCKET, Source, root_sources
 from ..errors import ExtraMissingError, PersianDataError
 from ..layout import Layout
-from .speech_clips import SPEECH_KEYS, ExportLines, published_split
-from .speech_formats import lhotse_recording, lhotse_supervision, nemo_audio_folder, nemo_line
+from ..corpora.speech_clips import ExportLines, sniff_extension
+from ..corpora.speech_formats import lhotse_recording, lhotse_supervision, nemo_audio_folder, nemo_line
 from .speech_manifests import iter_manifest, iter_referenced, manifest_lines
 
 
@@ -59,7 +59,7 @@ def export_lines(layout: Layout, source: Source, split: str, formats: tuple[str,
             nemo.append(nemo_line(line, audio))
         if "lhotse" in formats:
             recordings.append(lhotse_recording(line, root))
-            supervisions.append(lhotse_supervision(line))
+            supervisions.append(lhotse_supervision(line, source.speech.speaker, source.speech.gender))
     return ExportLines(b"".join(nemo), b"".join(recordings), b"".join(supervisions))
 
 
@@ -125,19 +125,21 @@ def remove_exports(layout: Layout, source: Source) -> bool:
 
 # -- datasets ----------------------------------------------------------------------------------
 
-def _resolve(corpus: str) -> Source:
-    for key in SPEECH_KEYS:
-        source = BY_KEY[key]
+def _resolve(corpus: str, sources: list[Source]) -> Source:
+    speech = [source for source in sources if source.bucket == SPEECH_BUCKET]
+    for source in speech:
         if corpus in (source.key, source.folder, source.repo_id):
             return source
-    raise ValueError(f"unknown speech corpus {corpus!r}; use one of {list(SPEECH_KEYS)}")
+    raise ValueError(f"unknown speech corpus {corpus!r}; use one of {[s.key for s in speech]}")
 
 
-def load_hf_dataset(root, corpus: str, split: str):
+def load_hf_dataset(root, corpus: str, split: str, sources: list[Source] | None = None):
     """A `datasets.Dataset` for one prepared split: every manifest column plus `audio` (datasets.Audio).
 
-    `root` is the layout root (or a Layout); `corpus` is "commonvoice" or "fleurs" (or the folder
-    name); `split` is train / validation / test (`dev` is accepted for FLEURS' validation).
+    `root` is the layout root (or a Layout); `corpus` is a speech corpus's key (commonvoice,
+    fleurs, or one the root declares in persian-data.toml; `sources` overrides the root's list),
+    its folder name or repo; `split` is train / validation / test (`dev` is accepted for FLEURS'
+    validation).
     With extracted audio the Audio column holds file paths; with --no-extract it holds the bytes,
     read from the parquet rows / tar members (written to an Arrow cache under .persian-data/).
     Decoding a sample needs what `datasets` needs for audio (torchcodec and FFmpeg in datasets 4+).
@@ -148,8 +150,8 @@ def load_hf_dataset(root, corpus: str, split: str):
         raise ExtraMissingError("load_hf_dataset needs the `datasets` library: "
                                 "pip install 'persian-data[speech]'") from None
     layout = root if isinstance(root, Layout) else Layout(Path(root))
-    source = _resolve(corpus)
-    split = published_split(split)
+    source = _resolve(corpus, sources if sources is not None else root_sources(layout.root))
+    split = source.speech.published(split)
     manifest = layout.manifest(source, split)
     if not manifest.exists():
         raise PersianDataError(f"{layout.relative(manifest)} is missing; run `persian-data prepare speech`")
@@ -164,18 +166,20 @@ def load_hf_dataset(root, corpus: str, split: str):
         return ds.cast_column("audio", datasets.Audio())
     cache = layout.state_dir / "hf_datasets"
     st = manifest.stat()  # part of the cache key: a new manifest never reuses an old Arrow cache
-    kwargs = {"root": str(layout.root), "manifest": str(manifest), "stamp": f"{st.st_size}-{st.st_mtime_ns}"}
+    kwargs = {"root": str(layout.root), "manifest": str(manifest), "stamp": f"{st.st_size}-{st.st_mtime_ns}",
+              "source": source}
     ds = datasets.Dataset.from_generator(_referenced_rows, gen_kwargs=kwargs, cache_dir=str(cache))
     return ds.cast_column("audio", datasets.Audio())
 
 
-def _referenced_rows(root: str, manifest: str, stamp: str):
+def _referenced_rows(root: str, manifest: str, stamp: str, source: Source):
     layout = Layout(Path(root))
     lines = manifest_lines(Path(manifest))
-    for line, data in iter_referenced(layout, lines):
+    for line, data in iter_referenced(layout, lines, source):
         if data is None:
             raise PersianDataError(f"{line['audio_path']} {line['audio_ref']}: referenced audio is missing")
         row = {k: v for k, v in line.items() if k not in ("audio_path", "audio_ref")}
-        name = line["audio_ref"].get("member") or line.get("path") or line["id"]
+        ref = line["audio_ref"]
+        name = ref.get("member") or ref.get("file") or line["id"] + sniff_extension(data)
         row["audio"] = {"bytes": data, "path": name.replace("\\", "/").rsplit("/", 1)[-1]}
         yield row

@@ -16,30 +16,34 @@ from pathlib import Path
 
 import orjson
 
-from ..catalog import BY_KEY, Source
+from ..catalog import CATALOG, SPEECH_BUCKET, Source
 from ..errors import PersianDataError
 from ..gates import GateFailure, GateNote, gate
 from ..integrity import Digests
 from ..layout import Layout
-from .speech_clips import SPEECH_KEYS, split_sort_key
-from .speech_manifests import (clips_digest, corpus_module, iter_manifest, iter_referenced, manifest_lines,
-                               marker_path, read_marker)
+from ..corpora.speech_clips import split_sort_key
+from .speech_manifests import clips_digest, iter_manifest, iter_referenced, manifest_lines, marker_path, read_marker
 
 MAX_FAILURES_PER_CHECK = 50
 
 
-@gate("speech", stage="speech",
-      markers=lambda layout: [layout.manifests_dir(BY_KEY[k]) for k in SPEECH_KEYS])
+def _speech_sources(sources) -> list[Source]:
+    return [s for s in sources if s.bucket == SPEECH_BUCKET]
+
+
+@gate("speech", stage=SPEECH_BUCKET,
+      markers=lambda layout, sources: [layout.manifests_dir(s) for s in _speech_sources(sources)])
 def speech_gates(ctx) -> list[GateFailure | GateNote]:
-    """Manifest counts = source rows - rejected rows; every audio path exists; every sha256 matches."""
+    """Manifest counts = source rows - rejected rows; every audio path exists; every sha256 matches.
+    `ctx`: the run's GateContext, or a Layout (the five's speech corpora, thorough)."""
     layout = ctx if isinstance(ctx, Layout) else ctx.layout
-    wanted = getattr(ctx, "sources", None) or [BY_KEY[k] for k in SPEECH_KEYS]
+    wanted = getattr(ctx, "sources", None) or CATALOG
     cache = getattr(ctx, "cache", None)
     thorough = getattr(ctx, "thorough", True)
     known = None if thorough else getattr(ctx, "known", None)
     out: list = []
-    for source in wanted:
-        if source.key in SPEECH_KEYS and layout.content_dir(source).is_dir():
+    for source in _speech_sources(wanted):
+        if layout.content_dir(source).is_dir():
             out.extend(_gate_source(layout, source, cache, thorough, known))
     return out
 
@@ -68,9 +72,8 @@ def _gate_source(layout: Layout, source: Source, cache, thorough: bool,
         # fetched, never prepared (`persian-data fetch` alone): said, not failed
         return [GateNote("speech", f"{source.folder}: no manifests yet; `persian-data prepare speech` makes them")]
     fail = _Failures()
-    module = corpus_module(source)
     try:
-        rows = module.source_rows(layout, source)
+        rows = source.reader.source_rows(layout, source)
     except PersianDataError as exc:
         return [GateFailure("speech", layout.relative(layout.content_dir(source)), str(exc))]
     rejects_file = layout.speech_rejects(source)
@@ -124,7 +127,7 @@ def _gate_source(layout: Layout, source: Source, cache, thorough: bool,
         for path in sorted(manifests_dir.glob("*.jsonl")):
             if path.stem not in rows and path != rejects_file:
                 fail.add("count", layout.relative(path), "manifest for a split the source does not have")
-    _gate_hashes(layout, files, referenced, fail, cache, thorough, known)
+    _gate_hashes(layout, source, files, referenced, fail, cache, thorough, known)
     return fail.done()
 
 
@@ -157,8 +160,8 @@ def _proven_by_listing(layout: Layout, source: Source, split: str, expected: int
     return clips_digest(pairs) == marker["clips_digest"]
 
 
-def _gate_hashes(layout: Layout, files: list[tuple[str, str, str]], referenced: list[dict], fail: _Failures,
-                 cache, thorough: bool, known: dict[str, str] | None = None) -> None:
+def _gate_hashes(layout: Layout, source: Source, files: list[tuple[str, str, str]], referenced: list[dict],
+                 fail: _Failures, cache, thorough: bool, known: dict[str, str] | None = None) -> None:
     """Each clip's sha256 against its manifest line: from the hash cache when the clip is unchanged
     since it was written or hashed (a stat, in this thread), else read, in threads, in batches (a
     future per clip would cost more than the stat)."""
@@ -202,7 +205,7 @@ def _gate_hashes(layout: Layout, files: list[tuple[str, str, str]], referenced: 
         elif digest != sha:
             fail.add("sha256", rel, f"sha256 is {digest}, the manifest says {sha}")
     if referenced:
-        for line, data in iter_referenced(layout, referenced):
+        for line, data in iter_referenced(layout, referenced, source):
             where = f"{line.get('audio_path')} {orjson.dumps(line.get('audio_ref')).decode()}"
             if data is None:
                 fail.add("exists", where, f"referenced audio missing (manifest line {line.get('id')})")

@@ -2,7 +2,7 @@
 --no-extract manifest references.
 
 Used by the gate (`prepare.speech_gates`), the exports and loaders (`prepare.speech_export`) and
-the orchestrator; it reads the corpus containers through the corpus readers.
+the orchestrator; it reads the corpus containers through the source's reader.
 """
 
 from __future__ import annotations
@@ -43,20 +43,6 @@ def clips_digest(pairs) -> str:
     return digest.hexdigest()
 
 
-def corpus_module(source: Source):
-    """The corpus reader of a speech source (plan, source_rows, run_unit, read_rows / read_members).
-    Imported on first use: registering the gate must not import pyarrow."""
-    if source.key == "commonvoice":
-        from . import commonvoice
-
-        return commonvoice
-    if source.key == "fleurs":
-        from . import fleurs
-
-        return fleurs
-    raise ValueError(f"{source.key} is not a speech source")
-
-
 def iter_manifest(path: Path) -> Iterable[dict]:
     with open(path, "rb") as handle:
         for line in handle:
@@ -68,24 +54,24 @@ def manifest_lines(path: Path) -> list[dict]:
     return list(iter_manifest(path))
 
 
-def iter_referenced(layout: Layout, lines: list[dict]) -> Iterable[tuple[dict, bytes | None]]:
-    """(line, bytes) for manifest lines that reference a parquet row or tar member (--no-extract).
-
-    Each container is read once, in order; bytes is None for a reference that is not found.
-    """
-    from . import commonvoice, fleurs
-
+def iter_referenced(layout: Layout, lines: list[dict], source: Source) -> Iterable[tuple[dict, bytes | None]]:
+    """(line, bytes) for manifest lines that reference a parquet row, a tar member or a repo file
+    (--no-extract). Each container is read once, in order, by the source's reader; bytes is None
+    for a reference that is not found."""
     by_container: dict[str, list[dict]] = {}
     for line in lines:
         by_container.setdefault(line["audio_path"], []).append(line)
     for container, group in by_container.items():
-        path = layout.root / container
-        if "row" in group[0]["audio_ref"]:
-            found = dict(commonvoice.read_rows(path, {ln["audio_ref"]["row"] for ln in group}))
-            for ln in group:
-                yield ln, found.get(ln["audio_ref"]["row"])
-        else:
-            found = dict(fleurs.read_members(path, {ln["audio_ref"]["member"] for ln in group}))
-            for ln in group:
-                yield ln, found.get(ln["audio_ref"]["member"])
+        refs = [ln["audio_ref"] for ln in group if isinstance(ln.get("audio_ref"), dict)]
+        found = source.reader.read_referenced(layout, source, layout.root / container, refs)
+        for ln in group:
+            key = _ref_key(ln.get("audio_ref"))
+            yield ln, found.get(key) if key is not None else None
 
+
+def _ref_key(ref) -> tuple | None:
+    """("row", 12) for {"row": 12}: how readers key what they found; None for anything else."""
+    if not isinstance(ref, dict) or len(ref) != 1:
+        return None
+    ((kind, value),) = ref.items()
+    return (kind, value) if isinstance(value, (int, str)) and not isinstance(value, bool) else None

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..atomic import HashingWriter
-from .speech_clips import UnitResult
+from ..corpora.speech_clips import UnitResult
 
 MANIFEST = "manifest.jsonl"
 NEMO = "nemo.json"

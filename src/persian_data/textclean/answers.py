@@ -21,30 +21,83 @@ spaces, and works on normalized (ی/ک) text.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 _SENTENCE = re.compile(r"[^.!?؟\n]*(?:[.!?؟]+|\n+|$)")
 _PLACEHOLDER = re.compile(r"\[(?:PHONE|EMAIL|URL|HANDLE)\]")
 
 
-def _phrases(*items: str) -> re.Pattern:
-    return re.compile("|".join(items))
+# Each phrase with the words every match of it holds (groups: one word of each group must be
+# there). The alternation of the phrases is the rule; the fast path (`_kind_normalized`) tries
+# only the phrases whose words a sentence holds, which finds a match exactly when the alternation
+# does (most sentences of legal advice hold «وکیل» or «قرارداد», few hold a whole phrase).
+_CONTACT_PHRASES = (
+    (r"تماس\s*(?:بگیرید|بگیرین|حاصل\s*(?:کنید|فرمایید|نمایید))", ("تماس",)),
+    (r"شماره\s*(?:تماس|تلفن|همراه|موبایل)", ("شماره",), ("تماس", "تلفن", "همراه", "موبایل")),
+    (r"(?:جهت|برای)\s*(?:دریافت\s*)?(?:مشاوره|وقت\s*مشاوره|مشورت)", ("جهت", "برای"), ("مشاوره", "مشورت")),
+    (r"مشاوره\s*(?:تلفنی|تخصصی|رایگان)", ("مشاوره",)),
+    (r"وقت\s*مشاوره", ("مشاوره",), ("وقت",)),
+    (r"واتس\s*اپ", ("واتس",)), (r"واتساپ", ("واتساپ",)), (r"تلگرام", ("تلگرام",)), (r"اینستاگرام", ("اینستاگرام",)),
+    (r"ایتا", ("ایتا",)), (r"روبیکا", ("روبیکا",)),
+    (r"دفتر\s*وکالت", ("دفتر",), ("وکالت",)), (r"آدرس\s*دفتر", ("دفتر",), ("آدرس",)),
+    (r"در\s*خدمت\s*(?:شما|شما\s*عزیزان)?\s*(?:هستم|هستیم)", ("خدمت",), ("هست",)),
+    (r"با\s*(?:اینجانب|بنده|من|ما)\s*(?:در\s*)?تماس", ("تماس",)),
+    (r"(?:پیام|پیامک)\s*(?:دهید|بدهید|بدید|ارسال\s*کنید)", ("پیام",)),
+    (r"به\s*(?:سایت|وبسایت|پیج|صفحه)\s*(?:ما|اینجانب|بنده)", ("سایت", "پیج", "صفحه")),
+)
+_REFERRAL_PHRASES = (
+    (r"(?:با|به)\s*(?:یک\s*)?وکیل\s*(?:\S+\s*){0,2}?(?:مشورت|مشاوره|مراجعه)", ("وکیل",), ("مشورت", "مشاوره", "مراجعه")),
+    (r"(?:به|با)\s*(?:یک\s*)?(?:کارشناس|مشاور)\s*(?:حقوقی\s*)?(?:مراجعه|مشورت|مشاوره)", ("کارشناس", "مشاور"),
+     ("مراجعه", "مشورت", "مشاوره")),
+    (r"مشاوره\s*حضوری", ("مشاوره",), ("حضوری",)),
+    (r"(?:نیاز|احتیاج)\s*به\s*(?:بررسی|مطالعه|رویت)\s*(?:دقیق\s*)?(?:مدارک|پرونده|قرارداد)",
+     ("مدارک", "پرونده", "قرارداد"), ("بررسی", "مطالعه", "رویت")),
+    (r"(?:بررسی|مطالعه|رویت)\s*(?:دقیق\s*)?(?:مدارک|پرونده|قرارداد)\s*(?:لازم|ضروری)",
+     ("مدارک", "پرونده", "قرارداد"), ("بررسی", "مطالعه", "رویت"), ("لازم", "ضروری")),
+    (r"بدون\s*(?:بررسی|مطالعه|رویت)\s*(?:مدارک|پرونده|قرارداد)", ("مدارک", "پرونده", "قرارداد"), ("بدون",)),
+)
 
 
-_CONTACT = _phrases(
-    r"تماس\s*(?:بگیرید|بگیرین|حاصل\s*(?:کنید|فرمایید|نمایید))", r"شماره\s*(?:تماس|تلفن|همراه|موبایل)",
-    r"(?:جهت|برای)\s*(?:دریافت\s*)?(?:مشاوره|وقت\s*مشاوره|مشورت)", r"مشاوره\s*(?:تلفنی|تخصصی|رایگان)",
-    r"وقت\s*مشاوره", r"واتس\s*اپ|واتساپ|تلگرام|اینستاگرام|ایتا|روبیکا", r"دفتر\s*وکالت", r"آدرس\s*دفتر",
-    r"در\s*خدمت\s*(?:شما|شما\s*عزیزان)?\s*(?:هستم|هستیم)", r"با\s*(?:اینجانب|بنده|من|ما)\s*(?:در\s*)?تماس",
-    r"(?:پیام|پیامک)\s*(?:دهید|بدهید|بدید|ارسال\s*کنید)", r"به\s*(?:سایت|وبسایت|پیج|صفحه)\s*(?:ما|اینجانب|بنده)",
-)
-_REFERRAL = _phrases(
-    r"(?:با|به)\s*(?:یک\s*)?وکیل\s*(?:\S+\s*){0,2}?(?:مشورت|مشاوره|مراجعه)",
-    r"(?:به|با)\s*(?:یک\s*)?(?:کارشناس|مشاور)\s*(?:حقوقی\s*)?(?:مراجعه|مشورت|مشاوره)",
-    r"مشاوره\s*حضوری", r"(?:نیاز|احتیاج)\s*به\s*(?:بررسی|مطالعه|رویت)\s*(?:دقیق\s*)?(?:مدارک|پرونده|قرارداد)",
-    r"(?:بررسی|مطالعه|رویت)\s*(?:دقیق\s*)?(?:مدارک|پرونده|قرارداد)\s*(?:لازم|ضروری)",
-    r"بدون\s*(?:بررسی|مطالعه|رویت)\s*(?:مدارک|پرونده|قرارداد)",
-)
+def _phrases(phrases: tuple) -> re.Pattern:
+    return re.compile("|".join(p[0] for p in phrases))
+
+
+_CONTACT, _REFERRAL = _phrases(_CONTACT_PHRASES), _phrases(_REFERRAL_PHRASES)
+
+
+def _by_keyword(phrases: tuple) -> dict[str, tuple]:
+    """Keyword -> the phrases a sentence holding it may match: each phrase under the keywords of
+    its first group whose every word holds one (a match holds one of that group's words, so one of
+    those keywords)."""
+    index: dict[str, list] = {}
+    for n, (pattern, *needs) in enumerate(phrases):
+        group = next(g for g in needs if all(any(k in w for k in _KEYWORDS) for w in g))
+        for k in {k for w in group for k in _KEYWORDS if k in w}:
+            index.setdefault(k, []).append((n, re.compile(pattern), tuple(needs)))
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def _any_phrase(index: dict[str, tuple], keywords: list[str], loose: str) -> bool:
+    """The alternation's `search(loose) is not None`, trying only the phrases that the keywords
+    `loose` holds lead to, and of those only the ones whose every word group is there."""
+    tried: set[int] = set()
+    for k in keywords:
+        for n, pattern, needs in index.get(k, ()):
+            if n in tried:
+                continue
+            tried.add(n)
+            for group in needs:
+                for w in group:
+                    if w in loose:
+                        break
+                else:
+                    break
+            else:
+                if pattern.search(loose):
+                    return True
+    return False
+
+
 _COURTESY = re.compile(
     r"^(?:با\s*)?(?:سلام|درود)(?:\s*و\s*(?:احترام|عرض\s*ادب|وقت\s*بخیر))?|^(?:موفق|پیروز)\s*باشید|"
     r"^(?:با\s*)?(?:تشکر|سپاس|احترام)|^(?:ان\s*شاء\s*الله|انشاالله|انشالله)|^وقت\s*بخیر")
@@ -54,12 +107,13 @@ _STRIP = " \t\r\n.!?؟،,:;؛-–—()«»\"'"
 _KEYWORDS = ("تماس", "شماره", "مشاور", "مشورت", "واتس", "تلگرام", "اینستاگرام", "ایتا", "روبیکا", "دفتر",
              "خدمت", "پیام", "سایت", "پیج", "صفحه", "وکیل", "کارشناس", "مدارک", "پرونده", "قرارداد")
 
+_CONTACT_BY_KEYWORD, _REFERRAL_BY_KEYWORD = _by_keyword(_CONTACT_PHRASES), _by_keyword(_REFERRAL_PHRASES)
 
-@dataclass(frozen=True)
-class AnswerVerdict:
+
+class AnswerVerdict(NamedTuple):
     text: str | None  # the answer to keep (contact sentences removed), or None: drop it
     reason: str | None  # why it is dropped: contact_only, referral_only, no_content, too_short
-    removed: list[str] = field(default_factory=list)  # the contact sentences taken out
+    removed: list[str]  # the contact sentences taken out
 
 
 _SPACES = re.compile(r"\s+")
@@ -90,13 +144,52 @@ def _plain_kind(loose: str) -> str:
     """courtesy, content or empty: a sentence known to hold no contact or referral phrase."""
     if not loose:
         return "empty"
-    if _COURTESY.match(loose) and len(loose) < 40:
+    if len(loose) < 40 and _COURTESY.match(loose):
         return "courtesy"
     return "content"
 
 
-def clean_answer(text: str, min_chars: int = 15) -> AnswerVerdict:
-    kinds: list[tuple[str, str]] = [(s, sentence_kind(s)) for s in _SENTENCE.findall(text) if s]
+def clean_answer(text: str, min_chars: int = 15, normalized: bool = False) -> AnswerVerdict:
+    """The verdict on one answer (see the module docstring). `normalized`: the text comes from
+    `persian_data.normalize` (then masked or not), whose whitespace is single spaces and newlines
+    and whose ZWNJs stand only inside words; the same verdict is then reached with less work (an
+    answer holding no keyword of any phrase and no placeholder can only hold courtesy and content
+    sentences: it is kept whole as soon as one content sentence is seen)."""
+    if not normalized:
+        kinds = [(s, sentence_kind(s)) for s in _SENTENCE.findall(text) if s]
+        return _verdict(text, kinds, min_chars)
+    present = [k for k in _KEYWORDS if k in text]
+    if "[" not in text and not _phrase_possible(present, text):
+        for m in _SENTENCE.finditer(text):
+            if m.end() > m.start() and _plain_kind(_loose_normalized(m.group())) == "content":
+                kept = text.strip()  # the sentences are the whole text, none of them is removed
+                if len(kept) < min_chars:
+                    return AnswerVerdict(None, "too_short", [])
+                return AnswerVerdict(kept, None, [])
+        return AnswerVerdict(None, "no_content", [])
+    kinds = [(s, _kind_normalized(s, present)) for s in _SENTENCE.findall(text) if s]
+    return _verdict(text, kinds, min_chars)
+
+
+def _phrase_possible(present: list[str], text: str) -> bool:
+    """May some sentence of `text` match a contact or referral phrase? Only if, for one of the
+    phrases its keywords lead to, every word group has a word in the text (a word in a sentence
+    is in its text)."""
+    for index in (_CONTACT_BY_KEYWORD, _REFERRAL_BY_KEYWORD):
+        for k in present:
+            for _, _, needs in index.get(k, ()):
+                for group in needs:
+                    for w in group:
+                        if w in text:
+                            break
+                    else:
+                        break
+                else:
+                    return True
+    return False
+
+
+def _verdict(text: str, kinds: list[tuple[str, str]], min_chars: int) -> AnswerVerdict:
     removed = [s.strip() for s, kind in kinds if kind == "contact"]
     kept = "".join(s for s, kind in kinds if kind != "contact").strip()
     if not any(kind == "content" for _, kind in kinds):
@@ -106,3 +199,27 @@ def clean_answer(text: str, min_chars: int = 15) -> AnswerVerdict:
     if len(kept) < min_chars:
         return AnswerVerdict(None, "too_short", removed)
     return AnswerVerdict(kept, None, removed)
+
+
+def _loose_normalized(sentence: str) -> str:
+    """`_loose` of a sentence of normalized text: its only whitespace is single spaces (and the
+    newlines that end it, which the strip takes), and a ZWNJ never stands beside a space."""
+    return sentence.replace("\u200c", " ").strip(_STRIP)
+
+
+def _kind_normalized(sentence: str, present: list[str]) -> str:
+    """`sentence_kind` of a sentence of normalized text; `present`: the keywords its answer holds
+    (a keyword in a sentence is in its answer)."""
+    loose = _loose_normalized(sentence)
+    if not loose:
+        return "empty"
+    if "[" in sentence and _PLACEHOLDER.search(sentence):
+        return "contact"
+    here = [k for k in present if k in loose]
+    if not here:
+        return _plain_kind(loose)
+    if _any_phrase(_CONTACT_BY_KEYWORD, here, loose):
+        return "contact"
+    if _any_phrase(_REFERRAL_BY_KEYWORD, here, loose):
+        return "referral" if len(loose) < 120 else "content"
+    return _plain_kind(loose)

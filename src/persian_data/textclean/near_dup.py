@@ -31,6 +31,9 @@ insert and query cost ~0.5 ms a question, i.e. ~2 minutes for the corpus's 281k 
 shingles × permutations matrix, then a min per question along its contiguous axis; `collapse`:
 one sort per band) does them in ~10 s in one process, ~13× faster, and a test checks that the
 values are exactly datasketch's `MinHash.update_batch` results (its permutations, its hash mix).
+The permutations and the hash mix are computed here, not imported: importing datasketch pulls
+scipy in, ~60 MB in each worker and in the parent (datasketch is imported only for a threshold
+other than the default, for its band optimum).
 
 `signatures(texts)` runs in the workers (compact numpy arrays); `collapse(...)` in the parent.
 """
@@ -51,17 +54,40 @@ SCHEME = "affine32"  # datasketch 2.x's default scheme; fixed, so signatures mea
 SEED = 1
 BANDS, ROWS = 12, 5  # see the module docstring: recall first, candidates are confirmed exactly
 
-_WORD = re.compile(r"[^\s.,;:!?؟،؛«»\"'()\[\]{}\-–—/\\]+")
+_WORD_BREAKS = ".,;:!?؟،؛«»\"'()[]{}-–—/\\"  # besides whitespace
+_WORD = re.compile("[^\\s" + re.escape(_WORD_BREAKS) + "]+")
+# The same words found with numpy over a whole batch: ZWNJ deleted, every break character made a
+# space, then `str.split()` (whose whitespace is `re`'s \s: both are `str.isspace`).
+_WORD_LUT = np.arange(0x10000, dtype=np.uint16)
+_WORD_LUT[[ord(c) for c in _WORD_BREAKS]] = ord(" ")
+
+
+def _words_many(texts: list[str]) -> list[list[str]]:
+    """`[_WORD.findall(t.replace(ZWNJ, "")) for t in texts]`, one numpy pass over the batch."""
+    joined = "\x00".join(texts)
+    b = joined.encode("utf-16-le", "surrogatepass")
+    if len(b) != 2 * len(joined) or joined.count("\x00") != len(texts) - 1:
+        return [_WORD.findall(t.replace("\u200c", "")) for t in texts]  # astral characters or a NUL in a text
+    codes = np.frombuffer(b, dtype=np.uint16)
+    if ((codes >= 0xD800) & (codes < 0xE000)).any():  # surrogate code points: decoding could pair them
+        return [_WORD.findall(t.replace("\u200c", "")) for t in texts]
+    codes = _WORD_LUT.take(codes)
+    codes = codes[codes != 0x200C]
+    return [t.split() for t in codes.tobytes().decode("utf-16-le", "surrogatepass").split("\x00")]
 
 
 _WORD_HASHES: dict[str, int] = {}  # per process: the corpus's vocabulary repeats a lot
+# Its bound: ~120 bytes an entry, so ~25 MB. Legal text is full of one-off tokens (dates, case and
+# tracking numbers, amounts): at 2 million entries the cache held ~250 MB in each worker (the
+# memory spike of issue 23); emptied when full, the common words are back after a few pieces.
+_WORD_CACHE_MAX = 200_000
 _C1, _C2 = np.uint32(0x9E3779B1), np.uint32(0x85EBCA77)
 
 
 def _word_hash(word: str) -> int:
     h = _WORD_HASHES.get(word)
     if h is None:
-        if len(_WORD_HASHES) > 2_000_000:
+        if len(_WORD_HASHES) > _WORD_CACHE_MAX:
             _WORD_HASHES.clear()
         h = _WORD_HASHES[word] = int.from_bytes(blake2b(word.encode("utf-8"), digest_size=4).digest(), "little")
     return h
@@ -70,8 +96,6 @@ def _word_hash(word: str) -> int:
 def _gram_hashes(words: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Hashes of the word 3-grams of each text (texts' words concatenated in `words`); a text of
     fewer than 3 words gives one gram of all its words. Returns (hashes, per-text counts)."""
-    from datasketch.minhash import _fmix
-
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     k = SHINGLE_WORDS
     counts = np.where(lengths >= k, lengths - k + 1, np.minimum(lengths, 1)).astype(np.int64)
@@ -101,17 +125,32 @@ def shingles(text: str) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    from datasketch import MinHash
+    """datasketch 2.x's affine32 permutations for SEED (`MinHash._init_permutations`): odd `a`,
+    any `b`, drawn from numpy's seeded legacy generator in that order. Computed here rather than
+    imported: importing datasketch pulls scipy in (~60 MB in every process that needs only this);
+    a test checks the values against datasketch's own."""
+    gen = np.random.RandomState(SEED)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
-    a, b = MinHash(num_perm=num_perm, seed=SEED, scheme=SCHEME).permutations
-    return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
+
+_FMIX = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16))
+
+
+def _fmix(hv: np.ndarray, width: int = 32) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer, element-wise (datasketch's `_fmix(hv, 32)`; uint32 wraps)."""
+    s1, m1, s2, m2, s3 = _FMIX
+    hv = hv ^ (hv >> s1)
+    hv = hv * m1
+    hv = hv ^ (hv >> s2)
+    hv = hv * m2
+    return hv ^ (hv >> s3)
 
 
 def minhash_values(hashes: np.ndarray, num_perm: int = NUM_PERM) -> np.ndarray:
     """datasketch's affine32 MinHash of these (already hashed) shingles: what
     `MinHash(num_perm, seed=1, scheme="affine32").update_batch(hashes)` holds."""
-    from datasketch.minhash import _fmix
-
     a, b = _permutations(num_perm)
     if not len(hashes):
         return np.full(num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
@@ -143,22 +182,23 @@ class Signatures:
                    np.concatenate([p.values for p in parts]))
 
     def take(self, keep: list[int]) -> "Signatures":
-        sets = [self.shingles_of(i) for i in keep]
-        sizes = np.array([len(x) for x in sets], dtype=np.int64)
-        return Signatures(np.concatenate(sets) if sets else np.zeros(0, np.uint32),
-                          np.concatenate([[0], np.cumsum(sizes)]), self.values[keep])
+        """These texts' signatures (one gather, no Python step per text)."""
+        idx = np.asarray(keep, dtype=np.int64)
+        starts = self.offsets[idx]
+        sizes = self.offsets[idx + 1] - starts
+        ends = np.cumsum(sizes)
+        picks = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(starts - (ends - sizes), sizes)
+        return Signatures(self.shingles[picks].astype(np.uint32, copy=False),
+                          np.concatenate([[0], ends]).astype(np.int64), self.values[idx])
 
 
 def signatures(texts: list[str], num_perm: int = NUM_PERM) -> Signatures:
     """Shingles and MinHash values of many texts at once (vectorized over the whole batch).
     `shingles_of(i)` may repeat a hash (a repeated 3-gram); `jaccard` works on the sets."""
-    from datasketch.minhash import _fmix
-
     known = _WORD_HASHES.get  # a dict lookup per word, in C (map): this loop is most of the time
     flat_words: list[int] = []
     lengths = np.empty(len(texts), dtype=np.int64)
-    for i, t in enumerate(texts):
-        ws = _WORD.findall(t.replace("\u200c", ""))
+    for i, ws in enumerate(_words_many(texts) if texts else []):
         hs = list(map(known, ws))
         if None in hs:
             hs = [_word_hash(w) if h is None else h for w, h in zip(ws, hs)]
@@ -183,9 +223,10 @@ def signatures(texts: list[str], num_perm: int = NUM_PERM) -> Signatures:
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     if not len(a) and not len(b):
         return 1.0
-    a, b = np.unique(a), np.unique(b)
-    inter = len(np.intersect1d(a, b, assume_unique=True))
-    return inter / (len(a) + len(b) - inter)
+    # Python sets: a question's few dozen shingles are cheaper as a set than through numpy's sorts
+    sa, sb = set(a.tolist()), set(b.tolist())
+    inter = len(sa & sb)
+    return inter / (len(sa) + len(sb) - inter)
 
 
 @dataclass
@@ -205,6 +246,52 @@ def bands(threshold: float = THRESHOLD, num_perm: int = NUM_PERM) -> tuple[int, 
     return _optimal_param(threshold, num_perm, 0.1, 0.9)
 
 
+def _key_order(keys: list[bytes]) -> np.ndarray:
+    """Indices that sort `keys` (bytes, compared as Python compares them). Keys of one length
+    that is a multiple of 8 (the stage's 16-byte digests) are sorted as big-endian words by numpy,
+    without a Python list of the whole order."""
+    size = len(keys[0]) if keys else 0
+    if size and size % 8 == 0 and all(len(k) == size for k in keys):
+        words = np.frombuffer(b"".join(keys), dtype=">u8").reshape(len(keys), size // 8)
+        return np.lexsort(words.T[::-1])
+    return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+
+
+def _band_pairs(values: np.ndarray, members: np.ndarray, rank: np.ndarray, n_bands: int, rows: int) -> np.ndarray:
+    """The LSH candidate pairs among `members`: two rows sharing a band's bucket, as sorted unique
+    codes ``i * n + j`` with `i` before `j` in key order (`rank`)."""
+    n = len(rank)
+    found: list[np.ndarray] = []
+    rk = rank[members]
+    for band in range(n_bands):
+        block = values[members, band * rows:(band + 1) * rows].astype(np.uint64)
+        with np.errstate(over="ignore"):  # one 64-bit bucket key per band (a collision only adds a candidate)
+            bucket = np.zeros(len(members), dtype=np.uint64)
+            for r in range(rows):
+                bucket = bucket * np.uint64(0x100000001B3) ^ block[:, r]
+        order = np.lexsort((rk, bucket))  # by bucket, then key order
+        ids = bucket[order]
+        same = np.flatnonzero(ids[1:] == ids[:-1])  # row at `same` and the next share a bucket
+        if not len(same):
+            continue
+        # a run of k rows in one bucket gives its k (k - 1) / 2 pairs; pairs of neighbours first
+        # (most runs are two rows), then pairs d apart while runs are that long
+        seq = members[order]
+        d = 1
+        while len(same):
+            found.append(seq[same] * n + seq[same + d])
+            # starts x with x + d + 1 still in the same run: x and x + d share a bucket (x in
+            # `same` at distance d), and x + d + 1 shares it with x + d (x + d in the neighbour list)
+            nxt = same + d + 1
+            ok = nxt < len(ids)
+            same = same[ok]
+            same = same[ids[same] == ids[nxt[ok]]]
+            d += 1
+    if not found:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.concatenate(found))
+
+
 def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) -> Collapse:
     """Indices to drop so that no two kept texts are near-duplicates (J ≥ threshold, exact), each
     group keeping its smallest key. Independent of the order of the inputs."""
@@ -212,7 +299,7 @@ def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) 
     num_perm = sigs.values.shape[1] if n else NUM_PERM
     n_bands, rows = bands(threshold, num_perm)
     rank = np.empty(n, dtype=np.int64)
-    rank[sorted(range(n), key=keys.__getitem__)] = np.arange(n)  # canonical order by key
+    rank[_key_order(keys)] = np.arange(n)  # canonical order by key
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -241,39 +328,38 @@ def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) 
     checked = 0
     reps = np.ones(n, dtype=bool)  # rows that go through the bands
     if n:  # identical signatures: confirm against the group's first member, linear in the group
-        values = np.ascontiguousarray(sigs.values)
-        _, same = np.unique(values.view(np.dtype((np.void, values.dtype.itemsize * values.shape[1]))).ravel(),
-                            return_inverse=True)
-        for group in runs(same.ravel(), np.arange(n)):
-            lead = int(group[0])
-            for m in group[1:]:
-                m = int(m)
-                checked += 1
-                score = jaccard(sigs.shingles_of(lead), sigs.shingles_of(m))
-                if score >= threshold:
-                    confirmed.append((lead, m, score))
-                    union(lead, m)
-                    reps[m] = False
+        values = sigs.values
+        # rows grouped by a 64-bit digest of their values (no sorted copy of every signature),
+        # then split into exactly equal rows: a digest collision only makes two classes of a group
+        digest = np.zeros(n, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for c in range(num_perm):
+                digest = digest * np.uint64(0x100000001B3) ^ values[:, c].astype(np.uint64)
+        for group in runs(digest, np.arange(n)):
+            rest = [int(g) for g in group]  # in key order
+            while len(rest) > 1:
+                lead, row = rest[0], values[rest[0]]
+                alike = [m for m in rest[1:] if np.array_equal(values[m], row)]
+                rest = [m for m in rest[1:] if not np.array_equal(values[m], row)]
+                for m in alike:
+                    checked += 1
+                    score = jaccard(sigs.shingles_of(lead), sigs.shingles_of(m))
+                    if score >= threshold:
+                        confirmed.append((lead, m, score))
+                        union(lead, m)
+                        reps[m] = False
     members = np.flatnonzero(reps)
-    candidates: set[tuple[int, int]] = set()
-    for band in range(n_bands):
-        block = sigs.values[members, band * rows:(band + 1) * rows].astype(np.uint64)
-        with np.errstate(over="ignore"):  # one 64-bit bucket key per band (a collision only adds a candidate)
-            bucket = np.zeros(len(members), dtype=np.uint64)
-            for r in range(rows):
-                bucket = bucket * np.uint64(0x100000001B3) ^ block[:, r]
-        for group in runs(bucket, members):
-            group = [int(g) for g in group]  # in key order
-            for x in range(len(group)):
-                for y in range(x + 1, len(group)):
-                    candidates.add((group[x], group[y]))
-    result = Collapse(candidates=checked + len(candidates))
-    for i, j in sorted(candidates, key=lambda p: (rank[p[0]], rank[p[1]])):
-        score = jaccard(sigs.shingles_of(i), sigs.shingles_of(j))
-        if score >= threshold:
-            confirmed.append((i, j, score))
-            union(i, j)
-    result.drop = {i for i in range(n) if find(i) != i}
+    codes = _band_pairs(sigs.values, members, rank, n_bands, rows)  # i * n + j, i before j in key order
+    result = Collapse(candidates=checked + len(codes))
+    if len(codes):
+        first, second = np.divmod(codes, n)
+        order = np.lexsort((rank[second], rank[first]))
+        for i, j in zip(first[order].tolist(), second[order].tolist()):
+            score = jaccard(sigs.shingles_of(i), sigs.shingles_of(j))
+            if score >= threshold:
+                confirmed.append((i, j, score))
+                union(i, j)
+    result.drop = {x for a, b, _ in confirmed for x in (a, b) if find(x) != x}  # only joined rows can have moved
     # one pair per dropped row, with its exact Jaccard: its partner is a kept row where one was
     # confirmed with it, else a dropped row of its group it was confirmed with
     best: dict[int, tuple[int, int, float]] = {}

@@ -8,7 +8,7 @@ How numbers are found. People write a phone number in many ways (``09121234567``
 ``0912 123 4567``, ``(0912) 123-4567``, ``+98 912 123 4567``, ``0098-912…``, ``98912…``) and in
 Persian (۰–۹), Arabic-Indic (٠–٩) or Latin digits, or a mix. So the masker does not try one regex
 per spelling: it finds *digit runs* (digits with at most two separator characters — space,
-hyphen, parentheses, NBSP, ZWNJ — between them, a leading ``+`` allowed), cuts each run into its
+hyphen, parentheses, NBSP — between them, a leading ``+`` allowed), cuts each run into its
 groups, and tries every range of consecutive groups, longest first, as a number of each type:
 
 - mobile: ``09`` + 9 digits, or ``98``/``0098``/``+98`` + ``9`` + 9 digits;
@@ -24,12 +24,25 @@ and ``.`` are not separators either, and a run followed by تومان/ریال i
 numbers, and a 10-digit case number whose check digit fails. Text outside a match is kept byte for
 byte; masking is idempotent (placeholders hold no digit, ``@`` or URL).
 
+Independent of the normalizer. Every pattern is script-agnostic: a digit is any Unicode decimal
+digit (Latin, Persian, Arabic-Indic, ...) wherever one may stand, also inside emails, URLs,
+handles and Sheba numbers, and the edges of a name are ASCII letters and digits, not Python's
+word class (a Persian letter, a ZWNJ or a bidi mark glued to an email is not part of it). Invisible characters
+(ZWSP, ZWNJ, ZWJ, LRM, RLM, ALM, bidi embeddings and isolates, BOM, soft hyphen) may sit anywhere
+in a digit run or a Sheba number without counting as separators. The chat stage masks *after*
+normalizing, on the very text it writes: masking first would leave the normalizer free to
+change the text afterwards (a deleted control character or a folded digit can turn two pieces
+into one number), and only the text written is what the promise is about. With these patterns the
+same items are found in the raw text and in its normalized form, whatever the digit policy, so
+the order is not what keeps the data out.
+
 Nothing here logs: the text is personal data.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from typing import NamedTuple
 
@@ -44,25 +57,49 @@ PLACEHOLDERS = {
 }
 TYPES = tuple(PLACEHOLDERS)
 
-_DIGIT = "0-9\u06f0-\u06f9\u0660-\u0669"
-D = f"[{_DIGIT}]"
-_TO_LATIN = str.maketrans("\u06f0\u06f1\u06f2\u06f3\u06f4\u06f5\u06f6\u06f7\u06f8\u06f9"
-                          "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669",
-                          "01234567890123456789")
-_SEP = " \u00a0\u200c\u2009\u202f\\-\u2010\u2011\u2012\u2013()"
+# Every pattern takes a digit of any script where a digit goes (`\d`: Unicode decimal digits, so
+# Latin, Persian, Arabic-Indic and the rest), and its boundaries are ASCII letters and digits, never
+# `\w` (a Persian letter glued to an email or a URL is not part of it). So what is found does not
+# depend on the digit policy of the normalizer that ran before, nor on whether one ran: the stage
+# masks the text it writes (normalized or raw), and the same text is found either way.
+
+
+class _ToLatin(dict):
+    """str.translate table: any decimal digit -> its Latin digit, filled as digits are met."""
+
+    def __missing__(self, cp: int) -> str:
+        d = unicodedata.decimal(chr(cp), None)
+        self[cp] = value = chr(cp) if d is None else str(d)
+        return value
+
+
+_TO_LATIN = _ToLatin()
+# Invisible characters a digit run may carry anywhere (bidi marks, ZWSP/ZWNJ/ZWJ, isolates) in raw
+# text: they do not count as separators.
+_INVISIBLE_CHARS = ("".join(map(chr, range(0x200B, 0x2010))) + "\u061c" + "".join(map(chr, range(0x202A, 0x202F)))
+                    + "".join(map(chr, range(0x2066, 0x206A))) + "\ufeff\u00ad")
+_VISIBLE_SEPARATORS = " \u00a0\u2009\u202f-\u2010\u2011\u2012\u2013()"
+_INVISIBLE = "".join(f"\\u{ord(c):04x}" for c in _INVISIBLE_CHARS)  # as a regex class body
+_SEP = "".join(f"\\u{ord(c):04x}" for c in _VISIBLE_SEPARATORS)
+_GAP = rf"[{_INVISIBLE}]*(?:[{_SEP}][{_INVISIBLE}]*){{0,2}}"  # at most two visible separators
 # A digit run: digits with at most two separator characters between them (a leading + or "("),
 # 10 digits at least (the shortest PII number, a national ID): short numbers never reach Python.
-_RUN = re.compile(rf"(?<![{_DIGIT}A-Za-z_])[+(]?{D}(?:[{_SEP}]{{0,2}}{D}){{9,}}\)?")
-_GROUP = re.compile(rf"{D}+")
+_RUN = re.compile(rf"(?<![\dA-Za-z_])[+(]?\d(?:{_GAP}\d){{9,}}\)?")
+_GROUP = re.compile(r"\d+")
 _LATIN = re.compile(r"[A-Za-z]")
-_TEN_DIGITS = re.compile(rf"(?:{D}[^{_DIGIT}]{{0,2}}){{9}}{D}")  # 10 digits, ≤ 2 characters apart
+# 10 digits, ≤ 2 visible characters apart: what every run holds (a prefilter, in C)
+_TEN_DIGITS = re.compile(rf"(?:\d[{_INVISIBLE}]*(?:\D[{_INVISIBLE}]*){{0,2}}){{9}}\d")
 _MONEY = re.compile(r"\s*(?:تومان|تومن|ریال|درصد|میلیون|میلیارد|هزار)")
 
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_URL = re.compile(r"(?i)(?:\bhttps?://|\bwww\.)[^\s<>\"'«»()]+"
-                  r"|(?<![\w@.])(?:[a-z0-9-]+\.)+(?:ir|com|org|net|info|me|co|io)\b(?:/[^\s<>\"'«»()]*)?")
-_HANDLE = re.compile(r"(?<![\w@.])@[A-Za-z_][A-Za-z0-9_.]{2,30}[A-Za-z0-9_]")
-_IBAN = re.compile(rf"(?i)(?<![A-Za-z0-9])IR[ \u00a0-]?{D}{D}(?:[ \u00a0-]?{D}){{22}}(?!{D})")
+_L = r"A-Za-z\d"  # what makes up a name: ASCII letters and any digit
+_EMAIL = re.compile(rf"(?<![{_L}._%+-])[{_L}._%+-]*[{_L}]@[{_L}-]+(?:\.[{_L}-]+)*\.[A-Za-z]{{2,}}")
+_URL = re.compile(rf"(?i)(?:(?<![A-Za-z])https?://|(?<![{_L}])www\.)[^\s<>\"'«»()]+"
+                  rf"|(?<![{_L}@._-])(?:[{_L}-]+\.)+(?:ir|com|org|net|info|me|co|io)(?![{_L}])(?:/[^\s<>\"'«»()]*)?")
+_HANDLE = re.compile(rf"(?<![{_L}_@.])@[A-Za-z_][{_L}_.]{{2,30}}[{_L}_]")
+_IBAN_SEP = rf"[{_INVISIBLE}]*[ \u00a0-]?[{_INVISIBLE}]*"
+_IBAN = re.compile(rf"(?i)(?<![A-Za-z\d])IR{_IBAN_SEP}\d\d(?:{_IBAN_SEP}\d){{22}}(?!\d)")
+_IR = re.compile("(?i)ir")
+_IBAN_DROP = re.compile(rf"[ \u00a0{_INVISIBLE}-]")
 _TRAILING = ".,;:!?؟،؛)»"
 
 _MOBILE = re.compile(r"(?:0|98|0098)9\d{9}")
@@ -75,26 +112,36 @@ class Match(NamedTuple):
     end: int
 
 
+_ID_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+_ID_ZERO = 48 * sum(_ID_WEIGHTS)  # the weights times ord("0")
+_LUHN_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")  # 2d, minus 9 above 9, as a digit
+
+
 def national_id_valid(digits: str) -> bool:
     """کد ملی: 10 digits; s = Σ d_i·(11−i) for i = 1..9, r = s mod 11; valid iff d10 = r when r < 2,
     else d10 = 11 − r. All-equal digits are never issued."""
     if len(digits) != 10 or not digits.isdigit() or len(set(digits)) == 1:
         return False
-    s = sum(int(digits[i]) * (10 - i) for i in range(9)) % 11
-    check = int(digits[9])
+    if not digits.isascii():
+        digits = digits.translate(_TO_LATIN)
+        if not digits.isascii():  # a digit that is no decimal digit (superscripts)
+            return False
+    b = digits.encode("ascii")
+    s = (sum(map(int.__mul__, b, _ID_WEIGHTS)) - _ID_ZERO) % 11  # (the products in C, no loop here)
+    check = b[9] - 48
     return check == s if s < 2 else check == 11 - s
 
 
 def luhn_valid(digits: str) -> bool:
     if not digits.isdigit() or len(set(digits)) == 1:
         return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch)
-        if i % 2:
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
-    return total % 10 == 0
+    if not digits.isascii():
+        digits = digits.translate(_TO_LATIN)
+        if not digits.isascii():  # a digit that is no decimal digit (superscripts)
+            return False
+    b = digits.encode("ascii")
+    kept, doubled = b[::-1][0::2], b[::-1][1::2].translate(_LUHN_DOUBLED)
+    return (sum(kept) + sum(doubled) - 48 * len(b)) % 10 == 0
 
 
 def iban_valid(compact: str) -> bool:
@@ -122,9 +169,15 @@ def _classify(digits: str, plus: bool) -> str | None:
 
 def _numbers(text: str, run: re.Match) -> list[Match]:
     """PII numbers inside one digit run: the longest range of consecutive groups that is one."""
-    tail = text[run.end():run.end() + 12]
-    if _MONEY.match(tail):
+    end = run.end()
+    if _MONEY.match(text, end, end + 12):
         return []
+    whole = run.group()
+    if whole.isdecimal():  # one group (most runs): a number of one of the lengths, or none
+        if len(whole) not in (10, 11, 12, 14, 16):
+            return []
+        kind = _classify(whole.translate(_TO_LATIN), False)
+        return [Match(kind, run.start(), end)] if kind is not None else []
     groups = [(g.start() + run.start(), g.end() + run.start(), g.group().translate(_TO_LATIN))
               for g in _GROUP.finditer(run.group())]
     plus = run.group().startswith("+")
@@ -155,21 +208,56 @@ def _numbers(text: str, run: re.Match) -> list[Match]:
     return found
 
 
-def find_pii(text: str) -> list[Match]:
-    """Every personal-data span in `text`, in order, not overlapping."""
+def _positions(text: str, ch: str) -> list[int]:
+    out = []
+    i = text.find(ch)
+    while i >= 0:
+        out.append(i)
+        i = text.find(ch, i + 1)
+    return out
+
+
+def find_pii(text: str, facts=None) -> list[Match]:
+    """Every personal-data span in `text`, in order, not overlapping. `facts`: the text's
+    `batch.TextFacts`, when a batch pass found where digit runs and Latin tokens stand: then only
+    those spans are looked at (the same spans are found: every match lies inside one)."""
+    at = "@" in text
+    if facts is not None and not facts.runs and not facts.latin and not at:
+        return []  # no digit run, no Latin token, no "@": nothing any pattern can match
     spans: list[Match] = []
-    latin = _LATIN.search(text) is not None  # emails, URLs, handles and Sheba all need a Latin letter
-    for kind, pattern in (("EMAIL", _EMAIL), ("URL", _URL), ("HANDLE", _HANDLE)) if latin else ():
-        for m in pattern.finditer(text):
-            end = m.end()
-            while end > m.start() and text[end - 1] in _TRAILING:
+    # prefilters in C: emails and handles need an "@", URLs and Sheba a Latin letter
+    latin = (_LATIN.search(text) is not None) if facts is None else bool(facts.latin)
+    for kind, pattern, wanted in (("EMAIL", _EMAIL, at and latin), ("URL", _URL, latin), ("HANDLE", _HANDLE, at)):
+        if not wanted:
+            continue
+        if facts is None:
+            found = pattern.finditer(text)
+        elif kind != "HANDLE":  # an email or a URL holds no whitespace and an ASCII letter
+            found = [m for lo, hi in facts.latin for m in pattern.finditer(text, lo, hi)]
+        else:  # a handle starts at an "@" and holds no other: tried at each "@" only
+            found = [m for i in _positions(text, "@") if (m := pattern.match(text, i)) is not None]
+        for m in found:
+            start, end = m.start(), m.end()
+            while end > start and text[end - 1] in _TRAILING:
                 end -= 1
-            spans.append(Match(kind, m.start(), end))
-    for m in _IBAN.finditer(text) if latin else ():
-        compact = re.sub(r"[ \u00a0-]", "", m.group()).translate(_TO_LATIN)
-        if iban_valid(compact):
-            spans.append(Match("IBAN", m.start(), m.end()))
-    if _TEN_DIGITS.search(text):  # prefilters in C: most texts have no Latin letter and few digits
+            while kind == "EMAIL" and text[start] == ".":  # a local part never starts with a dot
+                start += 1
+            spans.append(Match(kind, start, end))
+    if latin:
+        if facts is None:
+            ibans = _IBAN.finditer(text)
+        else:  # a Sheba number starts with the only letters it holds, inside a Latin token
+            ibans = (m for lo, hi in facts.latin for ir in _IR.finditer(text, lo, hi)
+                     if (m := _IBAN.match(text, ir.start())) is not None)
+        for m in ibans:
+            compact = _IBAN_DROP.sub("", m.group()).translate(_TO_LATIN)
+            if iban_valid(compact):
+                spans.append(Match("IBAN", m.start(), m.end()))
+    if facts is not None:
+        for lo, hi in facts.runs:
+            for run in _RUN.finditer(text, lo, hi):
+                spans.extend(_numbers(text, run))
+    elif _TEN_DIGITS.search(text):  # most texts have few digits
         for run in _RUN.finditer(text):
             spans.extend(_numbers(text, run))
     spans.sort(key=lambda m: (m.start, -(m.end - m.start)))
@@ -180,15 +268,9 @@ def find_pii(text: str) -> list[Match]:
     return out
 
 
-def mask_pii(text: str, mode: str = "mask") -> tuple[str, Counter]:
-    """`text` with every personal-data span replaced by its placeholder, and the count per type
-    found. Text outside the spans is kept byte for byte. ``mode="keep"`` counts without masking
-    (``"drop"`` masks too: dropping the conversation is the caller's decision)."""
-    if mode not in ("mask", "drop", "keep"):
-        raise ValueError(f"mode must be mask, drop or keep, not {mode!r}")
-    spans = find_pii(text)
-    if not spans or mode == "keep":
-        return text, Counter(m.type for m in spans)
+def mask_spans(text: str, spans: list[Match]) -> str:
+    """`text` with each of `spans` (from `find_pii`: in order, not overlapping) replaced by its
+    placeholder; the text outside them kept byte for byte."""
     parts: list[str] = []
     at = 0
     for m in spans:
@@ -196,4 +278,19 @@ def mask_pii(text: str, mode: str = "mask") -> tuple[str, Counter]:
         parts.append(PLACEHOLDERS[m.type])
         at = m.end
     parts.append(text[at:])
-    return "".join(parts), Counter(m.type for m in spans)
+    return "".join(parts)
+
+
+def mask_pii(text: str, mode: str = "mask", facts=None) -> tuple[str, Counter]:
+    """`text` with every personal-data span replaced by its placeholder, and the count per type
+    found. Text outside the spans is kept byte for byte. ``mode="keep"`` counts without masking
+    (``"drop"`` masks too: dropping the conversation is the caller's decision). `facts`: see
+    `find_pii`."""
+    if mode not in ("mask", "drop", "keep"):
+        raise ValueError(f"mode must be mask, drop or keep, not {mode!r}")
+    spans = find_pii(text, facts)
+    if not spans:
+        return text, Counter()
+    if mode == "keep":
+        return text, Counter(m.type for m in spans)
+    return mask_spans(text, spans), Counter(m.type for m in spans)

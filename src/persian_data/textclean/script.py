@@ -35,7 +35,16 @@ _ARABIC_LETTER = re.compile(r"(?=[^\W\d_])[\u0600-\u06FF\u0750-\u077F\uFB50-\uFD
 _OTHER_LETTER = re.compile(r"[^\W\d_\u0600-\u06FF\u0750-\u077F\uFB50-\uFDFF\uFE70-\uFEFF]")
 
 
-def is_mostly_persian(text: str, threshold: float = DEFAULT_THRESHOLD) -> bool:
+def is_mostly_persian(text: str, threshold: float = DEFAULT_THRESHOLD,
+                      counts: tuple[int, int] | None = None) -> bool:
+    """`persian_ratio(text) >= threshold`. `counts`: (Arabic-script letters, other letters) of
+    `text`, when a batch pass counted them (`batch.analyze`); used unless the text holds a "[" (a
+    placeholder is not counted)."""
+    if counts is not None and "[" not in text:
+        arabic, other = counts
+        if not other:
+            return (1.0 if arabic else 0.0) >= threshold
+        return arabic / (arabic + other) >= threshold
     if "[" in text:
         text = _PLACEHOLDER.sub(" ", text)
     if _OTHER_LETTER.search(text) is None:  # the common case: one scan, no copy of the text

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..catalog import BY_KEY, Source
+from ..catalog import VOICE_SOURCES, Source  # voice name (`synth --voice`) -> its source; re-exported
 from ..errors import ExtraMissingError, PersianDataError
 from ..gates import GateFailure, GateNote
 
@@ -41,12 +41,6 @@ INSTALL_ESPEAK = (
     "install it: apt-get install espeak-ng (Debian/Ubuntu), dnf install espeak-ng (Fedora), "
     "brew install espeak-ng (macOS)"
 )
-
-# Voice name (as `synth --voice` and `/api/tts?voice=` spell it) -> catalog source.
-VOICE_SOURCES: dict[str, Source] = {
-    "female": BY_KEY["tts-female"],
-    "male": BY_KEY["tts-male"],
-}
 
 # Config fields that change what the text front end feeds the model. If config.json and the
 # checkpoint's own training config disagree on one of these, the model reads the wrong ids.

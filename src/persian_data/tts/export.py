@@ -249,6 +249,7 @@ def run_tts_export(layout: Layout, voices: list[str] | None, *, verbose: bool = 
     from ..integrity import read_lock
     from ..pipeline import Outcome, Run, finish, load_stage_gates
     from ..progress import progress
+    from ..provenance import cached_sha256, damaged_inputs
 
     load_stage_gates()
     wanted = voices or installed_voices(layout)
@@ -256,18 +257,24 @@ def run_tts_export(layout: Layout, voices: list[str] | None, *, verbose: bool = 
         raise OnnxExportError(f"no TTS voice installed under {layout.datasets / 'tts'}; "
                               "fetch them first (persian-data fetch --only tts)")
     sources = [_voice_source(v) for v in wanted]
-    with Run(layout, verbose=verbose) as run:
+    with Run(layout, verbose=verbose, command="tts-export") as run:
+        lock = read_lock(layout.lock_file)  # first: a damaged lock stops the run before any export
         failures = []
         with progress(len(wanted), "tts-export", "voice", logger=log) as bar:
             for voice in wanted:
+                damaged = damaged_inputs(layout, [_voice_source(voice)], lock, cached_sha256(run.cache))
+                if damaged:  # never export from a copy that is not what was downloaded; the old export stays
+                    failures.append(f"tts-export {voice}: not exported, the previous export is kept: {damaged[0]}")
+                    log.error("%s", failures[-1])
+                    bar.update(1)
+                    continue
                 try:
                     export_voice(layout, voice, tmp_dir=layout.tmp_dir, cache=run.cache, int8=int8)
                 except (OnnxExportError, FrontEndError) as exc:
                     log.error("%s", exc)
                     failures.append(str(exc))
                 bar.update(1)
-        lock = read_lock(layout.lock_file) if layout.lock_file.exists() else None
-        outcome = finish(run, sources, lock=lock)
+        outcome = finish(run, sources, lock=lock or None)
     if failures:
         return Outcome(False, failures + outcome.failures, outcome.notes)
     return outcome

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -121,28 +122,34 @@ class OnnxVoice:
         return cls(session, front_end, record, name=name or folder.parent.name, folder=folder,
                    load_seconds=time.perf_counter() - started, scales=scales, precision=precision)
 
-    def run_ids(self, ids: list[int]) -> np.ndarray:
-        """The raw VITS output for these ids (no trim)."""
+    def run_ids(self, ids: list[int], speed: float = 1.0) -> np.ndarray:
+        """The raw VITS output for these ids (no trim). speed: the length scale is divided by it."""
+        scales = self._scales
+        if speed != 1.0:
+            scales = scales.copy()
+            scales[1] /= speed
         out = self._session.run(["output"], {
             "input": np.asarray([ids], dtype=np.int64),
             "input_lengths": np.asarray([len(ids)], dtype=np.int64),
-            "scales": self._scales,
+            "scales": scales,
         })[0]
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
-    def synthesize_piece(self, piece: str) -> np.ndarray:
+    def synthesize_piece(self, piece: str, speed: float = 1.0) -> np.ndarray:
         ids = self.front_end.ids(piece)
         if not self.front_end.has_symbols(ids):
             # nothing the voice can say (every character outside its vocabulary): silence, where the
             # graph (like coqui's model) would fail on a sequence of one blank
             return np.zeros(0, np.float32)
-        wav = self.run_ids(ids)
+        wav = self.run_ids(ids, speed)
         if self._trim:
             wav = wav[: find_endpoint(wav, **self._trim)]
         return wav
 
-    def synthesize(self, text: str, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
-        return speak(text, self.synthesize_piece, self.sample_rate, should_stop)
+    def synthesize(self, text: str, should_stop: Callable[[], bool] | None = None, *, speed: float = 1.0,
+                   on_piece: Callable[[str], None] | None = None) -> np.ndarray:
+        piece = self.synthesize_piece if speed == 1.0 else partial(self.synthesize_piece, speed=speed)
+        return speak(text, piece, self.sample_rate, should_stop, speed=speed, on_piece=on_piece)
 
     def info(self) -> dict:
         return {"name": self.name, "runtime": self.runtime, "precision": self.precision,

@@ -34,6 +34,10 @@ class EmptyTextError(PersianDataError, ValueError):
     """Nothing to say: the text is empty or has no letters or digits."""
 
 
+class SpeedError(PersianDataError, ValueError):
+    """A speed outside what the voices take."""
+
+
 def split_sentences(
     text: str, max_chars: int = MAX_PIECE_CHARS, clause_chars: int = CLAUSE_CHARS
 ) -> list[str]:
@@ -103,6 +107,18 @@ def pause_after(piece: str) -> float:
 
 
 PieceFn = Callable[[str], np.ndarray]
+MIN_SPEED, MAX_SPEED = 0.25, 4.0  # OpenAI's range for `speed`
+
+
+def check_speed(speed: float) -> float:
+    """`speed` as a float in [MIN_SPEED, MAX_SPEED]; 2.0 speaks twice as fast (the VITS length scale / 2)."""
+    try:
+        value = float(speed)
+    except (TypeError, ValueError):
+        raise SpeedError(f"speed {speed!r} is not a number; give one from {MIN_SPEED} to {MAX_SPEED}") from None
+    if not MIN_SPEED <= value <= MAX_SPEED:  # also refuses nan
+        raise SpeedError(f"speed {speed!r} is outside {MIN_SPEED}-{MAX_SPEED}")
+    return value
 
 
 def pieces_or_raise(text: str) -> list[str]:
@@ -112,21 +128,35 @@ def pieces_or_raise(text: str) -> list[str]:
     return pieces
 
 
+def pause(piece: str, sample_rate: int, speed: float = 1.0) -> np.ndarray:
+    """The silence after `piece`: shorter when speaking faster, like the speech itself."""
+    return np.zeros(int(sample_rate * pause_after(piece) / speed), np.float32)
+
+
 def iter_audio(pieces: list[str], synthesize_piece: PieceFn, sample_rate: int,
-               should_stop: Callable[[], bool] | None = None) -> Iterator[np.ndarray]:
-    """Each piece's audio followed by its pause (none after the last), one array at a time."""
+               should_stop: Callable[[], bool] | None = None, *, speed: float = 1.0,
+               on_piece: Callable[[str], None] | None = None) -> Iterator[np.ndarray]:
+    """Each piece's audio followed by its pause (none after the last), one array at a time.
+
+    on_piece: called after each piece is synthesized (progress)."""
     for index, piece in enumerate(pieces):
         if should_stop is not None and should_stop():
             return
         yield synthesize_piece(piece)
+        if on_piece is not None:
+            on_piece(piece)
         if index < len(pieces) - 1:
-            yield np.zeros(int(sample_rate * pause_after(piece)), np.float32)
+            yield pause(piece, sample_rate, speed)
 
 
 def speak(text: str, synthesize_piece: PieceFn, sample_rate: int,
-          should_stop: Callable[[], bool] | None = None) -> np.ndarray:
-    """Split `text`, synthesize each piece, join with pauses. Mono float32 in [-1, 1]."""
-    parts = list(iter_audio(pieces_or_raise(text), synthesize_piece, sample_rate, should_stop))
+          should_stop: Callable[[], bool] | None = None, *, speed: float = 1.0,
+          on_piece: Callable[[str], None] | None = None) -> np.ndarray:
+    """Split `text`, synthesize each piece, join with pauses. Mono float32 in [-1, 1].
+
+    synthesize_piece already speaks at `speed`; here it shortens the pauses."""
+    parts = list(iter_audio(pieces_or_raise(text), synthesize_piece, sample_rate, should_stop, speed=speed,
+                            on_piece=on_piece))
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
@@ -169,7 +199,12 @@ def write_wav(out_path: Path, audio: np.ndarray, sample_rate: int) -> Path:
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out_path, wav_bytes(audio, sample_rate), out_path.parent)
+    return user_readable(out_path)
+
+
+def user_readable(path: Path) -> Path:
+    """The mode a user's new file gets (the umask's), not the 0600 of the atomic temp file."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(out_path, 0o666 & ~umask)
-    return out_path
+    os.chmod(path, 0o666 & ~umask)
+    return path

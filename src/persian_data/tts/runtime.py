@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from ..atomic import atomic_write_bytes
 from ..errors import ExtraMissingError, PersianDataError
 from ..layout import Layout
+from ..progress import is_interactive, progress
 from .check import VOICE_SOURCES, inference_checkpoint_name
 from .onnx_record import ONNX_DIR, PRECISIONS, RECORD_FILE, OnnxExportError, known_source_sha256
-from .pieces import write_wav
+from .pieces import check_speed, pieces_or_raise, user_readable
 from .synth import list_voices
 
 log = logging.getLogger(__name__)
@@ -143,9 +146,57 @@ def start_loading(layout: Layout, names: list[str] | None = None, runtime: str =
     return done
 
 
+class SentenceProgress:
+    """Sentences synthesized: the shared tqdm bar on a terminal; otherwise a log line at every tenth of
+    the text (and at least every 30 s), so a pipe or a log file shows a long synth moving."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc, self.done = total, desc, 0
+        self._bar = progress(total, desc, "sentence", logger=log) if is_interactive() else None
+        self._next = max(1, total // 10)
+        self._last = time.monotonic()
+
+    def update(self, _piece: str = "") -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(1)
+            return
+        now = time.monotonic()
+        if self.done >= self._next or now - self._last >= 30:
+            log.info("%s: %d/%d sentences (%d %%)", self.desc, self.done, self.total, 100 * self.done // self.total)
+            self._next = self.done + max(1, self.total // 10)
+            self._last = now
+
+    def __enter__(self) -> "SentenceProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 def synth_to_file(layout: Layout, voice: str, text: str, out_path: Path, runtime: str = "auto",
-                  precision: str = "fp32") -> Path:
-    """Speak `text` with `voice` into a WAV at the voice's sample rate; return the path."""
+                  precision: str = "fp32", *, speed: float = 1.0, audio_format: str | None = None) -> Path:
+    """Speak `text` with `voice` into a file at the voice's sample rate; return the path.
+
+    Progress per sentence: a bar on a terminal, a log line every few seconds otherwise.
+    audio_format: wav, mp3, opus, flac, aac or pcm (default: from the file's extension, else wav)."""
+    from .encode import FORMATS, audio_format as pick_format, encode
+
+    out_path = Path(out_path)
+    suffix = out_path.suffix.lower().lstrip(".")
+    fmt = pick_format(audio_format or (suffix if suffix in FORMATS else "wav"))
+    speed = check_speed(speed)
+    pieces = pieces_or_raise(text)
     loaded = load_voice(layout, voice, runtime, precision=precision)
-    log.info("synth: voice %s on %s (%s)", voice, loaded.runtime, getattr(loaded, "precision", "fp32"))
-    return write_wav(Path(out_path), loaded.synthesize(text), loaded.sample_rate)
+    log.info("synth: %d sentence(s), %d characters, voice %s on %s (%s)", len(pieces), len(text), voice,
+             loaded.runtime, getattr(loaded, "precision", "fp32"))
+    began = time.perf_counter()
+    with SentenceProgress(len(pieces), f"synth {voice}") as bar:
+        audio = loaded.synthesize(text, speed=speed, on_piece=bar.update)
+    body, _rate = encode(audio, loaded.sample_rate, fmt)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_path, body, out_path.parent)
+    user_readable(out_path)
+    log.info("synth: %.1f s of audio in %.1f s", len(audio) / loaded.sample_rate, time.perf_counter() - began)
+    return out_path

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -99,19 +100,32 @@ class Voice:
         """
         self._lock = lock
 
-    def synthesize_piece(self, piece: str) -> np.ndarray:
-        """One piece, no splitting. Caller holds no lock; this takes it."""
+    def synthesize_piece(self, piece: str, speed: float = 1.0) -> np.ndarray:
+        """One piece, no splitting. Caller holds no lock; this takes it.
+
+        speed: VITS's length scale is divided by it for this call (coqui's Synthesizer.tts takes a
+        `speed` but its VITS ignores it; the model reads `length_scale` at inference)."""
         with self._lock:
-            wav = self._synth.tts(piece, split_sentences=False)
+            model = getattr(self._synth, "tts_model", None)
+            base = getattr(model, "length_scale", None)
+            if speed != 1.0 and base is not None:
+                model.length_scale = base / speed
+            try:
+                wav = self._synth.tts(piece, split_sentences=False)
+            finally:
+                if speed != 1.0 and base is not None:
+                    model.length_scale = base
         audio = np.asarray(wav, dtype=np.float32)
         # Synthesizer.tts appends a fixed block of zeros after every call; our join adds its own.
         if self._pad and audio.size >= self._pad and not np.any(audio[-self._pad :]):
             audio = audio[: -self._pad]
         return audio
 
-    def synthesize(self, text: str, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    def synthesize(self, text: str, should_stop: Callable[[], bool] | None = None, *, speed: float = 1.0,
+                   on_piece: Callable[[str], None] | None = None) -> np.ndarray:
         """Speak `text`: split into sentences, synthesize each, join. Mono float32 in [-1, 1]."""
-        return speak(text, self.synthesize_piece, self.sample_rate, should_stop)
+        piece = self.synthesize_piece if speed == 1.0 else partial(self.synthesize_piece, speed=speed)
+        return speak(text, piece, self.sample_rate, should_stop, speed=speed, on_piece=on_piece)
 
     runtime = "torch"
     precision = "fp32"

@@ -31,7 +31,6 @@ from ..layout import Layout
 
 log = logging.getLogger("persian_data.tts")
 
-VOICE_KEYS = ("tts-female", "tts-male")
 NICENESS = 10
 STOP_TIMEOUT = 2.0
 
@@ -100,7 +99,7 @@ class CheckWorker:
 def start_check_worker(layout: Layout, sources: list[Source]) -> CheckWorker | None:
     """Warm-up of the `tts` gate: start the child when a voice is about to download and the
     import would cost this process seconds; otherwise None (the gate checks in-process)."""
-    if not any(source.key in VOICE_KEYS for source in sources):
+    if not any(source.voice for source in sources):
         return None
     if "TTS" in sys.modules and "torch" in sys.modules:
         return None  # already paid for in this process: checking here is quicker

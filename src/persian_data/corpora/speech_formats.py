@@ -41,16 +41,17 @@ def lhotse_recording(line: dict, root: str) -> bytes:
     })
 
 
-def lhotse_supervision(line: dict) -> bytes:
+def lhotse_supervision(line: dict, speaker: str | None = None, gender: str | None = None) -> bytes:
+    """`speaker`, `gender`: the manifest columns that hold them (the corpus's SpeechPolicy)."""
     channels = line["channels"]
     sup = {"id": line["id"], "recording_id": line["id"], "start": 0.0,
            "duration": line["frames"] / line["sample_rate"],
            "channel": 0 if channels == 1 else list(range(channels)), "text": line["text_normalized"],
            "language": LANGUAGE}
-    if line.get("client_id"):
-        sup["speaker"] = line["client_id"]
-    gender = (line.get("gender") or "").strip().lower()
-    if gender:
-        sup["gender"] = gender
+    if speaker and line.get(speaker):
+        sup["speaker"] = line[speaker]
+    value = str(line.get(gender) or "").strip().lower() if gender else ""
+    if value:
+        sup["gender"] = value
     sup["custom"] = {"text_original": line["text"], "split": line["split"]}
     return _dumps(sup)

@@ -1,7 +1,12 @@
-"""What the speech corpus readers share: split names, one clip's check, the units of work.
+"""What the readers of the speech shapes share: split order, one clip's check, the units of work.
 
-Below both the orchestrator (`prepare.speech`) and the corpus readers (`prepare.commonvoice`,
-`prepare.fleurs`), so arrows point one way: orchestrator -> corpus readers -> this module.
+Below both the orchestrator (`prepare.speech`) and the readers (`corpora.speech_parquet`,
+`corpora.speech_tsv_tar`), so arrows point one way: orchestrator -> readers -> this module.
+
+A speech reader (the `reader` of a speech `Source`) answers `plan(layout, source)` (the splits,
+their inputs and units of work), `source_rows(layout, source)` (rows per published split, for the
+gate), `read_referenced(layout, source, container, refs)` (the bytes --no-extract manifests
+point at) and `worker_imports()` (modules the worker processes load before they fork).
 
 - `probe` checks one clip from its bytes (soundfile; header only unless `deep`).
 - `Collector` turns a unit's clips into manifest lines, rejects and tallies; a worker runs it.
@@ -25,21 +30,38 @@ import orjson
 from ..errors import PersianDataError
 from .speech_formats import lhotse_recording, lhotse_supervision, nemo_line
 
-SPEECH_KEYS = ("commonvoice", "fleurs")
-SPLIT_ALIASES = {"dev": "validation"}  # source split name -> published name
 SPLIT_ORDER = ("train", "validation", "test")
+# The manifest's own keys; a source column of the same name is written `source_<name>`.
+MANIFEST_KEYS = frozenset(("id", "split", "audio_path", "audio_ref", "duration", "frames", "sample_rate", "channels",
+                           "sha256", "text", "text_normalized"))
 
 
 class SpeechPrepareError(PersianDataError):
     """A speech source cannot be prepared (unreadable shard, TSV without its tar, ...)."""
 
 
-def published_split(name: str) -> str:
-    return SPLIT_ALIASES.get(name, name)
-
-
 def split_sort_key(name: str) -> tuple[int, str]:
     return (SPLIT_ORDER.index(name) if name in SPLIT_ORDER else len(SPLIT_ORDER), name)
+
+
+def manifest_key(column: str) -> str:
+    """The manifest key a source column is written under."""
+    return f"source_{column}" if column in MANIFEST_KEYS else column
+
+
+def clip_id(name: str) -> str:
+    """A clip's id from its file name: the name without its extension."""
+    stem, dot, _ = name.rpartition(".")
+    return stem if dot and stem else name
+
+
+_MAGIC = ((b"RIFF", ".wav"), (b"fLaC", ".flac"), (b"OggS", ".ogg"), (b"ID3", ".mp3"), (b"\xff\xfb", ".mp3"),
+          (b"\xff\xf3", ".mp3"), (b"\xff\xf2", ".mp3"))
+
+
+def sniff_extension(data: bytes) -> str:
+    """The file extension of audio bytes from their first bytes ("" when unknown)."""
+    return next((ext for magic, ext in _MAGIC if data.startswith(magic)), "")
 
 
 # == worker side: one clip ======================================================================
@@ -164,6 +186,13 @@ class UnitContext:
     exports: tuple[str, ...] = ()  # export formats whose lines to build beside the manifest's
     root: str = ""  # the layout root (lhotse sources are absolute paths)
     nemo_audio: str = ""  # the audio folder relative to the NeMo manifest's folder
+    content: str = ""  # the corpus's content folder (root-relative): audio files a path column names
+    speaker: str | None = None  # manifest column naming the speaker (the corpus's SpeechPolicy)
+    gender: str | None = None  # manifest column holding the gender
+
+    def relative(self, path: Path) -> str:
+        """Root-relative POSIX path of a file under the root."""
+        return Path(path).relative_to(self.root).as_posix()
 
 
 class ExportLines(NamedTuple):
@@ -240,13 +269,13 @@ class Collector:
                 res.nemo += nemo_line(head, ctx.nemo_audio)
             if "lhotse" in ctx.exports:
                 res.recordings += lhotse_recording(head, ctx.root)
-                res.supervisions += lhotse_supervision(head)
+                res.supervisions += lhotse_supervision(head, ctx.speaker, ctx.gender)
         res.rows += 1
         res.clips += 1
         res.seconds += duration
         if speaker:
-            res.speakers.add(speaker)
-        res.genders[(gender or "").strip().lower() or "unknown"] += 1
+            res.speakers.add(str(speaker))
+        res.genders[str(gender or "").strip().lower() or "unknown"] += 1
         return orjson.dumps(head, option=orjson.OPT_APPEND_NEWLINE)
 
 

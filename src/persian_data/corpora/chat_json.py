@@ -1,0 +1,497 @@
+"""Shape `chat-json`: files that are each ONE JSON array of rows, read in bounded memory.
+
+A row is a list (`[title, question, answers, keywords]`, the specification's corpus: fields by
+position) or an object (fields by key). The main process cuts a file into pieces of about 4 MiB
+right after a row separator (``]], [`` or ``}, {`` as ``json.dump`` writes them); a piece is
+parsed row by row with the json C scanner. Bytes that only look like a separator make a piece end
+inside a row ("bad_cut"): the caller parses it again joined with the next piece. Invalid UTF-8,
+invalid JSON and a truncated array are `RawFileError`s with the byte offset.
+
+`RowFields.records` turns parsed rows into the neutral records the chat stage converts:
+`(title, question, answers)` with `answers` a non-empty list, or the reason a row cannot make a
+conversation. In list rows two forms found in the wild are accepted and counted (`accepted`): an
+answer given as one string instead of a list (`answer_not_list`), and a row without its optional
+trailing fields, e.g. `[title, question, answers]` without keywords (`missing_keywords`). In object
+rows an answer field may hold one string or a list.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+from .config import Fields
+from ..source import CHAT_BUCKET, ChatPolicy, Source
+
+SHAPE = "chat-json"
+CHUNK_BYTES = 4 << 20  # a piece: the unit of work (parse + convert) given to a worker
+
+
+class RawFileError(Exception):
+    """A raw file is not a valid UTF-8 JSON array. `reason`: invalid_utf8, invalid_json, truncated."""
+
+    def __init__(self, reason: str, byte_offset: int, rows_before: int, detail: str, context: str = ""):
+        super().__init__(f"{reason} at byte {byte_offset}: {detail}")
+        self.reason = reason
+        self.byte_offset = byte_offset
+        self.rows_before = rows_before
+        self.detail = detail
+        self.context = context
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder(strict=False)  # raw control characters inside strings are tolerated
+# Where one row ends and the next begins, as json.dump writes it: the row's last list closes
+# ("]]"), a comma, the next row opens ("["). The same bytes can occur elsewhere (inside a string,
+# or in a malformed row); a cut there is detected and undone (see `_parse_piece`).
+_CUT = re.compile(rb"\]\][ \t\r\n]*,[ \t\r\n]*(?=\[)")
+_CUT_OBJECTS = re.compile(rb"\}[ \t\r\n]*,[ \t\r\n]*(?=\{)")  # rows that are objects
+_CUT_WINDOW = 256 << 10
+# A piece that still ends inside a row at this size means rows this big, or no row separators
+# at all (not an array of [title, question, answers, keywords]): the file is reported damaged
+# rather than parsed whole in memory.
+MAX_PIECE_BYTES = 64 << 20
+
+
+class _Piece:
+    """A byte range of a raw file, cut (we hope) between two rows.
+
+    Made by `_pieces` it holds only where it is (`path`, `offset`, `size`): its bytes are read
+    when first asked for (`data`), in the process that parses it, so the main process reads only
+    around the cuts and sends each worker a few dozen bytes instead of 4 MiB (it can be given its
+    bytes instead: `_Piece(offset, data, first, last)`)."""
+
+    __slots__ = ("offset", "first", "last", "path", "size", "_data")
+
+    def __init__(self, offset: int, data: bytes | None, first: bool, last: bool, *,
+                 path: str | None = None, size: int | None = None) -> None:
+        self.offset = offset  # byte offset of data[0] in the file
+        self.first = first  # starts at the file start (expects "[")
+        self.last = last  # ends at the file end (expects "]")
+        self.path = path
+        self._data = data
+        self.size = len(data) if data is not None else size
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = _read_range(self.path, self.offset, self.size)
+        return self._data
+
+    def __getstate__(self):
+        return (self.offset, self._data, self.first, self.last, self.path, self.size)
+
+    def __setstate__(self, state) -> None:
+        self.offset, self._data, self.first, self.last, self.path, self.size = state
+
+
+def _read_range(path: str, offset: int, size: int) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(size)
+    if len(data) < size:
+        raise RawFileError("truncated", offset + len(data), 0, "the file became shorter while it was read")
+    return data
+
+
+def _pieces(path: Path, chunk_bytes: int, on_bytes=None, cut_at: re.Pattern = _CUT) -> Iterator[_Piece]:
+    """Cut the file into pieces of about `chunk_bytes`, each cut right after a row separator
+    (`cut_at`: where one row ends and the next begins): the last separator in the last
+    `_CUT_WINDOW` bytes of each `chunk_bytes`-aligned stretch (or anywhere in it when there is
+    none). Only those windows are read here; each piece reads its own bytes where it is parsed."""
+    name = os.fspath(path)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        offset = 0  # where the next piece starts
+        end = 0  # what has been "read" so far: the piece under way is [offset, end)
+        first = True
+
+        def window(lo: int, hi: int) -> bytes:
+            fh.seek(lo)
+            return fh.read(hi - lo)
+
+        while True:
+            step = min(chunk_bytes, size - end)
+            if step <= 0:
+                yield _Piece(offset, None, first, True, path=name, size=end - offset)
+                return
+            if on_bytes is not None:
+                on_bytes(step)
+            end += step
+            held = end - offset
+            if held < chunk_bytes:
+                continue
+            cut = -1
+            lo = max(0, held - _CUT_WINDOW)
+            for m in cut_at.finditer(window(offset + lo, end)):
+                cut = lo + m.end()
+            if cut < 0 and lo:
+                for m in cut_at.finditer(window(offset, end)):
+                    cut = m.end()
+            if cut < 0:
+                if held < MAX_PIECE_BYTES:
+                    continue  # one very long row: read on
+                cut = held
+            yield _Piece(offset, None, first, False, path=name, size=cut)
+            offset += cut
+            first = False
+
+
+@dataclass
+class _Parsed:
+    rows: list[Any]
+    status: str  # "ok", "bad_cut" (the piece does not end between rows), or "damage"
+    reason: str = ""  # damage: invalid_utf8, invalid_json or truncated
+    byte_offset: int = 0
+    detail: str = ""
+    context: str = ""
+
+
+def _parse_piece(piece: _Piece) -> _Parsed:
+    """Decode and parse the rows of one piece, exactly (json's C scanner, one row at a time).
+
+    A piece starts at the file start or at a row; it is "ok" when it ends between rows (right
+    after a separator) or, for the last piece, after the closing "]". When it ends inside a row
+    (a cut at bytes that only looked like a separator) it is "bad_cut", and the caller parses it
+    again joined with the next piece; at the file end the same thing is a truncated file.
+    """
+    data = piece.data
+    bad_utf8: tuple[int, str] | None = None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        text = data[: e.start].decode("utf-8")
+        if not (piece.last and e.end == len(data) and "unexpected end" in e.reason):
+            bad_utf8 = (piece.offset + e.start, e.reason)
+        # else: the file ends inside a character: it is cut, reported as truncated below
+
+    rows: list[Any] = []
+    raw_decode = _DECODER.raw_decode
+    ws = _WS.match
+    n = len(text)
+    pos = 0
+    state = "start" if piece.first else "value"
+
+    def result(status: str, reason: str = "", at: int = 0, detail: str = "") -> _Parsed:
+        if status == "damage" and reason == "truncated" and bad_utf8 is not None:
+            return _Parsed(rows, "damage", "invalid_utf8", bad_utf8[0], bad_utf8[1],
+                           text[-80:])
+        off = piece.offset + len(text[:at].encode("utf-8", "surrogatepass"))
+        return _Parsed(rows, status, reason, off, detail, text[max(0, at - 80): at + 80])
+
+    def ran_out(at: int, detail: str) -> _Parsed:
+        if bad_utf8 is not None or piece.last:
+            return result("damage", "truncated", at, detail)
+        return result("bad_cut", at=at)
+
+    while True:
+        pos = ws(text, pos).end()
+        if pos >= n:
+            if state == "end" or (state == "value" and not piece.last and bad_utf8 is None):
+                break  # the array ended, or the piece ends right after a separator
+            if state == "start":
+                if bad_utf8 is not None:
+                    return result("damage", "truncated", pos, "")
+                return result("damage", "invalid_json", pos, "empty file, expected a JSON array")
+            return ran_out(pos, "the JSON array does not end")
+        ch = text[pos]
+        if state == "start":
+            if ch == "\ufeff":
+                pos += 1
+                continue
+            if ch != "[":
+                return result("damage", "invalid_json", pos, f"expected '[' (a JSON array), found {ch!r}")
+            pos += 1
+            state = "first"
+        elif state in ("first", "value"):
+            if state == "first" and ch == "]":
+                pos += 1
+                state = "end"
+                continue
+            try:
+                obj, end = raw_decode(text, pos)
+            except json.JSONDecodeError as e:
+                if e.pos >= n - 16 or e.msg.startswith("Unterminated string"):
+                    return ran_out(e.pos, f"the text ends inside row {len(rows)} ({e.msg})")
+                return result("damage", "invalid_json", e.pos, e.msg)
+            if end >= n and not isinstance(obj, (list, dict, str)):
+                return ran_out(end, "the text ends inside a number or literal")
+            pos = end
+            rows.append(obj)
+            state = "sep"
+        elif state == "sep":
+            if ch == ",":
+                pos += 1
+                state = "value"
+            elif ch == "]":
+                pos += 1
+                state = "end"
+            else:
+                return result("damage", "invalid_json", pos,
+                              f"expected ',' or ']' after row {len(rows) - 1}, found {ch!r}")
+        else:  # end: only whitespace may follow
+            return result("damage", "invalid_json", pos, f"data after the end of the array: {ch!r}")
+    if bad_utf8 is not None:
+        return _Parsed(rows, "damage", "invalid_utf8", bad_utf8[0], bad_utf8[1], text[-80:])
+    if state != "end" and piece.last:
+        return ran_out(pos, "the JSON array does not end")
+    return _Parsed(rows, "ok")
+
+
+def _join(a: _Piece, b: _Piece) -> _Piece:
+    if a._data is None and b._data is None and a.path == b.path and a.offset + a.size == b.offset:
+        return _Piece(a.offset, None, a.first, b.last, path=a.path, size=a.size + b.size)
+    return _Piece(a.offset, a.data + b.data, a.first, b.last)
+
+
+def _too_big(piece: _Piece, rows_before: int, rows: str = "[title, question, answers, keywords]",
+             boundary: str = "]], [") -> tuple:
+    return ("damage", 0, "invalid_json", piece.offset,
+            f"no row boundary ('{boundary}') in {len(piece.data) >> 20} MiB from row {rows_before}: "
+            f"rows this large, or not an array of {rows} rows", "")
+
+
+def iter_raw_rows(path: Path, on_bytes=None, chunk_bytes: int = CHUNK_BYTES, cut_at: re.Pattern = _CUT) -> Iterator[Any]:
+    """Yield the elements of the JSON array in `path`, in bounded memory (one piece of about
+    `chunk_bytes` at a time).
+
+    Raises `RawFileError` on invalid UTF-8, invalid JSON, or an array that does not end (the
+    elements before the damage have been yielded by then). `on_bytes(n)` is called as bytes
+    are read. A UTF-8 BOM at the start is accepted.
+    """
+    rows_before = 0
+    held: _Piece | None = None
+    for piece in _pieces(path, chunk_bytes, on_bytes, cut_at):
+        if held is not None:
+            piece = _join(held, piece)
+            held = None
+        if len(piece.data) > MAX_PIECE_BYTES and not piece.last:
+            _, _, reason, off, detail, ctx = _too_big(piece, rows_before)
+            raise RawFileError(reason, off, rows_before, detail, ctx)
+        parsed = _parse_piece(piece)
+        if parsed.status == "bad_cut":
+            held = piece
+            continue
+        yield from parsed.rows
+        if parsed.status == "damage":
+            raise RawFileError(parsed.reason, parsed.byte_offset, rows_before + len(parsed.rows),
+                               parsed.detail, parsed.context)
+        rows_before += len(parsed.rows)
+
+
+
+_NUM = re.compile(r"(\d+)")
+
+
+def _natural(rel: str) -> list:
+    """'dadrah_dataset1-1000_10000' < 'dadrah_dataset1-10000_100000' (numbers compare as numbers)."""
+    return [int(t) if t.isdigit() else t for t in _NUM.split(rel)]
+
+
+def data_files(content: Path, patterns: tuple[str, ...]) -> list[Path]:
+    """The files under `content` matching `patterns` (fnmatch on the relative path, `*` crosses
+    `/`), in natural name order; hidden folders (e.g. .cache/huggingface) skipped."""
+    if not content.is_dir():
+        return []
+    files = []
+    for p in content.rglob("*"):
+        rel = p.relative_to(content)
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+            continue
+        if any(fnmatch.fnmatchcase(rel.as_posix(), pattern) for pattern in patterns):
+            files.append(p)
+
+    def key(p: Path) -> tuple:
+        rel = p.relative_to(content).with_suffix("").as_posix()
+        return (_natural(rel), p.as_posix())
+
+    return sorted(files, key=key)
+
+
+# -- rows -> records ------------------------------------------------------------------------------
+
+Field = Union[int, str]  # a list row's position, or an object row's key
+Record = Union[tuple, str]  # (title, question, answers) or why the row makes no conversation
+
+
+@dataclass(frozen=True)
+class RowFields:
+    """Where a row's parts are: positions in a list row, keys in an object row (all of one kind)."""
+
+    question: Field
+    answers: Field  # a list of answers, or one answer as a string (accepted, counted)
+    title: Field | None = None  # None: rows have no title
+    optional: tuple[tuple[str, Field], ...] = ()  # parts a row may carry, unused (name, where)
+
+    @property
+    def positional(self) -> bool:
+        return isinstance(self.question, int)
+
+    def describe(self) -> str:
+        """The row shape in words, for error messages: `[title, question, answers, keywords]`."""
+        where = {self.question: "question", self.answers: "answers", **dict((w, n) for n, w in self.optional)}
+        if self.title is not None:
+            where[self.title] = "title"
+        if self.positional:
+            return "[" + ", ".join(where.get(i, "_") for i in range(max(where) + 1)) + "]"
+        return "{" + ", ".join(f'"{k}": {v}' for k, v in where.items()) + "}"
+
+    def records(self, rows: list[Any]) -> tuple[list[Record], Counter]:
+        """One record per row, and the rows accepted in a tolerated form, by form."""
+        accepted: Counter = Counter()
+        records: list[Record] = []
+        if self.positional:
+            need = max(p for p in (self.title, self.question, self.answers) if p is not None) + 1
+            most = max([need, *(p + 1 for _, p in self.optional)])
+            for row in rows:
+                if not isinstance(row, list):
+                    records.append("not_a_list")
+                    continue
+                if not need <= len(row) <= most:
+                    records.append("wrong_item_count")
+                    continue
+                record = self._record(row[self.title] if self.title is not None else "", row[self.question],
+                                      row[self.answers], accepted, tolerated=True)
+                if not isinstance(record, str):
+                    for name, at in self.optional:
+                        if at >= len(row):
+                            accepted[f"missing_{name}"] += 1
+                records.append(record)
+            return records, accepted
+        for row in rows:
+            if not isinstance(row, dict):
+                records.append("not_an_object")
+            elif self.question not in row or self.answers not in row:
+                records.append("missing_field")
+            else:
+                title = row.get(self.title) if self.title is not None else ""
+                records.append(self._record("" if title is None else title, row[self.question], row[self.answers],
+                                            accepted, tolerated=False))
+        return records, accepted
+
+    @staticmethod
+    def _record(title: Any, question: Any, answers: Any, accepted: Counter, tolerated: bool) -> Record:
+        """`tolerated`: a bare-string answer is a tolerated form, counted (list rows, whose answers
+        are a list); in object rows one answer as a string is simply how the corpus writes it."""
+        if not isinstance(title, str) or not isinstance(question, str):
+            return "non_string_field"
+        if isinstance(answers, str):
+            if tolerated:
+                accepted["answer_not_list"] += 1
+            answers = [answers]
+        if not isinstance(answers, list):
+            return "answers_not_list"
+        if not answers:
+            return "no_answers"
+        return (title, question, answers)
+
+
+@dataclass(frozen=True)
+class ChatJsonReader:
+    """How a `chat-json` corpus is read: which files, and where a row's parts are."""
+
+    fields: RowFields
+    files: tuple[str, ...] = ("*.json",)
+
+    def data_files(self, content: Path) -> list[Path]:
+        return data_files(content, self.files)
+
+    def pieces(self, path: Path, chunk_bytes: int, on_bytes=None) -> Iterator[_Piece]:
+        return _pieces(path, chunk_bytes, on_bytes, self._cut())
+
+    def parse(self, piece: _Piece) -> _Parsed:
+        return _parse_piece(piece)
+
+    def join(self, a: _Piece, b: _Piece) -> _Piece:
+        return _join(a, b)
+
+    def too_big(self, piece: _Piece, rows_before: int) -> tuple:
+        return _too_big(piece, rows_before, self.fields.describe(), "]], [" if self.fields.positional else "}, {")
+
+    def records(self, rows: list[Any]) -> tuple[list[Record], Counter]:
+        return self.fields.records(rows)
+
+    def iter_rows(self, path: Path, on_bytes=None, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Any]:
+        return iter_raw_rows(path, on_bytes, chunk_bytes, self._cut())
+
+    def _cut(self) -> re.Pattern:
+        return _CUT if self.fields.positional else _CUT_OBJECTS
+
+
+# -- a declared corpus (persian-data.toml) ---------------------------------------------------------
+
+BUCKET = CHAT_BUCKET
+
+
+def row_fields(fields: Fields, *, required: bool = True) -> RowFields | None:
+    """`question`, `answers` and an optional `title`: keys of object rows, or positions of list rows."""
+    question = fields.where_in_row("question", required=required)
+    answers = fields.where_in_row("answers", required=required or question is not None)
+    title = fields.where_in_row("title")
+    if question is None:
+        return None
+    kinds = {type(v) for v in (question, answers, title) if v is not None}
+    if len(kinds) > 1:
+        raise fields.error("question", "question, answers and title must all be keys (strings) or all positions")
+    if len({question, answers, title} - {None}) < len([v for v in (question, answers, title) if v is not None]):
+        raise fields.error("answers", "question, answers and title must name different parts of a row")
+    return RowFields(question=question, answers=answers, title=title)
+
+
+def from_config(fields: Fields) -> dict:
+    """The reader and policy of a declared `chat-json` corpus."""
+    rows = row_fields(fields)
+    reader = ChatJsonReader(rows, files=fields.texts("files", ("*.json",)))
+    named = {"question": rows.question, "answers": rows.answers, "title": rows.title}
+    return {"reader": reader, "chat": ChatPolicy(system_prompt=fields.text("system_prompt")),
+            "data_fields": tuple((f, v) for f, v in named.items() if v is not None)}
+
+
+def matching(patterns: tuple[str, ...], listing: list[str]) -> list[str]:
+    """The repo paths (of `listing`) a chat reader would read, in natural order."""
+    found = [p for p in listing if not any(part.startswith(".") for part in p.split("/"))
+             and any(fnmatch.fnmatchcase(p, pattern) for pattern in patterns)]
+    return sorted(found, key=lambda p: (_natural(p.rsplit(".", 1)[0]), p))
+
+
+def check_remote(source: Source, listing: list[str], sample, fail) -> None:
+    """The declaration against the repo: some file matches `files`, and the first row of the first
+    one has the keys (or the length) the declaration names."""
+    reader: ChatJsonReader = source.reader
+    files = matching(reader.files, listing)
+    if not files:
+        fail("files", f"{list(reader.files)} match none of the {len(listing)} file(s) the patterns select")
+    head = sample(files[0], 1 << 20, False)
+    if head is None:
+        return
+    text = head.decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
+    if not text.startswith("["):
+        fail("files", f"{files[0]} is not a JSON array of rows")
+    try:
+        row, _ = _DECODER.raw_decode(text, _WS.match(text, 1).end())
+    except json.JSONDecodeError:
+        return  # a first row longer than the sample (or an empty array): the stage judges the rows
+    check_row(reader.fields, row, files[0], fail)
+
+
+def check_row(rows: RowFields, row: Any, where: str, fail) -> None:
+    """One sample row against where the declaration says its parts are."""
+    named = [(f, v) for f, v in (("question", rows.question), ("answers", rows.answers)) if v is not None]
+    if rows.positional:
+        if not isinstance(row, list):
+            fail("question", f"the first row of {where} is not a list, so positions cannot name its parts")
+        for field, at in named:
+            if at >= len(row):
+                fail(field, f"position {at}: the first row of {where} has {len(row)} item(s)")
+        return
+    if not isinstance(row, dict):
+        fail("question", f"the first row of {where} is not an object, so keys cannot name its parts")
+    for field, key in named:
+        if key not in row:
+            fail(field, f"key {key!r} is not in the first row of {where} (its keys: {', '.join(map(str, row))})")

@@ -1,0 +1,128 @@
+"""The samples of one prepared split, read from its manifest, with what the shard writers need.
+
+A sample is one manifest line: its id, the audio file (root-relative `audio_path`, stat'ed here:
+shards are cut by the exact bytes they will hold), the audio's sha256 as the manifest records it,
+and the metadata every format carries. Each clip's bytes are checked against that sha256 when they
+are copied into a shard: the hash cache vouches for a file unchanged since it was hashed (a stat),
+the others are hashed in memory on the way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import orjson
+
+from ..integrity import HashCache
+from ..layout import Layout
+from .corpus import CorpusSplit
+from .errors import ShardsDataError, ShardsInputError
+
+# Manifest keys every prepared split has, in order (see prepare/speech.py); the rest are source columns.
+COMMON_KEYS = ("id", "split", "audio_path", "audio_ref", "duration", "frames", "sample_rate", "channels", "sha256",
+               "text", "text_normalized")
+REQUIRED_KEYS = ("id", "audio_path", "duration", "frames", "sample_rate", "sha256", "text", "text_normalized")
+
+
+@dataclass(slots=True)
+class Sample:
+    id: str
+    path: str  # absolute path of the audio file
+    ext: str  # its extension, lower case (mp3, wav): the member's extension in every format
+    sha256: str  # as the manifest records it
+    duration: float
+    line: int  # manifest line number, for messages
+    size: int
+    stat: tuple[int, int, int]  # (size, mtime_ns, inode) when planned: a changed file is not trusted
+    trusted: bool = False  # the hash cache knows this very file (same stat) by that sha256
+    # Set by the format's describer, once, from the manifest line:
+    members: tuple = ()  # the sample's tar members: (name, bytes, or None for the audio)
+    extra: bytes = b""  # its line in the shard's sidecar (a Shar cut, a NeMo entry), if the format has one
+    tar_bytes: int = 0  # what its members take in a tar
+
+
+Describe = Callable[[Sample, dict], None]
+"""Sets a sample's members, extra and tar_bytes from its metadata (formats.describer)."""
+
+
+def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, describe: Describe) -> list[Sample]:
+    """Every line of the split's manifest as a Sample, in manifest order. The metadata dicts live
+    only until `describe` has turned them into bytes: 49k of them would cost ~150 MB."""
+    samples: list[Sample] = []
+    found: list[tuple[str, os.stat_result]] = []
+    seen: set[str] = set()
+    root = os.fspath(layout.root) + "/"
+    with open(corpus.manifest, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            line = _parse(corpus, number, raw)
+            if line["id"] in seen:
+                raise ShardsDataError(f"{corpus.manifest}:{number}: id {line['id']!r} appears twice in the manifest; "
+                                      f"run `persian-data prepare speech --only {corpus.key}` again")
+            seen.add(line["id"])
+            audio = line["audio_path"]
+            name = audio.rpartition("/")[2]
+            path = root + audio
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                raise ShardsDataError(f"{audio} ({corpus.manifest.name}:{number}) is missing; run `persian-data "
+                                      f"verify --only {corpus.key}` to see what else is, then `persian-data "
+                                      f"prepare speech --only {corpus.key}`") from None
+            sample = Sample(line["id"], path, name.rpartition(".")[2].lower() if "." in name else "bin",
+                            line["sha256"], float(line["duration"]), number, st.st_size,
+                            (st.st_size, st.st_mtime_ns, st.st_ino))
+            describe(sample, metadata(corpus, line))
+            samples.append(sample)
+            found.append((path, st))
+    if cache is not None:  # one dict probe per clip
+        for sample, known in zip(samples, cache.known_sha256(found)):
+            sample.trusted = known == sample.sha256
+    return samples
+
+
+_REQUIRED = frozenset(REQUIRED_KEYS)
+
+
+def _parse(corpus: CorpusSplit, number: int, raw: bytes) -> dict:
+    try:
+        line = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ShardsDataError(f"{corpus.manifest}:{number}: not a JSON line ({exc}); run `persian-data prepare "
+                              f"speech --only {corpus.key}` again") from None
+    if not isinstance(line, dict) or not line.keys() >= _REQUIRED:
+        missing = [k for k in REQUIRED_KEYS if not isinstance(line, dict) or k not in line]
+        raise ShardsDataError(f"{corpus.manifest}:{number}: not a manifest line (no {', '.join(missing)}); run "
+                              f"`persian-data prepare speech --only {corpus.key}` again")
+    if line.get("audio_ref") is not None:
+        raise ShardsInputError(f"{corpus.manifest}: prepared with --no-extract (audio left inside the source "
+                               f"files); shards copy audio files: run `persian-data prepare speech --only "
+                               f"{corpus.key}` without --no-extract first")
+    return line
+
+
+def metadata(corpus: CorpusSplit, line: dict) -> dict:
+    """What every format carries: id, corpus, split, duration, frames, sample_rate, channels, sha256,
+    text, text_normalized, speaker, gender (lower case; None when unknown), then the source columns
+    under their own names (a name already taken keeps the common value)."""
+    speaker = line.get(corpus.speaker_column) if corpus.speaker_column else None
+    gender = line.get(corpus.gender_column) if corpus.gender_column else None
+    gender = gender.strip().lower() if isinstance(gender, str) else gender
+    meta = {"id": line["id"], "corpus": corpus.key, "split": corpus.split, "duration": line["duration"],
+            "frames": line["frames"], "sample_rate": line["sample_rate"], "channels": line.get("channels", 1),
+            "sha256": line["sha256"], "text": line["text"], "text_normalized": line["text_normalized"],
+            "speaker": speaker or None, "gender": gender or None}
+    for key, value in line.items():
+        if key not in _COMMON and key not in meta:
+            meta[key] = value
+    return meta
+
+
+_COMMON = frozenset(COMMON_KEYS)
+
+
+def changed(sample: Sample, st: os.stat_result) -> bool:
+    return (st.st_size, st.st_mtime_ns, st.st_ino) != sample.stat

@@ -1,0 +1,378 @@
+"""`persian-data shards`: WebDataset, lhotse Shar and NeMo tarred sets of the local hub's Common Voice
+and FLEURS replicas, read back by the real libraries; reproducible, resumable, verified.
+
+One root is fetched and prepared for the module; each format is written into it once. Tests that
+damage a set work on a copy of that root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import copy_tree
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from persian_data.cli import main
+from persian_data.layout import Layout
+from persian_data.shards import readers, tarwrite
+from persian_data.shards.formats import member_key
+from persian_data.shards.index import SetPaths, read_index
+from persian_data.shards.plan import cut_by_size
+
+CV_SIZE = "20KB"  # the replicas' clips are 9-40 KB: a few shards per split
+
+
+def _manifest(root: Path, folder: str, split: str = "train") -> dict[str, dict]:
+    path = root / "datasets" / "speech" / folder / "manifests" / f"{split}.jsonl"
+    return {line["id"]: line for line in map(json.loads, path.read_text("utf-8").splitlines())}
+
+
+def _shards(root: Path, corpus: str, fmt: str, *extra: str) -> int:
+    return main(["shards", "--root", str(root), "--corpus", corpus, "--format", fmt, *extra])
+
+
+def _index(root: Path, corpus: str, fmt: str, split: str = "train") -> tuple[SetPaths, dict]:
+    paths = SetPaths(Layout(root), corpus, fmt, split)
+    return paths, read_index(paths.index)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, hub) -> Path:
+    root = tmp_path_factory.mktemp("shards") / "root"
+    assert main(["fetch", "--root", str(root), "--endpoint", hub.endpoint, "--only", "speech"]) == 0
+    assert main(["prepare", "speech", "--root", str(root)]) == 0
+    assert _shards(root, "commonvoice", "webdataset", "--shard-size", CV_SIZE) == 0
+    assert _shards(root, "commonvoice", "shar", "--shard-size", CV_SIZE) == 0
+    assert _shards(root, "commonvoice", "nemo", "--shard-size", CV_SIZE, "--buckets", "2") == 0
+    assert _shards(root, "fleurs", "webdataset", "--shard-size", "40KB") == 0
+    assert _shards(root, "fleurs", "shar", "--split", "all") == 0  # every prepared split, one run
+    return root
+
+
+# -- read back by the real libraries -----------------------------------------------------------
+
+@pytest.mark.parametrize("corpus,folder,ext",
+                         [("commonvoice", "commonvoice_fa", "mp3"), ("fleurs", "fleurs_fa", "wav")])
+def test_webdataset_reads_back_every_clip_byte_for_byte(root, tmp_path, corpus, folder, ext):
+    import datasets
+    import webdataset as wds
+
+    manifest = _manifest(root, folder)
+    paths, index = _index(root, corpus, "webdataset")
+    assert len(index["shards"]) >= 2 and index["samples"] == len(manifest)
+    assert index["manifest_sha256"] == _sha((root / index["manifest"]).read_bytes())
+    urls = [str(paths.folder / s["name"]) for s in index["shards"]]
+    seen = {}
+    for sample in wds.WebDataset(urls, shardshuffle=False):
+        meta = json.loads(sample["json"])
+        line = manifest[meta["id"]]
+        assert sample["__key__"] == member_key(line["id"])
+        assert _sha(sample[ext]) == line["sha256"] == meta["sha256"]
+        for key in ("text", "text_normalized", "duration", "sample_rate", "frames"):
+            assert meta[key] == line[key]
+        assert meta["gender"] == ((line.get("gender") or "").lower() or None)
+        assert meta["speaker"] == (line.get("client_id") if corpus == "commonvoice" else None)
+        assert meta["corpus"] == corpus and meta["split"] == "train"
+        seen[meta["id"]] = meta
+    assert sorted(seen) == sorted(manifest)
+    counts = [s["samples"] for s in index["shards"]]
+    assert sum(counts) == len(manifest)
+    # Hugging Face's own webdataset loader sees the same samples and bytes.
+    ds = datasets.load_dataset("webdataset", data_files={"train": urls}, split="train",
+                               cache_dir=str(tmp_path / "hf"))
+    ds = ds.cast_column(ext, datasets.Audio(decode=False))
+    assert sorted(_sha(row[ext]["bytes"]) for row in ds) == sorted(line["sha256"] for line in manifest.values())
+    assert {row["json"]["id"] for row in ds} == set(manifest)
+
+
+def test_shar_reads_back_with_lhotse_and_audio_loads(root):
+    from lhotse import CutSet
+
+    manifest = _manifest(root, "commonvoice_fa")
+    paths, _ = _index(root, "commonvoice", "shar")
+    cuts = list(CutSet.from_shar(in_dir=paths.folder))  # the folder holds the Shar files and nothing else
+    assert sorted(c.id for c in cuts) == sorted(manifest)
+    for cut in cuts:
+        line = manifest[cut.id]
+        assert _sha(cut.recording.sources[0].source) == line["sha256"]
+        audio = cut.load_audio()
+        assert audio.shape == (1, line["frames"])
+        sup = cut.supervisions[0]
+        assert sup.text == line["text_normalized"] and sup.custom["text_original"] == line["text"]
+        assert sup.speaker == line["client_id"] and sup.gender == ((line["gender"] or "").lower() or None)
+        assert cut.custom["sha256"] == line["sha256"] and cut.custom["up_votes"] == line["up_votes"]
+    # FLEURS (WAV, `--split all`) through the package's loader, built from the index
+    assert [p.name for p in sorted((root / "shards/fleurs/shar").glob("*.index.json"))] == \
+        ["test.index.json", "train.index.json", "validation.index.json"]
+    fleurs = _manifest(root, "fleurs_fa", "validation")
+    loaded = {c.id: c for c in readers.load_shar(root, "fleurs", "validation")}
+    assert sorted(loaded) == sorted(fleurs)
+    assert all(_sha(c.recording.sources[0].source) == fleurs[c.id]["sha256"] for c in loaded.values())
+    assert loaded[next(iter(fleurs))].load_audio().shape[1] == fleurs[next(iter(fleurs))]["frames"]
+
+
+def test_nemo_buckets_shards_and_manifests_agree_with_the_tars(root):
+    manifest = _manifest(root, "commonvoice_fa")
+    paths, index = _index(root, "commonvoice", "nemo")
+    assert [b["folder"] for b in index["buckets"]] == ["bucket1", "bucket2"]
+    assert sum(b["samples"] for b in index["buckets"]) == len(manifest)
+    config = readers.nemo_config(root, "commonvoice")
+    assert config["is_tarred"] and len(config["tarred_audio_filepaths"]) == len(index["patterns"])
+    seen = []
+    for bucket in index["buckets"]:
+        folder = paths.folder / bucket["folder"]
+        tars = sorted(folder.glob("audio_*.tar"), key=lambda p: int(p.stem.split("_")[1]))
+        assert len(tars) == bucket["shards"]
+        pattern = index["patterns"][bucket["folder"]]
+        assert pattern["tarred_audio_filepaths"] == f"{bucket['folder']}/audio__OP_0..{len(tars) - 1}_CL_.tar"
+        assert pattern["manifest_filepath"] == (f"{bucket['folder']}/sharded_manifests/"
+                                                f"manifest__OP_0..{len(tars) - 1}_CL_.json")
+        whole = []
+        for number, tar_path in enumerate(tars):
+            sharded = folder / f"sharded_manifests/manifest_{number}.json"
+            entries = [json.loads(x) for x in sharded.read_text().splitlines()]
+            whole += entries
+            with tarfile.open(tar_path) as tar:
+                members = [(m.name, tar.extractfile(m).read()) for m in tar]
+            assert [e["audio_filepath"] for e in entries] == [name for name, _ in members]
+            for entry, (name, data) in zip(entries, members):
+                line = manifest[entry["id"]]
+                assert entry["shard_id"] == number and name == f"{member_key(line['id'])}.mp3"
+                assert _sha(data) == line["sha256"] and entry["text"] == line["text_normalized"]
+                assert bucket["min_duration"] <= entry["duration"] <= bucket["max_duration"]
+        assert [json.loads(x) for x in (folder / "tarred_audio_manifest.json").read_text().splitlines()] == whole
+        seen += [e["id"] for e in whole]
+    assert sorted(seen) == sorted(manifest)
+    first, second = index["buckets"]
+    assert first["max_duration"] <= second["min_duration"]
+
+
+# -- sizes, seeds, reruns ------------------------------------------------------------------------
+
+def test_shards_are_cut_close_to_the_requested_size(root):
+    _, index = _index(root, "commonvoice", "webdataset")
+    sizes = [s["bytes"] for s in index["shards"]]
+    count = len(sizes)
+    # The members' bytes T: the tars less their end (two zero blocks, padded to 20 blocks: 1-11 KB each).
+    least, most = sum(sizes) - count * (tarwrite.RECORD + 2 * 512), sum(sizes) - count * 2 * 512
+    assert math.ceil(least / 20_000) <= count <= math.ceil(most / 20_000)  # ceil(T / --shard-size) shards
+    sample_max = 2 * 512 + 40_000 + 2 * 512  # a replica clip, its JSON and their headers, at most
+    assert max(sizes) <= most / count + sample_max + tarwrite.RECORD  # nearly equal, none a leftover
+
+
+def _set_files(paths: SetPaths) -> dict[str, tuple[int, int, str]]:
+    out = {}
+    for path in sorted(p for p in paths.folder.rglob("*") if p.is_file()) + [paths.index]:
+        st = path.stat()
+        out[str(path.relative_to(paths.folder.parent))] = (st.st_mtime_ns, st.st_ino, _sha(path.read_bytes()))
+    return out
+
+
+def _keys(folder: Path, index: dict) -> list[str]:
+    """Sample keys in the order the set holds them."""
+    out = []
+    for shard in index["shards"]:
+        with tarfile.open(folder / shard["name"]) as tar:
+            out += [m.name.rsplit(".", 1)[0] for m in tar if m.name.endswith(".json")]
+    return out
+
+
+def test_same_seed_same_bytes_rerun_writes_nothing_other_seed_other_order(root, tmp_path):
+    import shutil
+
+    paths, index = _index(root, "commonvoice", "webdataset")
+    before = _set_files(paths)
+    journal = paths.journal.stat().st_mtime_ns
+    assert _shards(root, "commonvoice", "webdataset", "--shard-size", CV_SIZE) == 0
+    assert _set_files(paths) == before  # not one file rewritten: same mtimes, same inodes
+    assert paths.journal.stat().st_mtime_ns == journal
+
+    other = tmp_path / "other"
+    copy_tree(root, other)
+    shutil.rmtree(other / "shards")
+    shutil.rmtree(other / ".persian-data" / "shards")
+    assert _shards(other, "commonvoice", "webdataset", "--shard-size", CV_SIZE) == 0
+    other_paths, _ = _index(other, "commonvoice", "webdataset")
+    assert {k: v[2] for k, v in _set_files(other_paths).items()} == {k: v[2] for k, v in before.items()}
+
+    assert _shards(other, "commonvoice", "webdataset", "--shard-size", "30KB", "--seed", "7") == 0
+    _, seeded = _index(other, "commonvoice", "webdataset")
+    first, second = _keys(paths.folder, index), _keys(other_paths.folder, seeded)
+    assert sorted(first) == sorted(second) and first != second
+    assert seeded["options"] == {"seed": 7, "shard_size": 30_000, "buckets": 1}
+    # shards of the old plan are gone, not left beside the new ones (a glob would read both)
+    assert {p.name for p in other_paths.folder.glob("*.tar")} == {s["name"] for s in seeded["shards"]}
+
+
+# -- verify, damage, kill --------------------------------------------------------------------------
+
+def test_verify_names_a_corrupted_or_missing_shard_and_a_stale_index(root, tmp_path, capsys):
+    damaged = tmp_path / "damaged"
+    copy_tree(root, damaged)
+    assert main(["verify", "--root", str(damaged), "--only", "speech"]) == 0
+    paths, index = _index(damaged, "commonvoice", "webdataset")
+    victim = paths.folder / index["shards"][1]["name"]
+    data = bytearray(victim.read_bytes())
+    data[600] ^= 0xFF  # inside the first member's data: same size, other bytes
+    victim.write_bytes(bytes(data))
+    shar_paths, shar_index = _index(damaged, "commonvoice", "shar")
+    (shar_paths.folder / shar_index["shards"][0]["files"][0]["name"]).unlink()
+    capsys.readouterr()
+    assert main(["verify", "--root", str(damaged), "--only", "speech"]) == 1
+    err = capsys.readouterr().err
+    assert f"shards/commonvoice/webdataset/train/{victim.name}: corrupted" in err
+    assert "shards/commonvoice/shar/train/cuts.000000.jsonl.gz: missing" in err
+    assert "FAIL [shards]" in err and "fleurs" not in err.split("FAIL [shards]")[1].splitlines()[0]
+    # the scope: a run that does not touch Common Voice does not judge its shards
+    assert main(["verify", "--root", str(damaged), "--only", "fleurs"]) == 0
+    # a manifest that moved on makes its sets stale
+    manifest = damaged / index["manifest"]
+    manifest.write_bytes(manifest.read_bytes().replace(b'"up_votes":', b'"up_votes" :', 1))
+    capsys.readouterr()
+    assert main(["verify", "--root", str(damaged), "--only", "commonvoice"]) == 1
+    err = capsys.readouterr().err
+    assert "shards/commonvoice/nemo/train.index.json: stale: made from" in err
+    # the same command rebuilds what is damaged and the set passes again
+    assert _shards(damaged, "commonvoice", "webdataset", "--shard-size", CV_SIZE) == 0
+    rebuilt = read_index(paths.index)
+    assert rebuilt["manifest_sha256"] == _sha(manifest.read_bytes())
+    assert _sha(victim.read_bytes()) == rebuilt["shards"][1]["sha256"]
+
+
+KILLED_RUN = r"""
+import sys, time, pathlib
+from persian_data.shards import tarwrite
+marker, started = pathlib.Path(sys.argv[1]), []
+add = tarwrite.TarFileWriter.add
+def slow_add(self, name, data):
+    if self not in started:
+        started.append(self)
+    add(self, name, data)
+    if len(started) == 2:  # the second shard has its first member written: be killed here
+        self._flush()
+        marker.write_text("mid-write")
+        time.sleep(120)
+tarwrite.TarFileWriter.add = slow_add
+from persian_data.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_killed_run_leaves_no_partial_shard_and_the_rerun_resumes(root, tmp_path):
+    work = tmp_path / "killed"
+    copy_tree(root, work)
+    import shutil
+
+    shutil.rmtree(work / "shards" / "commonvoice" / "webdataset")
+    marker = tmp_path / "marker"
+    argv = ["shards", "--root", str(work), "--corpus", "commonvoice", "--format", "webdataset",
+            "--shard-size", CV_SIZE, "--workers", "1"]
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(marker), *argv], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the run never reached its second shard"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    paths = SetPaths(Layout(work), "commonvoice", "webdataset", "train")
+    assert not paths.index.exists() and not any(paths.folder.rglob("*.tar"))  # nothing in place
+    staged = sorted(paths.staging.glob("*.tar"))
+    assert [p.name for p in staged] == ["train-000000.tar"]  # the finished shard waits in staging
+    with tarfile.open(staged[0]) as tar:
+        assert len(tar.getmembers()) > 0
+    inode = staged[0].stat().st_ino
+    partial = list((work / ".persian-data" / "tmp").glob("*.tmp"))
+    assert partial and partial[0].stat().st_size > 0  # the half-written shard is a temp file only
+
+    assert _shards(work, "commonvoice", "webdataset", "--shard-size", CV_SIZE, "--workers", "1") == 0
+    assert (paths.folder / "train-000000.tar").stat().st_ino == inode  # resumed: not written again
+    assert not list((work / ".persian-data" / "tmp").glob("*.tmp"))
+    assert not paths.staging.exists()
+    assert _set_files(paths) and {k: v[2] for k, v in _set_files(paths).items()} == \
+        {k: v[2] for k, v in _set_files(SetPaths(Layout(root), "commonvoice", "webdataset", "train")).items()}
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args,expected", [
+    (["--corpus", "librispeech", "--format", "webdataset"], "--corpus 'librispeech' is not a speech corpus"),
+    (["--corpus", "commonvoice", "--format", "tfrecord"], "--format 'tfrecord' is not a shard format"),
+    (["--corpus", "commonvoice", "--format", "nemo", "--shard-size", "12XB"], "--shard-size '12XB' is not a size"),
+    (["--corpus", "commonvoice", "--format", "nemo", "--shard-size", "0"], "--shard-size '0' is not a size"),
+    (["--corpus", "commonvoice", "--format", "shar", "--split", "dev2"], "--split 'dev2' is not a split"),
+])
+def test_bad_input_is_one_line_and_exit_2(root, capsys, args, expected):
+    capsys.readouterr()
+    assert main(["shards", "--root", str(root), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0]
+
+
+def test_an_unprepared_corpus_names_prepare_speech(tmp_path, capsys):
+    assert main(["shards", "--root", str(tmp_path), "--corpus", "fleurs", "--format", "webdataset"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no fleurs train manifest" in err[0]
+    assert f"persian-data prepare speech --root {tmp_path} --only fleurs" in err[0]
+    assert not (tmp_path / ".persian-data").exists() and not (tmp_path / "shards").exists()
+
+
+def test_a_no_extract_manifest_is_refused_clearly(root, tmp_path, capsys):
+    import shutil
+
+    work = tmp_path / "refs"
+    copy_tree(root, work)
+    shutil.rmtree(work / "shards" / "fleurs")  # they would be stale once the manifests change (a gate failure)
+    assert main(["prepare", "speech", "--root", str(work), "--only", "fleurs", "--no-extract"]) == 0
+    capsys.readouterr()
+    assert _shards(work, "fleurs", "nemo") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "prepared with --no-extract" in err[0] and "without --no-extract" in err[0]
+
+
+# -- the tar headers ---------------------------------------------------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), min_size=1, max_size=120),
+       size=st.integers(0, 8 ** 11 + 5))
+def test_tar_headers_are_tarfiles_own(name, size):
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.uname, info.gname = size, tarwrite.MTIME, tarwrite.MODE, "", ""
+    fits = len(name.encode()) <= 100 and size < 8 ** 11
+    expected = info.tobuf(tarfile.USTAR_FORMAT if fits else tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    assert tarwrite.header(name, size) == expected
+    assert tarwrite.member_size(name, size) == len(expected) + size + (-size) % 512
+
+
+@settings(max_examples=300, deadline=None)
+@given(sizes=st.lists(st.integers(1, 5000), min_size=1, max_size=60), target=st.integers(1, 20000))
+def test_shards_are_contiguous_even_and_within_one_sample_of_the_size(sizes, target):
+    bounds = cut_by_size(sizes, target)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(sizes)
+    assert all(a < b for a, b in bounds) and all(b == c for (_, b), (c, _) in zip(bounds, bounds[1:]))
+    total, count = sum(sizes), math.ceil(sum(sizes) / target)
+    assert len(bounds) <= count
+    if max(sizes) * count <= total:  # no sample larger than a shard's share: exactly that many shards
+        assert len(bounds) == count
+    for a, b in bounds:
+        assert sum(sizes[a:b]) <= total / count + max(sizes)
+
+
+def test_member_keys_have_no_dot_and_stay_distinct():
+    ids = ["a.b", "a%2Eb", "a_b", "x/y.z", "plain"]
+    keys = [member_key(i) for i in ids]
+    assert len(set(keys)) == len(ids) and not any("." in k or "/" in k for k in keys)
+    assert member_key("common_voice_fa_1") == "common_voice_fa_1"
