@@ -147,6 +147,13 @@ def _prepare_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prepare-workers", type=_int_at_least(0), default=None,
                    help="processes for the prepare stages (default: by input size and cores; 0 or 1: the text "
                         "stage converts in this process)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="where the prepare stages' units of work run: worker processes here (default), or Ray "
+                        "tasks on a cluster (the scale extra; every node sees the root at the same path). The "
+                        "outputs are the same bytes")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="the Ray cluster for --engine ray, HOST:PORT of its head (default: $RAY_ADDRESS, a "
+                        "cluster started on this machine, or a new one here)")
 
 
 def _prepare_options(args, stages: tuple[str, ...]):
@@ -170,7 +177,19 @@ def _prepare_options(args, stages: tuple[str, ...]):
         from .prepare.speech import SpeechOptions
 
         speech = SpeechOptions(extract=not args.no_extract, deep=args.deep, workers=args.prepare_workers)
-    return PrepareOptions(chat=chat, speech=speech)
+    return PrepareOptions(chat=chat, speech=speech, engine=_engine_spec(args))
+
+
+def _engine_spec(args):
+    """--engine and --ray-address, checked before the run starts (Ray installed, no local-only flag)."""
+    from .engine import EngineSpec
+
+    spec = EngineSpec(args.engine, args.ray_address)
+    if spec.name == "ray" and args.prepare_workers is not None:
+        raise UsageError("--prepare-workers sets the local engine's processes; with --engine ray the cluster's "
+                         "CPUs set how many units run at once")
+    spec.check_available()
+    return spec
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -70,3 +70,15 @@ class SourcesConfigError(PersianDataError):
     field, before any byte is downloaded."""
 
     exit_code = 2
+
+
+class EngineError(PersianDataError):
+    """The engine that runs the prepare stages' units of work failed: the Ray cluster cannot be
+    reached, or a unit kept failing after its retries (its node died too often)."""
+
+
+class ClusterRootError(EngineError):
+    """A Ray node cannot see the root the driver works on (no shared filesystem at that path), or
+    runs other persian-data code than the driver. Refused before any output is placed; exit 2."""
+
+    exit_code = 2

@@ -156,6 +156,7 @@ def run_job(layout: Layout, sources: list[Source], options: FetchOptions, *, ver
 class PrepareOptions:
     chat: object | None = None  # prepare.chat.ChatOptions; None: defaults
     speech: object | None = None  # prepare.speech.SpeechOptions; None: defaults
+    engine: object | None = None  # engine.EngineSpec: where the units of work run; None: here (local)
 
 
 def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source],
@@ -168,6 +169,14 @@ def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source],
     Every file a stage places is hashed while it is written and handed to the run's hash cache,
     so the records and gates after it cost a stat() per file, not a read."""
     options = options or PrepareOptions()
+    from .engine import open_engine
+
+    with open_engine(options.engine, run.layout) as engine:  # Ray connects on first use
+        return _prepare_stages(run, stages, sources, options, lock, engine)
+
+
+def _prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source], options: PrepareOptions,
+                    lock: dict[str, LockedSource] | None, engine) -> tuple[tuple[str, ...], list[str]]:
     done = []
     refused: list[str] = []
     chat_sources = [s for s in sources if s.bucket == CHAT_BUCKET]
@@ -185,7 +194,7 @@ def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source],
                          run.layout.relative(run.layout.chat_combined(source)))
                 continue
             prepare_chat(run.layout, chat_options, logger=logging.getLogger("persian_data.prepare.chat"),
-                         cache=run.cache, source=source)
+                         cache=run.cache, source=source, engine=engine)
             run.cache.memo_put(memo, _stat_keys([run.layout.chat_combined(source),
                                                  run.layout.chat_stats(source)]) or "")
         done.append(CHAT_BUCKET)
@@ -196,7 +205,7 @@ def run_prepare_stages(run: Run, stages: tuple[str, ...], sources: list[Source],
         from .prepare.speech import SpeechOptions, prepare_speech
 
         prepare_speech(run.layout, speech_sources, options.speech or SpeechOptions(),
-                       logger=logging.getLogger("persian_data.prepare.speech"), cache=run.cache)
+                       logger=logging.getLogger("persian_data.prepare.speech"), cache=run.cache, engine=engine)
         done.append(SPEECH_BUCKET)
     return tuple(done), refused
 

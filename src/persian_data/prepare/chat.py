@@ -74,7 +74,8 @@ pieces to worker processes (two on this 2-core machine, for inputs of 48 MiB and
 decodes its piece (strict UTF-8), parses it row by row with the json C scanner
 (``JSONDecoder.raw_decode``), and does the per-row work (validate, normalize, title and answers
 rules, serialize, hash). The main process takes the results back in file order, drops
-duplicates and writes, so the output is the same whatever the number of workers. Bytes that
+duplicates and writes, so the output is the same whatever the number of workers (or the engine:
+with ``--engine ray`` the pieces are Ray tasks on a cluster, `persian_data.engine`). Bytes that
 only look like a separator (inside a string, or in a malformed row) make a piece end inside a
 row; the worker says so, and the main process parses that piece again joined with the next.
 """
@@ -83,12 +84,10 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import tempfile
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
@@ -100,6 +99,7 @@ import orjson
 from ..atomic import atomic_write_bytes, atomic_writer
 from ..catalog import CHAT_SOURCE, Source
 from ..corpora.chat_json import CHUNK_BYTES, MAX_PIECE_BYTES, RawFileError, iter_raw_rows
+from ..engine.local import LocalEngine
 from ..errors import PersianDataError
 from ..layout import Layout
 from ..progress import progress
@@ -299,9 +299,11 @@ def raw_files(layout: Layout, source: Source = CHAT_SOURCE) -> list[Path]:
 
 
 def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
-                 logger: logging.Logger | None = None, cache=None, source: Source = CHAT_SOURCE) -> ChatStats:
+                 logger: logging.Logger | None = None, cache=None, source: Source = CHAT_SOURCE,
+                 engine=None) -> ChatStats:
     """Build combined.jsonl (and train/valid, stats, rejects) from a chat corpus's raw files
-    (default: the specification's corpus)."""
+    (default: the specification's corpus). `engine` (`persian_data.engine`) converts the pieces:
+    worker processes here by default (none for small inputs), Ray tasks with the `ray` engine."""
     log = logger or LOG
     t0 = time.monotonic()
     options = _corpus_options(options, source)
@@ -319,13 +321,14 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
     if split:
         stats.splits = {"train": 0, "valid": 0}
     converter = _Converter(options)  # validates the options; also used in-process
-    n_workers = _pick_workers(options, total_bytes)
+    engine = engine or LocalEngine()
+    n_workers = _pick_workers(options, total_bytes) if engine.local else engine.cpus()
     log.info("chat: %s: %d raw file(s), %.1f MB; answers=%s, normalize=%s, valid_fraction=%s, workers=%d",
              source.key, len(files), total_bytes / 1e6, options.answers, options.normalize, options.valid_fraction,
              n_workers)
 
     with ExitStack() as stack:
-        pool = _start_pool(stack, n_workers, options, source.reader)
+        pool = _start_pool(stack, n_workers, options, source.reader, engine)
         run = _Reading(layout, source, converter, pool, n_workers,
                        _Writers(stack, layout, source, split, cache, staged=options.near_dup),
                        Candidates(tmp_dir=layout.tmp_dir) if options.near_dup else None, stats, split,
@@ -334,7 +337,7 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
         for path, size in zip(files, sizes):
             run.convert_file(path, size)
         if run.cands is not None:
-            _near_dup_pass(layout, source, run.out, run.cands, stats, split, len(converter.system), log)
+            _near_dup_pass(layout, source, run.out, run.cands, stats, split, len(converter.system), log, engine.map)
         stats.characters["total"] = sum(stats.characters[k] for k in ("system", "user", "assistant"))
         if stats.written == 0:
             raise ChatError(
@@ -377,22 +380,14 @@ def _corpus_options(options: ChatOptions, source: Source) -> ChatOptions:
     return options
 
 
-def _start_pool(stack: ExitStack, n_workers: int, options: ChatOptions, reader) -> ProcessPoolExecutor | None:
-    """The worker processes (None: everything in this process), shut down when `stack` closes.
-
-    fork (Linux): spawn and forkserver re-import the caller's __main__ in each worker, which breaks
-    scripts without an `if __name__ == "__main__"` guard. The workers are started (by the first
-    task) before this stage starts any thread; they only compute (no logging, no I/O), so locks
-    held by other threads of the caller cannot block them. A worker that dies makes the run fail
-    (BrokenProcessPool), never hang."""
+def _start_pool(stack: ExitStack, n_workers: int, options: ChatOptions, reader, engine):
+    """The engine's workers (None: everything in this process), closed when `stack` closes: forked
+    worker processes started before this stage starts any thread (`engine.local`), or Ray tasks. A
+    local worker that dies makes the run fail (BrokenProcessPool), never hang."""
     if not n_workers:
         return None
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init,
-                               initargs=(options, reader, os.getpid()))
-    stack.callback(pool.shutdown, wait=True, cancel_futures=True)
-    pool.submit(int).result()
+    pool = engine.executor(n_workers, initializer=_worker_init, initargs=(options, reader))
+    stack.callback(pool.close)
     return pool
 
 
@@ -418,7 +413,7 @@ class _Reading:
     layout: Layout
     source: Source
     converter: _Converter
-    pool: ProcessPoolExecutor | None
+    pool: Any  # the engine's executor (persian_data.engine), None: in this process
     workers: int
     out: _Writers
     cands: Candidates | None
@@ -630,7 +625,7 @@ def _merge_tally(stats: ChatStats, tally: tuple) -> None:
 
 
 def _near_dup_pass(layout: Layout, source: Source, out: _Writers, cands: Candidates, stats: ChatStats, split: bool,
-                   n_sys: int, log: logging.Logger) -> None:
+                   n_sys: int, log: logging.Logger, map_=None) -> None:
     """Pass 2: collapse near-duplicate rows and copy the staged lines that stay to the outputs."""
     out.combined.flush()
     t = time.monotonic()
@@ -644,7 +639,7 @@ def _near_dup_pass(layout: Layout, source: Source, out: _Writers, cands: Candida
         if split:
             (valid if in_valid else train).write(line)
 
-    result = collapse_and_copy(cands, out.staged_path, write)
+    result = collapse_and_copy(cands, out.staged_path, write, map_=map_)
     stats.written -= result.lines_removed
     for f, n in result.removed_per_file.items():
         stats.files[f].conversations_written -= n

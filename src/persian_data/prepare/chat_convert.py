@@ -308,9 +308,10 @@ _WORKER: _Converter | None = None
 _READER = None  # the corpus's reader (parses pieces, turns rows into records)
 
 
-def _worker_init(options: ChatOptions, reader, run_pid: int) -> None:
+def _worker_init(options: ChatOptions, reader, run_pid: int | None = None) -> None:
     global _WORKER, _READER
-    exit_with(run_pid)  # a killed run leaves no worker behind
+    if run_pid is not None:  # the engine's workers see to this themselves (persian_data.engine)
+        exit_with(run_pid)  # a killed run leaves no worker behind
     _WORKER = _Converter(options)
     _READER = reader
     # A worker makes no reference cycles (rows, strings, tuples; freed by reference counting),

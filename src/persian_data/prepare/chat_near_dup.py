@@ -136,14 +136,16 @@ def _line_ends(staged: Path, n_lines: int) -> np.ndarray:
     return out
 
 
-def collapse_and_copy(cands: Candidates, staged: Path, write: Callable[[bytes, bool], None]) -> NearDupResult:
+def collapse_and_copy(cands: Candidates, staged: Path, write: Callable[[bytes, bool], None],
+                      map_=None) -> NearDupResult:
     """Collapse the near-duplicate rows, then copy the staged lines that stay through
     `write(lines, valid)`, in their order: each call gets a run of whole consecutive lines of the
-    same split (the file is copied in blocks around the removed lines, not line by line)."""
+    same split (the file is copied in blocks around the removed lines, not line by line).
+    `map_`: where the bands and confirmations run (`collapse`)."""
     from ..textclean.near_dup import collapse
 
     sigs = cands.signatures()
-    outcome = collapse(sigs, cands.keys)
+    outcome = collapse(sigs, cands.keys, map_=map_)
     del sigs
     cands.close()
     drop = outcome.drop

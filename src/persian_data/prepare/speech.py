@@ -54,7 +54,8 @@ that matches no row.
 Workers: `SpeechOptions.workers` processes (default one per CPU, at most 8) from a forkserver that
 has the readers' modules imported. As with any multiprocessing code, a script that calls
 `prepare_speech` must keep its top level under `if __name__ == "__main__":`; `workers=1` runs
-everything in the calling process.
+everything in the calling process. With the `ray` engine (`engine=`, `persian_data.engine`) the same
+units run as Ray tasks on a cluster, consumed in the same order: the same bytes.
 """
 
 from __future__ import annotations
@@ -66,7 +67,6 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -79,7 +79,7 @@ from ..integrity import HashCache
 from ..layout import Layout
 from ..progress import counts_text, progress
 from ..provenance import input_record
-from ..workers import exit_with
+from ..engine.local import LocalEngine
 from . import speech_export
 from ..corpora.speech_clips import (Collector, Probe, Reject, SpeechPrepareError, SplitPlan, UnitContext, UnitResult,
                                     normalizer_fingerprint, probe, split_sort_key)
@@ -89,6 +89,7 @@ from .speech_gates import speech_gates  # registers the gate: pipeline.load_stag
 from .speech_manifests import (MANIFEST_VERSION, clips_digest, iter_manifest, iter_referenced, manifest_lines,
                                marker_path, read_marker)
 from .speech_sink import MANIFEST, NEMO, RECORDINGS, SUPERVISIONS, SplitSink
+from .speech_units import run_unit_rerunnable
 
 __all__ = ["EXPORT_FORMATS", "Collector", "Probe", "Reject", "SpeechOptions", "SpeechPrepareError",
            "SpeechStats", "iter_manifest", "iter_referenced", "load_hf_dataset", "manifest_lines", "prepare_speech",
@@ -260,12 +261,14 @@ class SpeechStats:
 
 
 def prepare_speech(layout: Layout, sources: list[Source] | None = None, options: SpeechOptions = SpeechOptions(),
-                   *, logger: logging.Logger | None = None, cache: HashCache | None = None) -> dict[str, SpeechStats]:
+                   *, logger: logging.Logger | None = None, cache: HashCache | None = None,
+                   engine=None) -> dict[str, SpeechStats]:
     """Prepare every given speech source (default: those of the five that are fetched). Returns stats
     by source key.
 
     With `cache` (the run's hash cache), every file placed under `datasets/` is recorded there with
-    the sha256 of the bytes written, so the records and gates that follow never read it again."""
+    the sha256 of the bytes written, so the records and gates that follow never read it again.
+    `engine` (`persian_data.engine`) runs the units of work: worker processes here by default."""
     logger = logger or log
     unknown = [f for f in options.exports if f not in EXPORT_FORMATS]
     if unknown:
@@ -284,8 +287,9 @@ def prepare_speech(layout: Layout, sources: list[Source] | None = None, options:
     if not present:
         return {}
     preload = _worker_imports(present)
-    if (options.workers or default_workers()) > 1:
-        _worker_context(preload, start=True)
+    engine = engine or LocalEngine()
+    if not engine.local or (options.workers or default_workers()) > 1:
+        engine.warm_up(preload)
     fingerprint = normalizer_fingerprint()
     shutil.rmtree(_trash(layout), ignore_errors=True)
     plans: dict[str, list[SplitPlan]] = {}
@@ -306,7 +310,7 @@ def prepare_speech(layout: Layout, sources: list[Source] | None = None, options:
                 pending.append((source, plan))
     started = time.monotonic()
     try:
-        _run(layout, pending, options, fingerprint, markers, logger, cache, preload)
+        _run(layout, pending, options, fingerprint, markers, logger, cache, preload, engine)
     except BaseException:
         shutil.rmtree(layout.staging_dir / "speech", ignore_errors=True)  # finished splits are published
         raise
@@ -337,7 +341,7 @@ def _unit_context(layout: Layout, source: Source, plan: SplitPlan, staging: Path
 
 
 def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: SpeechOptions, fingerprint: str,
-         markers: dict, logger: logging.Logger, cache: HashCache | None, preload: list[str]) -> None:
+         markers: dict, logger: logging.Logger, cache: HashCache | None, preload: list[str], engine) -> None:
     if not pending:
         return
     jobs = []
@@ -347,24 +351,24 @@ def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: Speec
         ctx = _unit_context(layout, source, plan, staging, options)
         jobs.append((source, plan, staging, ctx))
     n_units = sum(len(plan.units) for _, plan, _, _ in jobs)
-    workers = max(1, min(options.workers or default_workers(), n_units))
+    workers = max(1, min(options.workers or default_workers(), n_units)) if engine.local else 0
     total_rows = sum(plan.source_rows for _, plan, _, _ in jobs)
     with progress(total_rows, "speech", "clip", logger=logger) as bar:
-        if workers == 1:
+        if engine.local and workers == 1:
             for source, plan, staging, ctx in jobs:
                 results = (fn(args, ctx) for fn, args in plan.units)
                 sink = _collect(SplitSink(staging, ctx.exports), results, bar.update)
                 _finish_split(layout, source, plan, sink, options, fingerprint, markers, logger, cache)
             return
-        context = _worker_context(preload)
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=exit_with,
-                                   initargs=(os.getpid(),))  # a killed run leaves no worker behind
+        pool = engine.executor(workers, preload=preload)
         try:
             futures = []
             for source, plan, staging, ctx in jobs:
                 split_futures = []
                 for fn, args in plan.units:
-                    fut = pool.submit(fn, args, ctx)
+                    # an engine that retries may run a unit twice: each run writes its clips apart first
+                    fut = (pool.submit(run_unit_rerunnable, fn, args, ctx) if engine.retries
+                           else pool.submit(fn, args, ctx))
                     fut.add_done_callback(functools.partial(_advance, bar))
                     split_futures.append(fut)
                 futures.append(split_futures)
@@ -372,34 +376,15 @@ def _run(layout: Layout, pending: list[tuple[Source, SplitPlan]], options: Speec
                 sink = _collect(SplitSink(staging, ctx.exports), _in_order(split_futures))
                 _finish_split(layout, source, plan, sink, options, fingerprint, markers, logger, cache)
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in list((getattr(pool, "_processes", None) or {}).values()):
-                process.terminate()  # units still running would write into staging we are about to clear
+            pool.abort()  # units still running would write into staging we are about to clear
             raise
         else:
-            pool.shutdown()
+            pool.close()
 
 
 def _worker_imports(sources: list[Source]) -> list[str]:
     """What the readers of `sources` want loaded in the workers' server (`worker_imports`)."""
     return list(dict.fromkeys(name for source in sources for name in source.reader.worker_imports()))
-
-
-def _worker_context(preload: list[str], start: bool = False):
-    """Workers fork from a clean server (never from this process and its threads) that has already
-    imported the readers' modules, so each starts in milliseconds. `start`: launch that server now,
-    so its imports overlap the planning instead of delaying the first unit."""
-    import multiprocessing as mp
-
-    if "forkserver" not in mp.get_all_start_methods():
-        return mp.get_context("spawn")
-    context = mp.get_context("forkserver")
-    context.set_forkserver_preload(preload)
-    if start:
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()
-    return context
 
 
 def _in_order(futures: list) -> Iterable[UnitResult]:

@@ -257,44 +257,58 @@ def _key_order(keys: list[bytes]) -> np.ndarray:
     return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
 
 
-def _band_pairs(values: np.ndarray, members: np.ndarray, rank: np.ndarray, n_bands: int, rows: int) -> np.ndarray:
-    """The LSH candidate pairs among `members`: two rows sharing a band's bucket, as sorted unique
-    codes ``i * n + j`` with `i` before `j` in key order (`rank`)."""
-    n = len(rank)
+def band_pairs(block: np.ndarray, members: np.ndarray, member_rank: np.ndarray, n: int) -> np.ndarray:
+    """The LSH candidate pairs of one band: `block` holds the band's MinHash values of `members`
+    (one row each); two members whose values hash to one bucket pair up, as sorted unique codes
+    ``i * n + j`` with `i` before `j` in key order (`member_rank`). A pure function of its inputs:
+    it may run anywhere (a Ray task with the `ray` engine)."""
+    with np.errstate(over="ignore"):  # one 64-bit bucket key per band (a collision only adds a candidate)
+        bucket = np.zeros(len(members), dtype=np.uint64)
+        for r in range(block.shape[1]):
+            bucket = bucket * np.uint64(0x100000001B3) ^ block[:, r].astype(np.uint64)
+    order = np.lexsort((member_rank, bucket))  # by bucket, then key order
+    ids = bucket[order]
+    same = np.flatnonzero(ids[1:] == ids[:-1])  # row at `same` and the next share a bucket
+    seq = members[order].astype(np.int64)
     found: list[np.ndarray] = []
-    rk = rank[members]
-    for band in range(n_bands):
-        block = values[members, band * rows:(band + 1) * rows].astype(np.uint64)
-        with np.errstate(over="ignore"):  # one 64-bit bucket key per band (a collision only adds a candidate)
-            bucket = np.zeros(len(members), dtype=np.uint64)
-            for r in range(rows):
-                bucket = bucket * np.uint64(0x100000001B3) ^ block[:, r]
-        order = np.lexsort((rk, bucket))  # by bucket, then key order
-        ids = bucket[order]
-        same = np.flatnonzero(ids[1:] == ids[:-1])  # row at `same` and the next share a bucket
-        if not len(same):
-            continue
-        # a run of k rows in one bucket gives its k (k - 1) / 2 pairs; pairs of neighbours first
-        # (most runs are two rows), then pairs d apart while runs are that long
-        seq = members[order]
-        d = 1
-        while len(same):
-            found.append(seq[same] * n + seq[same + d])
-            # starts x with x + d + 1 still in the same run: x and x + d share a bucket (x in
-            # `same` at distance d), and x + d + 1 shares it with x + d (x + d in the neighbour list)
-            nxt = same + d + 1
-            ok = nxt < len(ids)
-            same = same[ok]
-            same = same[ids[same] == ids[nxt[ok]]]
-            d += 1
+    # a run of k rows in one bucket gives its k (k - 1) / 2 pairs; pairs of neighbours first
+    # (most runs are two rows), then pairs d apart while runs are that long
+    d = 1
+    while len(same):
+        found.append(seq[same] * n + seq[same + d])
+        # starts x with x + d + 1 still in the same run: x and x + d share a bucket (x in
+        # `same` at distance d), and x + d + 1 shares it with x + d (x + d in the neighbour list)
+        nxt = same + d + 1
+        ok = nxt < len(ids)
+        same = same[ok]
+        same = same[ids[same] == ids[nxt[ok]]]
+        d += 1
     if not found:
         return np.zeros(0, dtype=np.int64)
     return np.unique(np.concatenate(found))
 
 
-def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) -> Collapse:
+CONFIRM_CHUNK = 20_000  # candidate pairs per confirmation task
+
+
+def _map_here(fn, items, *shared):
+    return (fn(item, *shared) for item in items)
+
+
+def confirm_pairs(pairs: np.ndarray, shingles: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The exact Jaccard of each candidate pair's shingle sets (`Signatures.shingles` and `offsets`)."""
+    return np.array([jaccard(shingles[offsets[i]:offsets[i + 1]], shingles[offsets[j]:offsets[j + 1]])
+                     for i, j in pairs.tolist()], dtype=np.float64)
+
+
+def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD, *, map_=None) -> Collapse:
     """Indices to drop so that no two kept texts are near-duplicates (J ≥ threshold, exact), each
-    group keeping its smallest key. Independent of the order of the inputs."""
+    group keeping its smallest key. Independent of the order of the inputs.
+
+    `map_(fn, items, *shared)` runs the two costly steps, each band's candidate pairs
+    (`band_pairs`) and the exact confirmation of chunks of pairs (`confirm_pairs`), and yields
+    `fn(item, *shared)` in the order of `items`: here by default, as Ray tasks with the `ray` engine
+    (`persian_data.engine`). Both are pure functions of their inputs, so the result is the same."""
     n = len(keys)
     num_perm = sigs.values.shape[1] if n else NUM_PERM
     n_bands, rows = bands(threshold, num_perm)
@@ -349,13 +363,18 @@ def collapse(sigs: Signatures, keys: list[bytes], threshold: float = THRESHOLD) 
                         union(lead, m)
                         reps[m] = False
     members = np.flatnonzero(reps)
-    codes = _band_pairs(sigs.values, members, rank, n_bands, rows)  # i * n + j, i before j in key order
+    run_map = map_ or _map_here
+    blocks = (sigs.values[members, band * rows:(band + 1) * rows] for band in range(n_bands))
+    parts = list(run_map(band_pairs, blocks, members, rank[members], n))
+    codes = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)  # i * n + j, i before j
     result = Collapse(candidates=checked + len(codes))
     if len(codes):
         first, second = np.divmod(codes, n)
-        order = np.lexsort((rank[second], rank[first]))
-        for i, j in zip(first[order].tolist(), second[order].tolist()):
-            score = jaccard(sigs.shingles_of(i), sigs.shingles_of(j))
+        order = np.lexsort((rank[second], rank[first]))  # confirmed in key order
+        pairs = np.stack([first[order], second[order]], axis=1)
+        chunks = (pairs[at:at + CONFIRM_CHUNK] for at in range(0, len(pairs), CONFIRM_CHUNK))
+        scores = (s for part in run_map(confirm_pairs, chunks, sigs.shingles, sigs.offsets) for s in part.tolist())
+        for (i, j), score in zip(pairs.tolist(), scores):
             if score >= threshold:
                 confirmed.append((i, j, score))
                 union(i, j)
