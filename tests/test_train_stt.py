@@ -25,7 +25,7 @@ pytest.importorskip("accelerate")
 pytest.importorskip("soxr")
 
 from persian_data.evaluate.textnorm import normalize_for_scoring  # noqa: E402
-from persian_data.evaluate.tiny import build_tiny_ctc, build_tiny_whisper  # noqa: E402
+from support.tiny_asr import build_tiny_ctc, build_tiny_whisper  # noqa: E402
 
 CORPUS_DIRS = {"commonvoice": "commonvoice_fa", "fleurs": "fleurs_fa"}
 # Common Voice replica clips last 0.5-1.0 s: this cut leaves some out as too long.
@@ -245,6 +245,7 @@ def test_speaker_of_a_test_clip_is_kept_out_of_training(stt_root, tiny, tmp_path
 def test_labels_longer_than_whisper_positions_are_left_out_and_counted(stt_root, tiny):
     from transformers import AutoTokenizer
 
+    from persian_data.catalog import BY_KEY
     from persian_data.layout import Layout
     from persian_data.train import models
     from persian_data.train.command import prepare_data
@@ -255,7 +256,7 @@ def test_labels_longer_than_whisper_positions_are_left_out_and_counted(stt_root,
     spec = models.inspect(options.model, None)
     options.with_family_defaults(spec.family, models.window_seconds(spec))
     with pytest.raises(TrainInputError) as info:  # every Common Voice sentence is longer than 20 positions
-        prepare_data(Layout(stt_root), options, spec)
+        prepare_data(Layout(stt_root), options, spec, [BY_KEY["commonvoice"]])
     assert "no training clip is left" in str(info.value) and "label_too_long" in str(info.value)
     tok = AutoTokenizer.from_pretrained(tiny["short"])
     texts = normalize_for_scoring([r["text"] for r in manifest(stt_root, "commonvoice", "train")]).texts

@@ -318,10 +318,13 @@ def _train_stt_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, default=Path("."))
     p.add_argument("--model", required=True, help="Whisper or CTC (wav2vec2 family) model: Hub name or local folder")
     p.add_argument("--output", type=Path, default=None, help="run folder (default: ROOT/runs/stt/<model name>)")
-    p.add_argument("--corpus", default="commonvoice", help="comma separated: commonvoice, fleurs (default commonvoice)")
+    p.add_argument("--corpus", default="commonvoice",
+                   help="comma separated prepared speech corpora: commonvoice, fleurs, or ones the root declares "
+                        "(default commonvoice)")
+    _sources_flag(p)
     p.add_argument("--train-splits", default="train", help="comma separated (default train; train,validation allowed)")
-    p.add_argument("--eval-split", choices=["validation", "test"], default="validation",
-                   help="scored every --eval-steps; picks the best checkpoint (default validation)")
+    p.add_argument("--eval-split", default="validation",
+                   help="validation or test: scored every --eval-steps; picks the best checkpoint (default validation)")
     p.add_argument("--targets", choices=["normalized", "raw"], default="normalized",
                    help="normalized (default): the transcripts as eval-stt's normalizer scores them; raw: as written")
     p.add_argument("--min-duration", type=float, default=None, help="seconds (default 0)")
@@ -486,7 +489,7 @@ def _dispatch(args) -> int:
     if args.command == "train-stt":
         from .train.command import train_stt
 
-        return train_stt(layout, args)
+        return train_stt(layout, args, catalog)
     if args.command == "serve-tts":
         from .tts.runtime import start_loading
 

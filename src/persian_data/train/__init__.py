@@ -1,7 +1,7 @@
 """STT fine-tuning (`persian-data train-stt`): Whisper or a CTC model on the speech manifests, scored
 by eval-stt, resumable. Needs the `train-stt` extra (torch, transformers, accelerate, soxr).
 
-  corpora.py    the speech corpora and splits it knows (one place; the corpus registry can replace it)
+  corpora.py    the speech corpora of the root's catalog it uses: columns and split names from their policies
   options.py    the run's options, their checks, each model family's defaults
   selection.py  which clips: manifests, filters, leakage exclusion, --minutes; why each was left out
   fewshot.py    the seeded subset balanced by gender and speaker

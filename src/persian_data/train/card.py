@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import corpora
-
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f} %"
@@ -20,22 +18,23 @@ def model_card(record: dict) -> str:
     opts = record["options"]
     family = record["model"]["family"]
     data = record["data"]
-    datasets = [corpora.hub_dataset(c) for c in opts["corpora"]]
+    datasets = [record["sources"][c] for c in opts["corpora"]]  # each corpus's Source, as train.json keeps it
     results = []
     for corpus, res in record.get("test", {}).items():
-        ds = corpora.hub_dataset(corpus)
+        ds = record["sources"][corpus]
         for metric, key, label in (("wer", "wer", "Test WER (normalized)"), ("cer", "cer", "Test CER (normalized)"),
                                    ("wer", "wer_raw", "Test WER (raw)")):
             results.append(EvalResult(
                 task_type="automatic-speech-recognition", task_name="Automatic Speech Recognition",
-                dataset_type=ds["id"], dataset_name=ds["title"], dataset_config=ds["config"], dataset_split="test",
+                dataset_type=ds["repo_id"], dataset_name=ds["title"], dataset_config=ds["config"],
+                dataset_split="test", dataset_revision=ds.get("revision"),
                 metric_type=metric, metric_value=round(100 * res[key], 2), metric_name=label))
     base = record["model"]["base"]
     hub_base = None if Path(base).expanduser().exists() else base  # a local folder is no Hub id
     card = ModelCardData(
         language="fa", library_name="transformers", base_model=hub_base,
         tags=["automatic-speech-recognition", family, "persian", "persian-data"],
-        datasets=[d["id"] for d in datasets], metrics=["wer", "cer"], model_name=name,
+        datasets=[d["repo_id"] for d in datasets], metrics=["wer", "cer"], model_name=name,
         eval_results=results or None, pipeline_tag="automatic-speech-recognition")
     lines = ["---", card.to_yaml(), "---", "", f"# {name}", ""]
     lines += [f"Fine-tuned from `{record['model']['base']}` ({family}) on Persian speech with "
@@ -46,9 +45,9 @@ def model_card(record: dict) -> str:
     lines += ["## Use", "", "```python", "from transformers import pipeline", "",
               f'asr = pipeline("automatic-speech-recognition", model="{name}")  # this folder, or its Hub id']
     if family == "whisper":
-        lines += ['print(asr("clip.wav", generate_kwargs={"language": "persian", "task": "transcribe"})["text"])']
+        lines += ["print(asr('clip.wav', generate_kwargs={'language': 'persian', 'task': 'transcribe'})['text'])"]
     else:
-        lines += ['print(asr("clip.wav")["text"])']
+        lines += ["print(asr('clip.wav')['text'])"]
     lines += ["```", ""]
     if opts["targets"] == "normalized":
         lines += ["The model writes text as the scoring normalizer leaves it: Persian letters and digits, "
@@ -80,7 +79,8 @@ def _data(record: dict, datasets: list[dict], data: dict, opts: dict) -> list[st
     train, ev = data["train"], data["eval"]
     out = ["## Training data", ""]
     for d in datasets:
-        out.append(f"- [{d['id']}]({d['url']}){' (' + d['config'] + ')' if d['config'] else ''}: {d['license']}")
+        out.append(f"- [{d['repo_id']}]({d['url']}){' (' + d['config'] + ')' if d['config'] else ''}: {d['license']}"
+                   f"{', revision ' + d['revision'][:12] if d.get('revision') else ''}")
     out += ["", f"{train['clips']:,} clips ({_duration(train['hours'])}) from the {', '.join(opts['train_splits'])} "
             f"split(s), targets `{opts['targets']}`; evaluated during training on {ev['clips']:,} "
             f"{ev['split']} clips. Manifests and source commits: `train.json`.", ""]
@@ -90,8 +90,8 @@ def _data(record: dict, datasets: list[dict], data: dict, opts: dict) -> list[st
         out += [""]
     leak = data["leakage"]
     if leak["excluded"]:
-        out += [f"No leakage: clips whose normalized sentence, or whose Common Voice speaker, is in an evaluation "
-                f"or test split ({', '.join(leak['held_out_splits'])}) were left out.", ""]
+        out += [f"No leakage: clips whose normalized sentence, or whose speaker (corpora with speaker ids), is in "
+                f"an evaluation or test split ({', '.join(leak['held_out_splits'])}) were left out.", ""]
     else:
         out += [f"**Leakage allowed** (`--allow-leakage`): {leak['leaked_clips_trained_on']:,} training clip(s) share "
                 f"a sentence or a speaker with an evaluation or test split; test scores are optimistic.", ""]

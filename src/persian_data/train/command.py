@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..catalog import root_sources
 from ..errors import ExtraMissingError
 from ..layout import Layout
+from ..source import Source
 from . import corpora, selection
 from .errors import TrainInputError
 from .options import WHISPER, TrainOptions
@@ -31,11 +33,14 @@ log = logging.getLogger("persian_data.train")
 EXTRA = "pip install 'persian-data[train-stt]'"
 
 
-def options_from_args(layout: Layout, args) -> TrainOptions:
+def options_from_args(layout: Layout, args, catalog) -> TrainOptions:
+    """The run's options; `--corpus` names speech corpora of `catalog` (the root's sources)."""
     output = Path(args.output) if args.output else default_output(layout, args.model)
+    sources = corpora.parse_corpora(args.corpus, catalog)
     return TrainOptions(
-        model=args.model, output=output, corpora=corpora.parse_corpora(args.corpus),
-        train_splits=corpora.parse_splits(args.train_splits, "--train-splits"), eval_split=args.eval_split,
+        model=args.model, output=output, corpora=[s.key for s in sources],
+        train_splits=corpora.parse_splits(args.train_splits, "--train-splits", sources),
+        eval_split=corpora.parse_eval_split(args.eval_split, sources),
         targets=args.targets, min_duration=args.min_duration, max_duration=args.max_duration,
         allow_leakage=args.allow_leakage, minutes=args.minutes, seed=args.seed, max_steps=args.max_steps,
         epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size,
@@ -79,12 +84,13 @@ class Prepared:
     seconds: float
 
 
-def prepare_data(layout: Layout, options: TrainOptions, spec) -> Prepared:
-    """The clips (data checks, the model's label limit, --minutes), the processor and the labels."""
+def prepare_data(layout: Layout, options: TrainOptions, spec, sources: list[Source]) -> Prepared:
+    """The clips of `sources` (options.corpora's; data checks, the model's label limit, --minutes),
+    the processor and the labels."""
     from . import models
 
     t0 = time.perf_counter()
-    sel = selection.select(layout, options)
+    sel = selection.select(layout, options, sources)
     processor = models.load_processor(spec, [c.target for c in sel.train])
     clips = sel.train + sel.eval
     ids = dict(zip((c.key for c in clips), models.tokenize(spec, processor, [c.target for c in clips])))
@@ -104,9 +110,12 @@ def prepare_data(layout: Layout, options: TrainOptions, spec) -> Prepared:
     return Prepared(sel, processor, ids, time.perf_counter() - t0)
 
 
-def train_stt(layout: Layout, args) -> int:
-    """The `train-stt` command (flags as `persian_data.cli` parses them)."""
-    options = options_from_args(layout, args)
+def train_stt(layout: Layout, args, catalog=None) -> int:
+    """The `train-stt` command (flags as `persian_data.cli` parses them); `catalog`: the root's sources
+    (the five and the corpora it declares)."""
+    catalog = tuple(catalog) if catalog is not None else root_sources(layout.root, getattr(args, "sources", None))
+    options = options_from_args(layout, args, catalog)
+    sources = corpora.resolve(options.corpora, catalog)
     options.check()
     _require_extra()
     _setup_logging(args.verbose)
@@ -118,7 +127,7 @@ def train_stt(layout: Layout, args) -> int:
     spec = models.inspect(options.model, options.token)
     options.with_family_defaults(spec.family, models.window_seconds(spec))
     run = RunFolder(options.output, layout)
-    prepared = prepare_data(layout, options, spec)  # every data error before anything is written
+    prepared = prepare_data(layout, options, spec, sources)  # every data error before anything is written
     if args.dry_run:
         plan = {"model": options.model, "family": spec.family, "output": str(run.path), "options": options.record(),
                 "data": selection.summary(prepared.selection, options)}
@@ -130,7 +139,7 @@ def train_stt(layout: Layout, args) -> int:
     run.lock()
     try:
         with _cpu_threads(options):
-            return _run(layout, options, spec, run, prepared)
+            return _run(layout, options, spec, run, prepared, catalog)
     finally:
         run.unlock()
 
@@ -152,7 +161,7 @@ def _cpu_threads(options: TrainOptions):
         torch.set_num_threads(before)
 
 
-def _run(layout: Layout, options: TrainOptions, spec, run: RunFolder, prepared: Prepared) -> int:
+def _run(layout: Layout, options: TrainOptions, spec, run: RunFolder, prepared: Prepared, catalog) -> int:
     started = time.perf_counter() - prepared.seconds
     record = run.read_record()
     data = selection.summary(prepared.selection, options)
@@ -167,14 +176,15 @@ def _run(layout: Layout, options: TrainOptions, spec, run: RunFolder, prepared: 
         _print_results(record, run)
         return 0
     if record is None:
-        record = _new_record(layout, options, spec, run, data, digest, prepared.seconds)
+        record = _new_record(layout, options, spec, run, data, digest, prepared.seconds,
+                             corpora.resolve(options.corpora, catalog))
         run.clear_checkpoints()
         run.write_clips(selection.clip_rows(prepared.selection))
         run.write_record(record)
     if record["status"] == TRAINING:
         _train(layout, options, spec, run, prepared, record)
     if record["status"] == TRAINED:
-        _final_eval(layout, options, run, record)
+        _final_eval(layout, options, run, record, catalog)
         from .card import model_card
 
         record["status"] = FINISHED
@@ -208,21 +218,28 @@ def _versions() -> dict:
             "accelerate": accelerate.__version__}
 
 
-def _sources(layout: Layout, corpus_keys: list[str]) -> dict:
-    """The commit each corpus was fetched at (the lock file), so the run can be reproduced."""
+def _sources(layout: Layout, sources: list[Source]) -> dict:
+    """Each corpus's Hub facts (the card's dataset entries) and the commit it was fetched at (the
+    lock file; None when the lock does not have it), so the run can be reproduced."""
     from ..integrity import LockFileError, read_lock
 
     try:
-        lock = read_lock(layout.lock_file)
+        lock, error = read_lock(layout.lock_file), None
     except LockFileError as exc:
-        return {"error": str(exc)}
-    return {k: ({"repo_id": lock[k].repo_id, "revision": lock[k].revision} if k in lock else None) for k in corpus_keys}
+        lock, error = {}, str(exc)
+    out = {}
+    for source in sources:
+        locked = lock.get(source.key)
+        out[source.key] = {**corpora.hub_dataset(source), "revision": locked.revision if locked else None}
+        if error:
+            out[source.key]["lock_error"] = error
+    return out
 
 
-def _new_record(layout, options, spec, run, data, digest, selection_seconds) -> dict:
+def _new_record(layout, options, spec, run, data, digest, selection_seconds, sources: list[Source]) -> dict:
     return {"status": TRAINING, "name": run.name, "created": _now(), "fingerprint": digest,
             "model": {"base": options.model, "family": spec.family, "model_type": spec.model_type},
-            "tool": _versions(), "options": options.record(), "sources": _sources(layout, options.corpora),
+            "tool": _versions(), "options": options.record(), "sources": _sources(layout, sources),
             "data": data, "training": {}, "sessions": [], "test": {},
             "timings": {"selection_seconds": selection_seconds}}
 
@@ -296,9 +313,10 @@ def _training_section(record: dict, state) -> None:
                           "train_loss_curve": c["train_loss"], "eval_curve": c["eval"]}
 
 
-def _final_eval(layout: Layout, options: TrainOptions, run: RunFolder, record: dict) -> None:
+def _final_eval(layout: Layout, options: TrainOptions, run: RunFolder, record: dict, catalog) -> None:
     """eval-stt's run mode with the saved (best) model on each corpus's test split: its outputs land
-    in evals/<corpus>-test-<name>/ like those of any eval-stt run."""
+    in evals/<corpus>-test-<name>/ like those of any eval-stt run (its leakage section over the
+    whole catalog, as eval-stt's)."""
     from ..evaluate.command import ScoreOptions, load_split, print_summary, score
     from ..evaluate.report import safe_name
     from ..evaluate.transcribe import RunOptions, state_dir, transcribe
@@ -312,17 +330,17 @@ def _final_eval(layout: Layout, options: TrainOptions, run: RunFolder, record: d
     if not resuming:
         record["timings"]["final_eval_started"] = _now()
         run.write_record(record)
-    for corpus in options.corpora:
-        refs = load_split(layout, corpus, corpora.TEST_SPLIT, None)
+    for source in corpora.resolve(options.corpora, catalog):
+        refs = load_split(layout, source, corpora.TEST_SPLIT, None)
         if not resuming:  # transcripts left there by an earlier model of the same name are not this model's
             shutil.rmtree(state_dir(layout, refs, name), ignore_errors=True)
         hyps, info = transcribe(layout, refs, RunOptions(model=str(run.path), device=device,
                                                          batch_size=options.eval_batch_size, token=None), name)
         info["trained_by"] = {"run": str(run.path), "leakage_excluded": leak["excluded"],
                               "leaked_clips_trained_on": leak["leaked_clips_trained_on"]}
-        results = score(layout, refs, hyps, name, ScoreOptions(name=name), info)
+        results = score(layout, refs, hyps, name, ScoreOptions(name=name), info, sources=catalog)
         print_summary(results)
-        record["test"][corpus] = {"wer": results["wer"], "cer": results["cer"], "wer_raw": results["wer_raw"],
+        record["test"][source.key] = {"wer": results["wer"], "cer": results["cer"], "wer_raw": results["wer_raw"],
                                   "cer_raw": results["cer_raw"], "wer_ci": results["bootstrap"]["wer"],
                                   "utterances": results["utterances"]["scored"], "output_dir": results["output_dir"]}
     record["timings"]["final_eval_seconds"] = record["timings"].get("final_eval_seconds", 0.0) + time.perf_counter() - t0

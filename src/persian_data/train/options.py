@@ -38,7 +38,7 @@ def default_workers() -> int:
 class TrainOptions:
     model: str
     output: Path
-    corpora: list[str] = field(default_factory=lambda: ["commonvoice"])
+    corpora: list[str]  # speech corpus keys of the root's catalog (`corpora.parse_corpora`)
     train_splits: list[str] = field(default_factory=lambda: ["train"])
     eval_split: str = "validation"
     targets: str = "normalized"

@@ -5,7 +5,8 @@ Order of the checks (a clip is counted under the first it fails):
   empty_transcript          nothing left to learn once the target is made
   sentence_in_eval_or_test  its normalized sentence is that of a clip in an evaluation or test split
                             of a corpus used (same normalizer as eval-stt's leakage report)
-  speaker_in_eval_or_test   its Common Voice speaker (client_id) speaks in such a split
+  speaker_in_eval_or_test   its speaker speaks in such a split of its corpus (the speaker column
+                            its SpeechPolicy names: Common Voice's client_id; FLEURS has none)
   shorter_than_min_duration / longer_than_max_duration   (manifest durations: nothing is decoded)
   label_too_long            more label tokens than the model can take (Whisper: its 448 positions;
                             CTC: more labels than output frames), see `models.label_limit`
@@ -25,6 +26,7 @@ from ..evaluate.leakage import build_index
 from ..evaluate.references import References, load_references
 from ..evaluate.textnorm import normalize_for_scoring
 from ..layout import Layout
+from ..source import Source
 from . import corpora
 from .errors import TrainInputError
 from .fewshot import balanced_subset
@@ -92,10 +94,12 @@ def make_targets(texts: list[str], mode: str) -> tuple[list[str], list[str]]:
     return [" ".join(t.split()) for t in texts], keys
 
 
-def _clips(refs: References, targets: list[str]) -> list[Clip]:
-    speaker_col = corpora.speaker_column(refs.corpus)
-    speakers = refs.columns.get(speaker_col, [""] * len(refs)) if speaker_col else [""] * len(refs)
-    genders = refs.columns.get(corpora.GENDER_COLUMN, [""] * len(refs))
+def _clips(refs: References, source: Source, targets: list[str]) -> list[Clip]:
+    """The clips of one manifest, with the speaker and gender its corpus's SpeechPolicy names."""
+    blank = [""] * len(refs)
+    speaker_col, gender_col = corpora.speaker_column(source), corpora.gender_column(source)
+    speakers = refs.columns.get(speaker_col, blank) if speaker_col else blank
+    genders = refs.columns.get(gender_col, blank) if gender_col else blank
     return [Clip(refs.corpus, refs.split, refs.ids[k], refs.audio_paths[k], float(refs.durations[k]), refs.texts[k],
                  targets[k], speakers[k] or "", genders[k] or "") for k in range(len(refs))]
 
@@ -108,50 +112,68 @@ class _Manifests:
         self.loaded: dict[tuple[str, str], References] = {}
         self.record: dict[str, dict] = {}
 
-    def get(self, corpus: str, split: str) -> References:
-        if (corpus, split) not in self.loaded:
-            refs = load_references(self.layout, corpus, split)  # missing: names `prepare speech`
+    def get(self, source: Source, split: str, required: bool = True) -> References | None:
+        if (source.key, split) not in self.loaded:
+            path = self.layout.manifest(source, split)
+            if not path.is_file():
+                if not required:
+                    return None
+                raise TrainInputError(self._missing(source, split, path))
+            refs = load_references(self.layout, source, split)
             if any(ref is not None for ref in refs.audio_refs):
                 raise TrainInputError(f"{refs.manifest}: clips were prepared with --no-extract (audio inside the "
                                       f"source files); training reads audio files: run `persian-data prepare speech "
-                                      f"--root {self.layout.root} --only {corpus}` without --no-extract")
-            self.loaded[(corpus, split)] = refs
+                                      f"--root {self.layout.root} --only {source.key}` without --no-extract")
+            self.loaded[(source.key, split)] = refs
             self.record[self.layout.relative(refs.manifest)] = {"sha256": sha256_of(refs.manifest), "clips": len(refs)}
-        return self.loaded[(corpus, split)]
+        return self.loaded[(source.key, split)]
+
+    def _missing(self, source: Source, split: str, path) -> str:
+        run = f"`persian-data prepare speech --root {self.layout.root} --only {source.key}`"
+        have = [s for s in corpora.SPLITS if self.layout.manifest(source, s).is_file()]
+        if not have:
+            return f"{path}: {source.key} is not prepared (no manifest); run {run} first"
+        return (f"{path}: no {source.key} {split} manifest (it has {', '.join(have)}); run {run} if it was not "
+                f"prepared whole, or leave {source.key} out of --corpus or pick another split")
 
 
 def held_out_splits(options: TrainOptions) -> list[str]:
     return [s for s in corpora.HELD_OUT_SPLITS if s not in options.train_splits]
 
 
-def select(layout: Layout, options: TrainOptions) -> Selection:
-    """Train and eval clips after the data checks (the model's label check comes later)."""
+def select(layout: Layout, options: TrainOptions, sources: list[Source]) -> Selection:
+    """Train and eval clips of the corpora `sources` (options.corpora's) after the data checks (the
+    model's label check comes later). Every corpus needs its train splits, the eval split and the
+    test split (the final eval-stt run); a held-out split it does not have holds no leak."""
     manifests = _Manifests(layout)
     held = held_out_splits(options)
     train: list[Clip] = []
     keys: list[str] = []
-    for corpus in options.corpora:
+    for source in sources:
         for split in options.train_splits:
-            refs = manifests.get(corpus, split)
+            refs = manifests.get(source, split)
             targets, norm = make_targets(refs.texts, options.targets)
-            train += _clips(refs, targets)
+            train += _clips(refs, source, targets)
             keys += norm
     eval_clips: list[Clip] = []
-    for corpus in options.corpora:
-        refs = manifests.get(corpus, options.eval_split)
-        eval_clips += _clips(refs, make_targets(refs.texts, options.targets)[0])
+    for source in sources:
+        refs = manifests.get(source, options.eval_split)
+        eval_clips += _clips(refs, source, make_targets(refs.texts, options.targets)[0])
     held_sentences: set[str] = set()
-    for corpus in options.corpora:
+    held_out: list[str] = []
+    for source in sources:
         for split in held:
-            held_sentences.update(normalize_for_scoring(manifests.get(corpus, split).texts).texts)
+            refs = manifests.get(source, split, required=split in (options.eval_split, corpora.TEST_SPLIT))
+            if refs is not None:
+                held_sentences.update(normalize_for_scoring(refs.texts).texts)
+                held_out.append(f"{source.key}/{split}")
     held_sentences.discard("")
-    sel = Selection(train, eval_clips, manifests=manifests.record, held_out=[f"{c}/{s}" for c in options.corpora
-                                                                             for s in held])
+    sel = Selection(train, eval_clips, manifests=manifests.record, held_out=held_out)
     _check_audio(layout, sel)
     key_of = dict(zip((c.key for c in train), keys))
     sel.keep_where("train", lambda c: bool(c.target.strip()), "empty_transcript")
     sel.keep_where("eval", lambda c: bool(c.target.strip()), "empty_transcript")
-    _leakage(layout, options, sel, key_of, held_sentences, held)
+    _leakage(layout, options, sources, sel, key_of, held_sentences, held)
     lo, hi = options.min_duration, options.max_duration
     for role in ("train", "eval"):
         sel.keep_where(role, lambda c: c.duration >= lo, "shorter_than_min_duration")
@@ -167,18 +189,20 @@ def _check_audio(layout: Layout, sel: Selection) -> None:
                                   f"`persian-data prepare speech --root {layout.root} --only {clip.corpus}` again")
 
 
-def _leakage(layout: Layout, options: TrainOptions, sel: Selection, key_of: dict[str, str], held_sentences: set[str],
-             held: list[str]) -> None:
+def _leakage(layout: Layout, options: TrainOptions, sources: list[Source], sel: Selection, key_of: dict[str, str],
+             held_sentences: set[str], held: list[str]) -> None:
     """Sentences: the scoring normalizer's keys, as eval-stt's leakage report compares them. Speakers:
-    eval-stt's leakage index (every Common Voice split a client_id speaks in)."""
-    speaker_splits = build_index(layout).speaker_splits if any(corpora.speaker_column(c) for c in options.corpora) \
-        else {}
+    eval-stt's leakage index (every split of its corpus a speaker speaks in), for the corpora whose
+    SpeechPolicy names a speaker column."""
+    with_speakers = [s for s in sources if corpora.speaker_column(s)]
+    speaker_splits = build_index(layout, with_speakers).speaker_splits if with_speakers else {}
     held_set = set(held)
+    nobody: dict[str, set[str]] = {}
 
     def reason(clip: Clip) -> str | None:
         if key_of[clip.key] in held_sentences:
             return LEAKAGE_REASONS[0]
-        if clip.speaker and held_set & speaker_splits.get(clip.speaker, set()):
+        if clip.speaker and held_set & speaker_splits.get(clip.corpus, nobody).get(clip.speaker, set()):
             return LEAKAGE_REASONS[1]
         return None
 

@@ -106,7 +106,7 @@ def build_tiny_ctc(folder: Path, *, seed: int = 0, hidden: int = 32) -> Path:
     return folder
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m persian_data.evaluate.tiny whisper|ctc FOLDER`
+if __name__ == "__main__":  # pragma: no cover - `python tests/support/tiny_asr.py whisper|ctc FOLDER`
     import sys
 
     kind, out = sys.argv[1], Path(sys.argv[2])
