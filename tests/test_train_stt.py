@@ -1,5 +1,6 @@
 """train-stt end to end: tiny random Whisper and CTC models fine-tuned on the local hub's Common Voice
-and FLEURS replicas (fetched and prepared once), on CPU, through the CLI.
+and FLEURS replicas (fetched and prepared once), and on a speech corpus declared in persian-data.toml,
+on CPU, through the CLI.
 
 Kept lean: one Whisper run and one CTC run of 40 steps serve most checks; the kill test reuses the
 CTC run as its uninterrupted twin; the selection checks are dry runs or in-process calls.
@@ -137,6 +138,7 @@ def test_whisper_learns_leaves_out_leaked_and_long_clips_and_is_scored_by_eval_s
     results = {(r.dataset_type, r.metric_name): r.metric_value for r in card.data.eval_results}
     assert results[("hezarai/common-voice-13-fa", "Test WER (normalized)")] == round(100 * rec["test"]["commonvoice"]["wer"], 2)
     assert ("google/fleurs", "Test CER (normalized)") in results
+    assert {r.dataset_config for r in card.data.eval_results if r.dataset_type == "google/fleurs"} == {"fa_ir"}
     sources = rec["sources"]
     assert len(sources["commonvoice"]["revision"]) == 40
     assert set(rec["data"]["manifests"]) >= {"datasets/speech/commonvoice_fa/manifests/train.jsonl",
@@ -313,3 +315,84 @@ def test_without_the_extra_it_says_how_to_install_it(stt_root, tiny, monkeypatch
     assert main(["train-stt", "--root", str(stt_root), "--model", str(tiny["ctc"])]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "pip install 'persian-data[train-stt]'" in err and "accelerate" in err
+
+
+# A speech-parquet corpus declared in persian-data.toml (examples/sources/speech-parquet.toml's
+# declaration: its own column names utt_id, transcript, speaker_id, sex; `dev` published as
+# validation). Train clip 0 says a test sentence; spkC speaks in train and in test.
+DECLARED, DECLARED_REPO = "read_speech", "example-org/persian-read-speech"
+DECLARED_ROWS = {
+    "train": [("spkA", "female", "امروز هوا بسیار خوب است"), ("spkA", "female", "کتاب را روی میز گذاشتم"),
+              ("spkA", "female", "فردا به کتابخانه می‌روم"), ("spkB", "male", "این شهر تاریخ طولانی دارد"),
+              ("spkB", "male", "لطفا در را ببندید"), ("spkC", "male", "باران از صبح می‌بارد")],
+    "dev": [("spkD", "female", "نان تازه خریدم"), ("spkE", "male", "قطار دیر رسید")],
+    "test": [("spkF", "female", "امروز هوا بسیار خوب است."), ("spkC", "male", "درخت‌ها سبز شدند"),
+             ("spkG", "female", "صدای موسیقی می‌آید")],
+}
+
+
+def declared_repo() -> dict[str, bytes]:
+    import pyarrow as pa
+
+    from persian_data.localhub import replica_kit as kit
+
+    files = {".gitattributes": kit.GITATTRIBUTES_DATASET.encode(), "README.md": b"---\nlicense: cc-by-4.0\n---\n"}
+    for split, rows in DECLARED_ROWS.items():
+        cols: dict[str, list] = {"utt_id": [], "transcript": [], "speaker_id": [], "sex": [], "audio": []}
+        for i, (speaker, sex, text) in enumerate(rows):
+            utt = f"{split}_{i:03d}"
+            for key, value in zip(cols, (utt, text, speaker, sex, f"clips/{utt}.wav")):
+                cols[key].append(value)
+            files[f"clips/{utt}.wav"] = kit.encode(kit.synth_int16(8000 + 1000 * i, DECLARED, utt), 16000, "WAV")
+        files[f"data/{split}-00000-of-00001.parquet"] = kit.parquet_bytes(pa.table(cols))
+    return files
+
+
+@pytest.fixture(scope="module")
+def declared_root(tmp_path_factory) -> Path:
+    from persian_data.localhub.server import LocalHub
+    from persian_data.localhub.store import HubStore
+
+    store = HubStore(tmp_path_factory.mktemp("declared-hub"))
+    store.publish("dataset", DECLARED_REPO, declared_repo())
+    root = tmp_path_factory.mktemp("declared-stt") / "root"
+    root.mkdir()
+    example = Path(__file__).resolve().parents[1] / "examples/sources/speech-parquet.toml"
+    (root / "persian-data.toml").write_text(example.read_text("utf-8"), "utf-8")
+    with LocalHub(store) as hub:
+        assert main(["fetch", "--root", str(root), "--endpoint", hub.endpoint, "--only", DECLARED]) == 0
+    assert main(["prepare", "speech", "--root", str(root), "--only", DECLARED, "--prepare-workers", "1"]) == 0
+    return root
+
+
+def test_a_declared_corpus_trains_with_its_own_columns_and_split_names(declared_root, tiny, capsys):
+    root = declared_root
+    base = ["train-stt", "--root", str(root), "--model", str(tiny["ctc"]), "--corpus", DECLARED]
+    capsys.readouterr()
+    assert main([*base, "--allow-leakage", "--minutes", "0.05", "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert set(plan["data"]["minutes"]["genders"]) == {"female", "male"}  # its `sex` column, as its policy names
+    assert main([*base, "--corpus", "nope", "--dry-run"]) == 2
+    assert DECLARED in last_error(capsys)[0]  # the known corpora include the declared one
+
+    run = root / "runs/stt/declared"
+    assert main([*base, "--eval-split", "dev", "--output", str(run), "--max-steps", "2", "--eval-steps", "2",
+                 "--batch-size", "2", "--workers", "0"]) == 0
+    rec = record(run)
+    assert rec["status"] == "finished" and rec["training"]["global_step"] == 2
+    assert rec["options"]["corpora"] == [DECLARED] and rec["options"]["eval_split"] == "validation"  # dev, renamed
+    train = rec["data"]["train"]
+    assert train["excluded"] == {"sentence_in_eval_or_test": 1, "speaker_in_eval_or_test": 1}  # spkA's, spkC's
+    assert train["clips"] == 4 and train["speakers"] == 2 and rec["data"]["eval"]["clips"] == 2
+    from persian_data.integrity import read_lock
+
+    source = rec["sources"][DECLARED]
+    assert source["repo_id"] == DECLARED_REPO and source["license"] == "cc-by-4.0"
+    assert source["revision"] == read_lock(root / "checksums/persian-data.lock.json")[DECLARED].revision
+    res = json.loads((root / f"evals/{DECLARED}-test-declared/results.json").read_text("utf-8"))
+    assert res["utterances"]["manifest"] == 3 and rec["test"][DECLARED]["wer"] == res["wer"]
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(run / "README.md")
+    assert {r.dataset_type for r in card.data.eval_results} == {DECLARED_REPO} and card.data.datasets == [DECLARED_REPO]
+
