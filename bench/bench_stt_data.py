@@ -72,9 +72,12 @@ def prepared_root(work: Path, clips: int, workers: int | None) -> Path:
 
 
 def clips_of(root: Path) -> tuple[list[str], list[float]]:
+    from persian_data.catalog import BY_KEY
+    from persian_data.layout import Layout
+
     paths, durations = [], []
     for split in ("train", "validation", "test"):
-        manifest = root / "datasets/speech/commonvoice_fa/manifests" / f"{split}.jsonl"
+        manifest = Layout(root).manifest(BY_KEY["commonvoice"], split)
         for line in manifest.read_text("utf-8").splitlines():
             row = json.loads(line)
             paths.append(row["audio_path"])
