@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train_stt_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root", type=Path, default=Path("."))
+    _root(p)
     p.add_argument("--model", required=True, help="Whisper or CTC (wav2vec2 family) model: Hub name or local folder")
     p.add_argument("--output", type=Path, default=None, help="run folder (default: ROOT/runs/stt/<model name>)")
     p.add_argument("--corpus", default="commonvoice",
@@ -333,28 +333,31 @@ def _train_stt_flags(p: argparse.ArgumentParser) -> None:
                    help="keep training clips whose sentence or speaker is in an evaluation/test split (recorded)")
     p.add_argument("--minutes", type=float, default=None, help="train on a seeded subset of N minutes, balanced by "
                    "gender and speaker (few-shot)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the data order, the --minutes subset and the weights")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: --epochs)")
-    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--epochs", type=float, default=3.0, help="passes over the training clips (unless --max-steps)")
     p.add_argument("--batch-size", type=int, default=16, help="clips per device and step (default 16)")
-    p.add_argument("--eval-batch-size", type=int, default=None)
+    p.add_argument("--eval-batch-size", type=int, default=None, help="clips per batch when evaluating "
+                   "(default: --batch-size)")
     p.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps (default 1)")
     p.add_argument("--learning-rate", type=float, default=None, help="default: Whisper 1e-5, CTC 3e-4")
     p.add_argument("--warmup", type=float, default=0.1, help="warmup: a fraction of the steps below 1, else steps")
     p.add_argument("--eval-steps", type=int, default=500, help="evaluate and checkpoint every N steps (default 500)")
-    p.add_argument("--logging-steps", type=int, default=25)
+    p.add_argument("--logging-steps", type=int, default=25, help="log the loss every N steps")
     p.add_argument("--save-total-limit", type=int, default=2, help="checkpoints kept (the best is always kept)")
     p.add_argument("--max-eval-clips", type=int, default=None, help="evaluate during training on a seeded sample")
-    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in the backward pass: less memory for one more forward pass")
     p.add_argument("--freeze-encoder", action="store_true",
                    help="Whisper: train the decoder only; CTC: the output layer only")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: cuda when torch sees a GPU, else cpu")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                    help="auto: bf16 (else fp16) on a GPU, fp32 on a CPU")
     p.add_argument("--workers", type=int, default=None, help="audio loader processes (default: spare cores, max 8)")
     p.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN); never logged")
     p.add_argument("--dry-run", action="store_true", help="select the clips, print the plan, write nothing")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
 
 
 def _install_sigint() -> None:
