@@ -348,25 +348,32 @@ def declared_repo() -> dict[str, bytes]:
     return files
 
 
+MODEL_REPO = "example-org/tiny-ctc-fa"
+
+
 @pytest.fixture(scope="module")
-def declared_root(tmp_path_factory) -> Path:
+def declared(tmp_path_factory, tiny):
+    """A root whose persian-data.toml declares the corpus, fetched and prepared, and the hub that
+    served it, which also serves the tiny CTC model as a model repo."""
     from persian_data.localhub.server import LocalHub
     from persian_data.localhub.store import HubStore
 
     store = HubStore(tmp_path_factory.mktemp("declared-hub"))
     store.publish("dataset", DECLARED_REPO, declared_repo())
+    store.publish("model", MODEL_REPO, {p.relative_to(tiny["ctc"]).as_posix(): p.read_bytes()
+                                        for p in tiny["ctc"].rglob("*") if p.is_file()})
     root = tmp_path_factory.mktemp("declared-stt") / "root"
     root.mkdir()
     example = Path(__file__).resolve().parents[1] / "examples/sources/speech-parquet.toml"
     (root / "persian-data.toml").write_text(example.read_text("utf-8"), "utf-8")
     with LocalHub(store) as hub:
         assert main(["fetch", "--root", str(root), "--endpoint", hub.endpoint, "--only", DECLARED]) == 0
-    assert main(["prepare", "speech", "--root", str(root), "--only", DECLARED, "--prepare-workers", "1"]) == 0
-    return root
+        assert main(["prepare", "speech", "--root", str(root), "--only", DECLARED, "--prepare-workers", "1"]) == 0
+        yield root, hub
 
 
-def test_a_declared_corpus_trains_with_its_own_columns_and_split_names(declared_root, tiny, capsys):
-    root = declared_root
+def test_a_declared_corpus_trains_with_its_own_columns_and_split_names(declared, tiny, capsys):
+    root = declared[0]
     base = ["train-stt", "--root", str(root), "--model", str(tiny["ctc"]), "--corpus", DECLARED]
     capsys.readouterr()
     assert main([*base, "--allow-leakage", "--minutes", "0.05", "--dry-run"]) == 0
@@ -395,4 +402,23 @@ def test_a_declared_corpus_trains_with_its_own_columns_and_split_names(declared_
 
     card = ModelCard.load(run / "README.md")
     assert {r.dataset_type for r in card.data.eval_results} == {DECLARED_REPO} and card.data.datasets == [DECLARED_REPO]
+
+
+def test_a_hub_model_is_loaded_through_hf_endpoint_with_the_token(declared, tmp_path):
+    """As a user names one: `--model owner/name`, the endpoint from HF_ENDPOINT (read when
+    huggingface_hub is imported: a process of its own), the token sent and never printed."""
+    root, hub = declared
+    token = "hf_trainsttsecret0123456789"
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")}
+    env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf-home"))
+    hub.requests.clear()
+    proc = subprocess.run([sys.executable, "-m", "persian_data.cli", "train-stt", "--root", str(root), "--model",
+                           MODEL_REPO, "--corpus", DECLARED, "--token", token, "--dry-run"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    plan = json.loads(proc.stdout)
+    assert plan["family"] == "ctc" and plan["model"] == MODEL_REPO and plan["data"]["train"]["clips"] == 4
+    asked = hub.requests.entries(prefix=f"/{MODEL_REPO}/")
+    assert asked and {e.authorization for e in asked} == {f"Bearer {token}"}
+    assert token not in proc.stdout + proc.stderr
 
