@@ -201,8 +201,13 @@ def signatures(texts: list[str], num_perm: int = NUM_PERM) -> Signatures:
     flat_words = list(chain.from_iterable(per_text))
     # a dict lookup per word of the whole batch, in C (map): most of the time
     hashes = list(map(_WORD_HASHES.get, flat_words))
-    if None in hashes:
-        hashes = [_word_hash(w) if h is None else h for w, h in zip(flat_words, hashes)]
+    miss = -1
+    try:
+        while True:  # the words not hashed yet (a C scan for each)
+            miss = hashes.index(None, miss + 1)
+            hashes[miss] = _word_hash(flat_words[miss])
+    except ValueError:
+        pass
     words = np.fromiter(hashes, dtype=np.uint32, count=len(hashes))
     flat, sizes = _gram_hashes(words, lengths)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
