@@ -13,7 +13,7 @@ import pytest
 from persian_data.catalog import BY_KEY
 from persian_data.layout import Layout
 from persian_data.normalize import ZWNJ, normalize
-from persian_data.prepare import chat
+from persian_data.prepare import chat, chat_reading
 from persian_data.prepare.chat import (
     DEFAULT_SYSTEM_PROMPT,
     ChatOptions,
@@ -316,7 +316,7 @@ def test_split_is_stable_and_follows_the_documented_hash(layout: Layout):
 
 
 def test_workers_give_the_same_bytes(layout: Layout, monkeypatch):
-    monkeypatch.setattr(chat, "CHUNK_BYTES", 200)  # many pieces in flight
+    monkeypatch.setattr(chat_reading, "CHUNK_BYTES", 200)  # many pieces in flight
     prepare_chat(layout, _opts(valid_fraction=0.5, workers=0))
     ref = [p.read_bytes() for p in (layout.chat_combined(), layout.chat_split("valid"),
                                     layout.chat_stats(), layout.chat_rejects())]
@@ -391,7 +391,7 @@ def test_a_failed_run_leaves_the_previous_outputs(layout: Layout, monkeypatch):
         return real(self, rows, *rest)
 
     monkeypatch.setattr(chat._Converter, "convert", boom)
-    monkeypatch.setattr(chat, "CHUNK_BYTES", 300)
+    monkeypatch.setattr(chat_reading, "CHUNK_BYTES", 300)
     with pytest.raises(RuntimeError):
         prepare_chat(layout, _opts(workers=0))
     assert {p: p.read_bytes() for p in before} == before
@@ -544,7 +544,7 @@ def test_false_separators_in_the_pipeline(tmp_path: Path, monkeypatch, workers):
     rows = [["عنوان", f"پرسش {i} با ]], [ در متن", [f"پاسخ {i}]], [\"x"], []] for i in range(30)]
     rows[7] = ["t", "q", [["nested"]], ["k"]]  # a malformed row: answers hold a list
     (d / NAMES[0]).write_bytes(json.dumps(rows).encode())
-    monkeypatch.setattr(chat, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(chat_reading, "CHUNK_BYTES", 64)
     st = prepare_chat(layout, _opts(workers=workers))
     assert st.rows_read == 30 and st.written == 29 and st.skipped == {"non_string_field": 1}
     # (the punctuation rule also removes the spaces inside " ]" and "[ ")
@@ -560,8 +560,8 @@ def test_no_row_boundaries_is_damage_not_a_memory_blowup(tmp_path: Path, monkeyp
     (d / NAMES[1]).write_bytes(json.dumps(FILE3).encode())
     from persian_data.corpora import chat_json
 
-    monkeypatch.setattr(chat, "CHUNK_BYTES", 256)
-    monkeypatch.setattr(chat, "MAX_PIECE_BYTES", 2048)
+    monkeypatch.setattr(chat_reading, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(chat_reading, "MAX_PIECE_BYTES", 2048)
     monkeypatch.setattr(chat_json, "MAX_PIECE_BYTES", 2048)  # the reader's own limit
     st = prepare_chat(layout, _opts(workers=workers))
     assert st.files_rejected == [NAMES[0]] and st.files[0].error["reason"] == "invalid_json"

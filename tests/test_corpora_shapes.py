@@ -21,7 +21,7 @@ from persian_data.errors import SourcesConfigError
 from persian_data.gates import GateContext
 from persian_data.layout import Layout
 from persian_data.localhub import replica_kit as kit
-from persian_data.prepare import chat
+from persian_data.prepare import chat_reading
 from persian_data.prepare.chat import ChatOptions, prepare_chat
 from persian_data.prepare.speech import SpeechOptions, prepare_speech, speech_gates
 
@@ -53,7 +53,7 @@ def test_chat_json_object_rows_cut_across_pieces(tmp_path: Path, monkeypatch):
     rows[5] = {"t": "بدون پاسخ", "q": "پرسش؟"}  # no answers key
     rows[6]["a"] = f"{ANSWER} تنها"  # one answer as a string: as good as a list in object rows
     place(layout, src, {"rows.json": json.dumps(rows, ensure_ascii=False, indent=1).encode()})
-    monkeypatch.setattr(chat, "CHUNK_BYTES", 512)  # many pieces: cuts after "}, {" between rows
+    monkeypatch.setattr(chat_reading, "CHUNK_BYTES", 512)  # many pieces: cuts after "}, {" between rows
     st = prepare_chat(layout, ChatOptions(**RULES_OFF), source=src)
     assert st.rows_read == 40 and st.written == 39 and st.skipped == {"missing_field": 1}
     assert st.rows_accepted == {}

@@ -274,8 +274,9 @@ def _chat_memo(layout: Layout, chat_options, source: Source) -> str:
     # The code that decides what the output holds: the normalizer, the chat stage's modules, the
     # text-cleaning rules (PII, answers, near-duplicates, script) and the readers of the chat shapes.
     package = Path(normalize.__file__).parent
-    code = [Path(normalize.__file__), *sorted((package / "prepare").glob("chat*.py")),
-            *sorted((package / "textclean").glob("*.py")), *sorted((package / "corpora").glob("chat*.py"))]
+    code = [*sorted(package.glob("normalize*.py")), package / "latin_tokens.py",
+            *sorted((package / "prepare").glob("chat*.py")), *sorted((package / "textclean").glob("*.py")),
+            *sorted((package / "corpora").glob("chat*.py"))]
     for path in code:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update((_stat_keys(raw) or "").encode())

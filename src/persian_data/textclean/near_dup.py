@@ -44,6 +44,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 from hashlib import blake2b
+from itertools import chain
 
 import numpy as np
 
@@ -195,16 +196,19 @@ class Signatures:
 def signatures(texts: list[str], num_perm: int = NUM_PERM) -> Signatures:
     """Shingles and MinHash values of many texts at once (vectorized over the whole batch).
     `shingles_of(i)` may repeat a hash (a repeated 3-gram); `jaccard` works on the sets."""
-    known = _WORD_HASHES.get  # a dict lookup per word, in C (map): this loop is most of the time
-    flat_words: list[int] = []
-    lengths = np.empty(len(texts), dtype=np.int64)
-    for i, ws in enumerate(_words_many(texts) if texts else []):
-        hs = list(map(known, ws))
-        if None in hs:
-            hs = [_word_hash(w) if h is None else h for w, h in zip(ws, hs)]
-        flat_words.extend(hs)
-        lengths[i] = len(hs)
-    words = np.array(flat_words, dtype=np.uint32)
+    per_text = _words_many(texts) if texts else []
+    lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
+    flat_words = list(chain.from_iterable(per_text))
+    # a dict lookup per word of the whole batch, in C (map): most of the time
+    hashes = list(map(_WORD_HASHES.get, flat_words))
+    miss = -1
+    try:
+        while True:  # the words not hashed yet (a C scan for each)
+            miss = hashes.index(None, miss + 1)
+            hashes[miss] = _word_hash(flat_words[miss])
+    except ValueError:
+        pass
+    words = np.fromiter(hashes, dtype=np.uint32, count=len(hashes))
     flat, sizes = _gram_hashes(words, lengths)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     values = np.full((len(texts), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
