@@ -89,7 +89,7 @@ def read_tsv(path: Path, header: bool = False) -> tuple[list[str] | None, list[t
     names = None
     rows = []
     for number, line in enumerate(text.split("\n"), 1):
-        line = line.rstrip("\r")
+        line = line.removesuffix("\r")  # a CRLF line ending; a \r before it is the last field's
         if not line.strip():
             continue
         if header and names is None:
