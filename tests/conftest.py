@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from persian_data.corpora.replicas import TINY, build_replicas
-from persian_data.localhub.server import LocalHub
+from support.hub import ScriptedHub
 from persian_data.localhub.store import HubStore
 
 
@@ -43,7 +43,7 @@ def replica_store(tmp_path_factory, voice_assets) -> HubStore:
 
 @pytest.fixture(scope="session")
 def hub(replica_store):
-    with LocalHub(replica_store) as server:
+    with ScriptedHub(replica_store) as server:
         yield server
 
 
@@ -52,7 +52,7 @@ def fresh_hub(tmp_path, voice_assets):
     """A hub of its own, for tests that change repos or inject faults."""
     store = HubStore(tmp_path / "hub")
     build_replicas(store, TINY, voice_assets=voice_assets)
-    with LocalHub(store) as server:
+    with ScriptedHub(store) as server:
         yield server
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from persian_data.layout import Layout
 from persian_data.corpora.replicas import TINY, build_replicas
-from persian_data.localhub.server import LocalHub
+from support.hub import ScriptedHub
 from persian_data.localhub.store import HubStore
 
 SOURCES = "text,commonvoice,fleurs"
@@ -71,7 +71,7 @@ def leftovers(root: Path) -> list[str]:
 def slow_hub(tmp_path_factory):
     store = HubStore(tmp_path_factory.mktemp("hub"))
     build_replicas(store, TINY, only=("text", "commonvoice", "fleurs"))
-    with LocalHub(store) as hub:
+    with ScriptedHub(store) as hub:
         yield hub
 
 
