@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from persian_data.corpora.replicas import TINY, build_replicas
-from support.hub import ScriptedHub
 from persian_data.localhub.store import HubStore
+
+from support.replicas import TINY, build_replicas
+from support.hub import ScriptedHub
 
 
 def _voice_assets(tmp_factory) -> dict | None:

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from persian_data.layout import Layout
-from persian_data.corpora.replicas import TINY, build_replicas
-from support.hub import ScriptedHub
 from persian_data.localhub.store import HubStore
+
+from support.replicas import TINY, build_replicas
+from support.hub import ScriptedHub
 
 SOURCES = "text,commonvoice,fleurs"
 # Log lines that mark each phase; a kill is aimed just after one of them.

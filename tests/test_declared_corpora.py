@@ -20,8 +20,9 @@ import pytest
 from persian_data.cli import main
 from persian_data.integrity import read_lock
 from persian_data.localhub import replica_kit as kit
-from support.hub import ScriptedHub
 from persian_data.localhub.store import HubStore
+
+from support.hub import ScriptedHub
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "sources"
 SPEECH, CHAT = "read_speech", "qa_chat"

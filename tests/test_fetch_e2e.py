@@ -14,9 +14,10 @@ from persian_data.catalog import BY_KEY, CATALOG
 from persian_data.cli import main
 from persian_data.integrity import read_lock
 from persian_data.layout import Layout
-from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas
-from support.hub import ScriptedHub
 from persian_data.localhub.store import HubStore
+
+from support.replicas import REPLICA_REPOS, TINY, build_replicas
+from support.hub import ScriptedHub
 
 FLEURS_DECOYS = ("en_us", "ar_eg")
 

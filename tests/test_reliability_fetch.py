@@ -14,10 +14,11 @@ from persian_data.catalog import BY_KEY, select
 from persian_data.fetch import FetchOptions
 from persian_data.integrity import hash_file, read_lock
 from persian_data.layout import Layout
-from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas
-from support.hub import ScriptedHub
 from persian_data.localhub.store import HubStore
 from persian_data.pipeline import run_job
+
+from support.replicas import REPLICA_REPOS, TINY, build_replicas
+from support.hub import ScriptedHub
 
 SOURCES = select("text,commonvoice,fleurs")  # the voices would add a torch load per run
 FAST = dict(backoff_base=0.01, backoff_max=0.05, timeout=2.0, connect_timeout=2.0, workers=4)

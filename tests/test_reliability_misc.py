@@ -15,10 +15,11 @@ import pytest
 from persian_data.catalog import select
 from persian_data.cli import main
 from persian_data.layout import Layout
-from persian_data.corpora.replicas import TINY, build_replicas
-from support.hub import ScriptedHub
 from persian_data.localhub.store import HubStore
 from persian_data.pipeline import Run
+
+from support.replicas import TINY, build_replicas
+from support.hub import ScriptedHub
 
 @pytest.fixture(scope="module")
 def small_hub(tmp_path_factory):

@@ -27,11 +27,12 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile, RepoFolder
 
 from persian_data.localhub.app import create_app
+from persian_data.localhub.store import HubStore, git_blob_sha1, lfs_pointer
+
 from support import hub_process
 from support.hub import ScriptedHub
 from support.hub_faults import FaultPlan, FaultRule
 from support.hub_log import RequestLog
-from persian_data.localhub.store import HubStore, git_blob_sha1, lfs_pointer
 
 GITATTRIBUTES = b"*.tar.gz filter=lfs diff=lfs merge=lfs -text\n*.bin filter=lfs diff=lfs merge=lfs -text\n"
 BIG = bytes(range(256)) * 1200  # 307_200 bytes, LFS (*.bin)
