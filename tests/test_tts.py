@@ -47,7 +47,7 @@ def tiny_dir(tmp_path_factory) -> Path:
     """A tiny Kamtera-shaped voice folder (config.json, best_model_30824.pth, README.md)."""
     if not HAS_TTS:
         pytest.skip("the tts extra is not installed")
-    from persian_data.tts.tiny import write_vits
+    from support.voices import write_vits
 
     return write_vits(tmp_path_factory.mktemp("tiny_vits") / "model", checkpoint_name=CKPT, seed=0)
 
