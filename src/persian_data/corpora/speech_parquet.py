@@ -144,7 +144,7 @@ def _identities(pf: pq.ParquetFile, reader: ParquetReader) -> tuple[list[str | N
     names = _column(pf, reader.name)
     ids = _column(pf, reader.id)
     audio_paths = [None] * len(names)
-    if is_path_column(pf, reader) or (reader.id is None and not all(names)):  # the audio column only if needed
+    if is_path_column(pf, reader.audio) or (reader.id is None and not all(names)):  # the audio column only if needed
         audio_paths = _audio_paths(pf, reader)
     if reader.id is not None:  # rows without an id are rejected
         return [id_text(cid) for cid in ids], audio_paths
@@ -184,7 +184,7 @@ def plan(layout: Layout, source: Source) -> list[SplitPlan]:
                             {row for row, s in enumerate(_split_rows(pf, reader)) if s == source_split})
             except Exception as exc:  # noqa: BLE001 - pyarrow's read errors: the shard is damaged
                 raise SpeechPrepareError(f"{rel}: cannot read its names: {one_line(exc)}; fetch it again") from None
-            if is_path_column(pf, reader):  # the audio files are inputs too: a changed one redoes the split
+            if is_path_column(pf, reader.audio):  # the audio files are inputs too: a changed one redoes the split
                 inputs += [f for row, value in enumerate(audio_paths) if in_split is None or row in in_split
                            if (f := resolve_audio_file(content, path, value)) is not None]
             for row, cid in enumerate(ids):

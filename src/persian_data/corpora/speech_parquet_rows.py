@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
     from ..layout import Layout
     from ..source import Source
-    from .speech_parquet import ParquetReader
 
 BATCH_ROWS = 128
 STREAM_BUFFER = 1 << 20  # read column chunks page by page: a huge row group never sits whole in memory
@@ -36,10 +35,11 @@ def clip_name(path: str | None, audio_path: str | None) -> str | None:
     return None
 
 
-def is_path_column(pf: pq.ParquetFile, reader: ParquetReader) -> bool:
+def is_path_column(pf: pq.ParquetFile, audio: str) -> bool:
+    """Whether the audio column holds paths to audio files of the repo (strings)."""
     import pyarrow as pa
 
-    typ = pf.schema_arrow.field(reader.audio).type
+    typ = pf.schema_arrow.field(audio).type
     return pa.types.is_string(typ) or pa.types.is_large_string(typ)
 
 
@@ -91,6 +91,8 @@ def _audio_values(audio) -> tuple[list, list, list]:
 
 
 def run_unit(args: tuple, ctx: UnitContext) -> UnitResult:
+    """One unit: (the corpus's ParquetReader, shard path, its root-relative path, row groups, first row,
+    rows already taken by an earlier id, rows of the split or None) -> lines, clips, rejects."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -101,7 +103,7 @@ def run_unit(args: tuple, ctx: UnitContext) -> UnitResult:
     content = Path(ctx.root) / ctx.content
     pf = pq.ParquetFile(path, buffer_size=STREAM_BUFFER, pre_buffer=False)
     names = pf.schema_arrow.names
-    path_audio = is_path_column(pf, reader)
+    path_audio = is_path_column(pf, reader.audio)
     firsts = reader.first_columns
     meta_columns = [c for c in firsts if c in names] + \
         [c for c in names if c not in firsts and c not in (reader.audio, reader.text)]
