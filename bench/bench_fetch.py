@@ -520,7 +520,7 @@ def bench(args, workdir: Path, made: list[Path]) -> int:
             run.extra["server_cpu"] = proc_cpu(server.proc.pid) - cpu0
             events = log_events(Layout(root).download_log, 0)
             run.extra["phases"] = phases(run, events)
-            done = first(events, r"^fetch: \d+ file\(s\) downloaded \((\d+)\) in ([\d.]+)s")
+            done = first(events, r"^fetch: \d+ file\(s\) downloaded \(([^)]*)\) in ([\d.]+)s")
             run.extra["logged_download_s"] = float(re.search(r"in ([\d.]+)s", done[1]).group(1)) if done else None
             problems = check_ours(root, expected)
             if problems or done is None:
