@@ -14,7 +14,7 @@
    - ours: `persian-data eval-stt --root W --hypotheses H` (both normalizations, raw and normalized
      WER/CER, 1,000-round bootstrap, breakdowns, leakage, results.json/utterances.jsonl/report.md).
    Target: ours >= 2x the baseline's utterances/s, peak RSS <= 500 MB.
-3. Run mode: tiny randomly initialised Whisper and CTC models (`persian_data.evaluate.tiny`) over
+3. Run mode: tiny randomly initialised Whisper and CTC models (tests/support/tiny_asr.py) over
    --clips generated 48 kHz MP3 clips of 2-8 s; prints the RTFx eval-stt reports (audio seconds /
    processing seconds, model loading excluded) and the whole command's wall time.
 """
@@ -175,7 +175,8 @@ def _mp3(seconds: float, seed: int) -> bytes:
 
 
 def rtfx_bench(work: Path, clips: int) -> None:
-    from persian_data.evaluate.tiny import build_tiny_ctc, build_tiny_whisper
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' tiny models
+    from support.tiny_asr import build_tiny_ctc, build_tiny_whisper
 
     root = work / "runroot"
     shutil.rmtree(root, ignore_errors=True)

@@ -19,7 +19,7 @@ from persian_data.cli import main
 pytest.importorskip("transformers")
 pytest.importorskip("soxr")
 
-from persian_data.evaluate.tiny import build_tiny_ctc, build_tiny_whisper  # noqa: E402
+from support.tiny_asr import build_tiny_ctc, build_tiny_whisper  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from .commands import evaluate as commands_evaluate
 from .commands import explore as commands_explore
 from .commands import shards as commands_shards
 from .commands import status as commands_status
+from .commands import train as commands_train
 from .commands import voices as commands_voices
 from .commands.common import fetch_options, remote_options
 from .errors import PersianDataError
@@ -62,8 +63,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 # The command groups, in the order `persian-data --help` lists them (commands/ holds one module each).
-COMMANDS = (commands_data, commands_status, commands_voices, commands_explore, commands_evaluate, commands_card,
-            commands_demo, commands_shards)
+COMMANDS = (commands_data, commands_status, commands_voices, commands_explore, commands_evaluate, commands_train,
+            commands_card, commands_demo, commands_shards)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,6 +80,7 @@ class Source:
     title: str  # what the README.source.md says the source is
     allow_patterns: tuple[str, ...] | None = None  # default selection; None = the whole repo
     revision: str = "main"
+    hub_config: str | None = None  # the repo's dataset config its files are (FLEURS: fa_ir), as a model card names it
     notes: tuple[str, ...] = field(default=())
     shape: str | None = None  # how its files are read: speech-parquet, speech-tsv-tar, chat-json, chat-jsonl
     reader: Any = None  # the shape's settings (a frozen dataclass of that shape's module)

@@ -4,7 +4,8 @@ imports its feature when it runs). `persian_data.cli` assembles them and handles
 
 - data.py: fetch, run, prepare, verify (the pipeline); status.py: status;
 - voices.py: synth, serve-tts, tts-export; evaluate.py: eval-stt; card.py: card;
-  explore.py: explore; shards.py: shards; demo.py: demo;
+  train.py: train-stt; explore.py: explore; shards.py: shards;
+  demo.py: demo;
 - common.py: the flags several commands share, and the one-line report of an outcome.
 
 A handler is `run(args, layout, catalog, sources) -> exit code`.

@@ -36,6 +36,7 @@ SOURCE = Source(
     title="google/fleurs (Hugging Face)",
     # The whole repo is ~350 GB over 102 languages; Persian is data/fa_ir (~3.1 GB).
     allow_patterns=(f"data/{LANG}/*", "README.md"),
+    hub_config=LANG,
     notes=("Persian config fa_ir only (data/fa_ir/); --full mirrors every language.",),
     shape="speech-tsv-tar",
     reader=TsvTarReader(tsv=f"data/{LANG}/{{split}}.tsv", audio=f"data/{LANG}/audio/{{split}}.tar.gz",

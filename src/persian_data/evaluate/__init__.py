@@ -9,6 +9,6 @@ Scoring is separate from running models:
   report.py      results.json, utterances.jsonl, report.md, the console line
   command.py     the command: score mode, run mode, leakage
   transcribe.py  run mode: a transformers ASR pipeline over the split's audio, resumable (eval extra)
-  tiny.py        tiny randomly initialised Whisper / CTC models (tests and benchmarks)
-Nothing here imports torch or transformers except transcribe.py and tiny.py.
+Nothing here imports torch or transformers except transcribe.py. (The tests' tiny random Whisper /
+CTC models are tests/support/tiny_asr.py.)
 """
