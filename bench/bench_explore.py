@@ -50,8 +50,9 @@ CONVERSATIONS = 281_000
 SYSTEM = ("شما یک دستیار حقوقی فارسی‌زبان هستید. به پرسش‌های حقوقی کاربران، دقیق، روشن و محترمانه به زبان "
           "فارسی پاسخ دهید.")
 ARABIC = str.maketrans({"ی": "ي", "ک": "ك"})
-CV = "commonvoice_fa"
+CV = "commonvoice_fa"  # the folders the root's corpora live in
 CHAT = "persian_conversation"
+CV_KEY = "commonvoice"  # the key explore (and every command) names the corpus by
 
 
 # -- the root ------------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ def generate_evals(root: Path) -> list[str]:
             lines.append(orjson.dumps({"id": ref["id"], "text": " ".join(out)}) + b"\n")
         _write_lines(hyp, lines)
         done = subprocess.run([sys.executable, "-m", "persian_data.cli", "eval-stt", "--root", str(root),
-                               "--corpus", "commonvoice", "--split", "test", "--hypotheses", str(hyp), "--name", name,
+                               "--corpus", CV_KEY, "--split", "test", "--hypotheses", str(hyp), "--name", name,
                                "--bootstrap", "200"], env=_env(), capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"eval-stt failed: {done.stderr[-2000:]}")
@@ -305,11 +306,11 @@ def pages(root: Path, runs: list[str], rng: random.Random) -> dict[str, callable
     per_train = max(1, counts["train"] // 50)
     return {
         "overview /": lambda: "/",
-        "clips page": lambda: f"/clips?corpus={CV}&split=train&page={rng.randint(1, per_train)}",
-        "clips filter+sort": lambda: (f"/clips?corpus={CV}&split=train&gender={rng.choice(['male', 'female'])}"
+        "clips page": lambda: f"/clips?corpus={CV_KEY}&split=train&page={rng.randint(1, per_train)}",
+        "clips filter+sort": lambda: (f"/clips?corpus={CV_KEY}&split=train&gender={rng.choice(['male', 'female'])}"
                                       f"&min=2&max=5&sort=-duration&page={rng.randint(1, 20)}"),
-        "clips search (Arabic ي/ك)": lambda: f"/clips?corpus={CV}&split=train&q={rng.choice(words).translate(ARABIC)}",
-        "clips rejects": lambda: f"/clips/rejects?corpus={CV}",
+        "clips search (Arabic ي/ك)": lambda: f"/clips?corpus={CV_KEY}&split=train&q={rng.choice(words).translate(ARABIC)}",
+        "clips rejects": lambda: f"/clips/rejects?corpus={CV_KEY}",
         "conversations page": lambda: f"/conversations?page={rng.randint(1, max(1, n_conv // 20))}",
         "conversations search common": lambda: f"/conversations?q={rng.choice(chat_words).translate(ARABIC)}",
         "conversations search 2 words": lambda: f"/conversations?q={rng.choice(chat_words)}+{rng.choice(chat_words)}",

@@ -10,7 +10,7 @@ What it does:
    their real names but get real-ish sizes (text JSONs 4.6/29/281/530 MB, Common Voice parquets
    ~300 MB x4, FLEURS fa_ir tars 300/50/100 MB, the two voices tiny real VITS checkpoints; all
    times --scale). Contents are pseudo-random bytes (distinct per file), so nothing dedups.
-2. Serves it from another process: `python -m persian_data.localhub serve --port 0 --port-file F`.
+2. Serves it from another process: `tests/support/hub_process.py --port 0 --port-file F`.
 3. Download throughput, interleaved, --repeats times each, `sync` before each run:
    - ours: `persian-data fetch --root <fresh> --endpoint URL` (the real console script);
    - theirs: `hf download <repo> --repo-type T --local-dir <fresh>/<key> --include <our patterns>`
@@ -55,6 +55,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT / "src") not in sys.path:
     sys.path.insert(0, str(REPO_ROOT / "src"))
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # support: the hub in a process of its own
 
 from huggingface_hub.utils import filter_repo_objects  # noqa: E402
 
@@ -64,6 +65,7 @@ from persian_data.layout import Layout  # noqa: E402
 from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas, replica_files  # noqa: E402
 from persian_data.localhub.store import HubStore  # noqa: E402
 from persian_data.records import write_checksums  # noqa: E402
+from support.hub_process import HubProcess  # noqa: E402
 
 MB = 1_000_000
 BIN = Path(sys.executable).parent
@@ -272,36 +274,6 @@ def hf_cmd() -> list[str]:
     if not found:
         raise SystemExit("the `hf` command (huggingface_hub CLI) is not installed")
     return [found]
-
-
-class Server:
-    """The local hub in its own process."""
-
-    def __init__(self, hub_dir: Path, workdir: Path) -> None:
-        self.port_file = workdir / "hub.port"
-        self.port_file.unlink(missing_ok=True)
-        self.log = workdir / "hub.log"
-        self.proc = spawn([sys.executable, "-m", "persian_data.localhub", "serve", "--hub", str(hub_dir),
-                           "--port", "0", "--port-file", str(self.port_file)], out=self.log)
-        deadline = time.monotonic() + 60
-        while not self.port_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit(f"the local hub did not start; see {self.log}:\n{self.log.read_text()[-2000:]}")
-            time.sleep(0.05)
-        self.endpoint = f"http://127.0.0.1:{int(self.port_file.read_text())}"
-
-    def cpu(self) -> float:
-        return proc_cpu(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 # -- our log -------------------------------------------------------------------------------------
@@ -525,7 +497,7 @@ def bench(args, workdir: Path, made: list[Path]) -> int:
     warm(objects)
 
     made += [workdir / "hub.port", workdir / "hub.log"]
-    server = Server(hub_dir, workdir)
+    server = HubProcess(hub_dir, workdir)
     say(f"local hub (pid {server.proc.pid}) at {server.endpoint}")
     env_ours = clean_env()
     cli = cli_cmd()
@@ -542,13 +514,13 @@ def bench(args, workdir: Path, made: list[Path]) -> int:
             rmtree(root)
             made += [root, workdir / f"fetch{i}.out"]
             os.sync()
-            cpu0 = server.cpu()
+            cpu0 = proc_cpu(server.proc.pid)
             run = run_child(cli + ["fetch", "--root", str(root), "--endpoint", server.endpoint], env=env_ours,
                             out=workdir / f"fetch{i}.out")
-            run.extra["server_cpu"] = server.cpu() - cpu0
+            run.extra["server_cpu"] = proc_cpu(server.proc.pid) - cpu0
             events = log_events(Layout(root).download_log, 0)
             run.extra["phases"] = phases(run, events)
-            done = first(events, r"^fetch: \d+ file\(s\) downloaded \((\d+)\) in ([\d.]+)s")
+            done = first(events, r"^fetch: \d+ file\(s\) downloaded \(([^)]*)\) in ([\d.]+)s")
             run.extra["logged_download_s"] = float(re.search(r"in ([\d.]+)s", done[1]).group(1)) if done else None
             problems = check_ours(root, expected)
             if problems or done is None:
@@ -567,9 +539,9 @@ def bench(args, workdir: Path, made: list[Path]) -> int:
             made += [dest, home, workdir / f"hf{i}.out"]
             env_hf = clean_env(HF_ENDPOINT=server.endpoint, HF_HOME=str(home), HF_HUB_DISABLE_PROGRESS_BARS="1")
             os.sync()
-            cpu0 = server.cpu()
+            cpu0 = proc_cpu(server.proc.pid)
             run = hf_pass(list(CATALOG), dest, env_hf, workdir / f"hf{i}.out", parallel=False)
-            run.extra["server_cpu"] = server.cpu() - cpu0
+            run.extra["server_cpu"] = proc_cpu(server.proc.pid) - cpu0
             problems = check_hf(dest, expected)
             if problems or run.rc:
                 raise SystemExit(f"hf download #{i} failed (rc {run.extra['rcs']}): {problems}; see {workdir / f'hf{i}.out'}")
@@ -664,10 +636,10 @@ def bench(args, workdir: Path, made: list[Path]) -> int:
         made.append(workdir / "second.out")
         for k in range(args.second_repeats):
             offset = log_size(layout.download_log)
-            cpu0 = server.cpu()
+            cpu0 = proc_cpu(server.proc.pid)
             run = run_child(cli + ["fetch", "--root", str(tree), "--endpoint", server.endpoint], env=env_ours,
                             out=workdir / "second.out")
-            run.extra["server_cpu"] = server.cpu() - cpu0
+            run.extra["server_cpu"] = proc_cpu(server.proc.pid) - cpu0
             events = log_events(layout.download_log, offset)
             if not first(events, r"^fetch: 0 file\(s\) downloaded"):
                 raise SystemExit(f"the second fetch downloaded something; see {workdir / 'second.out'}")

@@ -7,8 +7,8 @@ What it does:
 1. Builds, under --workdir, a local hub store with text, commonvoice and fleurs: the TINY replicas,
    then one more commit per repo whose big files keep their real names and get real-ish sizes
    (bench_fetch.BIG_FILES, times --scale; pseudo-random bytes, distinct per file).
-2. Serves that one store twice, each from its own process (`bench_mirrors.py serve`), with a
-   bandwidth limit on all of its file bodies together (`localhub.server.Throttle`): the fast one at
+2. Serves that one store twice, each from its own process (`tests/support/hub_process.py`), with a
+   bandwidth limit on all of its file bodies together (`--rate`, support.hub_throttle): the fast one at
    --fast-rate, the slow one at a tenth of it (--slow-factor).
 3. Runs, interleaved, --repeats times each, `sync` before each, into a fresh root:
    - baseline: `persian-data fetch --only text,commonvoice,fleurs --endpoint FAST`;
@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,12 +40,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT / "src") not in sys.path:
     sys.path.insert(0, str(REPO_ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # support: the hub in a process of its own
 
 from bench_fetch import BIG_FILES, MB, blob, cli_cmd, human, reap, say, spawn, timed  # noqa: E402
 
 from persian_data.catalog import BY_KEY  # noqa: E402
 from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas, replica_files  # noqa: E402
 from persian_data.localhub.store import HubStore  # noqa: E402
+from support.hub_process import HubProcess  # noqa: E402
 
 KEYS = ("text", "commonvoice", "fleurs")
 STORE_MARKER = ".bench-mirrors.json"
@@ -62,69 +63,6 @@ def build_store(hub_dir: Path, scale: float) -> None:
             files[path] = blob(max(4096, int(mb * MB * scale)), f"{repo_id}/{path}")
         store.publish(repo_type, repo_id, files, message=f"bench_mirrors scale {scale:g}")
     (hub_dir / STORE_MARKER).write_text(json.dumps({"scale": scale}))
-
-
-def serve(args) -> int:
-    """The hub in this process, throttled: `bench_mirrors.py serve --hub DIR --rate B/s --port-file F`."""
-    import asyncio
-
-    import uvicorn
-
-    from persian_data.localhub.server import create_app, uvicorn_config
-
-    app = create_app(HubStore(args.hub), throttle=args.rate)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port))
-
-    async def main() -> None:
-        task = asyncio.ensure_future(server.serve(sockets=[sock]))
-        while not server.started and not task.done():
-            await asyncio.sleep(0.01)
-        tmp = args.port_file.with_suffix(".tmp")
-        tmp.write_text(str(port))
-        os.replace(tmp, args.port_file)
-        await task
-
-    asyncio.run(main())
-    return 0
-
-
-class Hub:
-    def __init__(self, hub_dir: Path, rate: float, workdir: Path, name: str) -> None:
-        self.port_file = workdir / f"{name}.port"
-        self.port_file.unlink(missing_ok=True)
-        self.log = workdir / f"{name}.log"
-        self.proc = spawn([sys.executable, __file__, "serve", "--hub", str(hub_dir), "--rate", str(rate),
-                           "--port-file", str(self.port_file)], out=self.log)
-        deadline = time.monotonic() + 60
-        while not self.port_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit(f"hub {name} did not start; see {self.log}")
-            time.sleep(0.05)
-        self.endpoint = f"http://127.0.0.1:{int(self.port_file.read_text())}"
-
-    def peak_rss_kb(self) -> int:
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def served_bytes(log: Path) -> dict[str, int]:
@@ -147,11 +85,6 @@ def one_fetch(endpoints: list[str], root: Path) -> tuple[float, int, int, float]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command")
-    s = sub.add_parser("serve")
-    s.add_argument("--hub", type=Path, required=True)
-    s.add_argument("--rate", type=float, required=True)
-    s.add_argument("--port-file", type=Path, required=True)
     parser.add_argument("--scale", type=float, default=0.2, help="times bench_fetch's real-ish sizes (0.2: ~500 MB)")
     parser.add_argument("--fast-rate", type=float, default=50.0, help="MB/s of the fast endpoint (default 50)")
     parser.add_argument("--slow-factor", type=float, default=10.0, help="the slow one gets fast-rate / this")
@@ -159,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        return serve(args)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_mirrors_"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -183,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     fast_rate = args.fast_rate * MB
     slow_rate = fast_rate / args.slow_factor
     say(f"{human(total)} selected; fast endpoint {human(fast_rate)}/s, slow {human(slow_rate)}/s")
-    fast = Hub(hub_dir, fast_rate, workdir, "fast")
-    slow = Hub(hub_dir, slow_rate, workdir, "slow")
+    fast = HubProcess(hub_dir, workdir, "fast", rate=fast_rate)
+    slow = HubProcess(hub_dir, workdir, "slow", rate=slow_rate)
     results: dict[str, list[tuple[float, int]]] = {"baseline": [], "mirrors": []}
     shares: list[float] = []
     cpus: dict[str, list[float]] = {"baseline": [], "mirrors": []}

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from persian_data.corpora.replicas import TINY, build_replicas
-from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
+
+from support.replicas import TINY, build_replicas
+from support.hub import ScriptedHub
 
 
 def _voice_assets(tmp_factory) -> dict | None:
@@ -43,7 +44,7 @@ def replica_store(tmp_path_factory, voice_assets) -> HubStore:
 
 @pytest.fixture(scope="session")
 def hub(replica_store):
-    with LocalHub(replica_store) as server:
+    with ScriptedHub(replica_store) as server:
         yield server
 
 
@@ -52,7 +53,7 @@ def fresh_hub(tmp_path, voice_assets):
     """A hub of its own, for tests that change repos or inject faults."""
     store = HubStore(tmp_path / "hub")
     build_replicas(store, TINY, voice_assets=voice_assets)
-    with LocalHub(store) as server:
+    with ScriptedHub(store) as server:
         yield server
 
 

@@ -583,8 +583,9 @@ def test_empty_array_is_fine(tmp_path: Path):
 
 
 def test_on_the_replica(tmp_path: Path):
-    from persian_data.corpora import persian_conversation as replicas
-    from persian_data.corpora.replicas import TINY
+    from persian_data.corpora import persian_conversation as text_corpus
+    from support import replicas
+    from support.replicas import TINY
 
     layout = Layout(tmp_path / "rep")
     d = layout.content_dir(BY_KEY["text"])
@@ -594,7 +595,7 @@ def test_on_the_replica(tmp_path: Path):
     manifest = replicas.text_manifest(TINY, hostile=True)
     st = prepare_chat(layout, RAW)
     by_file = {f.file: f for f in st.files}
-    for name in replicas.TEXT_FILES:
+    for name in text_corpus.TEXT_FILES:
         assert by_file[name].rows_read == manifest[name]["elements"]
     assert sorted(st.files_rejected) == sorted(replicas.TEXT_HOSTILE_FILES)
     counts = replicas.TEXT_ADVERSARIAL_COUNTS

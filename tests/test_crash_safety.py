@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from persian_data.layout import Layout
-from persian_data.corpora.replicas import TINY, build_replicas
-from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
+
+from support.replicas import TINY, build_replicas
+from support.hub import ScriptedHub
 
 SOURCES = "text,commonvoice,fleurs"
 # Log lines that mark each phase; a kill is aimed just after one of them.
@@ -71,7 +72,7 @@ def leftovers(root: Path) -> list[str]:
 def slow_hub(tmp_path_factory):
     store = HubStore(tmp_path_factory.mktemp("hub"))
     build_replicas(store, TINY, only=("text", "commonvoice", "fleurs"))
-    with LocalHub(store) as hub:
+    with ScriptedHub(store) as hub:
         yield hub
 
 

@@ -20,8 +20,9 @@ import pytest
 from persian_data.cli import main
 from persian_data.integrity import read_lock
 from persian_data.localhub import replica_kit as kit
-from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
+
+from support.hub import ScriptedHub
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "sources"
 SPEECH, CHAT = "read_speech", "qa_chat"
@@ -66,7 +67,7 @@ def declared_hub(tmp_path_factory):
     store = HubStore(tmp_path_factory.mktemp("declared-hub"))
     store.publish("dataset", SPEECH_REPO, speech_repo())
     store.publish("dataset", CHAT_REPO, chat_repo())
-    with LocalHub(store) as hub:
+    with ScriptedHub(store) as hub:
         yield hub
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from persian_data.cli import main
-from persian_data.corpora.replicas import build_replicas
 from persian_data.localhub.replica_kit import TINY
 from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
+
+from support.replicas import build_replicas
 
 from conftest import copy_tree
 from ray_cluster import LocalCluster, node_env

@@ -33,7 +33,8 @@ from persian_data.normalize import ZWNJ, normalize
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ARABIC = str.maketrans({"ی": "ي", "ک": "ك"})
-CV = "commonvoice_fa"
+CV = "commonvoice"  # the corpus key explore names it by
+CV_FOLDER = "commonvoice_fa"
 SUBSTITUTE = "کتاب"
 
 
@@ -47,7 +48,7 @@ def explore_root(tmp_path_factory, hub) -> Path:
     `sub` (one word substituted, one dropped) and `exact` (the references themselves)."""
     root = tmp_path_factory.mktemp("explore-root")
     assert main(["run", "--root", str(root), "--endpoint", hub.endpoint]) == 0
-    refs = _lines(root / "datasets/speech" / CV / "manifests/test.jsonl")
+    refs = _lines(root / "datasets/speech" / CV_FOLDER / "manifests/test.jsonl")
     hyps = {"sub": [], "exact": []}
     for i, ref in enumerate(refs):
         words = ref["text_normalized"].split()
@@ -124,7 +125,7 @@ def browser():
 
 def _word_with_yeh_or_kaf(root: Path) -> tuple[dict, str]:
     """A train clip and a word of its normalized text holding ی or ک (to be typed with Arabic ي/ك)."""
-    for clip in _lines(root / "datasets/speech" / CV / "manifests/train.jsonl"):
+    for clip in _lines(root / "datasets/speech" / CV_FOLDER / "manifests/train.jsonl"):
         for word in clip["text_normalized"].split():
             word = word.strip(".،؟!")
             if ("ی" in word or "ک" in word) and ZWNJ not in word and len(word) > 3:
@@ -149,7 +150,8 @@ def test_every_section_in_chromium(server, browser, explore_root, tmp_path_facto
     page.goto(base + "/")
     assert page.locator("header nav a").all_inner_texts() == ["خانه", "کلیپ‌ها", "گفتگوها", "ارزیابی‌ها", "صداها"]
     assert page.locator("html").get_attribute("dir") == "rtl"
-    assert "commonvoice-test-sub" in page.content() and "persian_conversation" in page.content()
+    assert "commonvoice-test-sub" in page.content()
+    assert page.locator("a[href='/conversations?corpus=text']").count() == 1  # the chat corpus, by its key
     page.screenshot(path=shots / "overview.png", full_page=True)
 
     # clips: a word typed with Arabic ي/ك finds the clip whose manifest spells it with ی/ک
@@ -161,7 +163,7 @@ def test_every_section_in_chromium(server, browser, explore_root, tmp_path_facto
     page.click("#clip-filters button[type=submit]")
     page.wait_for_url(re.compile(r"[?&]q="))
     shown = page.locator("table.clips tbody tr").evaluate_all("rows => rows.map(r => r.dataset.id)")
-    expected = [c["id"] for c in _lines(explore_root / "datasets/speech" / CV / "manifests/train.jsonl")
+    expected = [c["id"] for c in _lines(explore_root / "datasets/speech" / CV_FOLDER / "manifests/train.jsonl")
                 if word in _tokens(c["text_normalized"])]
     assert clip["id"] in shown and shown == expected
     assert word in page.locator("table.clips mark.hit").all_inner_texts()
@@ -241,7 +243,7 @@ def _raw_get(port: int, path: str, headers: dict | None = None) -> tuple[int, di
 
 def test_audio_is_served_with_ranges_and_its_content_type(server, explore_root):
     _, port, _ = server
-    clip = _lines(explore_root / "datasets/speech" / CV / "manifests/test.jsonl")[0]
+    clip = _lines(explore_root / "datasets/speech" / CV_FOLDER / "manifests/test.jsonl")[0]
     data = (explore_root / clip["audio_path"]).read_bytes()
     status, headers, body = _raw_get(port, "/media/" + quote(clip["audio_path"]), {"Range": "bytes=0-99"})
     assert status == 206 and body == data[:100] and headers["content-range"] == f"bytes 0-99/{len(data)}"
@@ -255,7 +257,7 @@ def test_nothing_outside_the_served_folders_is_served(server, explore_root, tmp_
     _, port, _ = server
     secret = tmp_path / "secret.txt"
     secret.write_text("not for the web")
-    audio = explore_root / "datasets/speech" / CV / "audio/train"
+    audio = explore_root / "datasets/speech" / CV_FOLDER / "audio/train"
     (audio / "outside.mp3").symlink_to(secret)
     (explore_root / "evals/outside").symlink_to(tmp_path, target_is_directory=True)
     (explore_root / "datasets/logs").symlink_to(explore_root / "logs", target_is_directory=True)
@@ -264,7 +266,7 @@ def test_nothing_outside_the_served_folders_is_served(server, explore_root, tmp_
         "/media/datasets/%2e%2e/%2e%2e/etc/passwd": 404, "/media/datasets/..%2f..%2fetc%2fpasswd": 404,
         "/media//etc/passwd": 404, "/media/logs/dataset_download.log": 404, "/media/checksums/persian-data.lock.json": 404,
         "/media/datasets/speech": 404, "/media/datasets/x%00.mp3": 404, "/media/datasets\\..\\logs": 404,
-        f"/media/datasets/speech/{CV}/audio/train/outside.mp3": 403, "/media/evals/outside/secret.txt": 403,
+        f"/media/datasets/speech/{CV_FOLDER}/audio/train/outside.mp3": 403, "/media/evals/outside/secret.txt": 403,
         "/media/datasets/logs/dataset_download.log": 403,
     }
     for path, status in refused.items():
@@ -292,15 +294,49 @@ def test_a_busy_port_is_one_line_and_query_text_stays_out_of_the_log(server, exp
 # -- in-process: missing, empty and changing inputs ----------------------------------------------------
 
 def _manifest_line(i: int, split: str, text: str) -> bytes:
+    """A line as `prepare speech` writes it for the declared corpus `toy` (source columns spk, sex, age_group)."""
     return orjson.dumps({"id": f"clip_{split}_{i}", "split": split, "audio_path": f"datasets/speech/toy/audio/{i}.wav",
                          "duration": 1.0 + i / 10, "sample_rate": 16000, "channels": 1, "sha256": "0" * 64,
-                         "text": text, "text_normalized": normalize(text), "client_id": f"spk{i % 2}",
-                         "gender": "female" if i % 2 else "male", "age": "twenties"}) + b"\n"
+                         "text": text, "text_normalized": normalize(text), "spk": f"spk{i % 2}",
+                         "sex": "female" if i % 2 else "male", "age_group": "twenties",
+                         "client_id": "not the speaker column"}) + b"\n"
+
+
+# The corpora of these roots: `toy` (speech, columns of its own), `other` and `plain` (speech, no speaker,
+# gender or age column), `empty_chat` (chat).
+DECLARED = """
+[corpora.toy]
+shape = "speech-parquet"
+repo = "someone/toy"
+text = "sentence"
+speaker = "spk"
+gender = "sex"
+age = "age_group"
+
+[corpora.other]
+shape = "speech-parquet"
+repo = "someone/other"
+text = "sentence"
+
+[corpora.plain]
+shape = "speech-parquet"
+repo = "someone/plain"
+text = "sentence"
+
+[corpora.empty_chat]
+shape = "chat-jsonl"
+repo = "someone/empty-chat"
+"""
+
+
+def _declare(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "persian-data.toml").write_text(DECLARED, encoding="utf-8")
 
 
 def test_missing_and_empty_inputs_get_a_page_that_says_so(tmp_path):
     root = tmp_path / "root"
-    root.mkdir()
+    _declare(root)
     client = TestClient(create_app(root))
     for url, says in (("/clips", "No speech corpus has manifests"), ("/conversations", "No chat corpus"),
                       ("/evals", "No eval run"), ("/voices", "no TTS voice"), ("/", "prepare speech")):
@@ -310,7 +346,10 @@ def test_missing_and_empty_inputs_get_a_page_that_says_so(tmp_path):
     manifests.mkdir(parents=True)
     (manifests / "train.jsonl").write_bytes(b"")
     (manifests / "test.jsonl").write_bytes(_manifest_line(0, "test", "سلام") + b"{broken\n" + b"[1, 2]\n")
+    (root / "datasets/speech/plain/manifests").mkdir(parents=True)
+    (root / "datasets/speech/plain/manifests/test.jsonl").write_bytes(_manifest_line(0, "test", "سلام"))
     (root / "datasets/speech/other/data").mkdir(parents=True)  # fetched, not prepared
+    (root / "datasets/speech/undeclared/manifests").mkdir(parents=True)  # no corpus of this root: not shown
     (root / "datasets/text/persian_conversation").mkdir(parents=True)
     (root / "datasets/text/empty_chat").mkdir(parents=True)
     (root / "datasets/text/empty_chat/combined.jsonl").write_bytes(b"")
@@ -319,14 +358,21 @@ def test_missing_and_empty_inputs_get_a_page_that_says_so(tmp_path):
     assert empty.status_code == 200 and "این بخش کلیپی ندارد" in empty.text
     test = client.get("/clips?corpus=toy&split=test")
     assert test.status_code == 200 and 'data-id="clip_test_0"' in test.text
+    # the declared corpus's own columns: its speaker (spk, not client_id), its gender (sex), its age
+    assert 'title="spk0"' in test.text and "not the speaker column" not in test.text
+    assert '<option value="male"' in test.text and 'placeholder="spk"' in test.text and "twenties" in test.text
+    plain = client.get("/clips?corpus=plain&split=test")  # no speaker column: no speaker filter, nothing guessed
+    assert plain.status_code == 200 and 'name="speaker"' not in plain.text and "spk0" not in plain.text
     overview = client.get("/")
-    assert overview.status_code == 200 and "other" in overview.text and "persian_conversation" in overview.text
+    assert overview.status_code == 200
+    assert '<span dir="ltr">other</span>' in overview.text and '<span dir="ltr">text</span>' in overview.text
     assert re.search(r"<td>clips:toy:test</td><td class=\"num\">1</td><td class=\"num\">2</td>", overview.text)
     chat = client.get("/conversations?corpus=empty_chat")
     assert chat.status_code == 200 and "خالی است" in chat.text
     assert client.get("/conversations/review?corpus=empty_chat").status_code == 200
     assert client.get("/conversations/near-duplicates?corpus=empty_chat").status_code == 200
-    for url in ("/clips?corpus=nope", "/conversations?corpus=nope", "/evals/run/nope", "/evals/compare?a=x&b=y",
+    assert "undeclared" not in overview.text
+    for url in ("/clips?corpus=nope", "/clips?corpus=undeclared", "/conversations?corpus=nope", "/evals/run/nope", "/evals/compare?a=x&b=y",
                 "/no/such/page"):
         response = client.get(url)
         assert response.status_code == 404 and "<html" in response.text, url
@@ -334,6 +380,7 @@ def test_missing_and_empty_inputs_get_a_page_that_says_so(tmp_path):
 
 def test_the_index_follows_the_files(tmp_path):
     root = tmp_path / "root"
+    _declare(root)
     manifest = root / "datasets/speech/toy/manifests/train.jsonl"
     manifest.parent.mkdir(parents=True)
     manifest.write_bytes(b"".join(_manifest_line(i, "train", f"جمله {i} باران") for i in range(3)))
@@ -355,6 +402,7 @@ def test_the_index_follows_the_files(tmp_path):
 
 def test_a_root_without_room_for_the_index_uses_the_cache(tmp_path, monkeypatch):
     root = tmp_path / "root"
+    _declare(root)
     manifest = root / "datasets/speech/toy/manifests/train.jsonl"
     manifest.parent.mkdir(parents=True)
     manifest.write_bytes(_manifest_line(0, "train", "سلام"))
@@ -364,7 +412,7 @@ def test_a_root_without_room_for_the_index_uses_the_cache(tmp_path, monkeypatch)
     assert index.path.is_relative_to(tmp_path / "cache/persian-data/explore")
     assert index.refresh() == ["clips:toy:train"]
     assert (root / ".persian-data").read_text() == "not a folder"
-    assert sorted(p.name for p in root.iterdir()) == [".persian-data", "datasets"]
+    assert sorted(p.name for p in root.iterdir()) == [".persian-data", "datasets", "persian-data.toml"]
 
 
 # -- search ---------------------------------------------------------------------------------------------

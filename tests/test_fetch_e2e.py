@@ -14,9 +14,10 @@ from persian_data.catalog import BY_KEY, CATALOG
 from persian_data.cli import main
 from persian_data.integrity import read_lock
 from persian_data.layout import Layout
-from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas
-from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
+
+from support.replicas import REPLICA_REPOS, TINY, build_replicas
+from support.hub import ScriptedHub
 
 FLEURS_DECOYS = ("en_us", "ar_eg")
 
@@ -186,7 +187,7 @@ def test_missing_repo_fails_clearly(tmp_path, capsys):
     store = HubStore(tmp_path / "hub")
     build_replicas(store, TINY)
     shutil.rmtree(store.repo_dir("dataset", "google/fleurs"))
-    with LocalHub(store) as hub:
+    with ScriptedHub(store) as hub:
         assert fetch(tmp_path / "root", hub, "--only", "fleurs") != 0
     err = capsys.readouterr().err
     assert "google/fleurs" in err and "not found" in err
@@ -197,7 +198,7 @@ def test_locked_fetch_reproduces_commits_and_fails_when_gone(tmp_path, capsys):
     store = HubStore(tmp_path / "hub")
     build_replicas(store, TINY)
     root = tmp_path / "root"
-    with LocalHub(store) as hub:
+    with ScriptedHub(store) as hub:
         assert fetch(root, hub, "--only", "text") == 0
         first = read_lock(Layout(root).lock_file)["text"].revision
         # the repo moves on: a new commit on main
@@ -302,7 +303,7 @@ def test_status_reports_present_missing_modified_and_stale(fetched, hub, tmp_pat
     store = HubStore(tmp_path / "hub")
     build_replicas(store, TINY, only=("commonvoice",))
     lock = json.loads(Layout(copy).lock_file.read_text())
-    with LocalHub(store) as moved:
+    with ScriptedHub(store) as moved:
         files = {f.path: store.object_path(f.object).read_bytes() for f in store.files("dataset", "hezarai/common-voice-13-fa", "main")}
         files["README.md"] += b"\n"
         store.publish("dataset", "hezarai/common-voice-13-fa", files)

@@ -17,12 +17,12 @@ from persian_data.errors import PersianDataError
 from persian_data.gates import GateContext, run_gates
 from persian_data.layout import Layout
 from persian_data.corpora.commonvoice import commonvoice_repo
-from persian_data.corpora.fleurs import fleurs_repo
 from persian_data.corpora.persian_conversation import text_repo
-from persian_data.corpora.replicas import TINY
 from persian_data.corpora.speech_tsv_tar import read_tsv
 from persian_data.prepare.chat import ChatOptions, RawFileError, iter_raw_rows, prepare_chat
 from persian_data.prepare.speech import SpeechOptions, prepare_speech
+
+from support.replicas import TINY, fleurs_repo
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -15,9 +15,10 @@ from persian_data.catalog import BY_KEY
 from persian_data.cli import main
 from persian_data.integrity import read_lock
 from persian_data.layout import Layout
-from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas
 from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
+
+from support.replicas import REPLICA_REPOS, TINY, build_replicas
 
 RAW = "datasets/text/persian_conversation/data/dadrah_dataset.json"
 

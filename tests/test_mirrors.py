@@ -27,9 +27,10 @@ from persian_data.catalog import BY_KEY
 from persian_data.cli import main
 from persian_data.integrity import read_lock
 from persian_data.layout import Layout
-from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas
-from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
+
+from support.replicas import REPLICA_REPOS, TINY, build_replicas
+from support.hub import ScriptedHub
 
 from hub.olah import OlahUnavailable, ensure_olah_venv, export_git_repo, mirror_dir, olah_server
 from hub.proxy import ThrottledProxy
@@ -71,7 +72,7 @@ def expected_files(store: HubStore, root: Path) -> dict[Path, str]:
     return out
 
 
-def resolve_gets(hub: LocalHub) -> list[str]:
+def resolve_gets(hub: ScriptedHub) -> list[str]:
     return [r.path for r in hub.requests.entries(method="GET") if "/resolve/" in r.path]
 
 
@@ -115,7 +116,7 @@ def corrupting(base_store, olah, tmp_path_factory):
     shutil.copytree(base_store.root, root)
     store = HubStore(root)
     alias_heads(store, commits)
-    with LocalHub(store) as hub:
+    with ScriptedHub(store) as hub:
         hub.faults.corrupt(CORRUPTED_GLOB, offset=100, length=4)
         yield hub
 
@@ -130,7 +131,7 @@ def stale(base_store, tmp_path_factory):
                  for f in base_store.files(repo_type, repo_id, "main")}
         files["README.md"] = files["README.md"] + b"\n(an older revision)\n"
         store.publish(repo_type, repo_id, files)
-    with LocalHub(store) as hub:
+    with ScriptedHub(store) as hub:
         yield hub
 
 
@@ -264,7 +265,7 @@ def test_all_endpoints_down_is_one_clear_error(tmp_path, capfd):
 @pytest.fixture
 def two_hubs(base_store):
     """The same store served twice; the second through a throttle (a slow mirror)."""
-    with LocalHub(base_store) as fast, LocalHub(base_store, throttle=50_000) as slow:
+    with ScriptedHub(base_store) as fast, ScriptedHub(base_store, throttle=50_000) as slow:
         yield fast, slow
 
 
@@ -350,14 +351,14 @@ def test_a_download_moves_when_its_endpoint_gets_much_slower(tmp_path):
     files = {f.path: store.object_path(f.object).read_bytes() for f in store.files(repo_type, repo_id, "main")}
     files[big] = hashlib.sha256(b"seed").digest() * (3_000_000 // 32)
     store.publish(repo_type, repo_id, files)
-    with LocalHub(store, throttle=3_000_000) as first, LocalHub(store, throttle=1_000_000) as second:
+    with ScriptedHub(store, throttle=3_000_000) as first, ScriptedHub(store, throttle=1_000_000) as second:
         slowed = threading.Event()
 
         def slow_down_when_the_big_file_starts():
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not slowed.is_set():
                 if any(r.path.endswith(big) and r.range is None for r in first.requests.entries(method="GET")):
-                    first.app.hub.throttle.rate = 60_000
+                    first.throttle.rate = 60_000
                     slowed.set()
                 time.sleep(0.005)
 

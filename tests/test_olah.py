@@ -26,8 +26,9 @@ from persian_data.catalog import BY_KEY, CATALOG
 from persian_data.cli import main
 from persian_data.integrity import read_lock, write_lock
 from persian_data.layout import Layout
-from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas
 from persian_data.localhub.store import HubStore
+
+from support.replicas import REPLICA_REPOS, TINY, build_replicas
 
 from hub.olah import OlahUnavailable, ensure_olah_venv, export_git_repo, mirror_dir, olah_server
 

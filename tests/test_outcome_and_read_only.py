@@ -19,10 +19,11 @@ import persian_data
 from persian_data.cli import main
 from persian_data.errors import RunLockedError
 from persian_data.layout import Layout
-from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas
 from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
 from persian_data.pipeline import Run
+
+from support.replicas import REPLICA_REPOS, TINY, build_replicas
 
 SRC = Path(persian_data.__file__).resolve().parents[1]  # the package under test, for child processes
 

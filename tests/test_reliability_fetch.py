@@ -14,10 +14,11 @@ from persian_data.catalog import BY_KEY, select
 from persian_data.fetch import FetchOptions
 from persian_data.integrity import hash_file, read_lock
 from persian_data.layout import Layout
-from persian_data.corpora.replicas import REPLICA_REPOS, TINY, build_replicas
-from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
 from persian_data.pipeline import run_job
+
+from support.replicas import REPLICA_REPOS, TINY, build_replicas
+from support.hub import ScriptedHub
 
 SOURCES = select("text,commonvoice,fleurs")  # the voices would add a torch load per run
 FAST = dict(backoff_base=0.01, backoff_max=0.05, timeout=2.0, connect_timeout=2.0, workers=4)
@@ -31,7 +32,7 @@ def options(hub, **kw) -> FetchOptions:
 def fault_hub(tmp_path_factory):
     store = HubStore(tmp_path_factory.mktemp("hub"))
     build_replicas(store, TINY, only=("text", "commonvoice", "fleurs"))
-    with LocalHub(store) as hub:
+    with ScriptedHub(store) as hub:
         yield hub
 
 
@@ -155,7 +156,7 @@ def test_commit_moving_during_the_run_keeps_one_consistent_commit(tmp_path):
     build_replicas(store, TINY, only=("text",))
     repo_type, repo_id = REPLICA_REPOS["text"]
     first = store.resolve(repo_type, repo_id, "main")
-    with LocalHub(store) as hub:
+    with ScriptedHub(store) as hub:
         hub.faults.stall("/datasets/Kamtera/*/resolve/*/dadrah_dataset.json", seconds=1.0, times=1)
         files = {f.path: store.object_path(f.object).read_bytes() for f in store.files(repo_type, repo_id, "main")}
         files["dadrah_dataset.json"] = b"[]"

@@ -15,16 +15,17 @@ import pytest
 from persian_data.catalog import select
 from persian_data.cli import main
 from persian_data.layout import Layout
-from persian_data.corpora.replicas import TINY, build_replicas
-from persian_data.localhub.server import LocalHub
 from persian_data.localhub.store import HubStore
 from persian_data.pipeline import Run
+
+from support.replicas import TINY, build_replicas
+from support.hub import ScriptedHub
 
 @pytest.fixture(scope="module")
 def small_hub(tmp_path_factory):
     store = HubStore(tmp_path_factory.mktemp("hub"))
     build_replicas(store, TINY, only=("text", "commonvoice"))
-    with LocalHub(store) as hub:
+    with ScriptedHub(store) as hub:
         yield hub
 
 
@@ -128,7 +129,7 @@ def test_hostile_remote_names_are_refused_and_nothing_escapes(tmp_path, name, ca
                   {"README.md": b"fine readme", name: b"payload that must not land anywhere"})
     build_replicas(store, TINY, only=("commonvoice",))
     root = tmp_path / "root"
-    with LocalHub(store) as hub:
+    with ScriptedHub(store) as hub:
         code = main(["fetch", "--root", str(root), "--endpoint", hub.endpoint, "--only", "text,commonvoice"])
     err = capsys.readouterr().err
     assert code != 0

@@ -682,11 +682,11 @@ def test_missing_sources(tmp_path):
 
 
 def test_on_the_replicas(tmp_path):
-    from persian_data.corpora import commonvoice, fleurs
-    from persian_data.corpora.replicas import TINY
+    from persian_data.corpora import commonvoice
+    from support.replicas import TINY, fleurs_repo
 
     layout = Layout(tmp_path / "root")
-    for source, files in ((CV, commonvoice.commonvoice_repo(TINY)), (FL, fleurs.fleurs_repo(TINY))):
+    for source, files in ((CV, commonvoice.commonvoice_repo(TINY)), (FL, fleurs_repo(TINY))):
         for rel, data in files.items():
             target = layout.content_dir(source) / rel
             target.parent.mkdir(parents=True, exist_ok=True)

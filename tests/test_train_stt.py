@@ -355,8 +355,8 @@ MODEL_REPO = "example-org/tiny-ctc-fa"
 def declared(tmp_path_factory, tiny):
     """A root whose persian-data.toml declares the corpus, fetched and prepared, and the hub that
     served it, which also serves the tiny CTC model as a model repo."""
-    from persian_data.localhub.server import LocalHub
     from persian_data.localhub.store import HubStore
+    from support.hub import ScriptedHub  # the hub with a request log: which token reached it
 
     store = HubStore(tmp_path_factory.mktemp("declared-hub"))
     store.publish("dataset", DECLARED_REPO, declared_repo())
@@ -366,7 +366,7 @@ def declared(tmp_path_factory, tiny):
     root.mkdir()
     example = Path(__file__).resolve().parents[1] / "examples/sources/speech-parquet.toml"
     (root / "persian-data.toml").write_text(example.read_text("utf-8"), "utf-8")
-    with LocalHub(store) as hub:
+    with ScriptedHub(store) as hub:
         assert main(["fetch", "--root", str(root), "--endpoint", hub.endpoint, "--only", DECLARED]) == 0
         assert main(["prepare", "speech", "--root", str(root), "--only", DECLARED, "--prepare-workers", "1"]) == 0
         yield root, hub

@@ -47,7 +47,7 @@ def tiny_dir(tmp_path_factory) -> Path:
     """A tiny Kamtera-shaped voice folder (config.json, best_model_30824.pth, README.md)."""
     if not HAS_TTS:
         pytest.skip("the tts extra is not installed")
-    from persian_data.tts.tiny import write_vits
+    from support.voices import write_vits
 
     return write_vits(tmp_path_factory.mktemp("tiny_vits") / "model", checkpoint_name=CKPT, seed=0)
 
@@ -477,7 +477,7 @@ def test_check_worker_starts_only_for_voices_and_only_when_it_saves_time(tmp_pat
 def test_fetch_of_a_voice_checks_it_in_the_child_process(fresh_hub, tmp_path):
     """The real CLI in its own process: torch is not imported there before the gate, so the check
     runs in the child started at plan time, and its verdict reaches the log and the exit code."""
-    from persian_data.corpora.replicas import REPLICA_REPOS
+    from support.replicas import REPLICA_REPOS
 
     def fetch(root: Path) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "persian_data.cli", "fetch", "--root", str(root), "--endpoint",

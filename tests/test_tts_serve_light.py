@@ -35,7 +35,8 @@ from persian_data.catalog import BY_KEY  # noqa: E402
 from persian_data.layout import Layout  # noqa: E402
 from persian_data.tts.export import export_voice  # noqa: E402
 from persian_data.tts.pieces import split_sentences  # noqa: E402
-from persian_data.tts.tiny import write_vits  # noqa: E402
+
+from support.voices import write_vits  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = REPO / ".venv-serve"

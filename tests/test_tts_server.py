@@ -24,7 +24,8 @@ from persian_data.catalog import BY_KEY  # noqa: E402
 from persian_data.layout import Layout  # noqa: E402
 from persian_data.tts.server import create_app, serve_in_thread  # noqa: E402
 from persian_data.tts.synth import Voice  # noqa: E402
-from persian_data.tts.tiny import write_vits  # noqa: E402
+
+from support.voices import write_vits  # noqa: E402
 
 SENTENCE = "سلام دنیا."
 MAX_CHARS = 200

@@ -22,6 +22,9 @@ BY_KEY: dict[str, Source] = {s.key: s for s in CATALOG}
 # The specification's chat corpus: where `Layout.chat_combined()` & co. point without a source.
 CHAT_SOURCE: Source = next(s for s in CATALOG if s.bucket == CHAT_BUCKET)
 
+# The specification's speech corpus for STT train/eval (Common Voice): `eval-stt`'s default corpus.
+DEFAULT_SPEECH_SOURCE: Source = next(s for s in CATALOG if s.bucket == SPEECH_BUCKET)
+
 # Voice name (as `synth --voice` and `/api/tts?voice=` spell it) -> its source.
 VOICE_SOURCES: dict[str, Source] = {s.voice: s for s in CATALOG if s.voice}
 

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .catalog import CATALOG, CHAT_BUCKET, SPEECH_BUCKET
+from .catalog import CATALOG, CHAT_BUCKET, SPEECH_BUCKET, VOICE_SOURCES
 from .fetch import FetchOptions
 from .layout import Layout
 
@@ -26,7 +26,7 @@ def _voice_assets() -> dict[str, tuple[bytes, bytes]] | None:
     try:
         from .tts.tiny import build_tiny_vits
 
-        return {"female": build_tiny_vits(seed=0), "male": build_tiny_vits(seed=2)}
+        return {voice: build_tiny_vits(seed=2 * i) for i, voice in enumerate(VOICE_SOURCES)}  # female 0, male 2
     except ImportError as exc:  # the tts extra is missing: placeholder checkpoints
         print(f"demo: tts extra not installed ({exc.name}); voice replicas hold placeholder checkpoints",
               file=sys.stderr)

@@ -26,7 +26,7 @@ HUB_URL = "https://huggingface.co"
 
 # The first folder under datasets/ ("bucket"): what kind of data a source holds. A prepare stage
 # prepares one bucket (`prepare text` the chat corpora, `prepare speech` the speech corpora).
-CHAT_BUCKET = "text"
+CHAT_BUCKET = "text"  # datasets/text/, as the specification names it (a folder, not a source key)
 SPEECH_BUCKET = "speech"
 VOICE_BUCKET = "tts"
 

@@ -20,12 +20,13 @@ from hypothesis import strategies as st
 
 from persian_data.catalog import CATALOG
 from persian_data.corpora import commonvoice as CVM
+from persian_data.corpora import coqui_vits_run
 from persian_data.corpora import fleurs as FLM
 from persian_data.corpora import kamtera_vits as TTSM
 from persian_data.corpora import persian_conversation as TXT
-from persian_data.corpora import replicas as R
 from persian_data.localhub import replica_kit as KIT
 from persian_data.localhub.store import HubStore
+from support import replicas as R
 
 ZWNJ = "\u200c"
 
@@ -39,7 +40,7 @@ def replicas_hub(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def text_files():
-    return TXT.text_repo(R.TINY, hostile=True)
+    return R.text_repo(R.TINY, hostile=True)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def cv_files():
 
 @pytest.fixture(scope="module")
 def fleurs_files():
-    return FLM.fleurs_repo(R.TINY)
+    return R.fleurs_repo(R.TINY)
 
 
 def lfs_map(store, key):
@@ -79,8 +80,8 @@ def test_rebuild_into_same_store_makes_no_new_commit(tmp_path):
 
 
 def test_arguments_change_content():
-    assert TXT.text_repo(R.TINY) != TXT.text_repo(R.TINY, hostile=True)
-    assert TXT.text_repo(R.TINY) != TXT.text_repo(R.TINY.scaled(2))
+    assert TXT.text_repo(R.TINY) != R.text_repo(R.TINY, hostile=True)
+    assert TXT.text_repo(R.TINY) != TXT.text_repo(R.scaled(R.TINY, 2))
     assert TTSM.tts_repo("male", R.TINY) != TTSM.tts_repo("male", R.TINY, voice_assets=(b"{}", b"weights"))
 
 
@@ -89,7 +90,7 @@ def test_text_files_and_lfs(replicas_hub):
     store, _ = replicas_hub
     lfs = lfs_map(store, "text")
     assert set(lfs) == {".gitattributes", "Persian-conversational-dataset.py", "README.md",
-                        *TXT.TEXT_FILES, *TXT.TEXT_HOSTILE_FILES}
+                        *TXT.TEXT_FILES, *R.TEXT_HOSTILE_FILES}
     assert {p for p, is_lfs in lfs.items() if is_lfs} == {
         "dadrah_dataset1-1000_10000.json",
         "dadrah_dataset1-10000_100000.json",
@@ -132,7 +133,7 @@ def _kind_of(row):
 
 
 def test_text_rows_match_manifest(text_files):
-    manifest = TXT.text_manifest(R.TINY)
+    manifest = R.text_manifest(R.TINY)
     parsed = {name: json.loads(text_files[name]) for name in TXT.TEXT_FILES}
     kinds = {}
     for name, rows in parsed.items():
@@ -222,7 +223,7 @@ def test_text_hostile_files_fail_as_declared(text_files):
     with pytest.raises(UnicodeDecodeError):
         json.loads(bad)
     rows = json.loads(bad.decode("utf-8", "replace"))
-    info = TXT.TEXT_HOSTILE["dadrah_dataset_extra_invalid_utf8.json"]
+    info = R.TEXT_HOSTILE["dadrah_dataset_extra_invalid_utf8.json"]
     assert len(rows) == info["rows"]
     assert sum("\ufffd" in row[1] for row in rows) == info["invalid_rows"]
 
@@ -237,7 +238,7 @@ def test_text_hostile_files_fail_as_declared(text_files):
             break
         assert _kind_of(row) == "ok"
         complete, pos = complete + 1, end + 2
-    assert complete == TXT.TEXT_HOSTILE["dadrah_dataset_extra_truncated.json"]["complete_rows"]
+    assert complete == R.TEXT_HOSTILE["dadrah_dataset_extra_truncated.json"]["complete_rows"]
     assert not cut.rstrip().endswith("]")
 
 
@@ -245,14 +246,14 @@ def test_text_hostile_files_fail_as_declared(text_files):
 @given(rows=st.integers(min_value=2, max_value=40))
 def test_text_manifest_holds_at_any_scale(rows):
     scale = dataclasses.replace(R.TINY, text_rows=rows)
-    files, manifest = TXT.text_repo(scale), TXT.text_manifest(scale)
+    files, manifest = TXT.text_repo(scale), R.text_manifest(scale)
     for name in TXT.TEXT_FILES:
         parsed = json.loads(files[name])
         assert len(parsed) == manifest[name]["elements"]
         assert sum(_kind_of(r) == "ok" for r in parsed) == manifest[name]["well_formed"]
         assert len({json.dumps(r) for r in parsed}) == manifest[name]["distinct"]
     assert {k: sum(m["adversarial"].get(k, 0) for m in manifest.values()) for k in TXT.TEXT_ADVERSARIAL} == \
-        TXT.TEXT_ADVERSARIAL_COUNTS
+        R.TEXT_ADVERSARIAL_COUNTS
 
 
 # -- B. Common Voice -----------------------------------------------------------------------------
@@ -342,8 +343,8 @@ def _members(data):
 
 @pytest.mark.parametrize("lang", ["fa_ir", "en_us", "ar_eg"])
 def test_fleurs_tsv_and_tar(fleurs_files, lang):
-    manifest = FLM.fleurs_manifest(R.TINY, lang)
-    hostile = set(FLM.FLEURS_HOSTILE_MEMBERS)
+    manifest = R.fleurs_manifest(R.TINY, lang)
+    hostile = set(R.FLEURS_HOSTILE_MEMBERS)
     for split in FLM.FLEURS_SPLITS:
         rows = _tsv(fleurs_files[f"data/{lang}/{split}.tsv"])
         assert rows and all(len(r) == 7 for r in rows)
@@ -395,7 +396,7 @@ def test_fleurs_fa_ir_adversarial(fleurs_files):
     dev = {m.name: m for m, _ in _members(fleurs_files["data/fa_ir/audio/dev.tar.gz"])}
     assert dev["../evil.wav"].isfile() and dev["/tmp/persian_data_evil.wav"].isfile()
     link = dev["dev/evil_link.wav"]
-    assert link.issym() and link.linkname == adv["symlink"]["target"]
+    assert link.issym() and link.linkname == R.FLEURS_HOSTILE["symlink"]["target"]
     dev_names = {r[1] for r in _tsv(fleurs_files["data/fa_ir/dev.tsv"])}
     assert "evil_link.wav" not in dev_names
     for lang in ("en_us", "ar_eg"):  # decoys are clean
@@ -404,8 +405,19 @@ def test_fleurs_fa_ir_adversarial(fleurs_files):
                 assert m.isdir() or (m.isfile() and m.name.startswith(f"{split}/"))
 
 
+def test_the_demos_replicas_carry_no_hostile_files():
+    from persian_data.corpora.replicas import replica_files as demo_replica_files
+
+    text, fleurs = demo_replica_files("text", R.TINY), demo_replica_files("fleurs", R.TINY)
+    assert not set(R.TEXT_HOSTILE_FILES) & set(text)
+    dev = [m for m, _ in _members(fleurs["data/fa_ir/audio/dev.tar.gz"])]
+    assert dev and all(m.name == "dev" or (m.isfile() and m.name.startswith("dev/")) for m in dev)
+    assert {m.name for m, _ in _members(R.fleurs_repo(R.TINY)["data/fa_ir/audio/dev.tar.gz"])} - {m.name for m in dev} \
+        == set(R.FLEURS_HOSTILE_MEMBERS)
+
+
 def test_fleurs_decoys_are_configurable():
-    files = FLM.fleurs_repo(R.TINY, decoys=("de_de",))
+    files = R.fleurs_repo(R.TINY, decoys=("de_de",))
     langs = {p.split("/")[1] for p in files if p.startswith("data/")}
     assert langs == {"fa_ir", "de_de"}
     assert "'de_de', 'fa_ir'" in files["fleurs.py"].decode()
@@ -489,14 +501,14 @@ def test_tts_aux_files_are_real_formats():
     with zipfile.ZipFile(io.BytesIO(files["phoneme_cache.zip"])) as zf:
         assert zf.testzip() is None
         assert all(re.fullmatch(r"phoneme_cache/\d+_phoneme\.npy", n) for n in zf.namelist())
-    assert TTSM._crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    assert coqui_vits_run._crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
     events = files["events.out.tfevents.1674024033.2ba09f99fefc"]
     pos, count = 0, 0
     while pos < len(events):
         length = int.from_bytes(events[pos : pos + 8], "little")
-        assert int.from_bytes(events[pos + 8 : pos + 12], "little") == TTSM._masked_crc(events[pos : pos + 8])
+        assert int.from_bytes(events[pos + 8 : pos + 12], "little") == coqui_vits_run._masked_crc(events[pos : pos + 8])
         body = events[pos + 12 : pos + 12 + length]
-        assert int.from_bytes(events[pos + 12 + length : pos + 16 + length], "little") == TTSM._masked_crc(body)
+        assert int.from_bytes(events[pos + 12 + length : pos + 16 + length], "little") == coqui_vits_run._masked_crc(body)
         pos, count = pos + 16 + length, count + 1
     assert pos == len(events) and count > 1 and b"brain.Event:2" in events
     compile(files["train_vits.py"], "train_vits.py", "exec")
@@ -504,8 +516,8 @@ def test_tts_aux_files_are_real_formats():
 
 # -- scales --------------------------------------------------------------------------------------
 def test_scales():
-    assert R.TINY.text_rows < R.DEMO.text_rows < R.BENCH.text_rows
-    big = R.TINY.scaled(3)
+    assert R.TINY.text_rows < R.DEMO.text_rows
+    big = R.scaled(R.TINY, 3)
     assert (big.text_rows, big.cv_clips_per_shard, big.fleurs_clips_per_split, big.checkpoint_bytes) == \
         (3 * R.TINY.text_rows, 3 * R.TINY.cv_clips_per_shard, 3 * R.TINY.fleurs_clips_per_split,
          3 * R.TINY.checkpoint_bytes)
@@ -517,9 +529,9 @@ def test_scales():
     cv = CVM.commonvoice_repo(quick)
     assert pq.read_metadata(io.BytesIO(cv["data/test-00000-of-00001.parquet"])).num_rows == 5
     assert sum(pq.read_metadata(io.BytesIO(cv[p])).num_rows for p in CVM.CV_FILES["train"]) == 10
-    fl = FLM.fleurs_repo(quick, decoys=())
+    fl = R.fleurs_repo(quick, decoys=())
     assert len(_tsv(fl["data/fa_ir/test.tsv"])) == 4 + 2  # + two ids recorded twice
-    assert FLM.fleurs_manifest(quick)["train"]["tsv_rows"] == 4 + 2 + 2  # + missing wav, wrong num_samples
+    assert R.fleurs_manifest(quick)["train"]["tsv_rows"] == 4 + 2 + 2  # + missing wav, wrong num_samples
 
 
 def test_synth_audio_is_bit_exact_integer_math():

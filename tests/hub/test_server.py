@@ -26,8 +26,13 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.hf_api import RepoFile, RepoFolder
 
-from persian_data.localhub.server import FaultPlan, FaultRule, LocalHub, RequestLog, create_app
+from persian_data.localhub.app import create_app
 from persian_data.localhub.store import HubStore, git_blob_sha1, lfs_pointer
+
+from support import hub_process
+from support.hub import ScriptedHub
+from support.hub_faults import FaultPlan, FaultRule
+from support.hub_log import RequestLog
 
 GITATTRIBUTES = b"*.tar.gz filter=lfs diff=lfs merge=lfs -text\n*.bin filter=lfs diff=lfs merge=lfs -text\n"
 BIG = bytes(range(256)) * 1200  # 307_200 bytes, LFS (*.bin)
@@ -52,7 +57,7 @@ MODEL = {
 _TLS = ssl.create_default_context()  # unused on http://, but httpx builds one per client otherwise (slow)
 
 
-def _client(hub: LocalHub, **kwargs) -> httpx.Client:
+def _client(hub: ScriptedHub, **kwargs) -> httpx.Client:
     return httpx.Client(base_url=hub.endpoint, verify=_TLS, **kwargs)
 
 
@@ -61,7 +66,7 @@ def _module_hub(tmp_path_factory):
     store = HubStore(tmp_path_factory.mktemp("mini_hub"))
     store.publish("dataset", "google/fleurs", FLEURS)
     store.publish("model", "Kamtera/voice", MODEL)
-    with LocalHub(store) as running:
+    with ScriptedHub(store) as running:
         yield running
 
 
@@ -124,7 +129,7 @@ def test_repo_info_by_branch_sha_and_encoded_branch(mini_hub):
 def test_list_repo_tree_paginates_and_reports_lfs(tmp_path):
     store = HubStore(tmp_path / "hub")
     store.publish("dataset", "google/fleurs", FLEURS)
-    with LocalHub(store, tree_page_size=3) as own:
+    with ScriptedHub(store, tree_page_size=3) as own:
         api = HfApi(endpoint=own.endpoint)
         entries = list(api.list_repo_tree("google/fleurs", repo_type="dataset", recursive=True))
         tree_gets = own.requests.entries(method="GET", prefix="/api/datasets/google/fleurs/tree/")
@@ -386,7 +391,7 @@ def test_fault_429_with_retry_after(mini_hub):
 def test_fault_stall_times_out_client_and_does_not_block_shutdown(tmp_path):
     store = HubStore(tmp_path / "hub")
     store.publish("model", "Kamtera/voice", MODEL)
-    own = LocalHub(store).start()
+    own = ScriptedHub(store).start()
     holder: dict = {}
 
     def stalled_get() -> None:
@@ -516,12 +521,12 @@ def test_create_app_serves_without_faults_or_log(tmp_path):
     assert isinstance(FaultPlan().add(kind="429"), FaultRule) and isinstance(RequestLog(), RequestLog)
 
 
-def test_cli_serve_writes_port_file(tmp_path):
+def test_hub_process_writes_port_file(tmp_path):
     store = HubStore(tmp_path / "hub")
     sha = store.publish("model", "Kamtera/voice", {"config.json": b"{}"})
     port_file = tmp_path / "port"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "persian_data.localhub", "serve", "--hub", str(tmp_path / "hub"), "--port", "0",
+        [sys.executable, str(Path(hub_process.__file__)), "--hub", str(tmp_path / "hub"), "--port", "0",
          "--port-file", str(port_file)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

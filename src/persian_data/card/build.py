@@ -161,6 +161,19 @@ class Card:
             self.p(f"**absent**: no speech stats (`{speech['stats_path']}`); `persian-data prepare speech` writes them.")
             return
         stats = speech["stats"]
+        reasons = self._speech_stats_tables(key, stats)
+        rejects_file = speech.get("rejects_file")
+        if rejects_file:
+            self.p(f"`{rejects_file['path']}` holds {rejects_file['lines']} line(s).")
+        manifests = speech.get("manifests") or {}
+        if not manifests:
+            self.p("**absent**: no manifests.")
+            return
+        self._speech_manifest_tables(key, manifests)
+        self._speech_plots(key, stats, manifests, reasons)
+
+    def _speech_stats_tables(self, key: str, stats: dict) -> list[str]:
+        """Splits, gender and rejects, from the stage's stats; the reject reasons."""
         split_stats = stats.get("splits") or {}
         total = stats.get("total") or {}
         columns = ["source_rows", "clips", "hours", "seconds", "speakers", "rejected_rows", "reported_members"]
@@ -179,33 +192,31 @@ class Card:
                         for split, s in [*split_stats.items(), ("total", total)]])
         else:
             self.p("No clip was rejected.")
-        rejects_file = speech.get("rejects_file")
-        if rejects_file:
-            self.p(f"`{rejects_file['path']}` holds {rejects_file['lines']} line(s).")
-        manifests = speech.get("manifests") or {}
-        if not manifests:
-            self.p("**absent**: no manifests.")
-            return
+        return reasons
+
+    def _speech_manifest_tables(self, key: str, manifests: dict) -> None:
+        """Durations, words, ages, speakers and top words, from the manifests."""
         stat_keys = ["min", "median", "mean", "p95", "max"]
         self.table(f"{key}: clip duration (seconds, from the manifests)", ["split", "clips", *stat_keys],
                    [[split, m["clips"], *((m["duration"] or {}).get(k) for k in stat_keys)]
                     for split, m in manifests.items()])
         self.table(f"{key}: words per transcript (from the manifests)", ["split", *stat_keys],
                    [[split, *((m["word"] or {}).get(k) for k in stat_keys)] for split, m in manifests.items()])
-        ages = age_order({a for m in manifests.values() for a in (m.get("age") or {})})
+        ages = _ages(manifests)
         if ages:
             self.table(f"{key}: age (from the manifests)", ["split", *ages],
                        [[split, *((m.get("age") or {}).get(a, 0) for a in ages)] for split, m in manifests.items()])
-        has_speakers = any(m.get("speaker_clips") for m in manifests.values())
-        if has_speakers:
+        if _has_speakers(manifests):
             self.table(f"{key}: clips per speaker (from the manifests)",
                        ["split", "speakers", "most clips by one speaker", "median clips per speaker"],
                        [[split, m["speakers"], (m["speaker_clips"] or [None])[0],
                          _median(m["speaker_clips"])] for split, m in manifests.items()])
         first = next(iter(manifests))
-        top = manifests[first]["top_words"]
-        self.table(f"{key}: top words ({first})", ["word", "count"], [[w, n] for w, n in top])
-        # -- plots
+        self.table(f"{key}: top words ({first})", ["word", "count"], [[w, n] for w, n in manifests[first]["top_words"]])
+
+    def _speech_plots(self, key: str, stats: dict, manifests: dict, reasons: list[str]) -> None:
+        split_stats = stats.get("splits") or {}
+        total = stats.get("total") or {}
         splits = list(split_stats)
         self.plot(f"speech-{key}-splits.png", "hours and clips per split",
                   lambda: plots.grouped_bars(splits, {"hours": [split_stats[s].get("hours", 0) for s in splits],
@@ -218,12 +229,13 @@ class Card:
         self.plot(f"speech-{key}-gender.png", "gender", lambda: plots.bars(
             list(gender_total), list(gender_total.values()), title=f"{key}: gender (all splits)",
             persian="جنسیت گویندگان", ylabel="clips"))
+        ages = _ages(manifests)
         if ages:
             age_total = {a: sum((m.get("age") or {}).get(a, 0) for m in manifests.values()) for a in ages}
             self.plot(f"speech-{key}-age.png", "age", lambda: plots.bars(
                 list(age_total), list(age_total.values()), title=f"{key}: age (all splits)",
                 persian="سن گویندگان", ylabel="clips"))
-        if has_speakers:
+        if _has_speakers(manifests):
             per_split = {s: m["speaker_clips"] for s, m in manifests.items() if m.get("speaker_clips")}
             self.plot(f"speech-{key}-speakers.png", "clips per speaker, long tail, one curve per split",
                       lambda: plots.long_tail(per_split, title=f"{key}: clips per speaker (one curve per split, "
@@ -232,6 +244,8 @@ class Card:
         self.plot(f"speech-{key}-words.png", "transcript length in words", lambda: plots.histogram(
             {s: m["words"] for s, m in manifests.items()}, bin_width=1, title=f"{key}: transcript length",
             persian="طول متن (واژه)", xlabel="words"))
+        first = next(iter(manifests))
+        top = manifests[first]["top_words"]
         self.plot(f"speech-{key}-top-words.png", "top words", lambda: plots.bars(
             [w for w, _ in top], [n for _, n in top], horizontal=True, title=f"{key}: top words ({first})",
             persian="واژه‌های پرکاربرد", ylabel="occurrences"))
@@ -327,6 +341,14 @@ def _outcome_panels(outcomes: dict) -> list[dict]:
     return [{"title": f"{outcomes['rows_read']:,} rows read from the raw files", "unit": "rows", "bars": rows},
             {"title": f"{outcomes['conversations_made']:,} conversations made from them"
                       + (f" ({per_row})" if per_row else ""), "unit": "conversations", "bars": conversations}]
+
+
+def _ages(manifests: dict) -> list[str]:
+    return age_order({a for m in manifests.values() for a in (m.get("age") or {})})
+
+
+def _has_speakers(manifests: dict) -> bool:
+    return any(m.get("speaker_clips") for m in manifests.values())
 
 
 def _median(values: list[int] | None):

@@ -213,9 +213,5 @@ def commonvoice_repo(scale: kit.ReplicaScale = kit.TINY) -> dict[str, bytes]:
     return files
 
 
-# ---------------------------------------------------------------------------------------------
-# C. Speech: google/fleurs (fa_ir plus decoy languages)
-
-
 def replica_files(scale: kit.ReplicaScale = kit.TINY, **_: Any) -> dict[str, bytes]:
     return commonvoice_repo(scale)

@@ -56,7 +56,8 @@ FLEURS_SPLITS = ("train", "dev", "test")
 FLEURS_SAMPLE_RATE = 16_000
 FLEURS_MTIME = 1_654_041_600  # 2022-06-01, fixed in every tar header
 
-# Every deliberate defect in data/fa_ir (decoy languages have none). Names do not depend on scale.
+# Every defect in data/fa_ir (decoy languages have none), as real TSVs and archives have them; names
+# do not depend on the scale. (The tests add hostile members of their own: tests/support.)
 FLEURS_ADVERSARIAL: dict[str, dict[str, Any]] = {
     "missing_wav": {"split": "train", "wav": "17811245311098341999.wav",
                     "what": "TSV row whose wav is not in train.tar.gz"},
@@ -64,13 +65,7 @@ FLEURS_ADVERSARIAL: dict[str, dict[str, Any]] = {
                    "what": "valid wav in the tar with no TSV row"},
     "wrong_num_samples": {"split": "train", "wav": "16661029384756102938.wav", "tsv_extra": 4000,
                           "what": "TSV num_samples = real frames + 4000"},
-    "path_traversal": {"split": "dev", "member": "../evil.wav", "what": "member escapes the extraction dir"},
-    "absolute_path": {"split": "dev", "member": "/tmp/persian_data_evil.wav", "what": "absolute member name"},
-    "symlink": {"split": "dev", "member": "dev/evil_link.wav", "target": "../../../../../../etc/passwd",
-                "what": "symlink member pointing out of the tree (no TSV row names it)"},
 }
-# Tar members that must never be extracted as they are (all in fa_ir dev.tar.gz).
-FLEURS_HOSTILE_MEMBERS = ("../evil.wav", "/tmp/persian_data_evil.wav", "dev/evil_link.wav")
 
 _FA_SENTENCES = (
     "دانشمندان در طول سال‌ها تغییرات زیادی را در این منطقه ثبت کرده‌اند.",
@@ -122,7 +117,7 @@ def _wav_name(r: random.Random) -> str:
     return f"{r.randint(10**19, 2 * 10**19 - 1)}.wav"
 
 
-def _tar_gz(members: list[tuple[str, bytes | None, str | None]]) -> bytes:
+def tar_gz(members: list[tuple[str, bytes | None, str | None]]) -> bytes:
     """Deterministic tar.gz: (name, data, symlink target); data None + no target = directory."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
@@ -146,67 +141,57 @@ def _tar_gz(members: list[tuple[str, bytes | None, str | None]]) -> bytes:
     return out.getvalue()
 
 
-def _fleurs_lang(scale: kit.ReplicaScale, lang: str, adversarial: bool) -> tuple[dict[str, bytes], dict[str, Any]]:
-    files: dict[str, bytes] = {}
-    manifest: dict[str, Any] = {}
+FleursRow = tuple[int, str, str, int, str]  # id, wav file name, raw transcription, num_samples, gender
+TarMember = tuple[str, bytes | None, str | None]  # name, data (None: a directory), symlink target
+
+
+def fleurs_split(scale: kit.ReplicaScale, lang: str, split: str) -> tuple[list[FleursRow], list[TarMember]]:
+    """One split of one language: its TSV rows and its tar members, in file order. Only fa_ir has the
+    FLEURS_ADVERSARIAL defects."""
+    adversarial = lang == LANG
     sentences = _fleurs_sentences(lang)
+    r = kit.rng("fleurs", lang, split)
+    ids = sorted(kit.rng("fleurs-ids", split).sample(range(1, 2010), scale.fleurs_clips_per_split))
+    # (id, sentence index); the first two ids are recorded twice, by different speakers.
+    takes = [(i, k) for k, i in enumerate(ids)]
+    takes += [takes[0], takes[1]]
+    rows: list[FleursRow] = []
+    members: list[TarMember] = [(split, None, None)]
+    genders = ("FEMALE", "MALE")
+    for j, (fid, k) in enumerate(takes):
+        raw = sentences[(fid + k) % len(sentences)]
+        name = _wav_name(r)
+        samples = kit.clip(scale, FLEURS_SAMPLE_RATE, raw, "fleurs", lang, split, name)
+        gender = "OTHER" if (adversarial and j == 2) else genders[(fid + j) % 2]
+        rows.append((fid, name, raw, samples.size, gender))
+        members.append((f"{split}/{name}", kit.encode(samples, FLEURS_SAMPLE_RATE, "WAV"), None))
+    if adversarial and split == "train":
+        raw = sentences[0]
+        rows.append((ids[0] + 1, FLEURS_ADVERSARIAL["missing_wav"]["wav"], raw, 16_000, "FEMALE"))
+        bad = FLEURS_ADVERSARIAL["wrong_num_samples"]
+        samples = kit.clip(scale, FLEURS_SAMPLE_RATE, raw, "fleurs-bad", lang)
+        rows.append((ids[-1] + 1, bad["wav"], raw, samples.size + bad["tsv_extra"], "MALE"))
+        members.append((f"{split}/{bad['wav']}", kit.encode(samples, FLEURS_SAMPLE_RATE, "WAV"), None))
+        orphan = kit.clip(scale, FLEURS_SAMPLE_RATE, raw, "fleurs-orphan", lang)
+        members.append((FLEURS_ADVERSARIAL["orphan_wav"]["member"], kit.encode(orphan, FLEURS_SAMPLE_RATE, "WAV"), None))
+    return rows, members
+
+
+def tsv_bytes(rows: list[FleursRow]) -> bytes:
+    lines = []
+    for fid, name, raw, num, gender in rows:
+        norm = _fleurs_normalize(raw)
+        lines.append(f"{fid}\t{name}\t{raw}\t{norm}\t{_fleurs_chars(norm)}\t{num}\t{gender}\n")
+    return "".join(lines).encode()
+
+
+def _fleurs_lang(scale: kit.ReplicaScale, lang: str) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
     for split in FLEURS_SPLITS:
-        r = kit.rng("fleurs", lang, split)
-        ids = sorted(kit.rng("fleurs-ids", split).sample(range(1, 2010), scale.fleurs_clips_per_split))
-        # (id, sentence index); the first two ids are recorded twice, by different speakers.
-        takes = [(i, k) for k, i in enumerate(ids)]
-        takes += [takes[0], takes[1]]
-        rows, members = [], [(split, None, None)]
-        genders = ("FEMALE", "MALE")
-        for j, (fid, k) in enumerate(takes):
-            raw = sentences[(fid + k) % len(sentences)]
-            name = _wav_name(r)
-            samples = kit.clip(scale, FLEURS_SAMPLE_RATE, raw, "fleurs", lang, split, name)
-            gender = "OTHER" if (adversarial and j == 2) else genders[(fid + j) % 2]
-            rows.append((fid, name, raw, samples.size, gender))
-            members.append((f"{split}/{name}", kit.encode(samples, FLEURS_SAMPLE_RATE, "WAV"), None))
-        info: dict[str, Any] = {"repeated_ids": 2, "hostile_members": []}
-        if adversarial and split == "train":
-            raw = sentences[0]
-            rows.append((ids[0] + 1, FLEURS_ADVERSARIAL["missing_wav"]["wav"], raw, 16_000, "FEMALE"))
-            bad = FLEURS_ADVERSARIAL["wrong_num_samples"]
-            samples = kit.clip(scale, FLEURS_SAMPLE_RATE, raw, "fleurs-bad", lang)
-            rows.append((ids[-1] + 1, bad["wav"], raw, samples.size + bad["tsv_extra"], "MALE"))
-            members.append((f"{split}/{bad['wav']}", kit.encode(samples, FLEURS_SAMPLE_RATE, "WAV"), None))
-            orphan = kit.clip(scale, FLEURS_SAMPLE_RATE, raw, "fleurs-orphan", lang)
-            members.append((FLEURS_ADVERSARIAL["orphan_wav"]["member"], kit.encode(orphan, FLEURS_SAMPLE_RATE, "WAV"), None))
-        if adversarial and split == "dev":
-            evil = kit.encode(kit.synth_int16(1600, "evil"), FLEURS_SAMPLE_RATE, "WAV")
-            members.append(("../evil.wav", evil, None))
-            members.append(("/tmp/persian_data_evil.wav", evil, None))
-            members.append(("dev/evil_link.wav", None, FLEURS_ADVERSARIAL["symlink"]["target"]))
-            info["hostile_members"] = list(FLEURS_HOSTILE_MEMBERS)
-        lines = []
-        for fid, name, raw, num, gender in rows:
-            norm = _fleurs_normalize(raw)
-            lines.append(f"{fid}\t{name}\t{raw}\t{norm}\t{_fleurs_chars(norm)}\t{num}\t{gender}\n")
-        files[f"data/{lang}/{split}.tsv"] = "".join(lines).encode()
-        files[f"data/{lang}/audio/{split}.tar.gz"] = _tar_gz(members)
-        wavs = [m for m, data, target in members if data is not None and target is None and m.startswith(f"{split}/")]
-        names_in_tar = {m.rsplit("/", 1)[1] for m in wavs}
-        info.update(
-            tsv_rows=len(rows),
-            wav_members=len(wavs),
-            # rows with their wav present and num_samples right: what a careful reader keeps
-            good_rows=sum(
-                1 for fid, name, raw, num, g in rows
-                if name in names_in_tar and not (adversarial and name == FLEURS_ADVERSARIAL["wrong_num_samples"]["wav"])
-            ),
-            distinct_ids=len({row[0] for row in rows}),
-        )
-        manifest[split] = info
-    return files, manifest
-
-
-def fleurs_manifest(scale: kit.ReplicaScale, lang: str = "fa_ir") -> dict[str, dict[str, Any]]:
-    """Per split: tsv_rows, wav_members (regular `<split>/*.wav`), good_rows, distinct_ids,
-    repeated_ids, hostile_members. Only fa_ir has the FLEURS_ADVERSARIAL defects."""
-    return _fleurs_lang(scale, lang, lang == "fa_ir")[1]
+        rows, members = fleurs_split(scale, lang, split)
+        files[f"data/{lang}/{split}.tsv"] = tsv_bytes(rows)
+        files[f"data/{lang}/audio/{split}.tar.gz"] = tar_gz(members)
+    return files
 
 
 _FLEURS_SCRIPT = '''\
@@ -294,10 +279,10 @@ class Fleurs(datasets.GeneratorBasedBuilder):
 
 
 def fleurs_repo(scale: kit.ReplicaScale = kit.TINY, *, decoys: tuple[str, ...] = ("en_us", "ar_eg")) -> dict[str, bytes]:
-    langs = ["fa_ir", *[d for d in decoys if d != "fa_ir"]]
+    langs = [LANG, *[d for d in decoys if d != LANG]]
     files: dict[str, bytes] = {}
     for lang in langs:
-        files.update(_fleurs_lang(scale, lang, lang == "fa_ir")[0])
+        files.update(_fleurs_lang(scale, lang))
     listed = "\n".join(f"- {lang}" for lang in sorted(langs))
     files["README.md"] = (
         "---\n"

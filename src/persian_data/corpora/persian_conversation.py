@@ -6,9 +6,8 @@ JSON array of rows `[title, question, answers, keywords]` (shape `chat-json`, fi
 The catalog entry is `SOURCE`; `replica_files` builds the local hub's replica of the repo.
 
 The replica mirrors the real repo (SOURCES.md A): the same file names, formats and Git LFS split
-(`dadrah_dataset.json` is a plain git blob), with generated rows and every deliberate defect listed
-in `TEXT_ADVERSARIAL` (and, with `hostile=True`, the damaged files of `TEXT_HOSTILE`), so tests can
-assert exact numbers.
+(`dadrah_dataset.json` is a plain git blob), with generated rows and the defects real rows have, each
+listed in `TEXT_ADVERSARIAL` (the tests add damaged files of their own: tests/support).
 """
 
 from __future__ import annotations
@@ -49,11 +48,6 @@ TEXT_FILES = (
     "dadrah_dataset1-100000_276342.json",
 )
 TEXT_LFS_FILES = TEXT_FILES[1:]  # dadrah_dataset.json is a plain git blob on the Hub
-TEXT_HOSTILE_FILES = (
-    "dadrah_dataset_extra_invalid_utf8.json",  # not LFS; invalid UTF-8 inside two strings
-    "dadrah_dataset_extra_truncated.json",  # LFS; the JSON array is cut inside a string
-)
-
 ZWNJ = "\u200c"
 
 # kind -> where it is and what it is. Counts do not depend on the scale. "well_formed" means the
@@ -89,23 +83,6 @@ TEXT_ADVERSARIAL: dict[str, dict[str, Any]] = {
     "duplicate_in_file": {"file": TEXT_FILES[2], "count": 1, "well_formed": True,
                           "what": "exact copy of the first normal row of the same file"},
 }
-TEXT_ADVERSARIAL_COUNTS: dict[str, int] = {k: v["count"] for k, v in TEXT_ADVERSARIAL.items()}
-
-# The two extra files written with hostile=True.
-TEXT_HOSTILE: dict[str, dict[str, Any]] = {
-    "dadrah_dataset_extra_invalid_utf8.json": {
-        "lfs": False,
-        "rows": 4,  # rows json.loads finds after bytes.decode("utf-8", "replace")
-        "invalid_rows": 2,  # rows whose question holds the bad bytes (they decode to U+FFFD)
-        "error": "UnicodeDecodeError",  # from a strict UTF-8 decode / json.loads(bytes)
-    },
-    "dadrah_dataset_extra_truncated.json": {
-        "lfs": True,
-        "complete_rows": 3,  # whole rows before the cut (an incremental parser can keep them)
-        "error": "json.JSONDecodeError",
-    },
-}
-
 _TOPICS = (
     "مهریه", "طلاق توافقی", "اجاره‌نامه", "چک برگشتی", "تقسیم ارث", "حضانت فرزند",
     "قرارداد کار", "سند رسمی ملک", "دیه تصادف", "نفقه", "ضمانت وام", "شکایت کیفری",
@@ -149,7 +126,7 @@ _ADVICE = (
 )
 
 
-def _text_row(r: random.Random) -> list:
+def text_row(r: random.Random) -> list:
     t, u = r.sample(_TOPICS, 2)
     title = r.choice(_TITLE_FORMS).format(t=t, u=u)
     ctx = r.choice(_CONTEXTS).format(
@@ -230,7 +207,7 @@ def text_adversarial_rows() -> list[tuple[str, str, Any]]:
     return [(kind, TEXT_ADVERSARIAL[kind]["file"], row) for kind, row in rows]
 
 
-def _text_rows(scale: kit.ReplicaScale) -> dict[str, list[tuple[str, Any]]]:
+def text_rows(scale: kit.ReplicaScale) -> dict[str, list[tuple[str, Any]]]:
     """file -> [(kind, row)], kind "normal" or an adversarial kind; in file order."""
     seen: set[str] = set()
     normal: dict[str, list] = {}
@@ -238,7 +215,7 @@ def _text_rows(scale: kit.ReplicaScale) -> dict[str, list[tuple[str, Any]]]:
         r = kit.rng("text", name)
         rows = []
         while len(rows) < scale.text_rows:
-            row = _text_row(r)
+            row = text_row(r)
             key = json.dumps(row)
             if key not in seen:  # normal rows are all distinct, across files too
                 seen.add(key)
@@ -264,47 +241,9 @@ def _text_rows(scale: kit.ReplicaScale) -> dict[str, list[tuple[str, Any]]]:
     return out
 
 
-def _well_formed(row: Any) -> bool:
-    return (
-        isinstance(row, list)
-        and len(row) == 4
-        and isinstance(row[0], str)
-        and isinstance(row[1], str)
-        and isinstance(row[2], list)
-        and all(isinstance(a, str) for a in row[2])
-        and isinstance(row[3], list)
-        and all(isinstance(k, str) for k in row[3])
-    )
-
-
-def _dump(rows: list) -> bytes:
+def dump_rows(rows: list) -> bytes:
     # Like the real files: json.dump defaults, so one line, ensure_ascii=True (\uXXXX escapes).
     return json.dumps(rows).encode("ascii")
-
-
-def text_manifest(scale: kit.ReplicaScale, *, hostile: bool = False) -> dict[str, dict[str, Any]]:
-    """Exact contents per json file: elements, normal rows, adversarial kinds, well-formed rows,
-    answers in well-formed rows, and the number of distinct elements."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, rows in _text_rows(scale).items():
-        kinds: dict[str, int] = {}
-        for kind, _ in rows:
-            if kind != "normal":
-                kinds[kind] = kinds.get(kind, 0) + 1
-        wf = [row for _, row in rows if _well_formed(row)]
-        out[name] = {
-            "elements": len(rows),
-            "normal": sum(1 for kind, _ in rows if kind == "normal"),
-            "adversarial": kinds,
-            "well_formed": len(wf),
-            "answers": sum(len(row[2]) for row in wf),
-            "distinct": len({json.dumps(row) for _, row in rows}),
-            "lfs": name in TEXT_LFS_FILES,
-        }
-    if hostile:
-        for name, info in TEXT_HOSTILE.items():
-            out[name] = dict(info)
-    return out
 
 
 _LOADING_SCRIPT = '''\
@@ -379,31 +318,15 @@ _TEXT_README = (
 )
 
 
-def text_repo(scale: kit.ReplicaScale = kit.TINY, *, hostile: bool = False) -> dict[str, bytes]:
+def text_repo(scale: kit.ReplicaScale = kit.TINY) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
-    for name, rows in _text_rows(scale).items():
-        files[name] = _dump([row for _, row in rows])
-    lfs = list(TEXT_LFS_FILES)
-    if hostile:
-        r = kit.rng("text-hostile")
-        good = [_text_row(r) for _ in range(4)]
-        raw = json.dumps(good, ensure_ascii=False).encode("utf-8")
-        # Row 0: a lone 0xff byte; row 2: a UTF-8 lead byte (0xd9) followed by ASCII.
-        for idx, bad in ((0, b"\xff"), (2, b"\xd9 ")):
-            marker = json.dumps(good[idx][1], ensure_ascii=False).encode("utf-8")
-            at = raw.index(marker) + 1 + len("سلام.".encode())
-            raw = raw[:at] + bad + raw[at:]
-        files[TEXT_HOSTILE_FILES[0]] = raw
-        rows = [_text_row(r) for _ in range(4)]
-        # Cut halfway through the 4th row: 3 complete rows, then a broken one, no closing "]".
-        cut = len(_dump(rows[:3])) - 1 + len(", ") + len(_dump(rows[3:])) // 2
-        files[TEXT_HOSTILE_FILES[1]] = _dump(rows)[:cut]
-        lfs.append(TEXT_HOSTILE_FILES[1])
-    files[".gitattributes"] = (kit.GITATTRIBUTES_DATASET + "".join(kit.lfs_line(p) for p in lfs)).encode()
+    for name, rows in text_rows(scale).items():
+        files[name] = dump_rows([row for _, row in rows])
+    files[".gitattributes"] = (kit.GITATTRIBUTES_DATASET + "".join(kit.lfs_line(p) for p in TEXT_LFS_FILES)).encode()
     files["Persian-conversational-dataset.py"] = _LOADING_SCRIPT.encode()
     files["README.md"] = _TEXT_README.encode()
     return files
 
 
-def replica_files(scale: kit.ReplicaScale = kit.TINY, *, hostile: bool = False, **_: Any) -> dict[str, bytes]:
-    return text_repo(scale, hostile=hostile)
+def replica_files(scale: kit.ReplicaScale = kit.TINY, **_: Any) -> dict[str, bytes]:
+    return text_repo(scale)

@@ -30,7 +30,7 @@ SHAPES = {
     chat_jsonl.SHAPE: chat_jsonl,
 }
 
-# Source key -> the builder of its replica for the local hub: (scale, key=, hostile=, voice_assets=) -> files.
+# Source key -> the builder of its replica for the local hub: (scale, key=, voice_assets=) -> files.
 REPLICAS: dict[str, Callable[..., dict[str, bytes]]] = {
     persian_conversation.SOURCE.key: persian_conversation.replica_files,
     commonvoice.SOURCE.key: commonvoice.replica_files,

@@ -1,18 +1,19 @@
-"""The local hub's replicas of the five source repos, for tests and the offline demo.
+"""The local hub's replicas of the five source repos, for the offline demo (and the tests, which add
+hostile files of their own: tests/support).
 
 Each replica mirrors the real repo as described in `SOURCES.md` (the same file names, formats and
-Git LFS split, with the content shrunk and generated, plus deliberate adversarial content) and is
-built by its corpus module (`registry.REPLICAS`); this module publishes them into a `HubStore`.
+Git LFS split, with the content shrunk and generated, and the defects real data has) and is built by
+its corpus module (`registry.REPLICAS`); this module publishes them into a `HubStore`.
 """
 
 from __future__ import annotations
 
-from ..localhub.replica_kit import BENCH, DEMO, TINY, ReplicaScale
+from ..localhub.replica_kit import DEMO, TINY, ReplicaScale
 from ..localhub.replicas import publish_replica
 from ..localhub.store import HubStore
 from .registry import BUILTIN, REPLICAS
 
-__all__ = ["ReplicaScale", "TINY", "DEMO", "BENCH", "REPLICA_REPOS", "build_replicas", "replica_files"]
+__all__ = ["ReplicaScale", "TINY", "DEMO", "REPLICA_REPOS", "build_replicas", "replica_files"]
 
 # Source key -> (repo_type, repo_id); taken from the catalog entries so the two cannot disagree.
 REPLICA_REPOS: dict[str, tuple[str, str]] = {s.key: (s.repo_type, s.repo_id) for s in BUILTIN}
@@ -22,20 +23,18 @@ def replica_files(
     key: str,
     scale: ReplicaScale = TINY,
     *,
-    hostile: bool = False,
     voice_assets: dict[str, tuple[bytes, bytes]] | None = None,
 ) -> dict[str, bytes]:
     """The files of one replica, by source key."""
     if key not in REPLICAS:
         raise KeyError(f"no replica for source {key!r}")
-    return REPLICAS[key](scale, key=key, hostile=hostile, voice_assets=voice_assets)
+    return REPLICAS[key](scale, key=key, voice_assets=voice_assets)
 
 
 def build_replicas(
     store: HubStore,
     scale: ReplicaScale = TINY,
     *,
-    hostile: bool = False,
     voice_assets: dict[str, tuple[bytes, bytes]] | None = None,
     only: tuple[str, ...] | list[str] | None = None,
 ) -> dict[str, str]:
@@ -49,6 +48,6 @@ def build_replicas(
     for key, (repo_type, repo_id) in REPLICA_REPOS.items():
         if only is not None and key not in only:
             continue
-        files = replica_files(key, scale, hostile=hostile, voice_assets=voice_assets)
+        files = replica_files(key, scale, voice_assets=voice_assets)
         shas[key] = publish_replica(store, repo_type, repo_id, files, f"persian-data replica ({scale.name})")
     return shas

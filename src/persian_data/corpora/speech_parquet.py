@@ -16,18 +16,21 @@ result never depends on which worker ran first.
 Every other source column is kept in the manifest line (those in `first_columns` first, then in
 file order); a source column named like one of the manifest's own keys is written `source_<name>`.
 
-pyarrow is imported where used: the catalog imports this module for `ParquetReader`.
+This module finds the shards and plans the units; `speech_parquet_rows` runs a unit and reads the
+audio --no-extract references point to. pyarrow is imported where used: the catalog imports this
+module for `ParquetReader`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .speech_clips import (Collector, SpeechPrepareError, SplitPlan, UnitContext, UnitResult, clip_id,
-                                    manifest_key, safe_name, sniff_extension, split_sort_key)
+from .speech_clips import SpeechPrepareError, SplitPlan, clip_id, manifest_key, split_sort_key
+from .speech_parquet_rows import BATCH_ROWS, clip_name, id_text, is_path_column, one_line, read_referenced, \
+    resolve_audio_file, run_unit
 from .config import Fields, policy_columns, speech_policy
 from ..source import SPEECH_BUCKET, Source, files_by_split, template_regex
 
@@ -40,8 +43,6 @@ SHAPE = "speech-parquet"
 # <split>[-00000-of-00002][-<hash>].parquet: the names `datasets` and huggingface_hub give shards
 SHARD_RE = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)(?:-\d+-of-\d+)?(?:-[0-9a-f]{8,})?\.parquet$")
 ROWS_PER_UNIT = 1000
-BATCH_ROWS = 128
-STREAM_BUFFER = 1 << 20  # read column chunks page by page: a huge row group never sits whole in memory
 
 
 @dataclass(frozen=True)
@@ -69,15 +70,11 @@ class ParquetReader:
     def worker_imports(self) -> tuple[str, ...]:
         """Loaded once by the worker processes' server, so each worker starts in milliseconds."""
         # pyarrow.compute: the units' null checks import it; loaded once here, its pages are shared
-        return (__name__, "soundfile", "pyarrow", "pyarrow.parquet", "pyarrow.compute")
+        return (__name__, run_unit.__module__, "soundfile", "pyarrow", "pyarrow.parquet", "pyarrow.compute")
 
     def columns(self) -> tuple[str, ...]:
         """The source columns this reader needs to find in the data."""
         return tuple(c for c in (self.text, self.audio, self.name, self.id, self.split) if c)
-
-
-def _line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def _all_shards(layout: Layout, source: Source) -> list[Path]:
@@ -102,14 +99,6 @@ def shards(layout: Layout, source: Source) -> dict[str, list[Path]]:
     return found
 
 
-def clip_name(path: str | None, audio_path: str | None) -> str | None:
-    for value in (path, audio_path):
-        if value:
-            name = value.replace("\\", "/").rsplit("/", 1)[-1]
-            return name if safe_name(name) else None
-    return None
-
-
 def _open(path: Path) -> pq.ParquetFile:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -117,7 +106,7 @@ def _open(path: Path) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
-        raise SpeechPrepareError(f"{path}: not a readable parquet file: {_line(exc)}; fetch it again") from None
+        raise SpeechPrepareError(f"{path}: not a readable parquet file: {one_line(exc)}; fetch it again") from None
 
 
 def _check_schema(path: Path, pf: pq.ParquetFile, source: Source) -> None:
@@ -155,37 +144,15 @@ def _identities(pf: pq.ParquetFile, reader: ParquetReader) -> tuple[list[str | N
     names = _column(pf, reader.name)
     ids = _column(pf, reader.id)
     audio_paths = [None] * len(names)
-    if _is_path_column(pf, reader) or (reader.id is None and not all(names)):  # the audio column only if needed
+    if is_path_column(pf, reader.audio) or (reader.id is None and not all(names)):  # the audio column only if needed
         audio_paths = _audio_paths(pf, reader)
     if reader.id is not None:  # rows without an id are rejected
-        return [_id_text(cid) for cid in ids], audio_paths
+        return [id_text(cid) for cid in ids], audio_paths
     out = []
     for name, audio_path in zip(names, audio_paths):
         found = clip_name(name, audio_path)
         out.append(clip_id(found) if found else None)  # None: rejected, or named by its shard and row (unique)
     return out, audio_paths
-
-
-def _is_path_column(pf: pq.ParquetFile, reader: ParquetReader) -> bool:
-    import pyarrow as pa
-
-    typ = pf.schema_arrow.field(reader.audio).type
-    return pa.types.is_string(typ) or pa.types.is_large_string(typ)
-
-
-def resolve_audio_file(content: Path, shard: Path, value: str | None) -> Path | None:
-    """A path column's value as a file of the repo: beside the shard, else from the repo root;
-    None when it names no file there (or would leave the content folder)."""
-    if not value:
-        return None
-    rel = PurePosixPath(value.replace("\\", "/"))
-    if rel.is_absolute() or ".." in rel.parts:
-        return None
-    for base in (shard.parent, content):
-        candidate = base / rel
-        if candidate.is_file() and candidate.resolve().is_relative_to(content.resolve()):
-            return candidate
-    return None
 
 
 def _split_rows(pf: pq.ParquetFile, reader: ParquetReader) -> list[str | None]:
@@ -216,8 +183,8 @@ def plan(layout: Layout, source: Source) -> list[SplitPlan]:
                 in_split = (None if reader.split is None else
                             {row for row, s in enumerate(_split_rows(pf, reader)) if s == source_split})
             except Exception as exc:  # noqa: BLE001 - pyarrow's read errors: the shard is damaged
-                raise SpeechPrepareError(f"{rel}: cannot read its names: {_line(exc)}; fetch it again") from None
-            if _is_path_column(pf, reader):  # the audio files are inputs too: a changed one redoes the split
+                raise SpeechPrepareError(f"{rel}: cannot read its names: {one_line(exc)}; fetch it again") from None
+            if is_path_column(pf, reader.audio):  # the audio files are inputs too: a changed one redoes the split
                 inputs += [f for row, value in enumerate(audio_paths) if in_split is None or row in in_split
                            if (f := resolve_audio_file(content, path, value)) is not None]
             for row, cid in enumerate(ids):
@@ -271,174 +238,6 @@ def source_rows(layout: Layout, source: Source) -> dict[str, int]:
     for source_split, files in shards(layout, source).items():
         out[policy.published(source_split)] = sum(_open(p).metadata.num_rows for p in files)
     return out
-
-
-def _batches(pf: pq.ParquetFile, rel: str, row_groups: tuple[int, ...], columns: list[str] | None = None):
-    """The shard's record batches; a read or decode failure names the shard (our own write errors,
-    such as a full disk, are not caught here and keep their own message)."""
-    import pyarrow as pa
-
-    batches = pf.iter_batches(batch_size=BATCH_ROWS, row_groups=list(row_groups), columns=columns,
-                              use_threads=False)
-    while True:
-        try:
-            batch = next(batches)
-        except StopIteration:
-            return
-        except (pa.ArrowException, OSError) as exc:
-            raise SpeechPrepareError(f"{rel}: cannot read row groups {row_groups[0]}-{row_groups[-1]}: "
-                                     f"{_line(exc)}; the shard is damaged, fetch it again") from None
-        yield batch
-
-
-def _audio_values(audio) -> tuple[list, list, list]:
-    """(bytes or None, path or None, is-null) of each row of an audio column."""
-    import pyarrow as pa
-
-    n = len(audio)
-    if pa.types.is_struct(audio.type):
-        datas = audio.field("bytes").to_pylist() if audio.type.get_field_index("bytes") >= 0 else [None] * n
-        paths = audio.field("path").to_pylist() if audio.type.get_field_index("path") >= 0 else [None] * n
-        return datas, paths, audio.is_null().to_pylist()
-    if pa.types.is_string(audio.type) or pa.types.is_large_string(audio.type):
-        return [None] * n, audio.to_pylist(), [False] * n
-    return audio.to_pylist(), [None] * n, [False] * n
-
-
-def run_unit(args: tuple, ctx: UnitContext) -> UnitResult:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ..normalize import normalize_many
-
-    reader, path, rel, row_groups, first_row, duplicates, keep = args
-    shard = Path(path)
-    content = Path(ctx.root) / ctx.content
-    pf = pq.ParquetFile(path, buffer_size=STREAM_BUFFER, pre_buffer=False)
-    names = pf.schema_arrow.names
-    path_audio = _is_path_column(pf, reader)
-    firsts = reader.first_columns
-    meta_columns = [c for c in firsts if c in names] + \
-        [c for c in names if c not in firsts and c not in (reader.audio, reader.text)]
-    if path_audio:  # the path is a source column like any other; the bytes come from the file
-        meta_columns = [c for c in firsts if c in names] + [c for c in names if c not in firsts and c != reader.text]
-    keys = [manifest_key(c) for c in meta_columns]
-    out = Collector(ctx)
-    lines: list[bytes] = []
-    row = first_row
-    for batch in _batches(pf, rel, row_groups):
-        datas, audio_paths, nulls = _audio_values(batch.column(reader.audio))
-        texts = batch.column(reader.text).to_pylist()
-        normalized = normalize_many([t or "" for t in texts])  # the whole batch at once: ~6x faster
-        meta_values = [batch.column(c).to_pylist() for c in meta_columns]
-        ids = batch.column(reader.id).to_pylist() if reader.id else None
-        for i in range(batch.num_rows):
-            if keep is not None and row not in keep:
-                row += 1
-                continue
-            meta = {k: values[i] for k, values in zip(keys, meta_values)}
-            raw_name = meta.get(manifest_key(reader.name)) if reader.name else None
-            data = None if nulls[i] else datas[i]
-            audio_file = resolve_audio_file(content, shard, audio_paths[i]) if path_audio else None
-            if path_audio and audio_file is not None:
-                data = audio_file.read_bytes()
-            name = clip_name(raw_name, audio_paths[i])
-            if ids is not None:  # the id names the clip's file, so file names are as unique as ids
-                cid = _id_text(ids[i])
-                name = _named_by_id(cid, name, data) if cid else None
-            else:
-                if name is None and reader.name is None and not audio_paths[i] and data:
-                    name = _fallback_name(content, shard, row, data)
-                cid = clip_id(name) if name else None
-            if row in duplicates:
-                out.reject("duplicate_id", duplicates[row], source=rel, clip_id=cid, row=row)
-            elif ids is not None and not cid:
-                out.reject("no_id", f"the row has no {reader.id}", source=rel, row=row)
-            elif name is None:
-                what = raw_name if reader.name else audio_paths[i]
-                out.reject("unsafe_path", f"path {what!r} gives no safe file name", source=rel, row=row)
-            elif path_audio and audio_file is None:
-                out.reject("no_audio", f"{audio_paths[i]!r} is not a file of the repo", source=rel, clip_id=cid,
-                           row=row)
-            elif not data:
-                out.reject("no_audio", "the row has no audio bytes", source=rel, clip_id=cid, row=row)
-            else:
-                where = ctx.relative(audio_file) if path_audio else rel  # the container --no-extract points into
-                line = out.clip(clip_id=cid, name=name, data=data, text=texts[i], meta=meta, source=where,
-                                ref={"file": where} if path_audio else {"row": row}, row=row,
-                                speaker=_value(meta, ctx.speaker), gender=_value(meta, ctx.gender),
-                                text_normalized=normalized[i])
-                if line is not None:
-                    lines.append(line)
-            row += 1
-    out.result.lines = b"".join(lines)
-    # Arrow's allocator (mimalloc) keeps the unit's freed read buffers: ~180 MB per worker by the
-    # end of a shard instead of ~110 MB. Handing them back once per unit costs about nothing.
-    pa.default_memory_pool().release_unused()
-    return out.result
-
-
-def _value(meta: dict, column: str | None):
-    return meta.get(column) if column else None
-
-
-def _id_text(value) -> str | None:
-    return None if value is None or str(value) == "" else str(value)
-
-
-def _named_by_id(cid: str, source_name: str | None, data: bytes | None) -> str | None:
-    """`<id>.<ext>`: the extension of the source's file name, else from the bytes."""
-    ext = PurePosixPath(source_name).suffix if source_name else ""
-    name = cid + (ext or (sniff_extension(data) if data else ""))
-    return name if safe_name(name) else None
-
-
-def _fallback_name(content: Path, shard: Path, row: int, data: bytes) -> str | None:
-    """A clip with no name, path or id: named by its shard (path within the repo) and row."""
-    stem = shard.relative_to(content).with_suffix("").as_posix().replace("/", "__")
-    name = f"{stem}-{row:06d}{sniff_extension(data)}"
-    return name if safe_name(name) else None
-
-
-def read_referenced(layout: Layout, source: Source, container: Path, refs: list[dict]) -> dict:
-    """The audio bytes of --no-extract references into one shard (`{"row": n}`, by ("row", n)) or
-    to audio files of the repo (`{"file": root-relative path}`, by ("file", path)); a reference
-    not found is absent."""
-    found: dict = {}
-    for ref in refs:
-        path = layout.root / ref["file"] if isinstance(ref.get("file"), str) else None
-        if path is not None and path.is_file():
-            found[("file", ref["file"])] = path.read_bytes()
-    rows = {ref["row"] for ref in refs if isinstance(ref.get("row"), int)}
-    if rows:
-        found.update((("row", row), data) for row, data in read_rows(container, rows, source.reader.audio))
-    return found
-
-
-def read_rows(path: Path, rows: set[int], audio_column: str = "audio"):
-    """(row, audio bytes) for the wanted rows of one shard, in row order, a batch at a time."""
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(path, buffer_size=STREAM_BUFFER, pre_buffer=False)
-    md = pf.metadata
-    wanted = sorted(r for r in rows if isinstance(r, int))
-    at, start = 0, 0
-    for index in range(md.num_row_groups):
-        end = start + md.row_group(index).num_rows
-        while at < len(wanted) and wanted[at] < start:
-            at += 1  # negative or otherwise impossible rows
-        if at < len(wanted) and wanted[at] < end:
-            first = start
-            for batch in pf.iter_batches(batch_size=BATCH_ROWS, row_groups=[index], columns=[audio_column],
-                                         use_threads=False):
-                column = batch.column(0)
-                last = first + batch.num_rows
-                while at < len(wanted) and wanted[at] < last:
-                    value = column[wanted[at] - first].as_py()
-                    yield wanted[at], value.get("bytes") if isinstance(value, dict) else value
-                    at += 1
-                first = last
-        start = end
 
 
 # -- a declared corpus (persian-data.toml) ---------------------------------------------------------
@@ -512,4 +311,4 @@ def parquet_columns(read_tail) -> list[str] | None:
     try:  # the footer alone, behind a magic: enough for the schema (no column chunk is read)
         return pq.ParquetFile(pa.BufferReader(b"PAR1" + footer)).schema_arrow.names
     except (pa.ArrowException, OSError) as exc:
-        raise SpeechPrepareError(f"its parquet footer is unreadable: {_line(exc)}") from None
+        raise SpeechPrepareError(f"its parquet footer is unreadable: {one_line(exc)}") from None

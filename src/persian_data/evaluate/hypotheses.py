@@ -140,7 +140,7 @@ def _read_tsv(path: Path, lines: list[bytes]) -> Hypotheses:
             raise EvalInputError(f"{path}:{lineno}: expected 2 tab-separated columns (id, text), found {len(cols)}")
         cid, hyp = cols
         if lineno == 1 and cid.strip().lower() == "id" and hyp.strip().lower() in ("text", "hypothesis", "pred_text"):
-            continue  # header
+            continue  # a header line (its second column's usual names)
         if not cid.strip():
             raise EvalInputError(f"{path}:{lineno}: empty id")
         _add(out, seen, cid.strip(), hyp, lineno)

@@ -105,7 +105,7 @@ def speaker_overlap(speaker_splits: dict[str, set[str]]) -> dict:
             for b in ordered[i + 1:]:
                 pairs[f"{a}+{b}"] += 1
     return {"speakers": len(speaker_splits), "in_more_than_one_split": len(multi), "by_split_pair": dict(pairs),
-            "examples": [{"client_id": cid[:SPEAKER_PREFIX] + "…", "splits": [x for x in ALL_SPLITS if x in s]}
+            "examples": [{"speaker": cid[:SPEAKER_PREFIX] + "…", "splits": [x for x in ALL_SPLITS if x in s]}
                          for cid, s in sorted(multi.items())[:EXAMPLES]]}
 
 

@@ -93,7 +93,7 @@ def _read_arrow(path: Path, corpus: str, split: str, keep: tuple[str, ...]) -> R
         head = f.readline()
     if b'"audio_ref"' in head:
         return None  # --no-extract manifests: nested references, read line by line
-    # Only the columns scoring uses are parsed (the rest, e.g. sha256 and text_normalized, are skipped).
+    # Only the manifest keys scoring uses are parsed (the rest, e.g. sha256 and text_normalized, are skipped).
     wanted = [("id", pa.string()), ("text", pa.string()), ("duration", pa.float64()), ("audio_path", pa.string())]
     wanted += [(k, pa.string()) for k in keep]
     try:

@@ -109,6 +109,7 @@ def markdown(results: dict) -> str:
             rows.append([view, "WER" if unit == "words" else "CER", t["utterances"], t["ref"], t["correct"],
                          t["substitutions"], t["deletions"], t["insertions"], _pct(t["error_rate"]),
                          _pct(t["sentence_error_rate"])])
+    # column headings; "text": which form of the text was scored, raw or normalized
     lines += _table(["text", "metric", "utterances", "ref tokens", "correct", "sub", "del", "ins", "error rate",
                      "sentence error rate"], rows)
     b = results["bootstrap"]

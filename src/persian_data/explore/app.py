@@ -22,7 +22,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
+from ..catalog import DEFAULT_SPEECH_SOURCE
 from ..layout import Layout
+from ..source import Source
 from ..tts.page import ASSETS_URL, PAGE_HEADERS, WEB_DIR, panel_context, template_environment
 from . import files, queries
 from . import sources as found
@@ -61,6 +63,7 @@ class Pages:
     def __init__(self, root: Path, index: Index, voices: LazyVoices) -> None:
         self.root = root
         self.index = index
+        self.catalog = index.catalog  # the root's corpora
         self.voices = voices
         self.env = template_environment([HERE / "templates"])
         self.env.filters.update(FILTERS)
@@ -84,23 +87,23 @@ class Pages:
     def overview(self, request: Request) -> HTMLResponse:
         self._refresh("clips", "rejects", "chat", "eval")
         speech = []
-        for corpus in found.speech_corpora(self.root):
+        for corpus in found.speech_corpora(self.root, self.catalog):
             speech.append({"corpus": corpus, "splits": queries.split_summary(self.index, corpus),
                            "rejects": sum(n for _, n in queries.reject_reasons(self.index, corpus.key))})
         chat = [{"corpus": c, "counts": queries.conversation_counts(self.index, c.key)}
-                for c in found.chat_corpora(self.root)]
+                for c in found.chat_corpora(self.root, self.catalog)]
         runs = self._runs()
         return self.render(request, "overview.html", "overview", speech=speech, chat=chat, runs=runs,
                            voices=self.voices.listing(), index_path=str(self.index.path),
                            sources=self.index.source_rows(), problems=self.index.problems,
-                           unprepared_speech=found.speech_folders_without_manifests(self.root),
-                           unprepared_text=found.text_folders_without_corpus(self.root))
+                           unprepared_speech=found.speech_corpora_not_prepared(self.root, self.catalog),
+                           unprepared_text=found.chat_corpora_not_prepared(self.root, self.catalog))
 
     # -- clips ---------------------------------------------------------------------------------
 
     def clips(self, request: Request) -> HTMLResponse:
         self._refresh("clips", "rejects")
-        corpora = found.speech_corpora(self.root)
+        corpora = found.speech_corpora(self.root, self.catalog)
         if not corpora:
             return self.message(request, "clips", "کلیپی نیست", "No speech corpus has manifests under "
                                 f"{self.root}/datasets/speech/*/manifests/ yet.", status=200,
@@ -131,7 +134,7 @@ class Pages:
 
     def rejects(self, request: Request) -> HTMLResponse:
         self._refresh("rejects")
-        corpora = found.speech_corpora(self.root)
+        corpora = found.speech_corpora(self.root, self.catalog)
         p = request.query_params
         corpus = next((c for c in corpora if c.key == p.get("corpus")), corpora[0] if corpora else None)
         if corpus is None:
@@ -146,7 +149,7 @@ class Pages:
     # -- conversations -------------------------------------------------------------------------
 
     def _chat_corpus(self, request: Request):
-        corpora = found.chat_corpora(self.root)
+        corpora = found.chat_corpora(self.root, self.catalog)
         wanted = request.query_params.get("corpus")
         corpus = next((c for c in corpora if c.key == wanted), None if wanted else (corpora[0] if corpora else None))
         return corpora, corpus
@@ -156,7 +159,7 @@ class Pages:
         if corpora and wanted:
             return self.message(request, "conversations", "پیکره پیدا نشد", f"No chat corpus {wanted!r} here; known: "
                                 f"{', '.join(c.key for c in corpora)}.")
-        missing = found.text_folders_without_corpus(self.root)
+        missing = found.chat_corpora_not_prepared(self.root, self.catalog)
         where = f" ({', '.join(missing)} has no combined.jsonl yet)" if missing else ""
         return self.message(request, "conversations", "گفتگویی نیست",
                             f"No chat corpus with a combined.jsonl under {self.root}/datasets/text/{where}.",
@@ -203,8 +206,8 @@ class Pages:
         runs = self._runs()
         if not runs:
             return self.message(request, "evals", "ارزیابی‌ای نیست", f"No eval run under {self.root}/evals/ yet.",
-                                status=200, hint=f"persian-data eval-stt --root {self.root} --corpus commonvoice "
-                                                 "--split test --hypotheses preds.jsonl")
+                                status=200, hint=f"persian-data eval-stt --root {self.root} --corpus "
+                                                 f"{DEFAULT_SPEECH_SOURCE.key} --split test --hypotheses preds.jsonl")
         return self.render(request, "evals.html", "evals", runs=runs)
 
     def _run(self, name: str):
@@ -220,7 +223,7 @@ class Pages:
         results = read_results(run.results)
         page = queries.eval_utterances(db, run.name, run.utterances, p.get("sort", "wer"), bool(p.get("errors")),
                                        _int(p.get("page")))
-        corpus = corpus_key(results)
+        corpus = corpus_key(results, self.catalog)
         audio = queries.clips_by_ids(db, corpus, [r["id"] for r in page.rows]) if corpus else {}
         for row in page.rows:
             row["columns"] = columns(row["utterance"])
@@ -243,7 +246,7 @@ class Pages:
         digests = tuple((sources.get(f"eval:{r.name}") or {"sha256": ""})["sha256"] for r in (a, b))
         page = queries.compared_utterances(db, a.name, a.utterances, b.name, b.utterances, _int(p.get("page")),
                                            digests=digests)
-        corpus = corpus_key(ra)
+        corpus = corpus_key(ra, self.catalog)
         audio = queries.clips_by_ids(db, corpus, [r["id"] for r in page.rows]) if corpus else {}
         for row in page.rows:
             row["columns_a"], row["columns_b"] = columns(row["a"]), columns(row["b"])
@@ -274,10 +277,11 @@ class Pages:
 
 
 def create_app(root: Path, *, index: Index | None = None, allowed_hosts: list[str] | None = None,
-               max_chars: int = 5000) -> FastAPI:
-    """The explore app over `root` (its index built or checked here, before the first page)."""
+               max_chars: int = 5000, catalog: tuple[Source, ...] | None = None) -> FastAPI:
+    """The explore app over `root` (its index built or checked here, before the first page). `catalog`:
+    the root's corpora (default: the five and those its persian-data.toml declares)."""
     root = Path(root).absolute()
-    index = index or Index(root)
+    index = index or Index(root, catalog=catalog)
     index.refresh()
     pages = Pages(root, index, LazyVoices(Layout(root), max_chars=max_chars))
     app = FastAPI(title="persian-data explore", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)

@@ -20,13 +20,12 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
+from ..source import SpeechPolicy
 from ..textclean.pii import PLACEHOLDERS
 from .search import index_form, index_forms
 
 BATCH = 2000
 PLACEHOLDER = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
-SPEAKER_KEYS = ("speaker", "speaker_id", "client_id")
-ACCENT_KEYS = ("accent", "accents")
 
 Progress = Callable[["Input", int, int], None]
 
@@ -41,6 +40,7 @@ class Input:
     corpus: str  # speech/chat corpus key, or the eval run's name
     split: str | None = None
     normalized: bool = False  # the text is already what the shared normalizer makes of it
+    policy: SpeechPolicy | None = None  # clips: the manifest columns holding speaker, gender, age, accent
 
 
 def _fts_table(prefix: str, key: str) -> str:
@@ -123,8 +123,9 @@ def _batches(items: Iterator[Any], size: int = BATCH) -> Iterator[list[Any]]:
         yield batch
 
 
-def _first(obj: dict, keys: tuple[str, ...]) -> Any:
-    return next((obj[k] for k in keys if obj.get(k) not in (None, "")), None)
+def _column(obj: dict, column: str | None) -> str:
+    """The value of one of the policy's columns ("" when the corpus has no such column)."""
+    return _text(obj.get(column)) if column else ""
 
 
 def _text(value: Any) -> str:
@@ -143,16 +144,18 @@ def build_clips(db: sqlite3.Connection, item: Input, on_progress: Progress | Non
     fts = clips_fts_table(item.corpus, item.split or "")
     _create_fts(db, fts)
     rowid = _next_rowid(db, "clips")
+    policy = item.policy or SpeechPolicy()
     rows = 0
     for batch in _batches(reader.objects()):
+        # "text", "text_normalized", "id", ...: the manifest line's own keys (speech_clips.MANIFEST_KEYS)
         searches = index_forms([_text(o.get("text_normalized") or o.get("text")) for _, _, _, o in batch])
         values = []
         for _, _, _, o in batch:
-            gender = _text(o.get("gender")).strip()
+            gender = _column(o, policy.gender).strip()
             rows += 1
             values.append((rowid + rows - 1, item.corpus, item.split, rows, _text(o.get("id")),
-                           _number(o.get("duration")), _text(_first(o, SPEAKER_KEYS)), gender, gender.lower(),
-                           _text(o.get("age")), _text(_first(o, ACCENT_KEYS)), _text(o.get("text")),
+                           _number(o.get("duration")), _column(o, policy.speaker), gender, gender.lower(),
+                           _column(o, policy.age), _column(o, policy.accent), _text(o.get("text")),
                            _text(o.get("text_normalized")), _text(o.get("audio_path")),
                            int(_number(o.get("sample_rate")) or 0)))
         db.executemany("INSERT INTO clips(rowid, corpus, split, n, id, duration, speaker, gender, gender_key, age, "

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..evaluate.score import words
+from ..source import SPEECH_BUCKET, Source
 
 KIND = {"equal": "eq", "replace": "sub", "delete": "del", "insert": "ins"}
 
@@ -34,12 +35,12 @@ def read_results(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def corpus_key(results: dict[str, Any]) -> str | None:
-    """The speech corpus folder of the run's manifest (datasets/speech/<key>/manifests/<split>.jsonl)."""
-    parts = Path(str(results.get("manifest") or "")).parts
-    if len(parts) >= 4 and parts[0] == "datasets" and parts[1] == "speech":
-        return parts[2]
-    return None
+def corpus_key(results: dict[str, Any], catalog: Iterable[Source]) -> str | None:
+    """The key of the speech corpus the run's clips come from: the `corpus` results.json names, when it
+    is one of the root's speech corpora."""
+    keys = {s.key for s in catalog if s.bucket == SPEECH_BUCKET}
+    corpus = results.get("corpus")
+    return corpus if isinstance(corpus, str) and corpus in keys else None
 
 
 def columns(utterance: dict[str, Any]) -> list[Column]:

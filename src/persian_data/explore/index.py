@@ -32,13 +32,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..atomic import sha256_of
+from ..catalog import root_sources
 from ..layout import STATE_DIR
+from ..source import Source
 from . import sources as found
 from .builders import BUILDERS, SUMMARIES, Input, chat_fts_table, clips_fts_table
 
 log = logging.getLogger("persian_data.explore")
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"  # 5: corpora by their keys, columns by their corpus's policy
 INDEX_NAME = "index.sqlite"
 
 SCHEMA = """
@@ -100,10 +102,13 @@ def choose_location(root: Path) -> Path:
 
 
 class Index:
-    """The database and its freshness. Readers call `reader()`; `refresh()` rebuilds what changed."""
+    """The database and its freshness. Readers call `reader()`; `refresh()` rebuilds what changed.
 
-    def __init__(self, root: Path, path: Path | None = None) -> None:
+    `catalog`: the root's corpora (default: the five and those its persian-data.toml declares)."""
+
+    def __init__(self, root: Path, path: Path | None = None, *, catalog: tuple[Source, ...] | None = None) -> None:
         self.root = Path(root).absolute()
+        self.catalog = tuple(catalog) if catalog is not None else root_sources(self.root)
         self.path = path or choose_location(self.root)
         self._write_lock = threading.Lock()
         self._local = threading.local()
@@ -157,15 +162,15 @@ class Index:
     def inputs(self, kinds: tuple[str, ...] = ("clips", "rejects", "chat", "eval")) -> list[Input]:
         out: list[Input] = []
         if "clips" in kinds or "rejects" in kinds:
-            for corpus in found.speech_corpora(self.root):
+            for corpus in found.speech_corpora(self.root, self.catalog):
                 if "clips" in kinds:
-                    out += [Input(f"clips:{corpus.key}:{split}", "clips", path, corpus.key, split)
+                    out += [Input(f"clips:{corpus.key}:{split}", "clips", path, corpus.key, split, policy=corpus.policy)
                             for split, path in corpus.manifests.items()]
                 if "rejects" in kinds and corpus.rejects is not None:
                     out.append(Input(f"rejects:{corpus.key}", "rejects", corpus.rejects, corpus.key))
         if "chat" in kinds:
             out += [Input(f"chat:{c.key}", "chat", c.combined, c.key, normalized=found.written_normalized(c))
-                    for c in found.chat_corpora(self.root)]
+                    for c in found.chat_corpora(self.root, self.catalog)]
         if "eval" in kinds:
             out += [Input(f"eval:{r.name}", "eval", r.utterances, r.name) for r in found.eval_runs(self.root)]
         return out

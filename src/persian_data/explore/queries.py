@@ -128,12 +128,6 @@ def genders(db: sqlite3.Connection, corpus: str, split: str) -> list[tuple[str, 
         "GROUP BY gender_key ORDER BY 2 DESC", (corpus, split))]
 
 
-def clip_by_id(db: sqlite3.Connection, corpus: str, clip_id: str) -> dict[str, Any] | None:
-    row = db.execute("SELECT id, duration, audio_path, speaker, gender FROM clips WHERE corpus = ? AND id = ? LIMIT 1",
-                     (corpus, clip_id)).fetchone()
-    return dict(row) if row else None
-
-
 def clips_by_ids(db: sqlite3.Connection, corpus: str, ids: list[str]) -> dict[str, dict[str, Any]]:
     if not ids:
         return {}

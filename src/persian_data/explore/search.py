@@ -16,7 +16,6 @@ nothing else: every other character is data, never FTS5 syntax (no injection, no
 from __future__ import annotations
 
 import re
-from typing import Iterable
 
 from ..normalize import ZWNJ, normalize, normalize_many
 
@@ -70,29 +69,3 @@ def parse_query(query: str) -> tuple[str | None, list[str]]:
     if not parts:
         return None, []
     return " AND ".join(parts[:MAX_TERMS]), words
-
-
-def normalized_query(query: str) -> str:
-    return normalize(query or "").strip()
-
-
-def highlight_spans(text: str, words: Iterable[str]) -> list[tuple[str, bool]]:
-    """`text` cut into (piece, matched) runs, matched where a normalized token equals a query word.
-
-    The text shown is the corpus's own; tokens are compared after normalizing each one, so a word
-    written with Arabic ي in the text still lights up for a query typed with ی."""
-    wanted = {w.lower() for w in words}
-    if not wanted or not text:
-        return [(text, False)]
-    out: list[tuple[str, bool]] = []
-    last = 0
-    for match in _WORD.finditer(text):
-        token = match.group()
-        if normalize(token).lower() in wanted:
-            if match.start() > last:
-                out.append((text[last:match.start()], False))
-            out.append((token, True))
-            last = match.end()
-    if last < len(text):
-        out.append((text[last:], False))
-    return out

@@ -62,7 +62,9 @@ def allowed_hosts(host: str) -> list[str] | None:
     return ["127.0.0.1", "localhost", "::1", "[::1]", host] if loopback else None
 
 
-def serve_explore(root: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+def serve_explore(root: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, catalog=None) -> None:
+    """Index the root (`catalog`: its corpora; default: the five and those its persian-data.toml declares), then
+    serve the app on host:port until Ctrl-C."""
     from .app import create_app
 
     root = Path(root).absolute()
@@ -72,7 +74,7 @@ def serve_explore(root: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT)
     sock = bind(host, port)
     try:
         began = time.perf_counter()
-        index = Index(root)
+        index = Index(root, catalog=catalog)
         shown = _IndexProgress()
         try:
             rebuilt = index.refresh(on_progress=shown)

@@ -1,43 +1,59 @@
-"""What there is to explore under a root: speech corpora, chat corpora, eval runs. Found in ONE place.
+"""What there is to explore under a root: its corpora and its eval runs. Found in ONE place.
 
-Discovery is by the outputs `prepare` and `eval-stt` write, not by a list of names, so any corpus
-laid out the same way appears:
-- a speech corpus is a folder `datasets/speech/<key>/` with `manifests/<split>.jsonl` files
-  (every `*.jsonl` there but `rejects.jsonl`);
-- a chat corpus is a folder `datasets/text/<key>/` with a `combined.jsonl` (beside it, when
-  present, `combined.stats.json`, `combined.review.md`);
+The corpora are the root's catalog (`catalog.root_sources`: the five and those its persian-data.toml
+declares), each as far as `prepare` has written it, at the paths the layout gives:
+- a speech corpus once its manifests folder exists: its splits are the `*.jsonl` there but
+  `rejects.jsonl`; its `SpeechPolicy` says which manifest columns hold the speaker, gender, age and
+  accent (a declared corpus's own column names included);
+- a chat corpus once its `combined.jsonl` exists (beside it, when present, `combined.stats.json`,
+  `combined.review.md`);
 - an eval run is a folder `evals/<name>/` with `results.json` and `utterances.jsonl`.
-When the corpora registry lands (`persian_data.corpora`), `speech_corpora` and `chat_corpora` are
-the two functions to switch to it; nothing else in explore lists folders.
+Corpora are named by their keys, as every command names them (`--corpus commonvoice`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
-SPEECH = ("datasets", "speech")
-TEXT = ("datasets", "text")
+from ..layout import Layout
+from ..source import CHAT_BUCKET, SPEECH_BUCKET, Source, SpeechPolicy
+
 EVALS = "evals"
 SPLIT_ORDER = {"train": 0, "validation": 1, "dev": 1, "test": 2}
+NO_POLICY = SpeechPolicy()
 
 
 @dataclass(frozen=True)
 class SpeechCorpus:
-    key: str  # folder name, e.g. commonvoice_fa
+    source: Source
     folder: Path
     manifests: dict[str, Path]  # split -> manifest file, in train/validation/test order
     rejects: Path | None
     stats: Path | None
 
+    @property
+    def key(self) -> str:
+        return self.source.key
+
+    @property
+    def policy(self) -> SpeechPolicy:
+        """Which manifest columns hold the speaker, gender, age and accent."""
+        return self.source.speech or NO_POLICY
+
 
 @dataclass(frozen=True)
 class ChatCorpus:
-    key: str  # folder name, e.g. persian_conversation
+    source: Source
     folder: Path
     combined: Path
     stats: Path | None
     review: Path | None
+
+    @property
+    def key(self) -> str:
+        return self.source.key
 
 
 @dataclass(frozen=True)
@@ -63,28 +79,35 @@ def _file(path: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def speech_corpora(root: Path) -> list[SpeechCorpus]:
-    """Every folder under datasets/speech/ with a manifests/ folder (even an empty one: the page says so)."""
+def _of(catalog: Iterable[Source], bucket: str) -> list[Source]:
+    return [s for s in catalog if s.bucket == bucket]
+
+
+def speech_corpora(root: Path, catalog: Iterable[Source]) -> list[SpeechCorpus]:
+    """Every speech corpus of the catalog with a manifests folder (even an empty one: the page says so)."""
+    layout = Layout(root)
     out = []
-    for folder in _dirs(root.joinpath(*SPEECH)):
-        manifests_dir = folder / "manifests"
+    for source in _of(catalog, SPEECH_BUCKET):
+        manifests_dir = layout.manifests_dir(source)
         if not manifests_dir.is_dir():
             continue
-        manifests = {p.stem: p for p in manifests_dir.glob("*.jsonl") if p.name != "rejects.jsonl" and p.is_file()}
+        rejects = layout.speech_rejects(source)
+        manifests = {p.stem: p for p in manifests_dir.glob("*.jsonl") if p != rejects and p.is_file()}
         ordered = {split: manifests[split] for split in sorted(manifests, key=_split_key)}
-        out.append(SpeechCorpus(folder.name, folder, ordered, _file(manifests_dir / "rejects.jsonl"),
-                                _file(manifests_dir / "stats.json")))
+        out.append(SpeechCorpus(source, layout.bucket_root(source), ordered, _file(rejects),
+                                _file(layout.speech_stats(source))))
     return out
 
 
-def chat_corpora(root: Path) -> list[ChatCorpus]:
-    """Every folder under datasets/text/ with a combined.jsonl."""
+def chat_corpora(root: Path, catalog: Iterable[Source]) -> list[ChatCorpus]:
+    """Every chat corpus of the catalog with a combined.jsonl."""
+    layout = Layout(root)
     out = []
-    for folder in _dirs(root.joinpath(*TEXT)):
-        combined = folder / "combined.jsonl"
+    for source in _of(catalog, CHAT_BUCKET):
+        combined = layout.chat_combined(source)
         if combined.is_file():
-            out.append(ChatCorpus(folder.name, folder, combined, _file(folder / "combined.stats.json"),
-                                  _file(folder / "combined.review.md")))
+            out.append(ChatCorpus(source, layout.chat_dir(source), combined, _file(layout.chat_stats(source)),
+                                  _file(layout.chat_dir(source) / "combined.review.md")))
     return out
 
 
@@ -104,13 +127,18 @@ def written_normalized(corpus: ChatCorpus) -> bool:
     return options.get("normalize") is True and options.get("normalizer") == dataclasses.asdict(DEFAULT)
 
 
-def text_folders_without_corpus(root: Path) -> list[str]:
-    """Folders under datasets/text/ that have no combined.jsonl yet (the page tells how to make one)."""
-    return [f.name for f in _dirs(root.joinpath(*TEXT)) if not (f / "combined.jsonl").is_file()]
+def chat_corpora_not_prepared(root: Path, catalog: Iterable[Source]) -> list[str]:
+    """Chat corpora fetched (their folder exists) with no combined.jsonl yet (the page tells how to make one)."""
+    layout = Layout(root)
+    return [s.key for s in _of(catalog, CHAT_BUCKET)
+            if layout.chat_dir(s).is_dir() and not layout.chat_combined(s).is_file()]
 
 
-def speech_folders_without_manifests(root: Path) -> list[str]:
-    return [f.name for f in _dirs(root.joinpath(*SPEECH)) if not (f / "manifests").is_dir()]
+def speech_corpora_not_prepared(root: Path, catalog: Iterable[Source]) -> list[str]:
+    """Speech corpora fetched (their folder exists) with no manifests folder yet."""
+    layout = Layout(root)
+    return [s.key for s in _of(catalog, SPEECH_BUCKET)
+            if layout.bucket_root(s).is_dir() and not layout.manifests_dir(s).is_dir()]
 
 
 def eval_runs(root: Path) -> list[EvalRun]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from ..catalog import VOICE_SOURCES
 from ..errors import PersianDataError
 from ..layout import Layout
 from ..tts.runtime import onnx_dir, start_loading
@@ -47,9 +48,11 @@ class LazyVoices:
             out.append({"name": entry["name"], "sample_rate": info.sample_rate if info else entry["sample_rate"],
                         "runtime": info.runtime if info else ("onnx" if exported else "torch"),
                         "precision": info.precision if info else "fp32", "repo": entry["repo"],
-                        "revision": entry["revision"], "default": entry["name"] == "female"})
-        if out and not any(v["default"] for v in out):
-            out[0]["default"] = True
+                        "revision": entry["revision"], "default": False})
+        if out:  # the catalog's first voice that is here (the female one), as serve-tts chooses
+            default = next((v for v in VOICE_SOURCES if v in {o["name"] for o in out}), out[0]["name"])
+            for entry in out:
+                entry["default"] = entry["name"] == default
         return out
 
     def start(self) -> None:

@@ -17,7 +17,7 @@ import io
 import random
 import shutil
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -52,17 +52,6 @@ class ReplicaScale:
         if self.audio not in ("synth", "espeak"):
             raise ValueError("audio must be 'synth' or 'espeak'")
 
-    def scaled(self, factor: float, *, name: str | None = None) -> ReplicaScale:
-        """Every count and the checkpoint size multiplied by `factor` (for benchmarks)."""
-        return replace(
-            self,
-            name=name or f"{self.name}x{factor:g}",
-            text_rows=max(2, round(self.text_rows * factor)),
-            cv_clips_per_shard=max(2, round(self.cv_clips_per_shard * factor)),
-            fleurs_clips_per_split=max(2, round(self.fleurs_clips_per_split * factor)),
-            checkpoint_bytes=max(64, round(self.checkpoint_bytes * factor)),
-        )
-
 
 TINY = ReplicaScale("tiny", text_rows=6, cv_clips_per_shard=3, fleurs_clips_per_split=3, checkpoint_bytes=4096)
 DEMO = ReplicaScale(
@@ -71,14 +60,6 @@ DEMO = ReplicaScale(
     cv_clips_per_shard=12,
     fleurs_clips_per_split=8,
     checkpoint_bytes=256 * 1024,
-    clip_ms=(500, 2000),
-)
-BENCH = ReplicaScale(
-    "bench",
-    text_rows=20_000,
-    cv_clips_per_shard=200,
-    fleurs_clips_per_split=100,
-    checkpoint_bytes=32 * 1024 * 1024,
     clip_ms=(500, 2000),
 )
 

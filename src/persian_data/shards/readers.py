@@ -1,8 +1,10 @@
 """Open a shard set with the library its format is for, from its index.
 
-    load_webdataset(root, "commonvoice")         -> webdataset.WebDataset over the set's tars
-    load_shar(root, "commonvoice")               -> lhotse CutSet (CutSet.from_shar, audio attached)
-    nemo_config(root, "commonvoice")             -> the tarred-dataset keys of a NeMo train_ds config
+    load_webdataset(root, corpus)         -> webdataset.WebDataset over the set's tars
+    load_shar(root, corpus)               -> lhotse CutSet (CutSet.from_shar, audio attached)
+    nemo_config(root, corpus)             -> the tarred-dataset keys of a NeMo train_ds config
+
+(`corpus`: a speech corpus key, e.g. commonvoice.)
 
 webdataset and lhotse come with the `scale` extra (`pip install 'persian-data[scale]'`); writing
 shards needs neither. Each call checks the set against nothing: `persian-data verify` does that.

@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -188,6 +189,37 @@ def _shorten(names: list[str], limit: int = 4) -> str:
 # -- the check -----------------------------------------------------------------------------------
 
 
+class _Stop(Exception):
+    """A step found what makes the next steps pointless: the check ends with `failures`."""
+
+    def __init__(self, *failures: GateFailure) -> None:
+        self.failures = list(failures)
+
+
+@dataclass
+class _Voice:
+    """The pair being checked, and how its files are named in the messages."""
+
+    config_path: Path
+    ckpt_path: Path
+    show: Display
+
+    @property
+    def cfg_name(self) -> str:
+        return self.show(self.config_path)
+
+    @property
+    def ckpt_name(self) -> str:
+        return self.show(self.ckpt_path)
+
+    @property
+    def pair(self) -> str:
+        return f"{self.cfg_name} and {self.ckpt_name} do not belong together"
+
+    def fail(self, path: Path | str, reason: str) -> GateFailure:
+        return GateFailure(GATE, self.show(Path(path)) if not isinstance(path, str) else path, reason)
+
+
 def check_voice(
     model_dir: Path,
     *,
@@ -209,28 +241,38 @@ def check_voice(
         require_tts_extra()
     except ExtraMissingError as exc:
         return [GateNote(GATE, f"could not check the voice in {show(model_dir)}: {exc}")]
-
-    import torch
-
-    def fail(path: Path | str, reason: str) -> GateFailure:
-        return GateFailure(GATE, show(Path(path)) if not isinstance(path, str) else path, reason)
-
-    failures: list[GateFailure | GateNote] = []
     config_path = model_dir / CONFIG_NAME
     ckpt_path = find_checkpoint(model_dir, checkpoint)
+    voice = _Voice(config_path, ckpt_path or model_dir, show)
+    failures: list[GateFailure | GateNote] = []
     if not config_path.is_file():
-        failures.append(fail(config_path, "missing: a Coqui voice needs its config.json"))
+        failures.append(voice.fail(config_path, "missing: a Coqui voice needs its config.json"))
     if ckpt_path is None:
         target = model_dir / checkpoint if checkpoint else model_dir
-        failures.append(
-            fail(target, "no checkpoint (best_model_N.pth) found" if not checkpoint else "missing")
-        )
+        failures.append(voice.fail(target, "no checkpoint (best_model_N.pth) found" if not checkpoint else "missing"))
     if failures:
         return failures
-    assert ckpt_path is not None
-    cfg_name, ckpt_name = show(config_path), show(ckpt_path)
+    try:
+        config, chars = _read_config(voice)  # 1. config.json parses as a Coqui VITS config
+        failures += _espeak_failures(voice, config)  # 2. espeak-ng there when the config phonemizes with it
+        state = _load_checkpoint(voice, failures)  # 3. the checkpoint loads on the CPU, tensors only
+    except _Stop as stop:
+        return stop.failures
+    weights = {k: v for k, v in state["model"].items() if "speaker_encoder" not in k}  # coqui drops these keys
+    # 4. config and checkpoint agree
+    failures += _embedding_failures(voice, config, chars, weights)
+    saved = state.get("config")
+    if isinstance(saved, dict):
+        failures += _training_config_failures(voice, config, chars, saved)
+    if structural and not any(isinstance(f, GateFailure) and f.path == voice.ckpt_name for f in failures):
+        failures.extend(_structure(config, weights, voice.fail, ckpt_path, voice.cfg_name, voice.ckpt_name,
+                                   voice.pair))
+    return failures
 
-    # 1. config.json parses as a Coqui VITS config ---------------------------------------------
+
+def _read_config(voice: _Voice) -> tuple[Any, Any]:
+    """The config as coqui-tts reads it, and the character set it builds."""
+    config_path = voice.config_path
     try:
         text = config_path.read_text(encoding="utf-8")
         try:
@@ -243,51 +285,46 @@ def check_voice(
             except json.JSONDecodeError:
                 raise exc from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return [fail(config_path, f"is not valid JSON: {exc}")]
+        raise _Stop(voice.fail(config_path, f"is not valid JSON: {exc}")) from None
     if not isinstance(raw, dict) or str(raw.get("model", "")).lower() != "vits":
         kind = raw.get("model") if isinstance(raw, dict) else type(raw).__name__
-        return [fail(config_path, f"is not a Coqui VITS config (model={kind!r}, expected 'vits')")]
+        raise _Stop(voice.fail(config_path, f"is not a Coqui VITS config (model={kind!r}, expected 'vits')"))
     try:
         with quiet_coqui():
             config = _config_from_dict(raw)
     except Exception as exc:  # coqpit raises assorted errors on bad fields
-        return [fail(config_path, f"coqui-tts cannot read it as a VITS config: {exc}")]
+        raise _Stop(voice.fail(config_path, f"coqui-tts cannot read it as a VITS config: {exc}")) from None
     try:
-        chars = _characters(config)
+        return config, _characters(config)
     except AssertionError as exc:  # " [!] There are duplicate characters in the character set."
-        return [fail(config_path, f"coqui-tts refuses its character set:{str(exc).rstrip()}")]
+        raise _Stop(voice.fail(config_path, f"coqui-tts refuses its character set:{str(exc).rstrip()}")) from None
     except Exception as exc:
-        return [fail(config_path, f"coqui-tts cannot build its character set: {exc}")]
-    vocab = list(chars.vocab)
-    num_symbols = chars.num_chars
-    sample_rate = _sample_rate(config.audio)
+        raise _Stop(voice.fail(config_path, f"coqui-tts cannot build its character set: {exc}")) from None
 
-    # 2. espeak-ng present when the config phonemizes with espeak ----------------------------
-    if config.use_phonemes:
-        phonemizer = config.phonemizer or "espeak"
-        language = config.phoneme_language
-        if phonemizer in ("espeak", "espeak-ng"):
-            binary = espeak_binary()
-            if binary is None:
-                failures.append(
-                    fail(
-                        config_path,
-                        f"uses phonemes (phonemizer {phonemizer}, language {language!r}) but "
-                        f"espeak-ng is not installed (not on PATH); {INSTALL_ESPEAK}",
-                    )
-                )
-            else:
-                langs = _espeak_languages(binary)
-                if langs is not None and language and language not in langs:
-                    failures.append(
-                        fail(
-                            config_path,
-                            f"phoneme_language {language!r} is not a voice of {binary} "
-                            f"(`{binary} --voices` does not list it)",
-                        )
-                    )
 
-    # 3. the checkpoint loads on the CPU, tensors only --------------------------------------
+def _espeak_failures(voice: _Voice, config: Any) -> list[GateFailure]:
+    if not config.use_phonemes:
+        return []
+    phonemizer = config.phonemizer or "espeak"
+    language = config.phoneme_language
+    if phonemizer not in ("espeak", "espeak-ng"):
+        return []
+    binary = espeak_binary()
+    if binary is None:
+        return [voice.fail(voice.config_path, f"uses phonemes (phonemizer {phonemizer}, language {language!r}) but "
+                                              f"espeak-ng is not installed (not on PATH); {INSTALL_ESPEAK}")]
+    langs = _espeak_languages(binary)
+    if langs is not None and language and language not in langs:
+        return [voice.fail(voice.config_path, f"phoneme_language {language!r} is not a voice of {binary} "
+                                              f"(`{binary} --voices` does not list it)")]
+    return []
+
+
+def _load_checkpoint(voice: _Voice, failures: list) -> dict:
+    """The checkpoint's dict; a load failure ends the check (with the failures found so far)."""
+    import torch
+
+    ckpt_path = voice.ckpt_path
     try:
         try:
             state = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
@@ -307,96 +344,69 @@ def check_voice(
             )
         else:
             why = f"does not load on the CPU (truncated or not a torch checkpoint?): {exc}"
-        failures.append(fail(ckpt_path, why))
-        return failures
+        raise _Stop(*failures, voice.fail(ckpt_path, why)) from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
-        failures.append(
-            fail(ckpt_path, "is not a Coqui checkpoint (expected a dict with a 'model' state_dict)")
-        )
-        return failures
-    weights = {
-        k: v for k, v in state["model"].items() if "speaker_encoder" not in k
-    }  # coqui drops these keys before loading, so do we
+        raise _Stop(*failures, voice.fail(ckpt_path, "is not a Coqui checkpoint (expected a dict with a 'model' "
+                                                     "state_dict)"))
+    return state
 
-    # 4. config and checkpoint agree -------------------------------------------------------------
-    pair = f"{cfg_name} and {ckpt_name} do not belong together"
+
+def _embedding_failures(voice: _Voice, config: Any, chars: Any, weights: dict) -> list[GateFailure]:
+    """The text embedding has a row per symbol of the config and its hidden width."""
+    cfg_name, ckpt_name, pair = voice.cfg_name, voice.ckpt_name, voice.pair
     emb = weights.get("text_encoder.emb.weight")
     if emb is None or getattr(emb, "ndim", 0) != 2:
-        failures.append(fail(ckpt_path, "has no text embedding (text_encoder.emb.weight): not VITS"))
-    else:
-        rows, dim = int(emb.shape[0]), int(emb.shape[1])
-        if rows != num_symbols:
-            failures.append(
-                fail(
-                    ckpt_path,
-                    f"{pair}: {cfg_name} defines {num_symbols} symbols "
-                    f"({type(chars).__name__}), but the text embedding in {ckpt_name} has "
-                    f"{rows} rows. The checkpoint was trained with another character set; "
-                    f"use the config.json from the same repo and revision as the checkpoint.",
-                )
-            )
-        hidden = config.model_args.hidden_channels
-        if dim != hidden:
-            failures.append(
-                fail(
-                    ckpt_path,
-                    f"{pair}: {cfg_name} says hidden_channels={hidden}, the text embedding in "
-                    f"{ckpt_name} is {dim} wide.",
-                )
-            )
+        return [voice.fail(voice.ckpt_path, "has no text embedding (text_encoder.emb.weight): not VITS")]
+    out = []
+    rows, dim = int(emb.shape[0]), int(emb.shape[1])
+    if rows != chars.num_chars:
+        out.append(voice.fail(voice.ckpt_path,
+                              f"{pair}: {cfg_name} defines {chars.num_chars} symbols "
+                              f"({type(chars).__name__}), but the text embedding in {ckpt_name} has "
+                              f"{rows} rows. The checkpoint was trained with another character set; "
+                              f"use the config.json from the same repo and revision as the checkpoint."))
+    hidden = config.model_args.hidden_channels
+    if dim != hidden:
+        out.append(voice.fail(voice.ckpt_path, f"{pair}: {cfg_name} says hidden_channels={hidden}, the text "
+                                               f"embedding in {ckpt_name} is {dim} wide."))
+    return out
 
-    saved = state.get("config")
-    if isinstance(saved, dict):
-        saved_rate = _sample_rate(saved.get("audio"))
-        if saved_rate is not None and sample_rate is not None and saved_rate != sample_rate:
-            failures.append(
-                fail(
-                    ckpt_path,
-                    f"{pair}: sample rate {sample_rate} Hz in {cfg_name}, but {ckpt_name} was "
-                    f"trained at {saved_rate} Hz (its embedded training config).",
-                )
-            )
-        try:
-            saved_config = _config_from_dict(saved)
-            saved_vocab = list(_characters(saved_config).vocab)
-        except Exception:  # noqa: BLE001 - an unreadable embedded config is not our verdict
-            saved_config, saved_vocab = None, None
-        if saved_vocab is not None and saved_vocab != vocab:
-            if len(saved_vocab) == len(vocab):
-                diff = [i for i, (a, b) in enumerate(zip(vocab, saved_vocab)) if a != b]
-                detail = (
-                    f"both have {len(vocab)} symbols, but they differ at {len(diff)} "
-                    f"position(s), first at id {diff[0]} ({vocab[diff[0]]!r} vs "
-                    f"{saved_vocab[diff[0]]!r}). This pair loads without error and speaks "
-                    f"gibberish."
-                )
-            else:
-                detail = (
-                    f"{cfg_name} has {len(vocab)} symbols, the checkpoint's training config "
-                    f"{len(saved_vocab)}."
-                )
-            failures.append(
-                fail(
-                    ckpt_path,
-                    f"{pair}: the symbol list in {cfg_name} differs from the one {ckpt_name} "
-                    f"was trained with (its embedded training config): {detail}",
-                )
-            )
-        if saved_config is not None:
-            for name in _FRONT_END_FIELDS:
-                mine, theirs = _field(config, name), _field(saved_config, name)
-                if mine != theirs:
-                    failures.append(
-                        fail(
-                            ckpt_path,
-                            f"{pair}: {name} is {mine!r} in {cfg_name} but {theirs!r} in the "
-                            f"training config embedded in {ckpt_name}.",
-                        )
-                    )
 
-    if structural and not any(isinstance(f, GateFailure) and f.path == ckpt_name for f in failures):
-        failures.extend(_structure(config, weights, fail, ckpt_path, cfg_name, ckpt_name, pair))
-    return failures
+def _training_config_failures(voice: _Voice, config: Any, chars: Any, saved: dict) -> list[GateFailure]:
+    """config.json against the training config Coqui's trainer embeds in the checkpoint: sample rate,
+    the exact symbol list, the text front end."""
+    cfg_name, ckpt_name, pair = voice.cfg_name, voice.ckpt_name, voice.pair
+    out = []
+    sample_rate, saved_rate = _sample_rate(config.audio), _sample_rate(saved.get("audio"))
+    if saved_rate is not None and sample_rate is not None and saved_rate != sample_rate:
+        out.append(voice.fail(voice.ckpt_path, f"{pair}: sample rate {sample_rate} Hz in {cfg_name}, but {ckpt_name} "
+                                               f"was trained at {saved_rate} Hz (its embedded training config)."))
+    try:
+        saved_config = _config_from_dict(saved)
+        saved_vocab = list(_characters(saved_config).vocab)
+    except Exception:  # noqa: BLE001 - an unreadable embedded config is not our verdict
+        saved_config, saved_vocab = None, None
+    vocab = list(chars.vocab)
+    if saved_vocab is not None and saved_vocab != vocab:
+        if len(saved_vocab) == len(vocab):
+            diff = [i for i, (a, b) in enumerate(zip(vocab, saved_vocab)) if a != b]
+            detail = (
+                f"both have {len(vocab)} symbols, but they differ at {len(diff)} "
+                f"position(s), first at id {diff[0]} ({vocab[diff[0]]!r} vs "
+                f"{saved_vocab[diff[0]]!r}). This pair loads without error and speaks "
+                f"gibberish."
+            )
+        else:
+            detail = f"{cfg_name} has {len(vocab)} symbols, the checkpoint's training config {len(saved_vocab)}."
+        out.append(voice.fail(voice.ckpt_path, f"{pair}: the symbol list in {cfg_name} differs from the one "
+                                               f"{ckpt_name} was trained with (its embedded training config): {detail}"))
+    if saved_config is not None:
+        for name in _FRONT_END_FIELDS:
+            mine, theirs = _field(config, name), _field(saved_config, name)
+            if mine != theirs:
+                out.append(voice.fail(voice.ckpt_path, f"{pair}: {name} is {mine!r} in {cfg_name} but {theirs!r} in "
+                                                       f"the training config embedded in {ckpt_name}."))
+    return out
 
 
 def _structure(config, weights, fail, ckpt_path, cfg_name, ckpt_name, pair) -> list[GateFailure]:

@@ -92,10 +92,6 @@ def export_voice(layout: Layout, voice: str, *, tmp_dir: Path, sentences: list[s
     cache: the layout's hash cache, told the sha256 of the source files (hashed for the record),
     so that loading the export later checks them with a stat instead of reading 1 GB.
     int8: also make and check model.int8.onnx (quantize.py)."""
-    import onnx
-    import torch
-    import TTS
-
     from .synth import Voice
 
     sentences = list(sentences or CHECK_SENTENCES)
@@ -110,48 +106,13 @@ def export_voice(layout: Layout, voice: str, *, tmp_dir: Path, sentences: list[s
     model, config = synthesizer.tts_model, synthesizer.tts_config
     log.info("tts-export %s: loaded %s in %.1f s", voice, torch_voice.checkpoint.name, time.perf_counter() - began)
 
-    # 1. the torch-free front end gives coqui's ids -------------------------------------------
-    spec = spec_from_coqui(model.tokenizer, config.text_cleaner)
-    front_end = TextFrontEnd(spec)
-    for sentence in sentences:
-        theirs = list(model.tokenizer.text_to_ids(sentence))
-        ours = front_end.ids(sentence)
-        if ours != theirs:
-            raise OnnxExportError(
-                f"voice {voice}: the torch-free text front end disagrees with coqui's tokenizer on "
-                f"{sentence!r} ({first_difference(ours, theirs)}); not exported")
-
-    # 2. the graph --------------------------------------------------------------------------
+    spec = _check_front_end(model, config, sentences, voice)  # 1. the torch-free front end gives coqui's ids
     staging = Path(tmp_dir) / f"onnx-{voice}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        began = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # TracerWarnings about python ints: expected, see above
-            model.export_onnx(output_path=str(staging / MODEL_FILE), verbose=False)
-        export_s = time.perf_counter() - began
-        proto = onnx.load_model(str(staging / MODEL_FILE), load_external_data=False)
-        opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-        del proto
-        scales = [float(model.inference_noise_scale), float(model.length_scale),
-                  float(model.inference_noise_scale_dp)]
-        ap = model.ap
-        record = {
-            "format": FORMAT,
-            "voice": voice,
-            "source": {"config": file_entry(model_dir / "config.json"),
-                       "checkpoint": file_entry(torch_voice.checkpoint)},
-            "onnx": file_entry(staging / MODEL_FILE),
-            "exporter": {**EXPORTER, "torch": torch.__version__, "coqui_tts": TTS.__version__},
-            "opset": opset,
-            "front_end": spec,
-            "audio": {"sample_rate": int(torch_voice.sample_rate), "ap_sample_rate": int(ap.sample_rate),
-                      "do_trim_silence": bool(config.audio.get("do_trim_silence")), "trim_db": float(ap.trim_db),
-                      "spec_gain": float(ap.spec_gain), "base": float(ap.base)},
-            "scales": scales,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
+        export_s, opset = _export_graph(model, staging)  # 2. the graph
+        record = _record(voice, torch_voice, model, config, model_dir, staging, spec, opset)
         _write_json(staging / RECORD_FILE, record)
 
         # 3. agreement, on the full torch-free path -------------------------------------------
@@ -173,11 +134,7 @@ def export_voice(layout: Layout, voice: str, *, tmp_dir: Path, sentences: list[s
                 int8_failed = exc
         _publish(staging, layout.bucket_root(source) / ONNX_DIR, tmp_dir)
         if cache is not None:
-            for key, path in (("config", model_dir / "config.json"), ("checkpoint", torch_voice.checkpoint)):
-                try:
-                    cache.put(path, Digests(record["source"][key]["sha256"]))
-                except ValueError:  # outside the layout's root (a symlinked folder)
-                    pass
+            _remember_source_hashes(cache, record, model_dir / "config.json", torch_voice.checkpoint)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("tts-export %s: %s (%.1f MB, opset %s), agrees with torch on %d sentences (max %.2f LSB)",
@@ -188,6 +145,67 @@ def export_voice(layout: Layout, voice: str, *, tmp_dir: Path, sentences: list[s
                              f"was published at {layout.relative(layout.bucket_root(source) / ONNX_DIR)})") \
             from int8_failed
     return record
+
+
+def _check_front_end(model, config, sentences: list[str], voice: str) -> dict:
+    """The torch-free front end's spec, once it gives coqui's tokenizer's ids for every sentence."""
+    spec = spec_from_coqui(model.tokenizer, config.text_cleaner)
+    front_end = TextFrontEnd(spec)
+    for sentence in sentences:
+        theirs = list(model.tokenizer.text_to_ids(sentence))
+        ours = front_end.ids(sentence)
+        if ours != theirs:
+            raise OnnxExportError(
+                f"voice {voice}: the torch-free text front end disagrees with coqui's tokenizer on "
+                f"{sentence!r} ({first_difference(ours, theirs)}); not exported")
+    return spec
+
+
+def _export_graph(model, staging: Path) -> tuple[float, int | None]:
+    """model.onnx in `staging`; (seconds it took, its opset)."""
+    import onnx
+
+    began = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings about python ints: expected, see above
+        model.export_onnx(output_path=str(staging / MODEL_FILE), verbose=False)
+    export_s = time.perf_counter() - began
+    proto = onnx.load_model(str(staging / MODEL_FILE), load_external_data=False)
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    return export_s, opset
+
+
+def _record(voice: str, torch_voice, model, config, model_dir: Path, staging: Path, spec: dict,
+            opset: int | None) -> dict:
+    """export.json before the check: what was exported from what, with which front end and audio settings."""
+    import torch
+    import TTS
+
+    ap = model.ap
+    return {
+        "format": FORMAT,
+        "voice": voice,
+        "source": {"config": file_entry(model_dir / "config.json"),
+                   "checkpoint": file_entry(torch_voice.checkpoint)},
+        "onnx": file_entry(staging / MODEL_FILE),
+        "exporter": {**EXPORTER, "torch": torch.__version__, "coqui_tts": TTS.__version__},
+        "opset": opset,
+        "front_end": spec,
+        "audio": {"sample_rate": int(torch_voice.sample_rate), "ap_sample_rate": int(ap.sample_rate),
+                  "do_trim_silence": bool(config.audio.get("do_trim_silence")), "trim_db": float(ap.trim_db),
+                  "spec_gain": float(ap.spec_gain), "base": float(ap.base)},
+        "scales": [float(model.inference_noise_scale), float(model.length_scale), float(model.inference_noise_scale_dp)],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _remember_source_hashes(cache: HashCache, record: dict, config: Path, checkpoint: Path) -> None:
+    """Tell the hash cache the sha256 of the source files (hashed for the record)."""
+    for key, path in (("config", config), ("checkpoint", checkpoint)):
+        try:
+            cache.put(path, Digests(record["source"][key]["sha256"]))
+        except ValueError:  # outside the layout's root (a symlinked folder)
+            pass
 
 
 def _agreement(torch_voice, model, staging: Path, model_dir: Path, sentences: list[str], voice: str) -> dict:

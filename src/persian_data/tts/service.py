@@ -21,6 +21,7 @@ import numpy as np
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..catalog import VOICE_SOURCES
 from .admission import Admission, Deadline, QueueFull, Ticket
 from .api_models import Health, VoiceInfo
 from .encode import STREAMABLE, AudioFormat, FormatError, audio_format, encode
@@ -87,7 +88,9 @@ class SpeechService:
                     voice.share_lock(shared)
         self.max_chars = max_chars
         self.lock_info = {k: dict(v) for k, v in lock_info.items()}
-        self.default_voice = default_voice or ("female" if "female" in self.voices else next(iter(self.voices), None))
+        # the catalog's first voice that is loaded (the female one), else any
+        self.default_voice = default_voice or next((v for v in VOICE_SOURCES if v in self.voices),
+                                                   next(iter(self.voices), None))
         self.runtimes = {name: runtime_of(v) for name, v in self.voices.items()}
         self.precisions = {name: precision_of(v) for name, v in self.voices.items()}
         self.admission = Admission(workers or default_workers(self.voices), max_queue, timeout)

@@ -1,7 +1,8 @@
 """Build loadable Coqui VITS voices with random weights, shaped like the Kamtera ones.
 
-Used by the tests and by the offline demo (to put real, loadable models into the local Hub
-replicas of the two voice repos), and by the benchmark (with the real dimensions).
+Used by the offline demo (to put real, loadable models into the local Hub replicas of the two
+voice repos), by the tests and by the benchmark (with the real dimensions; tests/support/voices.py
+writes one into a folder).
 
 The config has the real voices' structure, taken from the author's training script
 (karim23657/Persian-tts-coqui, recepies/vits/train_vits.py): 24 kHz audio, phonemes through
@@ -17,9 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
-
-from ..atomic import atomic_write_bytes
 
 # From the author's training script (the real voices were trained with these).
 CHARACTERS = "ءابتثجحخدذرزسشصضطظعغفقلمنهويِپچژکگیآأؤإئًَُّ"
@@ -185,44 +183,3 @@ def build_vits(
 def build_tiny_vits(seed: int = 0, step: int = 30824) -> tuple[bytes, bytes]:
     """Tiny voice for tests: (config_json_bytes, checkpoint_bytes)."""
     return build_vits(real_dims=False, seed=seed, step=step)
-
-
-MODEL_CARD = """---
-library_name: TTS
-license: openrail
-language: fa
----
-# {title}
-
-Random weights, built by `persian_data.tts.tiny` for tests: it loads and speaks noise.
-Usage: `tts --text "..." --model_path {checkpoint} --config_path config.json --out_path speech.wav`
-"""
-
-
-def write_vits(
-    model_dir: Path,
-    *,
-    checkpoint_name: str = "best_model_30824.pth",
-    readme: bool = True,
-    tmp_dir: Path | None = None,
-    **kwargs,
-) -> Path:
-    """Write config.json, the checkpoint (and a README.md) into `model_dir`; return model_dir.
-
-    kwargs go to `build_vits`; the step defaults to the number in `checkpoint_name`.
-    """
-    import re
-
-    model_dir = Path(model_dir)
-    match = re.search(r"_(\d+)\.pth$", checkpoint_name)
-    if match and "step" not in kwargs:
-        kwargs["step"] = int(match.group(1))
-    config_bytes, ckpt_bytes = build_vits(**kwargs)
-    tmp = Path(tmp_dir) if tmp_dir else model_dir
-    model_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(model_dir / "config.json", config_bytes, tmp)
-    atomic_write_bytes(model_dir / checkpoint_name, ckpt_bytes, tmp)
-    if readme:
-        card = MODEL_CARD.format(title=model_dir.name, checkpoint=checkpoint_name)
-        atomic_write_bytes(model_dir / "README.md", card.encode("utf-8"), tmp)
-    return model_dir

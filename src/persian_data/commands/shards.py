@@ -1,20 +1,18 @@
-"""The `shards` subcommand's flags (imported by cli.py to build its parser: argparse only)."""
+"""shards: training shards of a prepared speech split (WebDataset, lhotse Shar, NeMo tarred audio)."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from .common import add_root, add_sources, add_verbose, report, speech_corpus_help
 
 
-def add_parser(sub) -> None:
+def add_parsers(sub) -> None:
     p = sub.add_parser("shards", help="training shards of a prepared speech split: WebDataset, lhotse Shar or NeMo "
                                       "tarred audio, under shards/<corpus>/<format>/<split>/")
-    p.add_argument("--root", type=Path, default=Path("."),
-                   help="the folder that holds datasets/, checksums/ and logs/ (default: the current folder)")
-    p.add_argument("--corpus", required=True, metavar="KEY",
-                   help="a prepared speech corpus: commonvoice, fleurs, or one the root declares")
-    p.add_argument("--sources", type=Path, default=None, metavar="FILE",
-                   help="corpora declared beside the five (default: ROOT/persian-data.toml when it exists)")
+    add_root(p)
+    p.add_argument("--corpus", required=True, metavar="KEY", help=speech_corpus_help("a prepared speech corpus"))
+    add_sources(p)
     p.add_argument("--split", default="train",
                    help="train (default), validation, test, several comma separated, or all (every prepared split)")
     p.add_argument("--format", required=True, metavar="FORMAT", dest="shard_format",
@@ -26,13 +24,14 @@ def add_parser(sub) -> None:
                         "(default 1)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0): same seed, same shards")
     p.add_argument("--workers", type=int, default=None, help="shards written at once (default: one per CPU, at most 4)")
-    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
+    add_verbose(p)
+    p.set_defaults(run=run_shards)
 
 
-def run(layout, args: argparse.Namespace, catalog):
-    from .command import ShardOptions, parse_size, run_shards
+def run_shards(args: argparse.Namespace, layout, catalog, sources) -> int:
+    from ..shards.command import ShardOptions, parse_size, run_shards as shards
 
     options = ShardOptions(corpus=args.corpus, fmt=args.shard_format, split=args.split,
                            shard_size=parse_size(args.shard_size), buckets=args.buckets, seed=args.seed,
                            workers=args.workers, catalog=tuple(catalog))
-    return run_shards(layout, options, verbose=args.verbose)
+    return report(shards(layout, options, verbose=args.verbose))
