@@ -10,10 +10,12 @@ head, the GCS go), or SIGKILL to every process it started (a node that dies).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +102,9 @@ class LocalCluster:
     object_store_mb: int = 100  # per node (Ray's minimum is ~75 MB)
     port: int = 0
     nodes: list[Node] = field(default_factory=list)
+    # Ray's sockets live under --temp-dir and an AF_UNIX path may not pass 107 bytes: pytest's
+    # temp folders (deeper still under pytest-xdist) are too long, so Ray gets a short folder of its own
+    ray_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp")))
 
     @property
     def address(self) -> str:
@@ -111,7 +116,7 @@ class LocalCluster:
                  "--metrics-export-port", str(free_port()), "--runtime-env-agent-port", str(free_port()),
                  "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port())]
         argv = [RAY, "start", "--block", "--num-cpus", "1", "--node-ip-address", ip,
-                "--temp-dir", str(self.folder / "ray"), "--object-store-memory", str(self.object_store_mb << 20),
+                "--temp-dir", str(self.ray_dir), "--object-store-memory", str(self.object_store_mb << 20),
                 "--disable-usage-stats", "--include-log-monitor=false", *ports, *extra]
         with open(log, "wb") as out:
             process = subprocess.Popen((wrap or []) + argv, stdout=out, stderr=subprocess.STDOUT,
@@ -148,3 +153,4 @@ class LocalCluster:
     def stop(self) -> None:
         for node in reversed(self.nodes):  # the head last
             node.stop()
+        shutil.rmtree(self.ray_dir, ignore_errors=True)

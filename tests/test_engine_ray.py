@@ -33,8 +33,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    # Ray's socket paths (temp dir + session name + sockets/...) must stay under 108 bytes
-    cluster = LocalCluster(tmp_path_factory.mktemp("rc"))
+    cluster = LocalCluster(tmp_path_factory.mktemp("rc"))  # Ray's own sockets: a short folder under /tmp
     try:
         cluster.start_head()
         cluster.add_node("127.0.0.3")
