@@ -170,6 +170,24 @@ class ConversationRules:
     def active(self) -> bool:
         return self.pii != "keep" or self.answer_rules or self.script_check
 
+    def _mask(self, text: str, facts: Any, tally: PieceTally, what: str) -> str | None:
+        """`text` with its personal data masked and counted (the same object when it holds none),
+        or None when `--pii drop` drops the `what` ("conversation" or "answer") that holds it."""
+        spans = self._find(text, facts)
+        if not spans:
+            return text
+        found = _count_types(spans)
+        masked = self._mask_spans(text, spans)
+        _add_counts(tally.pii_found, found)
+        if self.pii == "drop":
+            tally.example("pii_drop", _mark(masked), f"({what} dropped: it holds personal data)")
+            return None
+        _add_counts(tally.pii_masked, found)
+        # shown: the text with each span replaced and marked (never the data itself)
+        if tally.wants("pii_mask"):
+            tally.example("pii_mask", _mark(masked), masked)
+        return masked
+
     def apply(self, user: str, answers: Iterable[tuple[str, Any]], tally: PieceTally, first: bool,
               user_facts: Any = None) -> tuple:
         """("ok", user, kept answers) or ("skip", reason); reason None: no usable answer at all
@@ -182,18 +200,10 @@ class ConversationRules:
         # (the masker has nothing to look at when the batch pass found no digit run, no Latin
         # token and the text holds no "@"; `find_pii` says the same, this only saves the call)
         if masking and (user_facts is None or user_facts.runs or user_facts.latin or "@" in user):
-            spans = self._find(user, user_facts)
-            if spans:
-                found = _count_types(spans)
-                masked_user = self._mask_spans(user, spans)
-                _add_counts(tally.pii_found, found)
-                if self.pii == "drop":
-                    tally.example("pii_drop", _mark(masked_user), "(conversation dropped: it holds personal data)")
-                    return ("skip", "pii")
-                _add_counts(tally.pii_masked, found)
-                # shown: the text with each span replaced and marked (never the data itself)
-                if tally.wants("pii_mask"):
-                    tally.example("pii_mask", _mark(masked_user), masked_user)
+            masked_user = self._mask(user, user_facts, tally, "conversation")
+            if masked_user is None:
+                return ("skip", "pii")
+            if masked_user is not user:
                 user_facts = None  # the counts were of the text before masking
                 user = masked_user
         if self.script_check and not (_counted_persian(user_facts.arabic, user_facts.other)
@@ -206,18 +216,11 @@ class ConversationRules:
         for a, facts in answers:
             seen_any = True
             if masking and (facts is None or facts.runs or facts.latin or "@" in a):
-                spans = self._find(a, facts)
-                if spans:
-                    found = _count_types(spans)
-                    masked = self._mask_spans(a, spans)
-                    _add_counts(tally.pii_found, found)
-                    if self.pii == "drop":
-                        dropped["pii"] = dropped.get("pii", 0) + 1
-                        tally.example("pii_drop", _mark(masked), "(answer dropped: it holds personal data)")
-                        continue
-                    _add_counts(tally.pii_masked, found)
-                    if tally.wants("pii_mask"):
-                        tally.example("pii_mask", _mark(masked), masked)
+                masked = self._mask(a, facts, tally, "answer")
+                if masked is None:
+                    dropped["pii"] = dropped.get("pii", 0) + 1
+                    continue
+                if masked is not a:
                     facts = None
                     a = masked
             if self.answer_rules:
