@@ -460,24 +460,33 @@ def matching(patterns: tuple[str, ...], listing: list[str]) -> list[str]:
     return sorted(found, key=lambda p: (_natural(p.rsplit(".", 1)[0]), p))
 
 
+SAMPLE_BYTES = 1 << 20  # what a declaration check reads of a chat file's start
+
+
+def first_file_head(patterns: tuple[str, ...], listing: list[str], sample, fail) -> tuple[str, bytes | None]:
+    """The first repo file a chat reader would read (none: `fail` on `files`) and its first
+    SAMPLE_BYTES (None when `sample` cannot get them)."""
+    files = matching(patterns, listing)
+    if not files:
+        fail("files", f"{list(patterns)} match none of the {len(listing)} file(s) the patterns select")
+    return files[0], sample(files[0], SAMPLE_BYTES, False)
+
+
 def check_remote(source: Source, listing: list[str], sample, fail) -> None:
     """The declaration against the repo: some file matches `files`, and the first row of the first
     one has the keys (or the length) the declaration names."""
     reader: ChatJsonReader = source.reader
-    files = matching(reader.files, listing)
-    if not files:
-        fail("files", f"{list(reader.files)} match none of the {len(listing)} file(s) the patterns select")
-    head = sample(files[0], 1 << 20, False)
+    name, head = first_file_head(reader.files, listing, sample, fail)
     if head is None:
         return
     text = head.decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
     if not text.startswith("["):
-        fail("files", f"{files[0]} is not a JSON array of rows")
+        fail("files", f"{name} is not a JSON array of rows")
     try:
         row, _ = _DECODER.raw_decode(text, _WS.match(text, 1).end())
     except json.JSONDecodeError:
         return  # a first row longer than the sample (or an empty array): the stage judges the rows
-    check_row(reader.fields, row, files[0], fail)
+    check_row(reader.fields, row, name, fail)
 
 
 def check_row(rows: RowFields, row: Any, where: str, fail) -> None:

@@ -23,8 +23,8 @@ from typing import Any, Iterator
 
 import orjson
 
-from .chat_json import (CHUNK_BYTES, RawFileError, Record, RowFields, _join, _Parsed, _Piece, _pieces, check_row,
-                        data_files, matching, row_fields)
+from .chat_json import (CHUNK_BYTES, SAMPLE_BYTES, RawFileError, Record, RowFields, _join, _Parsed, _Piece, _pieces,
+                        check_row, data_files, first_file_head, row_fields)
 from .config import Fields
 from ..source import CHAT_BUCKET, ChatPolicy, Source
 
@@ -170,23 +170,20 @@ def check_remote(source: Source, listing: list[str], sample, fail) -> None:
     """The declaration against the repo: some file matches `files`, and its first line has the
     keys the declaration names."""
     reader: ChatJsonlReader = source.reader
-    files = matching(reader.files, listing)
-    if not files:
-        fail("files", f"{list(reader.files)} match none of the {len(listing)} file(s) the patterns select")
-    head = sample(files[0], 1 << 20, False)
+    name, head = first_file_head(reader.files, listing, sample, fail)
     if head is None:
         return
     first = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)
-    if len(first) < 2 and len(head) >= 1 << 20:
+    if len(first) < 2 and len(head) >= SAMPLE_BYTES:
         return  # a first line longer than the sample: the stage judges the rows
     try:
         row = orjson.loads(first[0])
     except orjson.JSONDecodeError as exc:
-        fail("files", f"the first line of {files[0]} is not JSON ({exc})")
+        fail("files", f"the first line of {name} is not JSON ({exc})")
     if reader.messages is not None:
         if not isinstance(row, dict) or reader.messages not in row:
             keys = ", ".join(map(str, row)) if isinstance(row, dict) else type(row).__name__
-            fail("messages", f"key {reader.messages!r} is not in the first line of {files[0]} ({keys}); "
+            fail("messages", f"key {reader.messages!r} is not in the first line of {name} ({keys}); "
                              "rows with question/answer fields: name them with question = ..., answers = ...")
         return
-    check_row(reader.fields, row, files[0], fail)
+    check_row(reader.fields, row, name, fail)
