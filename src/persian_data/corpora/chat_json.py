@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Callable, Iterator, Union
 
 from .config import Fields
 from ..source import CHAT_BUCKET, ChatPolicy, Source
@@ -265,16 +265,28 @@ def iter_raw_rows(path: Path, on_bytes=None, chunk_bytes: int = CHUNK_BYTES, cut
     elements before the damage have been yielded by then). `on_bytes(n)` is called as bytes
     are read. A UTF-8 BOM at the start is accepted.
     """
+    return rows_of_pieces(_pieces(path, chunk_bytes, on_bytes, cut_at), _parse_piece, _refuse_too_big)
+
+
+def _refuse_too_big(piece: _Piece, rows_before: int) -> None:
+    if len(piece.data) > MAX_PIECE_BYTES and not piece.last:
+        _, _, reason, off, detail, ctx = _too_big(piece, rows_before)
+        raise RawFileError(reason, off, rows_before, detail, ctx)
+
+
+def rows_of_pieces(pieces: Iterator[_Piece], parse: Callable[[_Piece], _Parsed],
+                   check: Callable[[_Piece, int], None] | None = None) -> Iterator[Any]:
+    """The rows `parse` finds in `pieces`, in order. A piece cut inside a row ("bad_cut") is
+    joined to the next; at the first damage, the rows before it are yielded, then `RawFileError`.
+    `check(piece, rows_before)` may refuse a piece before it is parsed."""
     rows_before = 0
     held: _Piece | None = None
-    for piece in _pieces(path, chunk_bytes, on_bytes, cut_at):
+    for piece in pieces:
         if held is not None:
-            piece = _join(held, piece)
-            held = None
-        if len(piece.data) > MAX_PIECE_BYTES and not piece.last:
-            _, _, reason, off, detail, ctx = _too_big(piece, rows_before)
-            raise RawFileError(reason, off, rows_before, detail, ctx)
-        parsed = _parse_piece(piece)
+            piece, held = _join(held, piece), None
+        if check is not None:
+            check(piece, rows_before)
+        parsed = parse(piece)
         if parsed.status == "bad_cut":
             held = piece
             continue

@@ -23,8 +23,8 @@ from typing import Any, Iterator
 
 import orjson
 
-from .chat_json import (CHUNK_BYTES, SAMPLE_BYTES, RawFileError, Record, RowFields, _join, _Parsed, _Piece, _pieces,
-                        check_row, data_files, first_file_head, row_fields)
+from .chat_json import (CHUNK_BYTES, SAMPLE_BYTES, Record, RowFields, _join, _Parsed, _Piece, _pieces,
+                        check_row, data_files, first_file_head, row_fields, rows_of_pieces)
 from .config import Fields
 from ..source import CHAT_BUCKET, ChatPolicy, Source
 
@@ -68,20 +68,7 @@ def _parse_lines(piece: _Piece) -> _Parsed:
 
 def iter_lines(path: Path, on_bytes=None, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Any]:
     """Yield the rows of a JSONL file in bounded memory; `RawFileError` where it is damaged."""
-    rows_before = 0
-    held: _Piece | None = None
-    for piece in _pieces(path, chunk_bytes, on_bytes, _NEWLINE):
-        if held is not None:
-            piece, held = _join(held, piece), None
-        parsed = _parse_lines(piece)
-        if parsed.status == "bad_cut":
-            held = piece
-            continue
-        yield from parsed.rows
-        if parsed.status == "damage":
-            raise RawFileError(parsed.reason, parsed.byte_offset, rows_before + len(parsed.rows), parsed.detail,
-                               parsed.context)
-        rows_before += len(parsed.rows)
+    return rows_of_pieces(_pieces(path, chunk_bytes, on_bytes, _NEWLINE), _parse_lines)
 
 
 def message_records(rows: list[Any], key: str) -> tuple[list[Record], Counter]:
