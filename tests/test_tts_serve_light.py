@@ -193,7 +193,7 @@ def test_openai_endpoint_speed_and_formats_without_torch(server):
         return answer
 
     # the voice's stochastic duration predictor draws new noise per request, and the tiny voice's
-    # short durations round up to whole frames: pairs measured 2.4-3x, so five of each, summed,
+    # short durations round up to whole frames: one pair came out at 2.4x, so five of each, summed,
     # against 2x (speed 1.0 would give 1x)
     normal = [speech(response_format="pcm") for _ in range(5)]
     slow = [speech(response_format="pcm", speed=0.25) for _ in range(5)]
