@@ -7,6 +7,7 @@ including the bad cases the stage must catch.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -112,6 +113,15 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes = b"", **kw) -> None:
     tar.addfile(info, io.BytesIO(data) if data else None)
 
 
+@contextlib.contextmanager
+def _targz(path: Path):
+    """A .tar.gz whose gzip header holds no time: two roots built a second apart have the same
+    bytes (their sha256 is recorded as an input in the outputs' provenance)."""
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
+        yield tar
+
+
 ABSOLUTE = "/tmp/persian-data-test-absolute-member.wav"
 
 
@@ -129,7 +139,7 @@ def build_fleurs(layout: Layout, *, bad: bool = True) -> Path:
     train = [fleurs_line(7, "1001.wav", "سلام دنيا.", n1, "MALE"),
              fleurs_line(7, "1002.wav", "سلام دنیا.", n2, "FEMALE"),
              fleurs_line(8, "1003.wav", "کتاب ها خوب است.", n1, "OTHER")]
-    with tarfile.open(base / "audio" / "train.tar.gz", "w:gz") as tar:
+    with _targz(base / "audio" / "train.tar.gz") as tar:
         _add(tar, "train", type=tarfile.DIRTYPE)
         _add(tar, "train/1001.wav", w1)
         _add(tar, "train/1002.wav", w2)
@@ -145,7 +155,7 @@ def build_fleurs(layout: Layout, *, bad: bool = True) -> Path:
     (base / "train.tsv").write_text("\n".join(train) + "\n", "utf-8")
     # dev (published as validation): members trying to leave the corpus folder.
     dev = [fleurs_line(20, "2001.wav", "روز خوب.", n1, "FEMALE"), fleurs_line(21, "2002.wav", "شب خوب.", n2, "MALE")]
-    with tarfile.open(base / "audio" / "dev.tar.gz", "w:gz") as tar:
+    with _targz(base / "audio" / "dev.tar.gz") as tar:
         _add(tar, "dev/2001.wav", w1)
         if bad:
             _add(tar, "../escape.wav", w1)
@@ -162,7 +172,7 @@ def build_fleurs(layout: Layout, *, bad: bool = True) -> Path:
             _add(tar, "dev/2002.wav", w2)
     (base / "dev.tsv").write_text("\n".join(dev) + "\n", "utf-8")
     test = [fleurs_line(30, "3001.wav", "آزمون.", n2, "MALE")]
-    with tarfile.open(base / "audio" / "test.tar.gz", "w:gz") as tar:
+    with _targz(base / "audio" / "test.tar.gz") as tar:
         _add(tar, "test/3001.wav", w2)
     (base / "test.tsv").write_text("\n".join(test) + "\n", "utf-8")
     return base
