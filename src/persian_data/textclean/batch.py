@@ -96,8 +96,32 @@ def _per_text(owner: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict[int, tu
 _NEW_FACTS = functools.partial(tuple.__new__, TextFacts)  # TextFacts(*args) without the Python-level __new__
 
 
+try:  # the same pass in C, one loop a text (setup.py builds it where a C compiler is)
+    from . import _facts as _compiled_facts
+except ImportError:  # pragma: no cover - an install without the extension
+    _compiled_facts = None
+
+
 def analyze(texts: list[str], head: int) -> list[TextFacts]:
     """The facts of each text (see the module docstring). No text may hold a NUL."""
+    if not texts:
+        return []
+    if _compiled_facts is not None:
+        return analyze_compiled(texts, head)
+    return analyze_numpy(texts, head)
+
+
+def analyze_compiled(texts: list[str], head: int) -> list[TextFacts]:
+    """`analyze` by the C extension: 5-10x the numpy pass on a chat batch, the same facts."""
+    table16 = _table(0x10000)
+    facts = _compiled_facts.facts(TextFacts, texts, head, table16, None)
+    if facts is None:  # a character above U+FFFF: the full table (built once)
+        facts = _compiled_facts.facts(TextFacts, texts, head, table16, _table(0x110000))
+    return facts
+
+
+def analyze_numpy(texts: list[str], head: int) -> list[TextFacts]:
+    """`analyze` as numpy passes over the whole batch (the reference; used without the extension)."""
     if not texts:
         return []
     joined = _SEP.join(texts)
