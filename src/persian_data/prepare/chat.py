@@ -82,9 +82,11 @@ row; the worker says so, and the main process parses that piece again joined wit
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
+from collections import deque
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -168,7 +170,8 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
         for path, size in zip(files, sizes):
             run.convert_file(path, size)
         if run.cands is not None:
-            _near_dup_pass(layout, source, run.out, run.cands, stats, split, len(converter.system), log, engine.map)
+            _near_dup_pass(layout, source, run.out, run.cands, stats, split, len(converter.system), log,
+                           _pool_map(pool) if engine.local and pool is not None else engine.map)
         stats.characters["total"] = sum(stats.characters[k] for k in ("system", "user", "assistant"))
         if stats.written == 0:
             raise ChatError(
@@ -220,6 +223,28 @@ def _start_pool(stack: ExitStack, n_workers: int, options: ChatOptions, reader, 
     pool = engine.executor(n_workers, initializer=_worker_init, initargs=(options, reader))
     stack.callback(pool.close)
     return pool
+
+
+def _pool_map(pool):
+    """`engine.map` on the stage's own worker processes, idle once every file is read: the bands of
+    the near-duplicate step run side by side. A lone item (one chunk of pairs to confirm) runs here,
+    rather than ship its large shared arrays to a worker for one task."""
+
+    def map_(fn, items, *shared):
+        items = iter(items)
+        head = list(itertools.islice(items, 2))
+        if len(head) < 2:
+            yield from (fn(item, *shared) for item in head)
+            return
+        pending = deque(pool.submit(fn, item, *shared) for item in head)
+        for item in items:
+            pending.append(pool.submit(fn, item, *shared))
+            if len(pending) > 2 * pool.slots:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    return map_
 
 
 def _near_dup_pass(layout: Layout, source: Source, out: _Writers, cands: Candidates, stats: ChatStats, split: bool,

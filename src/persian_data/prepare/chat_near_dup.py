@@ -40,6 +40,7 @@ class Candidates:
     line_valid: bytearray = field(default_factory=bytearray)
     line_user: array = field(default_factory=lambda: array("q"))
     line_assistant: array = field(default_factory=lambda: array("q"))
+    line_bytes: array = field(default_factory=lambda: array("q"))  # each staged line's length, "\n" included
     offsets: array = field(default_factory=lambda: array("q", [0]))  # row i: shingles[offsets[i]:offsets[i+1]]
     num_perm: int = 0
 
@@ -57,7 +58,7 @@ class Candidates:
     def rollback(self, marks: tuple[int, int, int]) -> None:
         keys, lines, offsets = marks
         del self.keys[keys:]
-        for a in (self.line_row, self.line_file, self.line_valid, self.line_user, self.line_assistant):
+        for a in (self.line_row, self.line_file, self.line_valid, self.line_user, self.line_assistant, self.line_bytes):
             del a[lines:]
         del self.offsets[offsets:]
         self._shingles.truncate(self.offsets[-1] * 4)
@@ -92,20 +93,15 @@ class Candidates:
                   if n else np.zeros((0, num_perm), np.uint32))
         return Signatures(shingles, np.frombuffer(self.offsets, dtype=np.int64), values)
 
-    def add_lines(self, rows: list[int], file: int, valid: list[bool], n_user: list[int], n_assistant: list[int]) -> None:
+    def add_lines(self, rows: list[int], file: int, valid: list[bool], n_user: list[int], n_assistant: list[int],
+                  n_bytes: list[int]) -> None:
         """`add_line` for each line of a piece (all of one file), at once."""
+        self.line_bytes.extend(n_bytes)
         self.line_row.extend(rows)
         self.line_file.extend([file] * len(rows))
         self.line_valid.extend(bytes(valid))
         self.line_user.extend(n_user)
         self.line_assistant.extend(n_assistant)
-
-    def add_line(self, row: int, file: int, valid: bool, n_user: int, n_assistant: int) -> None:
-        self.line_row.append(row)
-        self.line_file.append(file)
-        self.line_valid.append(1 if valid else 0)
-        self.line_user.append(n_user)
-        self.line_assistant.append(n_assistant)
 
 
 @dataclass
@@ -122,18 +118,14 @@ class NearDupResult:
 _BLOCK = 32 << 20  # bytes read at a time from the staging file
 
 
-def _line_ends(staged: Path, n_lines: int) -> np.ndarray:
-    """The byte offset just past each line of the staging file (numpy over 32 MB blocks)."""
-    ends: list[np.ndarray] = []
-    at = 0
-    with open(staged, "rb") as fh:
-        while block := fh.read(_BLOCK):
-            ends.append(np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + (at + 1))
-            at += len(block)
-    out = np.concatenate(ends) if ends else np.zeros(0, np.int64)
-    if len(out) != n_lines:  # cannot happen: the stage wrote one line per add_line
-        raise AssertionError(f"near-dup: {len(out)} staged lines, {n_lines} recorded")
-    return out
+def _line_ends(staged: Path, line_bytes: array) -> np.ndarray:
+    """The byte offset just past each line of the staging file, from the lengths recorded as the
+    lines were written (the file is not read for them)."""
+    ends = np.cumsum(np.frombuffer(line_bytes, dtype=np.int64)) if len(line_bytes) else np.zeros(0, np.int64)
+    size = staged.stat().st_size
+    if (int(ends[-1]) if len(ends) else 0) != size:  # cannot happen: the stage wrote one line per add_line
+        raise AssertionError(f"near-dup: the staging file holds {size} bytes, {int(ends[-1]) if len(ends) else 0} recorded")
+    return ends
 
 
 def collapse_and_copy(cands: Candidates, staged: Path, write: Callable[[bytes, bool], None],
@@ -162,7 +154,7 @@ def collapse_and_copy(cands: Candidates, staged: Path, write: Callable[[bytes, b
     result.removed_chars["assistant"] = int(np.asarray(cands.line_assistant, dtype=np.int64)[removed].sum())
     result.removed_splits["valid"] = int((removed & valid).sum())
     result.removed_splits["train"] = result.lines_removed - result.removed_splits["valid"]
-    ends = _line_ends(staged, n)
+    ends = _line_ends(staged, cands.line_bytes)
     starts = np.concatenate(([0], ends[:-1])) if n else ends
     pairs = outcome.pairs[:EXAMPLE_PAIRS]  # (partner, dropped, jaccard): the partner may itself be dropped (a chain)
     wanted = {i for kept, dropped, _ in pairs for i in (kept, dropped)}

@@ -149,6 +149,7 @@ class _Reading:
         line_valid: list[bool] = []
         line_user: list[int] = []
         line_asst: list[int] = []
+        line_bytes: list[int] = []
         n_user_all = n_asst_all = 0
         ok_row = -1
         for kind, payload, ans_skipped in results:
@@ -184,10 +185,11 @@ class _Reading:
                     line_valid.append(in_valid)
                     line_user.append(n_user)
                     line_asst.append(n_asst)
+                    line_bytes.append(len(line))
         file.chars["user"] += n_user_all
         file.chars["assistant"] += n_asst_all
         if cands is not None:
-            cands.add_lines(line_rows, file.index, line_valid, line_user, line_asst)
+            cands.add_lines(line_rows, file.index, line_valid, line_user, line_asst, line_bytes)
             cands.add_piece(sigs, sig_rows, sig_keys)
         out.combined.write(b"".join(lines))
         fs.conversations_written += len(lines)
