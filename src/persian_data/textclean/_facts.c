@@ -12,6 +12,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <string.h>
 
 enum { DIGIT = 1, VISIBLE_SEP = 2, INVISIBLE = 4, ARABIC = 8, OTHER = 16, ASCII = 32, SPACE = 64 };
 
@@ -214,8 +216,240 @@ done:
     return out;
 }
 
+/* ---- the answer rules' common case (textclean.answers.clean_answer on normalized text) ---- */
+
+/* Every word the rules test with `in` (the phrases' keywords and the words of their groups), found
+   in one pass over a text: a table of first characters, then the rest compared in place. */
+#define MAX_WORDS 128
+#define MAX_PHRASES 512
+#define MAX_GROUPS 4
+typedef struct {
+    Py_UCS4 *chars;
+    Py_ssize_t len;
+    int next; /* the next word with the same first character, -1 */
+} Word;
+typedef struct {
+    int keyword;                       /* the word index of the keyword that leads to it */
+    int n_groups;
+    uint64_t groups[MAX_GROUPS][2];    /* each group: the words of which one must be there */
+} Phrase;
+
+static Word words[MAX_WORDS];
+static int n_words = 0;
+static Phrase phrases[MAX_PHRASES];
+static int n_phrases = 0;
+static int first_word[0x10000]; /* first character (BMP) -> first word index + 1, 0 none */
+static PyObject *strip_chars = NULL;
+static PyObject *courtesy_match = NULL; /* _COURTESY.match */
+
+static void clear_words(void) {
+    for (int w = 0; w < n_words; w++) PyMem_Free(words[w].chars);
+    n_words = n_phrases = 0;
+    memset(first_word, 0, sizeof first_word);
+}
+
+/* The index of `word` in the vocabulary (added if new), or -1 with an exception set. */
+static int word_index(PyObject *word) {
+    if (!PyUnicode_Check(word) || PyUnicode_GET_LENGTH(word) == 0) {
+        PyErr_SetString(PyExc_ValueError, "words must be non-empty str");
+        return -1;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(word);
+    Py_UCS4 c0 = PyUnicode_READ_CHAR(word, 0);
+    if (c0 > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "words must start with a BMP character");
+        return -1;
+    }
+    for (int w = first_word[c0] - 1; w >= 0; w = words[w].next) {
+        if (words[w].len == len) {
+            int same = 1;
+            for (Py_ssize_t k = 0; same && k < len; k++) same = words[w].chars[k] == PyUnicode_READ_CHAR(word, k);
+            if (same) return w;
+        }
+    }
+    if (n_words == MAX_WORDS) {
+        PyErr_SetString(PyExc_ValueError, "too many words");
+        return -1;
+    }
+    Py_UCS4 *chars = PyUnicode_AsUCS4Copy(word);
+    if (!chars) return -1;
+    words[n_words] = (Word){chars, len, first_word[c0] - 1};
+    first_word[c0] = n_words + 1;
+    return n_words++;
+}
+
+PyDoc_STRVAR(set_answer_rules_doc,
+"set_answer_rules(keywords, needs, strip, courtesy_match)\n\n"
+"The answer rules' data (textclean.answers): the keywords, per keyword the phrases it leads to\n"
+"(each a tuple of word groups), the characters a sentence is stripped of, and the courtesy\n"
+"pattern's match.");
+
+static PyObject *set_answer_rules(PyObject *self, PyObject *args) {
+    PyObject *keywords, *needs, *strip, *match;
+    if (!PyArg_ParseTuple(args, "O!O!UO", &PyTuple_Type, &keywords, &PyTuple_Type, &needs, &strip, &match)) return NULL;
+    if (PyTuple_GET_SIZE(keywords) != PyTuple_GET_SIZE(needs)) {
+        PyErr_SetString(PyExc_ValueError, "one tuple of phrases per keyword");
+        return NULL;
+    }
+    clear_words();
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(keywords); k++) {
+        int kw = word_index(PyTuple_GET_ITEM(keywords, k));
+        if (kw < 0) goto fail;
+        PyObject *led = PyTuple_GET_ITEM(needs, k);
+        if (!PyTuple_Check(led)) goto bad;
+        for (Py_ssize_t p = 0; p < PyTuple_GET_SIZE(led); p++) {
+            PyObject *groups = PyTuple_GET_ITEM(led, p);
+            if (!PyTuple_Check(groups) || PyTuple_GET_SIZE(groups) > MAX_GROUPS || n_phrases == MAX_PHRASES) goto bad;
+            Phrase *ph = &phrases[n_phrases++];
+            memset(ph, 0, sizeof *ph);
+            ph->keyword = kw;
+            ph->n_groups = (int)PyTuple_GET_SIZE(groups);
+            for (int g = 0; g < ph->n_groups; g++) {
+                PyObject *group = PyTuple_GET_ITEM(groups, g);
+                if (!PyTuple_Check(group)) goto bad;
+                for (Py_ssize_t w = 0; w < PyTuple_GET_SIZE(group); w++) {
+                    int at = word_index(PyTuple_GET_ITEM(group, w));
+                    if (at < 0) goto fail;
+                    ph->groups[g][at >> 6] |= (uint64_t)1 << (at & 63);
+                }
+            }
+        }
+    }
+    Py_INCREF(strip);
+    Py_INCREF(match);
+    Py_XSETREF(strip_chars, strip);
+    Py_XSETREF(courtesy_match, match);
+    Py_RETURN_NONE;
+bad:
+    PyErr_SetString(PyExc_ValueError, "needs: per keyword a tuple of phrases, each a tuple of word tuples");
+fail:
+    clear_words();
+    return NULL;
+}
+
+/* The words of the vocabulary that `text` holds, as a bit set. */
+static void words_held(int kind, const void *data, Py_ssize_t n, uint64_t held[2]) {
+    held[0] = held[1] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c > 0xFFFF || !first_word[c]) continue;
+        for (int w = first_word[c] - 1; w >= 0; w = words[w].next) {
+            const Word *wd = &words[w];
+            if (i + wd->len > n || (held[w >> 6] >> (w & 63)) & 1) continue;
+            Py_ssize_t k = 1;
+            while (k < wd->len && PyUnicode_READ(kind, data, i + k) == wd->chars[k]) k++;
+            if (k == wd->len) held[w >> 6] |= (uint64_t)1 << (w & 63);
+        }
+    }
+}
+
+/* May a sentence of the text match a phrase (answers._phrase_possible), given the words it holds? */
+static int phrase_possible(const uint64_t held[2]) {
+    for (int p = 0; p < n_phrases; p++) {
+        const Phrase *ph = &phrases[p];
+        if (!((held[ph->keyword >> 6] >> (ph->keyword & 63)) & 1)) continue;
+        int all = 1;
+        for (int g = 0; all && g < ph->n_groups; g++) all = (ph->groups[g][0] & held[0]) || (ph->groups[g][1] & held[1]);
+        if (all) return 1;
+    }
+    return 0;
+}
+
+static int is_terminator(Py_UCS4 c) { return c == '.' || c == '!' || c == '?' || c == 0x061F; }
+
+static int in_strip(Py_UCS4 c) {
+    return PyUnicode_FindChar(strip_chars, c, 0, PyUnicode_GET_LENGTH(strip_chars), 1) >= 0;
+}
+
+/* The kind of the sentence text[lo:hi] known to hold no phrase (answers._plain_kind of its loose
+   form: ZWNJ as a space, stripped of `strip_chars`): 0 empty, 1 courtesy, 2 content, -1 error. */
+static int plain_kind(PyObject *text, int kind, const void *data, Py_ssize_t lo, Py_ssize_t hi) {
+    /* (the space a ZWNJ becomes is a strip character) */
+    while (lo < hi) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, lo);
+        if (c != 0x200C && !in_strip(c)) break;
+        lo++;
+    }
+    while (hi > lo) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, hi - 1);
+        if (c != 0x200C && !in_strip(c)) break;
+        hi--;
+    }
+    if (lo == hi) return 0;
+    if (hi - lo >= 40) return 2;
+    PyObject *sentence = PyUnicode_Substring(text, lo, hi);
+    if (!sentence) return -1;
+    PyObject *zwnj = PyUnicode_FromOrdinal(0x200C), *space = PyUnicode_FromOrdinal(' ');
+    PyObject *loose = (zwnj && space) ? PyUnicode_Replace(sentence, zwnj, space, -1) : NULL;
+    Py_XDECREF(zwnj);
+    Py_XDECREF(space);
+    Py_DECREF(sentence);
+    if (!loose) return -1;
+    PyObject *m = PyObject_CallOneArg(courtesy_match, loose);
+    Py_DECREF(loose);
+    if (!m) return -1;
+    int courtesy = m != Py_None;
+    Py_DECREF(m);
+    return courtesy ? 1 : 2;
+}
+
+PyDoc_STRVAR(answer_verdict_doc,
+"answer_verdict(text, min_chars) -> (kept, reason) or None\n\n"
+"clean_answer(text, min_chars, normalized=True) where no sentence can hold a contact or referral\n"
+"phrase and the text holds no placeholder: (text.strip(), None), (None, 'too_short') or\n"
+"(None, 'no_content'). None: the text needs the whole rule (answers.clean_answer).");
+
+static PyObject *answer_verdict(PyObject *self, PyObject *args) {
+    PyObject *text;
+    Py_ssize_t min_chars;
+    if (!PyArg_ParseTuple(args, "Un", &text, &min_chars)) return NULL;
+    if (!courtesy_match) {
+        PyErr_SetString(PyExc_RuntimeError, "set_answer_rules() first");
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (PyUnicode_FindChar(text, '[', 0, n, 1) >= 0) Py_RETURN_NONE;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    uint64_t held[2];
+    words_held(kind, data, n, held);
+    if (phrase_possible(held)) Py_RETURN_NONE;
+    /* the sentences of answers._SENTENCE: a run of anything but terminators and newlines, then a
+       run of terminators, or of newlines, or the end */
+    for (Py_ssize_t pos = 0; pos < n;) {
+        Py_ssize_t i = pos;
+        while (i < n) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (c == '\n' || is_terminator(c)) break;
+            i++;
+        }
+        if (i < n) {
+            if (PyUnicode_READ(kind, data, i) == '\n') {
+                while (i < n && PyUnicode_READ(kind, data, i) == '\n') i++;
+            } else {
+                while (i < n && is_terminator(PyUnicode_READ(kind, data, i))) i++;
+            }
+        }
+        int k = plain_kind(text, kind, data, pos, i);
+        if (k < 0) return NULL;
+        if (k == 2) {
+            PyObject *kept = PyObject_CallMethod(text, "strip", NULL);
+            if (!kept) return NULL;
+            if (PyUnicode_GET_LENGTH(kept) < min_chars) {
+                Py_DECREF(kept);
+                return Py_BuildValue("(Os)", Py_None, "too_short");
+            }
+            return Py_BuildValue("(NO)", kept, Py_None);
+        }
+        pos = i;
+    }
+    return Py_BuildValue("(Os)", Py_None, "no_content");
+}
+
 static PyMethodDef methods[] = {
     {"facts", facts, METH_VARARGS, facts_doc},
+    {"set_answer_rules", set_answer_rules, METH_VARARGS, set_answer_rules_doc},
+    {"answer_verdict", answer_verdict, METH_VARARGS, answer_verdict_doc},
     {NULL, NULL, 0, NULL},
 };
 

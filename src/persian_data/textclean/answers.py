@@ -158,6 +158,15 @@ def clean_answer(text: str, min_chars: int = 15, normalized: bool = False) -> An
     if not normalized:
         kinds = [(s, sentence_kind(s)) for s in _SENTENCE.findall(text) if s]
         return _verdict(text, kinds, min_chars)
+    if _quick_verdict is not None:  # the common case, in C (the same verdict: tests/test_facts_ext.py)
+        quick = _quick_verdict(text, min_chars)
+        if quick is not None:
+            return AnswerVerdict(quick[0], quick[1], [])
+    return clean_normalized(text, min_chars)
+
+
+def clean_normalized(text: str, min_chars: int) -> AnswerVerdict:
+    """`clean_answer(text, min_chars, normalized=True)` in Python."""
     present = [k for k in _KEYWORDS if k in text]
     if "[" not in text and not _phrase_possible(present, text):
         for m in _SENTENCE.finditer(text):
@@ -223,3 +232,18 @@ def _kind_normalized(sentence: str, present: list[str]) -> str:
     if _any_phrase(_REFERRAL_BY_KEYWORD, here, loose):
         return "referral" if len(loose) < 120 else "content"
     return _plain_kind(loose)
+
+
+def _install_quick_verdict():
+    """`_facts.answer_verdict` told these rules (None without the C extension)."""
+    try:
+        from . import _facts
+    except ImportError:  # pragma: no cover - an install without the extension
+        return None
+    needs = tuple(tuple(needs for index in (_CONTACT_BY_KEYWORD, _REFERRAL_BY_KEYWORD) for _, _, needs in index.get(k, ()))
+                  for k in _KEYWORDS)
+    _facts.set_answer_rules(_KEYWORDS, needs, _STRIP, _COURTESY.match)
+    return _facts.answer_verdict
+
+
+_quick_verdict = _install_quick_verdict()
