@@ -76,3 +76,24 @@ def test_quick_answer_verdict_cases():
     assert answers._quick_verdict("طبق ماده ۱۰", 50) == (None, "too_short")
     assert answers._quick_verdict("لطفا تماس بگیرید", 5) is None  # a phrase may match: the whole rule
     assert answers._quick_verdict("[PHONE] ماده", 5) is None
+
+
+# -- PII numbers inside a digit run --------------------------------------------------------------
+
+from persian_data.textclean import pii  # noqa: E402
+
+_NUM_ALPHABET = list("0123456789۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩") + [" ", "-", "(", ")", "+", "\u200c", "\u200f", "\u00a0", "/"]
+_NUMBER_PARTS = st.lists(st.one_of(
+    st.text(alphabet=st.sampled_from(_NUM_ALPHABET), min_size=1, max_size=8),
+    st.sampled_from(["09121234567", "+98 912 123 4567", "0098-912-123-4567", "(021) 8888 7777", "0084390231",
+                     "۰۰۱۱۲۲۳۳۴۴", "4111 1111 1111 1111", "6037-9975-9759-7562", " تومان", " ریال", "  هزار",
+                     "1399/03/17", "98912", "1234567890123456789012345678901234567890"])), max_size=8)
+
+
+@settings(max_examples=800, deadline=None)
+@given(parts=_NUMBER_PARTS, prefix=st.sampled_from(["", "شماره ", "x", "کد ملی: "]))
+def test_compiled_numbers_equal_the_rule(parts, prefix):
+    text = prefix + "".join(parts)
+    for run in pii._RUN.finditer(text):
+        got = pii._compiled_numbers(text, run.start(), run.end())
+        assert got is None or [pii.Match(*m) for m in got] == pii._numbers_python(text, run), (text, run)

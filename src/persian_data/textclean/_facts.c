@@ -446,10 +446,193 @@ static PyObject *answer_verdict(PyObject *self, PyObject *args) {
     return Py_BuildValue("(Os)", Py_None, "no_content");
 }
 
+/* ---- PII numbers inside one digit run (textclean.pii._numbers) ---- */
+
+static PyObject *money_words = NULL; /* tuple of the words after which a run is an amount */
+static PyObject *type_phone = NULL, *type_id = NULL, *type_card = NULL;
+
+/* Latin digits of a run's group (`\d+`: Unicode decimal digits), at most 32 */
+typedef struct {
+    Py_ssize_t start, end;
+    char d[33];
+    int n;
+} Group;
+
+static int national_id_valid(const char *d, int n) {
+    if (n != 10) return 0;
+    int same = 1;
+    for (int k = 1; k < n; k++) same &= d[k] == d[0];
+    if (same) return 0;
+    int s = 0;
+    for (int k = 0; k < 9; k++) s += (d[k] - '0') * (10 - k);
+    s %= 11;
+    int check = d[9] - '0';
+    return s < 2 ? check == s : check == 11 - s;
+}
+
+static int luhn_valid(const char *d, int n) {
+    int same = 1;
+    for (int k = 1; k < n; k++) same &= d[k] == d[0];
+    if (same) return 0;
+    int sum = 0;
+    for (int k = 0; k < n; k++) {
+        int v = d[n - 1 - k] - '0';
+        if (k & 1) {
+            v *= 2;
+            if (v > 9) v -= 9;
+        }
+        sum += v;
+    }
+    return sum % 10 == 0;
+}
+
+/* pii._classify: the type of a number written as these Latin digits, or NULL */
+static PyObject *classify(const char *d, int n, int plus) {
+    int phone = (n == 11 && d[0] == '0' && d[1] >= '1' && d[1] <= '9')
+                || (n == 12 && d[0] == '9' && d[1] == '8' && d[2] >= '1' && d[2] <= '9')
+                || (n == 14 && !memcmp(d, "0098", 4) && d[4] >= '1' && d[4] <= '9');
+    if (phone) return plus && !(d[0] == '9' && d[1] == '8') ? NULL : type_phone;
+    if (plus) return NULL;
+    if (n == 10 && national_id_valid(d, n)) return type_id;
+    if (n == 16 && luhn_valid(d, n)) return type_card;
+    return NULL;
+}
+
+static int is_amount(PyObject *text, Py_ssize_t end) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), stop = end + 12 < n ? end + 12 : n;
+    Py_ssize_t i = end;
+    while (i < stop && Py_UNICODE_ISSPACE(PyUnicode_READ_CHAR(text, i))) i++;
+    for (Py_ssize_t w = 0; w < PyTuple_GET_SIZE(money_words); w++) {
+        PyObject *word = PyTuple_GET_ITEM(money_words, w);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(word);
+        if (i + len <= stop && PyUnicode_Tailmatch(text, word, i, i + len, -1) == 1) return 1;
+    }
+    return 0;
+}
+
+static PyObject *found_number(PyObject *list, PyObject *type, Py_ssize_t start, Py_ssize_t end) {
+    PyObject *m = Py_BuildValue("(Onn)", type, start, end);
+    if (!m || PyList_Append(list, m) < 0) {
+        Py_XDECREF(m);
+        Py_DECREF(list);
+        return NULL;
+    }
+    Py_DECREF(m);
+    return list;
+}
+
+PyDoc_STRVAR(numbers_doc,
+"numbers(text, start, end) -> list of (type, start, end)\n\n"
+"pii._numbers for the digit run text[start:end] (a match of pii._RUN).");
+
+static PyObject *numbers(PyObject *self, PyObject *args) {
+    PyObject *text;
+    Py_ssize_t rs, re_;
+    if (!PyArg_ParseTuple(args, "Unn", &text, &rs, &re_)) return NULL;
+    if (!money_words) {
+        PyErr_SetString(PyExc_RuntimeError, "set_pii_rules() first");
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (rs < 0 || re_ > n || rs > re_) {
+        PyErr_SetString(PyExc_ValueError, "run out of the text");
+        return NULL;
+    }
+    PyObject *found = PyList_New(0);
+    if (!found || is_amount(text, re_)) return found;
+    /* the groups: runs of decimal digits, as Latin digits */
+    Group groups[64];
+    int ng = 0, all_digits = 1;
+    for (Py_ssize_t i = rs; i < re_;) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(text, i);
+        if (!Py_UNICODE_ISDECIMAL(c)) {
+            all_digits = 0;
+            i++;
+            continue;
+        }
+        if (ng == 64) { /* a run this long holds no number of the lengths below more than once: */
+            Py_DECREF(found); /* the caller's Python form handles it */
+            Py_RETURN_NONE;
+        }
+        Group *g = &groups[ng++];
+        g->start = i;
+        g->n = 0;
+        while (i < re_ && Py_UNICODE_ISDECIMAL(c = PyUnicode_READ_CHAR(text, i))) {
+            if (g->n < 32) g->d[g->n] = (char)('0' + Py_UNICODE_TODECIMAL(c));
+            g->n++;
+            i++;
+        }
+        g->end = i;
+        if (g->n > 32) g->n = 33; /* longer than any number: never joined, never one */
+    }
+    if (all_digits) { /* one group (most runs): a number of one of the lengths, or none */
+        int len = groups[0].n;
+        if (len != 10 && len != 11 && len != 12 && len != 14 && len != 16) return found;
+        PyObject *kind = classify(groups[0].d, len, 0);
+        return kind ? found_number(found, kind, rs, re_) : found;
+    }
+    Py_UCS4 first = PyUnicode_READ_CHAR(text, rs);
+    int plus = first == '+', paren = first == '(';
+    for (int i = 0; i < ng;) {
+        int best = -1;
+        PyObject *best_kind = NULL;
+        char digits[40];
+        int nd = 0;
+        for (int j = i; j < ng && j < i + 8; j++) {
+            if (nd + groups[j].n > 16) break;
+            memcpy(digits + nd, groups[j].d, groups[j].n);
+            nd += groups[j].n;
+            PyObject *kind = classify(digits, nd, plus && i == 0);
+            if (kind) {
+                best = j;
+                best_kind = kind;
+            }
+        }
+        if (best < 0) {
+            i++;
+            continue;
+        }
+        Py_ssize_t start = (i == 0 && (plus || paren)) ? rs : groups[i].start;
+        Py_ssize_t end = groups[best].end;
+        if (end < n && PyUnicode_READ_CHAR(text, end) == ')'
+            && PyUnicode_FindChar(text, '(', start, end, 1) >= 0)
+            end++;
+        if (!found_number(found, best_kind, start, end)) return NULL;
+        i = best + 1;
+    }
+    return found;
+}
+
+PyDoc_STRVAR(set_pii_rules_doc,
+"set_pii_rules(money_words, phone, national_id, card)\n\n"
+"The words after which a digit run is an amount, and the type names (textclean.pii).");
+
+static PyObject *set_pii_rules(PyObject *self, PyObject *args) {
+    PyObject *money, *phone, *nid, *card;
+    if (!PyArg_ParseTuple(args, "O!UUU", &PyTuple_Type, &money, &phone, &nid, &card)) return NULL;
+    for (Py_ssize_t w = 0; w < PyTuple_GET_SIZE(money); w++) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(money, w))) {
+            PyErr_SetString(PyExc_TypeError, "money words must be str");
+            return NULL;
+        }
+    }
+    Py_INCREF(money);
+    Py_INCREF(phone);
+    Py_INCREF(nid);
+    Py_INCREF(card);
+    Py_XSETREF(money_words, money);
+    Py_XSETREF(type_phone, phone);
+    Py_XSETREF(type_id, nid);
+    Py_XSETREF(type_card, card);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"facts", facts, METH_VARARGS, facts_doc},
     {"set_answer_rules", set_answer_rules, METH_VARARGS, set_answer_rules_doc},
     {"answer_verdict", answer_verdict, METH_VARARGS, answer_verdict_doc},
+    {"set_pii_rules", set_pii_rules, METH_VARARGS, set_pii_rules_doc},
+    {"numbers", numbers, METH_VARARGS, numbers_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -89,7 +89,8 @@ _GROUP = re.compile(r"\d+")
 _LATIN = re.compile(r"[A-Za-z]")
 # 10 digits, ≤ 2 visible characters apart: what every run holds (a prefilter, in C)
 _TEN_DIGITS = re.compile(rf"(?:\d[{_INVISIBLE}]*(?:\D[{_INVISIBLE}]*){{0,2}}){{9}}\d")
-_MONEY = re.compile(r"\s*(?:تومان|تومن|ریال|درصد|میلیون|میلیارد|هزار)")
+_MONEY_WORDS = ("تومان", "تومن", "ریال", "درصد", "میلیون", "میلیارد", "هزار")
+_MONEY = re.compile(r"\s*(?:" + "|".join(_MONEY_WORDS) + ")")
 
 _L = r"A-Za-z\d"  # what makes up a name: ASCII letters and any digit
 _EMAIL = re.compile(rf"(?<![{_L}._%+-])[{_L}._%+-]*[{_L}]@[{_L}-]+(?:\.[{_L}-]+)*\.[A-Za-z]{{2,}}")
@@ -168,7 +169,17 @@ def _classify(digits: str, plus: bool) -> str | None:
 
 
 def _numbers(text: str, run: re.Match) -> list[Match]:
-    """PII numbers inside one digit run: the longest range of consecutive groups that is one."""
+    """PII numbers inside one digit run: the longest range of consecutive groups that is one (in C
+    where the extension is built: `_numbers_python` is the reference, tests/test_facts_ext.py)."""
+    if _compiled_numbers is not None:
+        found = _compiled_numbers(text, run.start(), run.end())
+        if found is not None:
+            return [Match(*m) for m in found] if found else found
+    return _numbers_python(text, run)
+
+
+def _numbers_python(text: str, run: re.Match) -> list[Match]:
+    """`_numbers` in Python."""
     end = run.end()
     if _MONEY.match(text, end, end + 12):
         return []
@@ -206,6 +217,19 @@ def _numbers(text: str, run: re.Match) -> list[Match]:
         found.append(Match(kind, start, end))
         i = j + 1
     return found
+
+
+def _install_compiled_numbers():
+    """`_facts.numbers` told these rules (None without the C extension)."""
+    try:
+        from . import _facts
+    except ImportError:  # pragma: no cover - an install without the extension
+        return None
+    _facts.set_pii_rules(_MONEY_WORDS, "PHONE", "NATIONAL_ID", "CARD")
+    return _facts.numbers
+
+
+_compiled_numbers = _install_compiled_numbers()
 
 
 def _positions(text: str, ch: str) -> list[int]:
