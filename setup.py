@@ -1,8 +1,9 @@
-"""The package's one C extension, optional: `persian_data.textclean._facts` (the chat rules' batch
-pass; textclean/batch.py uses its numpy form where the extension could not be built, e.g. with no
-C compiler). Everything else is in pyproject.toml."""
+"""The package's one C extension, optional: `persian_data._speedups`, the hot loops of the chat stage
+(the rules' batch pass, the answer rules' common case, the numbers of the PII rule, the normalizer's
+whitespace and punctuation spacing). Each has a Python form that stays the reference and runs where
+the extension could not be built (no C compiler). Everything else is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("persian_data.textclean._facts", ["src/persian_data/textclean/_facts.c"],
+setup(ext_modules=[Extension("persian_data._speedups", ["src/persian_data/_speedups.c"],
                              optional=True, extra_compile_args=["-O2"])])

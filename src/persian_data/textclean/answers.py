@@ -158,7 +158,7 @@ def clean_answer(text: str, min_chars: int = 15, normalized: bool = False) -> An
     if not normalized:
         kinds = [(s, sentence_kind(s)) for s in _SENTENCE.findall(text) if s]
         return _verdict(text, kinds, min_chars)
-    if _quick_verdict is not None:  # the common case, in C (the same verdict: tests/test_facts_ext.py)
+    if _quick_verdict is not None:  # the common case, in C (the same verdict: tests/test_speedups.py)
         quick = _quick_verdict(text, min_chars)
         if quick is not None:
             return AnswerVerdict(quick[0], quick[1], [])
@@ -235,9 +235,9 @@ def _kind_normalized(sentence: str, present: list[str]) -> str:
 
 
 def _install_quick_verdict():
-    """`_facts.answer_verdict` told these rules (None without the C extension)."""
+    """`_speedups.answer_verdict` told these rules (None without the C extension)."""
     try:
-        from . import _facts
+        from .. import _speedups as _facts
     except ImportError:  # pragma: no cover - an install without the extension
         return None
     needs = tuple(tuple(needs for index in (_CONTACT_BY_KEYWORD, _REFERRAL_BY_KEYWORD) for _, _, needs in index.get(k, ()))

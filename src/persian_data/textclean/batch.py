@@ -97,7 +97,7 @@ _NEW_FACTS = functools.partial(tuple.__new__, TextFacts)  # TextFacts(*args) wit
 
 
 try:  # the same pass in C, one loop a text (setup.py builds it where a C compiler is)
-    from . import _facts as _compiled_facts
+    from .. import _speedups as _compiled_facts
 except ImportError:  # pragma: no cover - an install without the extension
     _compiled_facts = None
 

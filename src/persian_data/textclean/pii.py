@@ -170,7 +170,7 @@ def _classify(digits: str, plus: bool) -> str | None:
 
 def _numbers(text: str, run: re.Match) -> list[Match]:
     """PII numbers inside one digit run: the longest range of consecutive groups that is one (in C
-    where the extension is built: `_numbers_python` is the reference, tests/test_facts_ext.py)."""
+    where the extension is built: `_numbers_python` is the reference, tests/test_speedups.py)."""
     if _compiled_numbers is not None:
         found = _compiled_numbers(text, run.start(), run.end())
         if found is not None:
@@ -220,9 +220,9 @@ def _numbers_python(text: str, run: re.Match) -> list[Match]:
 
 
 def _install_compiled_numbers():
-    """`_facts.numbers` told these rules (None without the C extension)."""
+    """`_speedups.numbers` told these rules (None without the C extension)."""
     try:
-        from . import _facts
+        from .. import _speedups as _facts
     except ImportError:  # pragma: no cover - an install without the extension
         return None
     _facts.set_pii_rules(_MONEY_WORDS, "PHONE", "NATIONAL_ID", "CARD")

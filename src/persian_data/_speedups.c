@@ -1,7 +1,9 @@
-/* persian_data.textclean._facts: the batch pass of `textclean.batch.analyze`, one loop a text.
+/* persian_data._speedups: the hot loops of the chat stage in C (setup.py builds it where it can).
+ *
+ * 1. The batch pass of `textclean.batch.analyze`, one loop a text.
  *
  * The numpy form in batch.py is the reference (and what runs when this module was not built);
- * tests/test_facts_ext.py compares the two on random text. What each text gets, from one byte of
+ * tests/test_speedups.py compares the two on random text. What each text gets, from one byte of
  * classes per code point (the table batch.py builds from the rules' own patterns):
  *   runs   - (lo, hi) around each chain of 10 digits or more whose consecutive digits stand at
  *            most two visible separators apart with only separators and invisible marks between,
@@ -637,7 +639,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_facts", "The batch pass of textclean.batch.analyze in C.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_speedups", "The hot loops of the chat stage in C (see the Python form of each).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__facts(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }

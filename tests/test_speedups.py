@@ -1,4 +1,4 @@
-"""The C form of the chat rules' batch pass (`textclean._facts`) gives the numpy form's facts.
+"""The C form of the chat rules' batch pass (`_speedups`) gives the numpy form's facts.
 
 The extension is built by the install (setup.py; CI has a C compiler), so it must be there: a test
 run without it would be comparing the numpy form with itself.
