@@ -97,3 +97,23 @@ def test_compiled_numbers_equal_the_rule(parts, prefix):
     for run in pii._RUN.finditer(text):
         got = pii._compiled_numbers(text, run.start(), run.end())
         assert got is None or [pii.Match(*m) for m in got] == pii._numbers_python(text, run), (text, run)
+
+
+# -- the normalizer's spacing rules --------------------------------------------------------------
+
+from persian_data import _speedups, normalize_context  # noqa: E402
+
+_SPACING = st.text(alphabet=st.sampled_from(list("  \n\n\x00ab سل...:!،؛؟»)]}«([{…-\u200c\t")), max_size=40)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(s=_SPACING)
+def test_compiled_spacing_equals_the_rules(s):
+    assert _speedups.spaces_and_lines(s) == normalize_context.spaces_and_lines(s)
+    spaced = normalize_context.spaces_and_lines(s)  # what the punctuation rule gets in the normalizer
+    assert _speedups.punct(spaced) == normalize_context._punct(spaced)
+
+
+def test_the_normalizer_uses_them():
+    assert normalize_context.SPACES_AND_LINES is _speedups.spaces_and_lines
+    assert normalize_context.PUNCT is _speedups.punct

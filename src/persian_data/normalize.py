@@ -114,7 +114,7 @@ import numpy as np
 
 from .latin_tokens import ASCII_LETTER as _ASCII_LETTER
 from .latin_tokens import latin_digits as _latin_digits
-from .normalize_context import _BLANK_LINES, _SPACES, _ZWJ_DROP, _ZWNJ_BAD, _ZWNJ_RUN, _affix, _punct
+from .normalize_context import PUNCT, SPACES_AND_LINES, _ZWJ_DROP, _ZWNJ_BAD, _ZWNJ_RUN, _affix
 from .normalize_tables import (_DEL, _DEL16, _DEL_INT, _FIRST_MULTI, _ONE_STRING, _SEP, _SMALL, _charclass,
                                char_table)
 from .normalize_tables import ARABIC_DIGITS, LATIN_DIGITS, PERSIAN_DIGITS, TATWEEL, ZWJ, ZWNJ  # noqa: F401
@@ -276,15 +276,8 @@ class _Compiled:
                 s = s.lstrip(ZWNJ)
             if ZWNJ + ZWNJ in s:
                 s = _ZWNJ_RUN.sub(ZWNJ, s)
-        if "  " in s:
-            s = _SPACES.sub(" ", s)
-        if "\n" in s:
-            if " \n" in s:
-                s = s.replace(" \n", "\n")
-            if "\n " in s:
-                s = s.replace("\n ", "\n")
-            if "\n\n\n" in s:
-                s = _BLANK_LINES.sub("\n\n", s)
+        if "  " in s or "\n" in s:
+            s = SPACES_AND_LINES(s)
         # (fields are stripped by the caller, after these rules: every rule below treats
         # whitespace at a field's edge like the edge itself)
         if self.affix and " " in s:
@@ -292,7 +285,7 @@ class _Compiled:
         if self.affix and "هها" in s:
             s = s.replace("هها", "ه" + ZWNJ + "ها")
         if self.punct and " " in s:
-            s = _punct(s)
+            s = PUNCT(s)
         if not unicodedata.is_normalized("NFC", s):  # a deletion exposed marks to reorder
             s = unicodedata.normalize("NFC", s)
         return s

@@ -80,6 +80,20 @@ _CLOSE_RES = tuple(
 _OPEN_PAIRS = tuple((x + " ", x) for x in _OPEN)
 
 
+def spaces_and_lines(s: str) -> str:
+    """Runs of spaces become one, no space before or after a newline, at most one blank line."""
+    if "  " in s:
+        s = _SPACES.sub(" ", s)
+    if "\n" in s:
+        if " \n" in s:
+            s = s.replace(" \n", "\n")
+        if "\n " in s:
+            s = s.replace("\n ", "\n")
+        if "\n\n\n" in s:
+            s = _BLANK_LINES.sub("\n\n", s)
+    return s
+
+
 def _punct(s: str) -> str:
     for probe, x, rx in _CLOSE_RES:
         if x in s and probe in s:  # one-character `in` is a memchr: test it first
@@ -88,3 +102,17 @@ def _punct(s: str) -> str:
         if x in s and probe in s:
             s = s.replace(probe, x)
     return s
+
+
+def _compiled_rules():
+    """The C forms of `spaces_and_lines` and `_punct` (persian_data._speedups; tests/test_speedups.py
+    compares them with the Python forms), or the Python forms where the extension is not built."""
+    try:
+        from . import _speedups
+    except ImportError:  # pragma: no cover - an install without the extension
+        return spaces_and_lines, _punct
+    _speedups.set_punct_rules(_CLOSE, _OPEN, _SEP)
+    return _speedups.spaces_and_lines, _speedups.punct
+
+
+SPACES_AND_LINES, PUNCT = _compiled_rules()
