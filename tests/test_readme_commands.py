@@ -73,7 +73,7 @@ def test_first_command_works_as_root_without_sudo(sandbox):
     assert log[0].startswith("apt-get update"), log
     install = _install_calls(calls)
     assert len(install) == 1
-    for package in ("espeak-ng", "ffmpeg", "python3-venv"):
+    for package in ("espeak-ng", "ffmpeg", "python3-venv", "python3-dev", "gcc"):
         assert package in install[0].split(), install
     assert "python3 -m venv .venv" in log, log  # the chain went on past the install
     assert done.returncode == 3  # our python3 stand-in stopped it there
