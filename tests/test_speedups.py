@@ -54,28 +54,33 @@ from persian_data.textclean import answers  # noqa: E402
 
 _WORDS = ["سلام", "با سلام و احترام", "موفق باشید", "تماس بگیرید", "شماره تماس", "جهت مشاوره", "وکیل",
           "مشورت کنید", "قرارداد", "دفتر وکالت", "در خدمت شما هستیم", "ماده ۱۰", "دادگاه", "حکم", "پرونده",
-          "بررسی مدارک لازم است", "[PHONE]", "واتساپ", "با تشکر", "انشاالله", "x" * 45]
+          "بررسی مدارک لازم است", "[PHONE]", "[EMAIL]", "[X]", "واتساپ", "با تشکر", "انشاالله", "x" * 45,
+          "با وکیل مشاوره", "مشاوره حضوری", "به سایت ما", "با بنده تماس", "نیاز به بررسی دقیق پرونده",
+          "بدون مطالعه قرارداد", "در خدمت شما عزیزان هستیم", "پیامک بدهید", "ایتا", "وقت مشاوره",
+          "دفتر", "آدرس", "ماده " * 30]
 _SEPS = [" ", ". ", "؟ ", "!", "\n", "\n\n", "...", " . ", "\u200c", "،"]
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(parts=st.lists(st.tuples(st.sampled_from(_WORDS), st.sampled_from(_SEPS)), max_size=10),
        min_chars=st.integers(0, 60))
-def test_quick_answer_verdict_equals_the_rule(parts, min_chars):
+def test_compiled_answer_verdict_equals_the_rule(parts, min_chars):
     text = normalize_many(["".join(w + sep for w, sep in parts)])[0]
-    quick = answers._quick_verdict(text, min_chars)
-    full = answers.clean_normalized(text, min_chars)
-    if quick is not None:
-        assert (quick[0], quick[1]) == (full.text, full.reason) and not full.removed
-    assert answers.clean_answer(text, min_chars, True) == full
+    assert answers.AnswerVerdict(*answers._compiled_verdict(text, min_chars)) == \
+        answers.clean_normalized(text, min_chars)
+    assert answers.clean_answer(text, min_chars, True) == answers.clean_normalized(text, min_chars)
 
 
-def test_quick_answer_verdict_cases():
-    assert answers._quick_verdict("سلام. موفق باشید", 5) == (None, "no_content")
-    assert answers._quick_verdict("سلام. طبق ماده ۱۰ قانون مدنی حق با شماست.", 5)[1] is None
-    assert answers._quick_verdict("طبق ماده ۱۰", 50) == (None, "too_short")
-    assert answers._quick_verdict("لطفا تماس بگیرید", 5) is None  # a phrase may match: the whole rule
-    assert answers._quick_verdict("[PHONE] ماده", 5) is None
+def test_compiled_answer_verdict_cases():
+    cases = {("سلام. موفق باشید", 5): (None, "no_content", []),
+             ("طبق ماده ۱۰", 50): (None, "too_short", []),
+             ("طبق ماده ۱۰ قانون مدنی حق با شماست. لطفا با شماره تماس بگیرید.", 5):
+                 ("طبق ماده ۱۰ قانون مدنی حق با شماست.", None, ["لطفا با شماره تماس بگیرید."]),
+             ("با یک وکیل مشورت کنید.", 5): (None, "referral_only", []),
+             ("[PHONE] تماس بگیرید", 5): (None, "contact_only", ["[PHONE] تماس بگیرید"])}
+    for (text, min_chars), want in cases.items():
+        assert answers._compiled_verdict(text, min_chars) == want, text
+        assert tuple(answers.clean_normalized(text, min_chars)) == want, text
 
 
 # -- PII numbers inside a digit run --------------------------------------------------------------

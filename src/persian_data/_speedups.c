@@ -232,6 +232,8 @@ typedef struct {
 } Word;
 typedef struct {
     int keyword;                       /* the word index of the keyword that leads to it */
+    int contact;                       /* a contact phrase (else a referral) */
+    PyObject *search;                  /* its pattern's search (borrowed from `phrase_data`) */
     int n_groups;
     uint64_t groups[MAX_GROUPS][2];    /* each group: the words of which one must be there */
 } Phrase;
@@ -242,7 +244,9 @@ static Phrase phrases[MAX_PHRASES];
 static int n_phrases = 0;
 static int first_word[0x10000]; /* first character (BMP) -> first word index + 1, 0 none */
 static PyObject *strip_chars = NULL;
-static PyObject *courtesy_match = NULL; /* _COURTESY.match */
+static PyObject *courtesy_match = NULL;     /* _COURTESY.match */
+static PyObject *placeholder_search = NULL; /* _PLACEHOLDER.search */
+static PyObject *phrase_data = NULL;        /* keeps the phrases' search callables alive */
 
 static void clear_words(void) {
     for (int w = 0; w < n_words; w++) PyMem_Free(words[w].chars);
@@ -281,14 +285,16 @@ static int word_index(PyObject *word) {
 }
 
 PyDoc_STRVAR(set_answer_rules_doc,
-"set_answer_rules(keywords, needs, strip, courtesy_match)\n\n"
-"The answer rules' data (textclean.answers): the keywords, per keyword the phrases it leads to\n"
-"(each a tuple of word groups), the characters a sentence is stripped of, and the courtesy\n"
-"pattern's match.");
+"set_answer_rules(keywords, phrases, strip, courtesy_match, placeholder_search)\n\n"
+"The answer rules' data (textclean.answers): the keywords; per keyword the phrases it leads to, each\n"
+"(is_contact, pattern.search, word groups); the characters a sentence is stripped of; the courtesy\n"
+"pattern's match and the placeholder pattern's search.");
 
 static PyObject *set_answer_rules(PyObject *self, PyObject *args) {
-    PyObject *keywords, *needs, *strip, *match;
-    if (!PyArg_ParseTuple(args, "O!O!UO", &PyTuple_Type, &keywords, &PyTuple_Type, &needs, &strip, &match)) return NULL;
+    PyObject *keywords, *needs, *strip, *match, *placeholder;
+    if (!PyArg_ParseTuple(args, "O!O!UOO", &PyTuple_Type, &keywords, &PyTuple_Type, &needs, &strip, &match,
+                          &placeholder))
+        return NULL;
     if (PyTuple_GET_SIZE(keywords) != PyTuple_GET_SIZE(needs)) {
         PyErr_SetString(PyExc_ValueError, "one tuple of phrases per keyword");
         return NULL;
@@ -300,11 +306,15 @@ static PyObject *set_answer_rules(PyObject *self, PyObject *args) {
         PyObject *led = PyTuple_GET_ITEM(needs, k);
         if (!PyTuple_Check(led)) goto bad;
         for (Py_ssize_t p = 0; p < PyTuple_GET_SIZE(led); p++) {
-            PyObject *groups = PyTuple_GET_ITEM(led, p);
+            PyObject *phrase = PyTuple_GET_ITEM(led, p);
+            if (!PyTuple_Check(phrase) || PyTuple_GET_SIZE(phrase) != 3) goto bad;
+            PyObject *groups = PyTuple_GET_ITEM(phrase, 2);
             if (!PyTuple_Check(groups) || PyTuple_GET_SIZE(groups) > MAX_GROUPS || n_phrases == MAX_PHRASES) goto bad;
             Phrase *ph = &phrases[n_phrases++];
             memset(ph, 0, sizeof *ph);
             ph->keyword = kw;
+            ph->contact = PyObject_IsTrue(PyTuple_GET_ITEM(phrase, 0));
+            ph->search = PyTuple_GET_ITEM(phrase, 1);
             ph->n_groups = (int)PyTuple_GET_SIZE(groups);
             for (int g = 0; g < ph->n_groups; g++) {
                 PyObject *group = PyTuple_GET_ITEM(groups, g);
@@ -319,8 +329,12 @@ static PyObject *set_answer_rules(PyObject *self, PyObject *args) {
     }
     Py_INCREF(strip);
     Py_INCREF(match);
+    Py_INCREF(placeholder);
+    Py_INCREF(needs);
     Py_XSETREF(strip_chars, strip);
     Py_XSETREF(courtesy_match, match);
+    Py_XSETREF(placeholder_search, placeholder);
+    Py_XSETREF(phrase_data, needs);
     Py_RETURN_NONE;
 bad:
     PyErr_SetString(PyExc_ValueError, "needs: per keyword a tuple of phrases, each a tuple of word tuples");
@@ -363,10 +377,52 @@ static int in_strip(Py_UCS4 c) {
     return PyUnicode_FindChar(strip_chars, c, 0, PyUnicode_GET_LENGTH(strip_chars), 1) >= 0;
 }
 
-/* The kind of the sentence text[lo:hi] known to hold no phrase (answers._plain_kind of its loose
-   form: ZWNJ as a space, stripped of `strip_chars`): 0 empty, 1 courtesy, 2 content, -1 error. */
-static int plain_kind(PyObject *text, int kind, const void *data, Py_ssize_t lo, Py_ssize_t hi) {
-    /* (the space a ZWNJ becomes is a strip character) */
+enum { K_EMPTY, K_COURTESY, K_CONTENT, K_CONTACT, K_REFERRAL };
+
+/* text[lo:hi] with each ZWNJ as a space (a sentence's loose form, once stripped), or NULL */
+static PyObject *loose_form(PyObject *text, Py_ssize_t lo, Py_ssize_t hi) {
+    PyObject *sentence = PyUnicode_Substring(text, lo, hi);
+    if (!sentence) return NULL;
+    if (PyUnicode_FindChar(sentence, 0x200C, 0, hi - lo, 1) < 0) return sentence;
+    PyObject *zwnj = PyUnicode_FromOrdinal(0x200C), *space = PyUnicode_FromOrdinal(' ');
+    PyObject *loose = (zwnj && space) ? PyUnicode_Replace(sentence, zwnj, space, -1) : NULL;
+    Py_XDECREF(zwnj);
+    Py_XDECREF(space);
+    Py_DECREF(sentence);
+    return loose;
+}
+
+/* 1 when `fn(arg)` is not None, 0 when it is, -1 on error */
+static int found_by(PyObject *fn, PyObject *arg) {
+    PyObject *m = PyObject_CallOneArg(fn, arg);
+    if (!m) return -1;
+    int found = m != Py_None;
+    Py_DECREF(m);
+    return found;
+}
+
+/* Does a phrase of this kind (contact or referral) match the loose sentence? (answers._any_phrase:
+   the phrases its held keywords lead to, whose every word group it holds; then the pattern.) */
+static int any_phrase(int contact, const uint64_t held[2], PyObject **loose, PyObject *text, Py_ssize_t lo,
+                      Py_ssize_t hi) {
+    for (int p = 0; p < n_phrases; p++) {
+        const Phrase *ph = &phrases[p];
+        if (ph->contact != contact || !((held[ph->keyword >> 6] >> (ph->keyword & 63)) & 1)) continue;
+        int all = 1;
+        for (int g = 0; all && g < ph->n_groups; g++) all = (ph->groups[g][0] & held[0]) || (ph->groups[g][1] & held[1]);
+        if (!all) continue;
+        if (!*loose && !(*loose = loose_form(text, lo, hi))) return -1;
+        int found = found_by(ph->search, *loose);
+        if (found) return found;
+    }
+    return 0;
+}
+
+/* answers._kind_normalized of the sentence text[lo:hi] (K_*), -1 on error. `whole`: the text may
+   hold a phrase or a placeholder (else only the plain kinds are possible). */
+static int sentence_kind(PyObject *text, int kind, const void *data, Py_ssize_t lo, Py_ssize_t hi, int whole) {
+    Py_ssize_t slo = lo, shi = hi;
+    /* the loose form: ZWNJ as a space, stripped of `strip_chars` (the space a ZWNJ becomes is one) */
     while (lo < hi) {
         Py_UCS4 c = PyUnicode_READ(kind, data, lo);
         if (c != 0x200C && !in_strip(c)) break;
@@ -377,29 +433,67 @@ static int plain_kind(PyObject *text, int kind, const void *data, Py_ssize_t lo,
         if (c != 0x200C && !in_strip(c)) break;
         hi--;
     }
-    if (lo == hi) return 0;
-    if (hi - lo >= 40) return 2;
-    PyObject *sentence = PyUnicode_Substring(text, lo, hi);
-    if (!sentence) return -1;
-    PyObject *zwnj = PyUnicode_FromOrdinal(0x200C), *space = PyUnicode_FromOrdinal(' ');
-    PyObject *loose = (zwnj && space) ? PyUnicode_Replace(sentence, zwnj, space, -1) : NULL;
-    Py_XDECREF(zwnj);
-    Py_XDECREF(space);
-    Py_DECREF(sentence);
-    if (!loose) return -1;
-    PyObject *m = PyObject_CallOneArg(courtesy_match, loose);
-    Py_DECREF(loose);
-    if (!m) return -1;
-    int courtesy = m != Py_None;
-    Py_DECREF(m);
-    return courtesy ? 1 : 2;
+    if (lo == hi) return K_EMPTY;
+    PyObject *loose = NULL;
+    int result = -1;
+    if (whole) {
+        if (PyUnicode_FindChar(text, '[', slo, shi, 1) >= 0) { /* a placeholder in the sentence */
+            PyObject *sentence = PyUnicode_Substring(text, slo, shi);
+            int found = sentence ? found_by(placeholder_search, sentence) : -1;
+            Py_XDECREF(sentence);
+            if (found) return found < 0 ? -1 : K_CONTACT;
+        }
+        uint64_t held[2];
+        words_held(kind, (const char *)data + lo * kind, hi - lo, held);
+        int found = any_phrase(1, held, &loose, text, lo, hi);
+        if (found) {
+            result = found < 0 ? -1 : K_CONTACT;
+            goto done;
+        }
+        found = any_phrase(0, held, &loose, text, lo, hi);
+        if (found) {
+            result = found < 0 ? -1 : (hi - lo < 120 ? K_REFERRAL : K_CONTENT);
+            goto done;
+        }
+    }
+    if (hi - lo >= 40) {
+        result = K_CONTENT;
+        goto done;
+    }
+    if (!loose && !(loose = loose_form(text, lo, hi))) goto done;
+    int courtesy = found_by(courtesy_match, loose);
+    result = courtesy < 0 ? -1 : courtesy ? K_COURTESY : K_CONTENT;
+done:
+    Py_XDECREF(loose);
+    return result;
+}
+
+/* The end of the sentence that starts at `pos` (answers._SENTENCE: a run of anything but
+   terminators and newlines, then a run of terminators, or of newlines, or the end). */
+static Py_ssize_t sentence_end(int kind, const void *data, Py_ssize_t n, Py_ssize_t pos) {
+    Py_ssize_t i = pos;
+    while (i < n) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '\n' || is_terminator(c)) break;
+        i++;
+    }
+    if (i < n) {
+        if (PyUnicode_READ(kind, data, i) == '\n') {
+            while (i < n && PyUnicode_READ(kind, data, i) == '\n') i++;
+        } else {
+            while (i < n && is_terminator(PyUnicode_READ(kind, data, i))) i++;
+        }
+    }
+    return i;
+}
+
+static PyObject *verdict(PyObject *kept, const char *reason, PyObject *removed) {
+    return Py_BuildValue("(NzN)", kept ? kept : Py_NewRef(Py_None), reason, removed);
 }
 
 PyDoc_STRVAR(answer_verdict_doc,
-"answer_verdict(text, min_chars) -> (kept, reason) or None\n\n"
-"clean_answer(text, min_chars, normalized=True) where no sentence can hold a contact or referral\n"
-"phrase and the text holds no placeholder: (text.strip(), None), (None, 'too_short') or\n"
-"(None, 'no_content'). None: the text needs the whole rule (answers.clean_answer).");
+"answer_verdict(text, min_chars) -> (kept, reason, removed)\n\n"
+"answers.clean_answer(text, min_chars, normalized=True) (the fields of its AnswerVerdict).");
 
 static PyObject *answer_verdict(PyObject *self, PyObject *args) {
     PyObject *text;
@@ -410,42 +504,83 @@ static PyObject *answer_verdict(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    if (PyUnicode_FindChar(text, '[', 0, n, 1) >= 0) Py_RETURN_NONE;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     uint64_t held[2];
     words_held(kind, data, n, held);
-    if (phrase_possible(held)) Py_RETURN_NONE;
-    /* the sentences of answers._SENTENCE: a run of anything but terminators and newlines, then a
-       run of terminators, or of newlines, or the end */
+    /* whole: a sentence may hold a phrase or a placeholder; else the answer is kept whole as soon
+       as one sentence has content (no sentence of it can be a contact one) */
+    int whole = PyUnicode_FindChar(text, '[', 0, n, 1) >= 0 || phrase_possible(held);
+    PyObject *removed = PyList_New(0), *parts = NULL;
+    if (!removed) return NULL;
+    int content = 0, referral = 0;
     for (Py_ssize_t pos = 0; pos < n;) {
-        Py_ssize_t i = pos;
-        while (i < n) {
-            Py_UCS4 c = PyUnicode_READ(kind, data, i);
-            if (c == '\n' || is_terminator(c)) break;
-            i++;
-        }
-        if (i < n) {
-            if (PyUnicode_READ(kind, data, i) == '\n') {
-                while (i < n && PyUnicode_READ(kind, data, i) == '\n') i++;
-            } else {
-                while (i < n && is_terminator(PyUnicode_READ(kind, data, i))) i++;
+        Py_ssize_t end = sentence_end(kind, data, n, pos);
+        int k = sentence_kind(text, kind, data, pos, end, whole);
+        if (k < 0) goto error;
+        if (k == K_CONTENT) {
+            content = 1;
+            if (!whole) break;
+        } else if (k == K_REFERRAL) {
+            referral = 1;
+        } else if (k == K_CONTACT) {
+            PyObject *sentence = PyUnicode_Substring(text, pos, end);
+            PyObject *stripped = sentence ? PyObject_CallMethod(sentence, "strip", NULL) : NULL;
+            Py_XDECREF(sentence);
+            if (!stripped || PyList_Append(removed, stripped) < 0) {
+                Py_XDECREF(stripped);
+                goto error;
             }
-        }
-        int k = plain_kind(text, kind, data, pos, i);
-        if (k < 0) return NULL;
-        if (k == 2) {
-            PyObject *kept = PyObject_CallMethod(text, "strip", NULL);
-            if (!kept) return NULL;
-            if (PyUnicode_GET_LENGTH(kept) < min_chars) {
-                Py_DECREF(kept);
-                return Py_BuildValue("(Os)", Py_None, "too_short");
+            Py_DECREF(stripped);
+            if (!parts) { /* the sentences kept so far: every one before this */
+                parts = PyList_New(0);
+                PyObject *before = parts ? PyUnicode_Substring(text, 0, pos) : NULL;
+                if (!before || PyList_Append(parts, before) < 0) {
+                    Py_XDECREF(before);
+                    goto error;
+                }
+                Py_DECREF(before);
             }
-            return Py_BuildValue("(NO)", kept, Py_None);
+            pos = end;
+            continue;
         }
-        pos = i;
+        if (parts) {
+            PyObject *sentence = PyUnicode_Substring(text, pos, end);
+            if (!sentence || PyList_Append(parts, sentence) < 0) {
+                Py_XDECREF(sentence);
+                goto error;
+            }
+            Py_DECREF(sentence);
+        }
+        pos = end;
     }
-    return Py_BuildValue("(Os)", Py_None, "no_content");
+    if (!content) {
+        Py_XDECREF(parts);
+        return verdict(NULL, PyList_GET_SIZE(removed) ? "contact_only" : referral ? "referral_only" : "no_content",
+                       removed);
+    }
+    PyObject *joined = text;
+    Py_INCREF(joined);
+    if (parts) {
+        PyObject *empty = PyUnicode_New(0, 0);
+        Py_DECREF(joined);
+        joined = empty ? PyUnicode_Join(empty, parts) : NULL;
+        Py_XDECREF(empty);
+        Py_CLEAR(parts);
+        if (!joined) goto error;
+    }
+    PyObject *kept = PyObject_CallMethod(joined, "strip", NULL);
+    Py_DECREF(joined);
+    if (!kept) goto error;
+    if (PyUnicode_GET_LENGTH(kept) < min_chars) {
+        Py_DECREF(kept);
+        return verdict(NULL, "too_short", removed);
+    }
+    return verdict(kept, NULL, removed);
+error:
+    Py_XDECREF(parts);
+    Py_DECREF(removed);
+    return NULL;
 }
 
 /* ---- PII numbers inside one digit run (textclean.pii._numbers) ---- */

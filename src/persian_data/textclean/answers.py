@@ -158,10 +158,8 @@ def clean_answer(text: str, min_chars: int = 15, normalized: bool = False) -> An
     if not normalized:
         kinds = [(s, sentence_kind(s)) for s in _SENTENCE.findall(text) if s]
         return _verdict(text, kinds, min_chars)
-    if _quick_verdict is not None:  # the common case, in C (the same verdict: tests/test_speedups.py)
-        quick = _quick_verdict(text, min_chars)
-        if quick is not None:
-            return AnswerVerdict(quick[0], quick[1], [])
+    if _compiled_verdict is not None:  # in C (the same verdict: tests/test_speedups.py)
+        return AnswerVerdict(*_compiled_verdict(text, min_chars))
     return clean_normalized(text, min_chars)
 
 
@@ -234,16 +232,17 @@ def _kind_normalized(sentence: str, present: list[str]) -> str:
     return _plain_kind(loose)
 
 
-def _install_quick_verdict():
+def _install_compiled_verdict():
     """`_speedups.answer_verdict` told these rules (None without the C extension)."""
     try:
-        from .. import _speedups as _facts
+        from .. import _speedups
     except ImportError:  # pragma: no cover - an install without the extension
         return None
-    needs = tuple(tuple(needs for index in (_CONTACT_BY_KEYWORD, _REFERRAL_BY_KEYWORD) for _, _, needs in index.get(k, ()))
-                  for k in _KEYWORDS)
-    _facts.set_answer_rules(_KEYWORDS, needs, _STRIP, _COURTESY.match)
-    return _facts.answer_verdict
+    phrases = tuple(tuple((index is _CONTACT_BY_KEYWORD, pattern.search, needs)
+                          for index in (_CONTACT_BY_KEYWORD, _REFERRAL_BY_KEYWORD) for _, pattern, needs in index.get(k, ()))
+                    for k in _KEYWORDS)
+    _speedups.set_answer_rules(_KEYWORDS, phrases, _STRIP, _COURTESY.match, _PLACEHOLDER.search)
+    return _speedups.answer_verdict
 
 
-_quick_verdict = _install_quick_verdict()
+_compiled_verdict = _install_compiled_verdict()
