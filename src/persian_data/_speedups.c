@@ -662,10 +662,18 @@ PyDoc_STRVAR(numbers_doc,
 "numbers(text, start, end) -> list of (type, start, end)\n\n"
 "pii._numbers for the digit run text[start:end] (a match of pii._RUN).");
 
+static PyObject *run_numbers(PyObject *text, Py_ssize_t rs, Py_ssize_t re_);
+
 static PyObject *numbers(PyObject *self, PyObject *args) {
     PyObject *text;
     Py_ssize_t rs, re_;
     if (!PyArg_ParseTuple(args, "Unn", &text, &rs, &re_)) return NULL;
+    return run_numbers(text, rs, re_);
+}
+
+/* pii._numbers of the run text[rs:re_]: a list of (type, start, end), or None (more than 64
+   groups: the Python form) */
+static PyObject *run_numbers(PyObject *text, Py_ssize_t rs, Py_ssize_t re_) {
     if (!money_words) {
         PyErr_SetString(PyExc_RuntimeError, "set_pii_rules() first");
         return NULL;
@@ -740,28 +748,274 @@ static PyObject *numbers(PyObject *self, PyObject *args) {
     return found;
 }
 
+/* ---- every personal-data span of a text whose facts are known (textclean.pii.find_pii) ---- */
+
+static PyObject *pii_rules = NULL; /* the tuple below, kept alive */
+static PyObject *email_finditer, *url_finditer, *handle_match, *ir_finditer, *iban_match, *run_finditer;
+static PyObject *numbers_python;   /* pii._numbers_python(text, run): runs of more than 64 groups */
+static PyTypeObject *match_type;   /* pii.Match (a NamedTuple) */
+static PyObject *type_email, *type_url, *type_handle, *type_iban;
+static PyObject *trailing_chars;   /* pii._TRAILING */
+static PyObject *iban_drop;        /* the characters a Sheba number's spelling may hold between digits */
+
 PyDoc_STRVAR(set_pii_rules_doc,
-"set_pii_rules(money_words, phone, national_id, card)\n\n"
-"The words after which a digit run is an amount, and the type names (textclean.pii).");
+"set_pii_rules(money_words, phone, national_id, card, rules)\n\n"
+"The words after which a digit run is an amount, the type names of numbers, and `rules`: a tuple\n"
+"(_EMAIL.finditer, _URL.finditer, _HANDLE.match, _IR.finditer, _IBAN.match, _RUN.finditer,\n"
+"_numbers_python, Match, 'EMAIL', 'URL', 'HANDLE', 'IBAN', _TRAILING, the IBAN's dropped chars).");
 
 static PyObject *set_pii_rules(PyObject *self, PyObject *args) {
-    PyObject *money, *phone, *nid, *card;
-    if (!PyArg_ParseTuple(args, "O!UUU", &PyTuple_Type, &money, &phone, &nid, &card)) return NULL;
+    PyObject *money, *phone, *nid, *card, *rules;
+    if (!PyArg_ParseTuple(args, "O!UUUO!", &PyTuple_Type, &money, &phone, &nid, &card, &PyTuple_Type, &rules))
+        return NULL;
     for (Py_ssize_t w = 0; w < PyTuple_GET_SIZE(money); w++) {
         if (!PyUnicode_Check(PyTuple_GET_ITEM(money, w))) {
             PyErr_SetString(PyExc_TypeError, "money words must be str");
             return NULL;
         }
     }
+    PyObject *fe, *fu, *mh, *fi, *mi, *fr, *np, *mt, *te, *tu, *th, *ti, *tr, *dr;
+    if (!PyArg_ParseTuple(rules, "OOOOOOOO!UUUUUU", &fe, &fu, &mh, &fi, &mi, &fr, &np, &PyType_Type, &mt, &te, &tu,
+                          &th, &ti, &tr, &dr))
+        return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)mt, &PyTuple_Type) || ((PyTypeObject *)mt)->tp_dictoffset) {
+        PyErr_SetString(PyExc_TypeError, "Match must be a NamedTuple");
+        return NULL;
+    }
     Py_INCREF(money);
     Py_INCREF(phone);
     Py_INCREF(nid);
     Py_INCREF(card);
+    Py_INCREF(rules);
     Py_XSETREF(money_words, money);
     Py_XSETREF(type_phone, phone);
     Py_XSETREF(type_id, nid);
     Py_XSETREF(type_card, card);
+    Py_XSETREF(pii_rules, rules); /* the borrowed references below live as long as it */
+    email_finditer = fe, url_finditer = fu, handle_match = mh, ir_finditer = fi, iban_match = mi;
+    run_finditer = fr, numbers_python = np, match_type = (PyTypeObject *)mt;
+    type_email = te, type_url = tu, type_handle = th, type_iban = ti, trailing_chars = tr, iban_drop = dr;
     Py_RETURN_NONE;
+}
+
+typedef struct {
+    PyObject *type; /* borrowed */
+    Py_ssize_t start, end, order;
+} Span;
+
+typedef struct {
+    Span *v;
+    Py_ssize_t n, cap;
+} SpanList;
+
+static int span_add(SpanList *l, PyObject *type, Py_ssize_t start, Py_ssize_t end) {
+    if (l->n == l->cap) {
+        Py_ssize_t cap = l->cap ? 2 * l->cap : 16;
+        Span *v = PyMem_Realloc(l->v, cap * sizeof(Span));
+        if (!v) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n] = (Span){type, start, end, l->n};
+    l->n++;
+    return 0;
+}
+
+/* pii.find_pii's order: by start, the longest first, then as found (Python's sort is stable) */
+static int span_cmp(const void *a, const void *b) {
+    const Span *x = a, *y = b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    Py_ssize_t lx = x->end - x->start, ly = y->end - y->start;
+    if (lx != ly) return lx > ly ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* The (start, end) of a match object, or -1 */
+static int match_span(PyObject *m, Py_ssize_t *start, Py_ssize_t *end) {
+    PyObject *span = PyObject_CallMethod(m, "span", NULL);
+    if (!span) return -1;
+    int ok = PyArg_ParseTuple(span, "nn", start, end);
+    Py_DECREF(span);
+    return ok ? 0 : -1;
+}
+
+/* A match found by an email, URL or handle pattern, trimmed as find_pii trims it. */
+static int add_trimmed(SpanList *l, PyObject *text, PyObject *type, PyObject *m) {
+    Py_ssize_t start, end;
+    if (match_span(m, &start, &end) < 0) return -1;
+    while (end > start && PyUnicode_FindChar(trailing_chars, PyUnicode_READ_CHAR(text, end - 1), 0,
+                                             PyUnicode_GET_LENGTH(trailing_chars), 1) >= 0)
+        end--;
+    if (type == type_email)
+        while (start < PyUnicode_GET_LENGTH(text) && PyUnicode_READ_CHAR(text, start) == '.') start++;
+    return span_add(l, type, start, end);
+}
+
+/* Each match of `finditer(text, lo, hi)` for every (lo, hi) of `spans` through `each`. */
+static int for_each_match(PyObject *finditer, PyObject *text, PyObject *spans,
+                          int (*each)(SpanList *, PyObject *, PyObject *, PyObject *), SpanList *l,
+                          PyObject *type) {
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(spans); k++) {
+        Py_ssize_t lo, hi;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(spans, k), "nn", &lo, &hi)) return -1;
+        PyObject *it = PyObject_CallFunction(finditer, "Onn", text, lo, hi);
+        if (!it) return -1;
+        PyObject *m;
+        while ((m = PyIter_Next(it))) {
+            int r = each(l, text, type, m);
+            Py_DECREF(m);
+            if (r < 0) {
+                Py_DECREF(it);
+                return -1;
+            }
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+/* `_IR` found "ir" here: a Sheba number if `_IBAN` matches from it and its check passes. */
+static int add_iban(SpanList *l, PyObject *text, PyObject *type, PyObject *ir) {
+    Py_ssize_t start, end;
+    if (match_span(ir, &start, &end) < 0) return -1;
+    PyObject *m = PyObject_CallFunction(iban_match, "On", text, start);
+    if (!m) return -1;
+    if (m == Py_None) {
+        Py_DECREF(m);
+        return 0;
+    }
+    int r = match_span(m, &start, &end);
+    Py_DECREF(m);
+    if (r < 0) return -1;
+    /* iban_valid of the compact form: IR + 24 digits (Latin once translated), mod 97 */
+    char compact[27];
+    int n = 0;
+    for (Py_ssize_t i = start; i < end; i++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(text, i);
+        if (PyUnicode_FindChar(iban_drop, c, 0, PyUnicode_GET_LENGTH(iban_drop), 1) >= 0) continue;
+        if (n == 26) return 0;
+        if (n < 2) { /* compact[:2].upper() == "IR" */
+            Py_UCS4 u = Py_UNICODE_TOUPPER(c);
+            compact[n++] = (char)(u == 'I' || u == 'R' ? u : '?');
+            continue;
+        }
+        int d = Py_UNICODE_TODECIMAL(c);
+        if (d < 0) return 0;
+        compact[n++] = (char)('0' + d);
+    }
+    if (n != 26 || compact[0] != 'I' || compact[1] != 'R') return 0;
+    /* int(compact[4:] + "1827" + compact[2:4]) % 97 == 1 */
+    int rem = 0;
+    for (int k = 4; k < 26; k++) rem = (rem * 10 + compact[k] - '0') % 97;
+    const char *tail = "1827";
+    for (int k = 0; k < 4; k++) rem = (rem * 10 + tail[k] - '0') % 97;
+    for (int k = 2; k < 4; k++) rem = (rem * 10 + compact[k] - '0') % 97;
+    return rem == 1 ? span_add(l, type_iban, start, end) : 0;
+}
+
+static int add_numbers(SpanList *l, PyObject *text, PyObject *type, PyObject *run) {
+    Py_ssize_t start, end;
+    if (match_span(run, &start, &end) < 0) return -1;
+    PyObject *found = run_numbers(text, start, end);
+    if (found == Py_None) {
+        Py_DECREF(found);
+        found = PyObject_CallFunctionObjArgs(numbers_python, text, run, NULL);
+    }
+    if (!found) return -1;
+    PyObject *seq = PySequence_Fast(found, "numbers");
+    Py_DECREF(found);
+    if (!seq) return -1;
+    for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(seq); k++) {
+        PyObject *m = PySequence_Fast_GET_ITEM(seq, k), *t;
+        Py_ssize_t a, b;
+        if (!PyArg_ParseTuple(m, "Onn", &t, &a, &b)) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        /* the type as one of the strings held here (the found objects go away) */
+        t = PyUnicode_Compare(t, type_phone) == 0 ? type_phone : PyUnicode_Compare(t, type_id) == 0 ? type_id : type_card;
+        if (span_add(l, t, a, b) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+static int add_handle(SpanList *l, PyObject *text, Py_ssize_t at) {
+    PyObject *m = PyObject_CallFunction(handle_match, "On", text, at);
+    if (!m) return -1;
+    int r = m == Py_None ? 0 : add_trimmed(l, text, type_handle, m);
+    Py_DECREF(m);
+    return r;
+}
+
+PyDoc_STRVAR(find_pii_doc,
+"find_pii(text, facts) -> list of Match\n\n"
+"pii.find_pii(text, facts) for a text whose batch facts are known (textclean.batch.TextFacts).");
+
+static PyObject *find_pii(PyObject *self, PyObject *args) {
+    PyObject *text, *facts;
+    if (!PyArg_ParseTuple(args, "UO!", &text, &PyTuple_Type, &facts)) return NULL;
+    if (!pii_rules) {
+        PyErr_SetString(PyExc_RuntimeError, "set_pii_rules() first");
+        return NULL;
+    }
+    PyObject *runs = PyTuple_GET_SIZE(facts) > 1 ? PyTuple_GET_ITEM(facts, 0) : NULL;
+    PyObject *latin = runs ? PyTuple_GET_ITEM(facts, 1) : NULL;
+    if (!runs || !PyTuple_Check(runs) || !PyTuple_Check(latin)) {
+        PyErr_SetString(PyExc_TypeError, "facts must be a TextFacts");
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int at = PyUnicode_FindChar(text, '@', 0, n, 1) >= 0;
+    int has_latin = PyTuple_GET_SIZE(latin) > 0;
+    SpanList l = {0};
+    PyObject *out = NULL;
+    if (at && has_latin && for_each_match(email_finditer, text, latin, add_trimmed, &l, type_email) < 0) goto done;
+    if (has_latin && for_each_match(url_finditer, text, latin, add_trimmed, &l, type_url) < 0) goto done;
+    if (at) { /* a handle starts at an "@": tried at each one */
+        for (Py_ssize_t i = PyUnicode_FindChar(text, '@', 0, n, 1); i >= 0; i = PyUnicode_FindChar(text, '@', i + 1, n, 1))
+            if (add_handle(&l, text, i) < 0) goto done;
+    }
+    if (has_latin && for_each_match(ir_finditer, text, latin, add_iban, &l, NULL) < 0) goto done;
+    if (for_each_match(run_finditer, text, runs, add_numbers, &l, NULL) < 0) goto done;
+    qsort(l.v, l.n, sizeof(Span), span_cmp);
+    out = PyList_New(0);
+    if (!out) goto done;
+    Py_ssize_t last_end = -1;
+    for (Py_ssize_t k = 0; k < l.n; k++) { /* the first (and longest) span wins where two overlap */
+        Span *sp = &l.v[k];
+        if (last_end >= 0 && sp->start < last_end) continue;
+        PyObject *m = match_type->tp_alloc(match_type, 3);
+        PyObject *a = PyLong_FromSsize_t(sp->start), *b = PyLong_FromSsize_t(sp->end);
+        if (!m || !a || !b) {
+            Py_XDECREF(m);
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            Py_CLEAR(out);
+            goto done;
+        }
+        Py_INCREF(sp->type);
+        PyTuple_SET_ITEM(m, 0, sp->type);
+        PyTuple_SET_ITEM(m, 1, a);
+        PyTuple_SET_ITEM(m, 2, b);
+        int r = PyList_Append(out, m);
+        Py_DECREF(m);
+        if (r < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        last_end = sp->end;
+    }
+done:
+    PyMem_Free(l.v);
+    return out;
 }
 
 /* ---- the normalizer's spacing rules (normalize._Compiled._rules) ---- */
@@ -901,6 +1155,7 @@ static PyMethodDef methods[] = {
     {"answer_verdict", answer_verdict, METH_VARARGS, answer_verdict_doc},
     {"set_pii_rules", set_pii_rules, METH_VARARGS, set_pii_rules_doc},
     {"numbers", numbers, METH_VARARGS, numbers_doc},
+    {"find_pii", find_pii, METH_VARARGS, find_pii_doc},
     {"spaces_and_lines", spaces_and_lines, METH_O, spaces_and_lines_doc},
     {"set_punct_rules", set_punct_rules, METH_VARARGS, set_punct_rules_doc},
     {"punct", punct, METH_O, punct_doc},

@@ -219,17 +219,20 @@ def _numbers_python(text: str, run: re.Match) -> list[Match]:
     return found
 
 
-def _install_compiled_numbers():
-    """`_speedups.numbers` told these rules (None without the C extension)."""
+def _install_compiled():
+    """`_speedups.numbers` and `_speedups.find_pii` told these rules (None, None without the C
+    extension)."""
     try:
-        from .. import _speedups as _facts
+        from .. import _speedups
     except ImportError:  # pragma: no cover - an install without the extension
-        return None
-    _facts.set_pii_rules(_MONEY_WORDS, "PHONE", "NATIONAL_ID", "CARD")
-    return _facts.numbers
+        return None, None
+    _speedups.set_pii_rules(_MONEY_WORDS, "PHONE", "NATIONAL_ID", "CARD", (
+        _EMAIL.finditer, _URL.finditer, _HANDLE.match, _IR.finditer, _IBAN.match, _RUN.finditer, _numbers_python,
+        Match, "EMAIL", "URL", "HANDLE", "IBAN", _TRAILING, " \u00a0" + _INVISIBLE_CHARS + "-"))
+    return _speedups.numbers, _speedups.find_pii
 
 
-_compiled_numbers = _install_compiled_numbers()
+_compiled_numbers, _compiled_find = _install_compiled()
 
 
 def _positions(text: str, ch: str) -> list[int]:
@@ -244,7 +247,17 @@ def _positions(text: str, ch: str) -> list[int]:
 def find_pii(text: str, facts=None) -> list[Match]:
     """Every personal-data span in `text`, in order, not overlapping. `facts`: the text's
     `batch.TextFacts`, when a batch pass found where digit runs and Latin tokens stand: then only
-    those spans are looked at (the same spans are found: every match lies inside one)."""
+    those spans are looked at (the same spans are found: every match lies inside one), in C where
+    the extension is built (`find_pii_python` is the reference: tests/test_speedups.py)."""
+    if facts is not None and _compiled_find is not None:
+        if not facts.runs and not facts.latin and "@" not in text:
+            return []
+        return _compiled_find(text, facts)
+    return find_pii_python(text, facts)
+
+
+def find_pii_python(text: str, facts=None) -> list[Match]:
+    """`find_pii` in Python."""
     at = "@" in text
     if facts is not None and not facts.runs and not facts.latin and not at:
         return []  # no digit run, no Latin token, no "@": nothing any pattern can match
