@@ -5,5 +5,8 @@ the extension could not be built (no C compiler). Everything else is in pyprojec
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("persian_data._speedups", ["src/persian_data/_speedups.c"],
+SOURCES = ["module.c", "facts.c", "answers.c", "pii.c", "spacing.c"]
+
+setup(ext_modules=[Extension("persian_data._speedups", [f"src/speedups/{name}" for name in SOURCES],
+                             depends=["src/speedups/speedups.h"], include_dirs=["src/speedups"],
                              optional=True, extra_compile_args=["-O2"])])

@@ -1,0 +1,22 @@
+/* module.c: the module persian_data._speedups, the hot loops of the chat stage in C (setup.py
+   builds it where it can; each function has a Python form that stays the reference). */
+#include "speedups.h"
+
+static PyMethodDef methods[] = {
+    {"facts", pd_facts, METH_VARARGS, pd_facts_doc},
+    {"set_answer_rules", pd_set_answer_rules, METH_VARARGS, pd_set_answer_rules_doc},
+    {"answer_verdict", pd_answer_verdict, METH_VARARGS, pd_answer_verdict_doc},
+    {"set_pii_rules", pd_set_pii_rules, METH_VARARGS, pd_set_pii_rules_doc},
+    {"numbers", pd_numbers, METH_VARARGS, pd_numbers_doc},
+    {"find_pii", pd_find_pii, METH_VARARGS, pd_find_pii_doc},
+    {"spaces_and_lines", pd_spaces_and_lines, METH_O, pd_spaces_and_lines_doc},
+    {"set_punct_rules", pd_set_punct_rules, METH_VARARGS, pd_set_punct_rules_doc},
+    {"punct", pd_punct, METH_O, pd_punct_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_speedups", "The hot loops of the chat stage in C (see the Python form of each).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }

@@ -1,0 +1,25 @@
+/* The C extension persian_data._speedups: what each source file gives the module (module.c). */
+#ifndef PERSIAN_DATA_SPEEDUPS_H
+#define PERSIAN_DATA_SPEEDUPS_H
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* facts.c: textclean.batch.analyze's pass */
+PyObject *pd_facts(PyObject *self, PyObject *args);
+extern const char pd_facts_doc[];
+/* answers.c: textclean.answers.clean_answer on normalized text */
+PyObject *pd_set_answer_rules(PyObject *self, PyObject *args);
+PyObject *pd_answer_verdict(PyObject *self, PyObject *args);
+extern const char pd_set_answer_rules_doc[], pd_answer_verdict_doc[];
+/* pii.c: textclean.pii._numbers and find_pii */
+PyObject *pd_set_pii_rules(PyObject *self, PyObject *args);
+PyObject *pd_numbers(PyObject *self, PyObject *args);
+PyObject *pd_find_pii(PyObject *self, PyObject *args);
+extern const char pd_set_pii_rules_doc[], pd_numbers_doc[], pd_find_pii_doc[];
+/* spacing.c: the normalizer's space, line and punctuation rules */
+PyObject *pd_spaces_and_lines(PyObject *self, PyObject *arg);
+PyObject *pd_set_punct_rules(PyObject *self, PyObject *args);
+PyObject *pd_punct(PyObject *self, PyObject *arg);
+extern const char pd_spaces_and_lines_doc[], pd_set_punct_rules_doc[], pd_punct_doc[];
+
+#endif
