@@ -82,6 +82,7 @@ row; the worker says so, and the main process parses that piece again joined wit
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import logging
 import os
@@ -156,6 +157,10 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
     converter = _Converter(options)  # validates the options; also used in-process
     engine = engine or LocalEngine()
     n_workers = _pick_workers(options, total_bytes) if engine.local else engine.cpus()
+    if importlib.util.find_spec("persian_data._speedups") is None:
+        log.warning("chat: the C extension persian_data._speedups was not built (no C compiler or Python "
+                    "headers at install): the rules run in Python, slower; install gcc and python3-dev and "
+                    "reinstall (pip install -e .) for full speed")
     log.info("chat: %s: %d raw file(s), %.1f MB; answers=%s, normalize=%s, valid_fraction=%s, workers=%d",
              source.key, len(files), total_bytes / 1e6, options.answers, options.normalize, options.valid_fraction,
              n_workers)
