@@ -9,4 +9,4 @@ SOURCES = ["module.c", "facts.c", "answers.c", "pii.c", "spacing.c"]
 
 setup(ext_modules=[Extension("persian_data._speedups", [f"src/speedups/{name}" for name in SOURCES],
                              depends=["src/speedups/speedups.h"], include_dirs=["src/speedups"],
-                             optional=True, extra_compile_args=["-O2"])])
+                             optional=True, extra_compile_args=["-O3"])])
