@@ -144,3 +144,20 @@ def test_compiled_find_pii_equals_the_rule(parts, normalized):
         return
     facts = batch.analyze([text], 300)[0]
     assert pii.find_pii(text, facts) == pii.find_pii_python(text, facts) == pii.find_pii_python(text)
+
+
+# -- the words of the near-duplicate signatures ----------------------------------------------------
+
+import numpy as np  # noqa: E402
+
+from persian_data.textclean import near_dup  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.text(alphabet=st.sampled_from(list("ab سلام\u200c.،؛«»-/\\\n\t\u2028\u3000\x00😀ک1۲")),
+                              max_size=40), max_size=20))
+def test_compiled_word_hashes_equal_the_rule(texts):
+    got_flat, got_lengths = near_dup._compiled_words(texts)
+    flat, lengths = near_dup.word_hashes_python(texts)
+    assert np.array_equal(np.frombuffer(got_flat, dtype=np.uint32), flat)
+    assert np.array_equal(np.frombuffer(got_lengths, dtype=np.int64), lengths)

@@ -21,5 +21,9 @@ PyObject *pd_spaces_and_lines(PyObject *self, PyObject *arg);
 PyObject *pd_set_punct_rules(PyObject *self, PyObject *args);
 PyObject *pd_punct(PyObject *self, PyObject *arg);
 extern const char pd_spaces_and_lines_doc[], pd_set_punct_rules_doc[], pd_punct_doc[];
+/* words.c: the word hashes of textclean.near_dup.signatures */
+PyObject *pd_set_word_rules(PyObject *self, PyObject *args);
+PyObject *pd_word_hashes(PyObject *self, PyObject *args);
+extern const char pd_set_word_rules_doc[], pd_word_hashes_doc[];
 
 #endif

@@ -85,13 +85,56 @@ _WORD_CACHE_MAX = 200_000
 _C1, _C2 = np.uint32(0x9E3779B1), np.uint32(0x85EBCA77)
 
 
+def _blake_word(word: str) -> int:
+    """A word's 32-bit hash: blake2b of its UTF-8 (stable across machines and runs)."""
+    return int.from_bytes(blake2b(word.encode("utf-8"), digest_size=4).digest(), "little")
+
+
 def _word_hash(word: str) -> int:
     h = _WORD_HASHES.get(word)
     if h is None:
         if len(_WORD_HASHES) > _WORD_CACHE_MAX:
             _WORD_HASHES.clear()
-        h = _WORD_HASHES[word] = int.from_bytes(blake2b(word.encode("utf-8"), digest_size=4).digest(), "little")
+        h = _WORD_HASHES[word] = _blake_word(word)
     return h
+
+
+def _install_compiled_words():
+    """`_speedups.word_hashes` told the word rule (None without the C extension)."""
+    try:
+        from .. import _speedups
+    except ImportError:  # pragma: no cover - an install without the extension
+        return None
+    _speedups.set_word_rules(_WORD_BREAKS, _blake_word)
+    return _speedups.word_hashes
+
+
+_compiled_words = _install_compiled_words()
+
+
+def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The hash of every word of every text, text after text (uint32), and each text's word count:
+    in C where the extension is built (`word_hashes_python` is the reference: tests/test_speedups.py)."""
+    if _compiled_words is not None:
+        flat, lengths = _compiled_words(texts)
+        return np.frombuffer(flat, dtype=np.uint32), np.frombuffer(lengths, dtype=np.int64)
+    return word_hashes_python(texts)
+
+
+def word_hashes_python(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """`word_hashes` in Python (a dict lookup per word of the whole batch, in C through `map`)."""
+    per_text = _words_many(texts) if texts else []
+    lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
+    flat_words = list(chain.from_iterable(per_text))
+    hashes = list(map(_WORD_HASHES.get, flat_words))
+    miss = -1
+    try:
+        while True:  # the words not hashed yet (a C scan for each)
+            miss = hashes.index(None, miss + 1)
+            hashes[miss] = _word_hash(flat_words[miss])
+    except ValueError:
+        pass
+    return np.fromiter(hashes, dtype=np.uint32, count=len(hashes)), lengths
 
 
 def _gram_hashes(words: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -196,19 +239,7 @@ class Signatures:
 def signatures(texts: list[str], num_perm: int = NUM_PERM) -> Signatures:
     """Shingles and MinHash values of many texts at once (vectorized over the whole batch).
     `shingles_of(i)` may repeat a hash (a repeated 3-gram); `jaccard` works on the sets."""
-    per_text = _words_many(texts) if texts else []
-    lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
-    flat_words = list(chain.from_iterable(per_text))
-    # a dict lookup per word of the whole batch, in C (map): most of the time
-    hashes = list(map(_WORD_HASHES.get, flat_words))
-    miss = -1
-    try:
-        while True:  # the words not hashed yet (a C scan for each)
-            miss = hashes.index(None, miss + 1)
-            hashes[miss] = _word_hash(flat_words[miss])
-    except ValueError:
-        pass
-    words = np.fromiter(hashes, dtype=np.uint32, count=len(hashes))
+    words, lengths = word_hashes(texts)
     flat, sizes = _gram_hashes(words, lengths)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     values = np.full((len(texts), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
