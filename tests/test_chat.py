@@ -558,11 +558,11 @@ def test_no_row_boundaries_is_damage_not_a_memory_blowup(tmp_path: Path, monkeyp
     d.mkdir(parents=True)
     (d / NAMES[0]).write_bytes(json.dumps([{"q": "پرسش", "a": ["پاسخ"]}] * 300).encode())  # objects
     (d / NAMES[1]).write_bytes(json.dumps(FILE3).encode())
-    from persian_data.corpora import chat_json
+    from persian_data.corpora import chat_pieces
 
     monkeypatch.setattr(chat_reading, "CHUNK_BYTES", 256)
     monkeypatch.setattr(chat_reading, "MAX_PIECE_BYTES", 2048)
-    monkeypatch.setattr(chat_json, "MAX_PIECE_BYTES", 2048)  # the reader's own limit
+    monkeypatch.setattr(chat_pieces, "MAX_PIECE_BYTES", 2048)  # the reader's own limit
     st = prepare_chat(layout, _opts(workers=workers))
     assert st.files_rejected == [NAMES[0]] and st.files[0].error["reason"] == "invalid_json"
     assert "no row boundary" in st.files[0].error["detail"]

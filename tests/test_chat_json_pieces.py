@@ -13,7 +13,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from persian_data.corpora.chat_json import _parse_rows, _parse_whole, _Piece
+from persian_data.corpora.chat_pieces import _parse_rows, _parse_whole, _Piece
 
 _TEXT = st.text(alphabet=st.sampled_from(list("سلام ماده ۱۲۳ 0912 \u200c\"\\/\n\t]],[{}") + ["\ud800", "\x01", "é"]),
                 max_size=12)

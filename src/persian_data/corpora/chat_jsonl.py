@@ -23,8 +23,8 @@ from typing import Any, Iterator
 
 import orjson
 
-from .chat_json import (CHUNK_BYTES, SAMPLE_BYTES, Record, RowFields, _join, _Parsed, _Piece, _pieces,
-                        check_row, data_files, first_file_head, row_fields, rows_of_pieces)
+from .chat_json import SAMPLE_BYTES, Record, RowFields, check_row, data_files, first_file_head, row_fields
+from .chat_pieces import CHUNK_BYTES, _join, _Parsed, _Piece, _pieces, rows_of_pieces
 from .config import Fields
 from ..source import CHAT_BUCKET, ChatPolicy, Source
 

@@ -97,7 +97,7 @@ import orjson
 
 from ..atomic import atomic_write_bytes
 from ..catalog import CHAT_SOURCE, Source
-from ..corpora.chat_json import RawFileError, iter_raw_rows
+from ..corpora.chat_pieces import RawFileError, iter_raw_rows
 from ..engine.local import LocalEngine
 from ..layout import Layout
 from ..progress import progress

@@ -22,7 +22,7 @@ import orjson
 from ..normalize import DEFAULT, NormalizerConfig, ZWNJ, _compiled
 from ..workers import exit_with
 from .chat_clean import ANSWER_SCRIPT_SAMPLE, ConversationRules, PieceTally, mask_raw_many
-from ..corpora.chat_json import _Piece
+from ..corpora.chat_pieces import _Piece
 
 DEFAULT_SYSTEM_PROMPT = (
     "شما یک دستیار حقوقی فارسی‌زبان هستید. به پرسش‌های حقوقی کاربران، دقیق، روشن و محترمانه "

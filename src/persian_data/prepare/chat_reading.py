@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import orjson
 
 from ..catalog import Source
-from ..corpora.chat_json import CHUNK_BYTES, MAX_PIECE_BYTES
+from ..corpora.chat_pieces import CHUNK_BYTES, MAX_PIECE_BYTES
 from ..errors import PersianDataError
 from ..layout import Layout
 from .chat_clean import mask_raw
