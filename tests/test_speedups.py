@@ -161,3 +161,23 @@ def test_compiled_word_hashes_equal_the_rule(texts):
     flat, lengths = near_dup.word_hashes_python(texts)
     assert np.array_equal(np.frombuffer(got_flat, dtype=np.uint32), flat)
     assert np.array_equal(np.frombuffer(got_lengths, dtype=np.int64), lengths)
+
+
+# -- the title rule -----------------------------------------------------------------------------------
+
+from persian_data.prepare import chat_convert  # noqa: E402
+
+_TITLE_PARTS = st.lists(st.sampled_from(list("ab سلام\u200c.،؟«»-\n\x00") + ["ماده ۱۰", "طلاق", "  "]),
+                        max_size=12).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(pairs=st.lists(st.tuples(_TITLE_PARTS, _TITLE_PARTS), max_size=12), normalized=st.booleans())
+def test_compiled_user_turns_equal_the_rule(pairs, normalized):
+    titles = [t for t, _ in pairs]
+    questions = [q or "پرسش" for _, q in pairs]
+    if normalized:
+        titles, questions = normalize_many(titles), [q or "پرسش" for q in normalize_many(questions)]
+    got = chat_convert._compiled_user_turns(titles, questions, chat_convert._TITLE_STRIP)
+    assert got == chat_convert.user_turns_python(titles, questions)
+    assert got == [chat_convert.user_turn(t, q) for t, q in zip(titles, questions)]

@@ -12,6 +12,7 @@ static PyMethodDef methods[] = {
     {"spaces_and_lines", pd_spaces_and_lines, METH_O, pd_spaces_and_lines_doc},
     {"set_punct_rules", pd_set_punct_rules, METH_VARARGS, pd_set_punct_rules_doc},
     {"punct", pd_punct, METH_O, pd_punct_doc},
+    {"user_turns", pd_user_turns, METH_VARARGS, pd_user_turns_doc},
     {"set_word_rules", pd_set_word_rules, METH_VARARGS, pd_set_word_rules_doc},
     {"word_hashes", pd_word_hashes, METH_VARARGS, pd_word_hashes_doc},
     {NULL, NULL, 0, NULL},

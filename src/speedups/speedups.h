@@ -25,5 +25,8 @@ extern const char pd_spaces_and_lines_doc[], pd_set_punct_rules_doc[], pd_punct_
 PyObject *pd_set_word_rules(PyObject *self, PyObject *args);
 PyObject *pd_word_hashes(PyObject *self, PyObject *args);
 extern const char pd_set_word_rules_doc[], pd_word_hashes_doc[];
+/* titles.c: the chat stage's title rule */
+PyObject *pd_user_turns(PyObject *self, PyObject *args);
+extern const char pd_user_turns_doc[];
 
 #endif

@@ -96,8 +96,16 @@ def _keys(texts: list[str]) -> list[str]:
 
 
 def user_turns(titles: list[str], questions: list[str]) -> list[str]:
-    """`[user_turn(t, q) for t, q in zip(titles, questions)]`, the loose forms of a whole batch at
-    once (the question must be non-empty; both normalized)."""
+    """`[user_turn(t, q) for t, q in zip(titles, questions)]` (the question must be non-empty; both
+    normalized): in C where the extension is built (`user_turns_python` is the reference,
+    tests/test_speedups.py)."""
+    if _compiled_user_turns is not None:
+        return _compiled_user_turns(titles, questions, _TITLE_STRIP)
+    return user_turns_python(titles, questions)
+
+
+def user_turns_python(titles: list[str], questions: list[str]) -> list[str]:
+    """`user_turns` in Python: the loose forms of a whole batch at once."""
     out: list[str] = []
     hard: list[int] = []  # rows whose title is not plainly in the question
     for k, (title, question) in enumerate(zip(titles, questions)):
@@ -123,6 +131,17 @@ def user_turns(titles: list[str], questions: list[str]) -> list[str]:
         else:
             out[k] = t + "\n\n" + q
     return out
+
+
+def _install_compiled_user_turns():
+    try:
+        from .. import _speedups
+    except ImportError:  # pragma: no cover - an install without the extension
+        return None
+    return _speedups.user_turns
+
+
+_compiled_user_turns = _install_compiled_user_turns()
 
 
 def _plain(s: str) -> str:
