@@ -4,8 +4,7 @@ Each file is written to a temp file in `.persian-data/tmp`, fsynced and renamed 
 staging folder; the journal (`.persian-data/shards/.../<split>.journal.json`) then records its
 plan digest, sha256, size and stat. A killed run leaves finished files in staging (or already in
 place) with their journal entries, and a temp file the next run clears: the rerun writes only
-what is missing. Tars are written by a few threads, one file each: reading, hashing (hashlib lets
-go of the GIL) and writing overlap.
+what is missing. Files are written by a few processes, one file each (lanes.py).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import hashlib
 import os
 import tempfile
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +23,7 @@ from ..atomic import atomic_write_bytes, fsync_dir
 from ..layout import Layout
 from .errors import ShardsDataError
 from .formats import PlannedFile
+from .lanes import Stopped, deal, write_lanes
 from .samples import Sample, changed
 from .tarwrite import TarFileWriter
 
@@ -103,7 +102,7 @@ def copy_clip(layout: Layout, writer: TarFileWriter, name: str, sample: Sample) 
                               f"speech` to rebuild it")
 
 
-def write_tar(layout: Layout, planned: PlannedFile, target: Path, stop: threading.Event,
+def write_tar(layout: Layout, planned: PlannedFile, target: Path, stopped: Callable[[], bool],
               on_bytes: Callable[[int], None]) -> tuple[str, os.stat_result]:
     """Write a planned tar to `target` (temp file, fsync, rename); (sha256, stat of the placed file)."""
     layout.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -112,8 +111,8 @@ def write_tar(layout: Layout, planned: PlannedFile, target: Path, stop: threadin
         os.fchmod(fd, 0o666 & ~_UMASK)
         writer = TarFileWriter(fd, on_bytes)
         for name, data, sample in planned.members:
-            if stop.is_set():
-                raise _Stopped()
+            if stopped():
+                raise Stopped()
             if data is None:
                 copy_clip(layout, writer, name, sample)
             else:
@@ -145,41 +144,16 @@ def write_lines(layout: Layout, planned: PlannedFile, target: Path) -> tuple[str
     return hashlib.sha256(data).hexdigest(), os.stat(target)
 
 
-class _Stopped(Exception):
-    """Another file failed: this one stops early (its temp file is removed)."""
+def write_one(layout: Layout, planned: PlannedFile, target: Path, stopped: Callable[[], bool],
+              on_bytes: Callable[[int], None]) -> tuple[str, os.stat_result]:
+    if planned.lines is None:
+        return write_tar(layout, planned, target, stopped, on_bytes)
+    return write_lines(layout, planned, target)
 
 
 def write_all(layout: Layout, pending: list[tuple[PlannedFile, Path, Journal]], workers: int,
               on_bytes: Callable[[int], None]) -> None:
-    """Write every pending file (planned, its set's staging folder, its set's journal), `workers`
-    at a time; each is journaled as soon as it is placed. The first failure stops the others and
-    is raised."""
-    stop = threading.Event()
-
-    def one(item: tuple[PlannedFile, Path, Journal]) -> None:
-        planned, staging, journal = item
-        target = staging / planned.name
-        if planned.lines is None:
-            sha, st = write_tar(layout, planned, target, stop, on_bytes)
-        else:
-            sha, st = write_lines(layout, planned, target)
-        journal.record(planned.name, planned.digest, sha, st)
-
-    if workers <= 1 or len(pending) <= 1:
-        for item in pending:
-            one(item)
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shard") as pool:
-        futures = [pool.submit(one, item) for item in pending]
-        try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        except BaseException:  # Ctrl-C: the threads stop at their next member, their temp files go
-            stop.set()
-            raise
-        failed = next((f for f in done if f.exception() is not None), None)
-        if failed is not None:
-            stop.set()
-            for future in futures:
-                future.cancel()
-            wait(futures)
-            raise failed.exception()
+    """Write every pending file (planned, its set's staging folder, its set's journal) in `workers`
+    processes (lanes.py); each is journaled as soon as it is placed. The first failure stops the
+    others and is raised."""
+    write_lanes(layout, deal(pending, workers if hasattr(os, "fork") else 1), write_one, on_bytes)
