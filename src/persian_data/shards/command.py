@@ -29,7 +29,8 @@ from .formats import FORMATS, WRITER_VERSION, describer, shard_pattern
 from .index import INDEX_VERSION, OWN_NAMES, SetPaths, check_set, own_files
 from .plan import Plan, make_plan
 from .samples import read_samples
-from .write import Journal, write_all
+from .lanes import Lanes
+from .write import Journal, write_one
 
 log = logging.getLogger("persian_data.shards")
 
@@ -124,18 +125,27 @@ def run_shards(layout: Layout, options: ShardOptions, *, verbose: bool = False) 
 
 
 def _run(layout: Layout, cache, splits: list[CorpusSplit], options: ShardOptions) -> ShardsOutcome:
-    jobs = [_plan_set(layout, cache, corpus, options) for corpus in splits]
-    pending = [(planned, job.paths.staging, job.journal) for job in jobs for planned in job.pending]
-    if pending:  # every split's files in one pool: the biggest first, so the workers finish together
-        from ..progress import progress
+    """Plan the splits smallest first; each starts writing (in a child process) while the next is
+    planned, and the last one's files are dealt into `workers` lanes (lanes.py)."""
+    from ..progress import progress
 
-        pending.sort(key=lambda item: -(item[0].size or 0))
-        workers = options.workers or min(4, os.cpu_count() or 1)
-        total = sum(planned.size or 0 for planned, _, _ in pending)
+    workers = options.workers or min(4, os.cpu_count() or 1)
+    order = sorted(splits, key=lambda corpus: os.path.getsize(corpus.manifest))
+    jobs: list[_SetJob] = []
+    with Lanes(layout, write_one, workers) as lanes:
+        for number, corpus in enumerate(order):
+            job = _plan_set(layout, cache, corpus, options)
+            jobs.append(job)
+            pending = [(planned, job.paths.staging, job.journal) for planned in job.pending]
+            if number < len(order) - 1 and lanes.workers > 1:
+                lanes.start(pending)
+        total = sum(planned.size or 0 for job in jobs for planned in job.pending)
         with progress(total, "shards", "B", logger=log, unit_scale=True) as bar:
-            write_all(layout, pending, workers, bar.update)
+            lanes.attach(bar.update)
+            lanes.deal(pending if lanes.workers > 1 else [(p, j.paths.staging, j.journal) for j in jobs
+                                                          for p in j.pending])
     outcome = ShardsOutcome(True, [])
-    for job in jobs:
+    for job in sorted(jobs, key=lambda job: SPLITS.index(job.corpus.split)):
         index = _index(layout, job.corpus, job.paths, options, job.plan, job.manifest_sha256, job.journal)
         outcome.removed += _publish(job.paths, job.plan, job.kept, index, cache, job.journal)
         job.journal.keep_only({p.name for p in job.plan.files()})

@@ -7,7 +7,9 @@ the outcome). Threads could not do this: the per-sample work (headers, small rea
 the GIL, and with threads the 48,904 Common Voice clips used one core. The bytes of a file do not
 depend on its lane, so the output is the same for any --workers.
 
-The parent writes the first lane itself and is the only writer of the journal: a child sends, per
+While the splits of a run are planned one after another (smallest first), each planned split
+starts writing in a child of its own; the last split's files are dealt into `--workers` lanes.
+The parent writes the first of those itself and is the only writer of the journal: a child sends, per
 finished file, its sha256 and stat (and bytes written, for the progress bar) over a pipe, and the
 parent journals it. The first failure stops every lane (a child's exception is raised here, as it
 was raised there). A child stops on its own when its parent is gone (killed), so no orphan keeps
@@ -50,44 +52,81 @@ def _bytes(planned: PlannedFile) -> int:
     return planned.size if planned.size is not None else sum(map(len, planned.lines or ()))
 
 
-def write_lanes(layout: Layout, lanes: list[list[Pending]], write_one: WriteOne,
-                on_bytes: Callable[[int], None]) -> None:
-    """Write every lane (lane 0 here, the others in forked children); journal each file as soon as
-    it is placed. Raises the first failure of any lane after every lane has stopped."""
-    failed: list[BaseException] = []
-    stop = threading.Event()
-    gc.freeze()  # the plan's objects stay out of the children's collections: fewer copied pages
-    try:
-        children = [_start(layout, lane, write_one) for lane in lanes[1:]]
-    finally:
-        gc.unfreeze()
+class Lanes:
+    """Files being written: in forked children (`start`, `deal`) and in this process (`deal`'s first
+    lane). Used as a context manager: leaving it waits for every lane, and raises the first failure
+    (on an exception inside it, every lane is stopped first)."""
 
-    def halt() -> None:  # the first failure anywhere: every lane stops at its next member
-        stop.set()
-        for process, _ in children:
+    def __init__(self, layout: Layout, write_one: WriteOne, workers: int) -> None:
+        self.layout, self.write_one = layout, write_one
+        self.workers = workers if hasattr(os, "fork") else 1
+        self.failed: list[BaseException] = []
+        self._stop = threading.Event()
+        self._children: list[tuple] = []
+        self._readers: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._early = 0  # bytes reported before a progress bar was attached
+        self._on_bytes: Callable[[int], None] | None = None
+
+    def start(self, lane: list[Pending]) -> None:
+        """Write `lane` in a child from now on (the caller goes on planning)."""
+        if not lane:
+            return
+        gc.freeze()  # the plan's objects stay out of the child's collections: fewer copied pages
+        try:
+            process, conn = _start(self.layout, lane, self.write_one)
+        finally:
+            gc.unfreeze()
+        self._children.append((process, conn))
+        reader = threading.Thread(target=_listen, args=(conn, lane, self.on_bytes, self.failed, self.halt),
+                                  daemon=True)
+        self._readers.append(reader)
+        reader.start()
+
+    def attach(self, on_bytes: Callable[[int], None]) -> None:
+        with self._lock:
+            self._on_bytes, early, self._early = on_bytes, self._early, 0
+        on_bytes(early)
+
+    def on_bytes(self, n: int) -> None:
+        with self._lock:
+            if self._on_bytes is None:
+                self._early += n
+                return
+        self._on_bytes(n)
+
+    def deal(self, pending: list[Pending]) -> None:
+        """`pending` in `workers` lanes: the first written here (returns when it is done), the others
+        in children."""
+        lanes = deal(pending, self.workers)
+        for lane in lanes[1:]:
+            self.start(lane)
+        for planned, staging, journal in lanes[0]:
+            sha, st = self.write_one(self.layout, planned, staging / planned.name, self._stop.is_set, self.on_bytes)
+            journal.record(planned.name, planned.digest, sha, st)
+
+    def halt(self) -> None:
+        """The first failure anywhere: every lane stops at its next member."""
+        self._stop.set()
+        for process, _ in self._children:
             if process.is_alive():
                 process.terminate()
 
-    readers = [threading.Thread(target=_listen, args=(conn, lane, on_bytes, failed, halt), daemon=True)
-               for (_, conn), lane in zip(children, lanes[1:])]
-    for reader in readers:
-        reader.start()
-    try:
-        for planned, staging, journal in lanes[0]:
-            sha, st = write_one(layout, planned, staging / planned.name, stop.is_set, on_bytes)
-            journal.record(planned.name, planned.digest, sha, st)
-    except BaseException as exc:  # this lane failed or was interrupted: the children stop too
-        if not isinstance(exc, Stopped):
-            failed.insert(0, exc)
-        halt()
-    finally:
-        for reader in readers:
+    def __enter__(self) -> Lanes:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if exc is not None:  # this lane failed or was interrupted: the children stop too
+            if not isinstance(exc, Stopped):
+                self.failed.insert(0, exc)
+            self.halt()
+        for reader in self._readers:
             reader.join()
-        for process, conn in children:
+        for process, conn in self._children:
             process.join()
             conn.close()
-    if failed:
-        raise failed[0]
+        if self.failed and (exc is None or isinstance(exc, Stopped)):
+            raise self.failed[0]
 
 
 class Stopped(Exception):

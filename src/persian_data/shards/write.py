@@ -23,7 +23,7 @@ from ..atomic import atomic_write_bytes, fsync_dir
 from ..layout import Layout
 from .errors import ShardsDataError
 from .formats import PlannedFile
-from .lanes import Stopped, deal, write_lanes
+from .lanes import Stopped
 from .samples import Sample, changed
 from .tarwrite import TarFileWriter
 
@@ -149,11 +149,3 @@ def write_one(layout: Layout, planned: PlannedFile, target: Path, stopped: Calla
     if planned.lines is None:
         return write_tar(layout, planned, target, stopped, on_bytes)
     return write_lines(layout, planned, target)
-
-
-def write_all(layout: Layout, pending: list[tuple[PlannedFile, Path, Journal]], workers: int,
-              on_bytes: Callable[[int], None]) -> None:
-    """Write every pending file (planned, its set's staging folder, its set's journal) in `workers`
-    processes (lanes.py); each is journaled as soon as it is placed. The first failure stops the
-    others and is raised."""
-    write_lanes(layout, deal(pending, workers if hasattr(os, "fork") else 1), write_one, on_bytes)
