@@ -253,6 +253,33 @@ def test_verify_names_a_corrupted_or_missing_shard_and_a_stale_index(root, tmp_p
     assert _sha(victim.read_bytes()) == rebuilt["shards"][1]["sha256"]
 
 
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_a_clip_changed_after_prepare_fails_the_run_in_any_writer_and_places_nothing(root, tmp_path, capsys,
+                                                                                        workers):
+    """Same size, other bytes: found while copying, in this process or a writer process (the smallest
+    split's files are written in a child while train is planned, train's dealt into lanes)."""
+    work = tmp_path / "changed"
+    copy_tree(root, work)
+    import shutil
+
+    shutil.rmtree(work / "shards" / "commonvoice" / "webdataset")
+    victims = []
+    for split in ("train", "test"):
+        clip = work / next(iter(_manifest(work, "commonvoice_fa", split).values()))["audio_path"]
+        data = bytearray(clip.read_bytes())
+        data[-1] ^= 0xFF
+        clip.write_bytes(bytes(data))
+        victims.append(clip)
+    capsys.readouterr()
+    assert _shards(work, "commonvoice", "webdataset", "--split", "all", "--shard-size", CV_SIZE,
+                   "--workers", workers) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any("the clip changed after `prepare speech`" in line and any(
+        str(v.relative_to(work)) in line for v in victims) for line in err)
+    assert not list((work / "shards" / "commonvoice" / "webdataset").rglob("*.tar"))  # nothing placed
+    assert not list((work / ".persian-data" / "tmp").glob("*.tmp"))  # no half shard left behind
+
+
 KILLED_RUN = r"""
 import sys, time, pathlib
 from persian_data.shards import tarwrite
