@@ -384,6 +384,26 @@ def test_tar_headers_are_tarfiles_own(name, size):
     assert tarwrite.member_size(name, size) == len(expected) + size + (-size) % 512
 
 
+@settings(max_examples=100, deadline=None)
+@given(members=st.lists(st.tuples(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
+                                          min_size=1, max_size=110), st.binary(max_size=1500)), max_size=6),
+       capacity=st.sampled_from([512, 1024, 4096, 256 << 10]))
+def test_tar_writer_writes_what_tarfile_reads(members, capacity):
+    """The writer's headers built in its buffer (any fill, any capacity) are `header`'s bytes."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as handle:
+        writer = tarwrite.TarFileWriter(handle.fileno(), capacity=capacity)
+        for name, data in members:
+            writer.add(name, data)
+        writer.close()
+        handle.seek(0)
+        written = handle.read()
+    expected = b"".join(tarwrite.header(n, len(d)) + d + bytes(-len(d) % 512) for n, d in members)
+    assert written[:len(expected)] == expected and len(written) == tarwrite.archive_size(len(expected))
+    assert writer.sha256.hexdigest() == _sha(written)
+
+
 @settings(max_examples=300, deadline=None)
 @given(sizes=st.lists(st.integers(1, 5000), min_size=1, max_size=60), target=st.integers(1, 20000))
 def test_shards_are_contiguous_even_and_within_one_sample_of_the_size(sizes, target):

@@ -122,7 +122,3 @@ def metadata(corpus: CorpusSplit, line: dict) -> dict:
 
 
 _COMMON = frozenset(COMMON_KEYS)
-
-
-def changed(sample: Sample, st: os.stat_result) -> bool:
-    return (st.st_size, st.st_mtime_ns, st.st_ino) != sample.stat

@@ -24,7 +24,7 @@ from ..layout import Layout
 from .errors import ShardsDataError
 from .formats import PlannedFile
 from .lanes import Stopped
-from .samples import Sample, changed
+from .samples import Sample
 from .tarwrite import TarFileWriter
 
 JOURNAL_VERSION = 1
@@ -79,27 +79,27 @@ class Journal:
 def copy_clip(layout: Layout, writer: TarFileWriter, name: str, sample: Sample) -> None:
     """Copy a clip into the tar as member `name`, checked against the manifest's sha256 on the way
     (unless the hash cache vouches for this very file, unchanged since it was hashed)."""
-    where = layout.relative(sample.path)
     try:
         fd = os.open(sample.path, os.O_RDONLY)
     except FileNotFoundError:
-        raise ShardsDataError(f"{where} vanished while sharding; run `persian-data prepare speech` again, then this "
-                              f"command") from None
+        raise ShardsDataError(f"{layout.relative(sample.path)} vanished while sharding; run `persian-data prepare "
+                              f"speech` again, then this command") from None
     try:
         st = os.fstat(fd)
         if st.st_size != sample.size:
-            raise ShardsDataError(f"{where} changed while sharding ({st.st_size} bytes, {sample.size} when planned); "
-                                  f"run the same command again")
-        check = None if sample.trusted and not changed(sample, st) else hashlib.sha256()
+            raise ShardsDataError(f"{layout.relative(sample.path)} changed while sharding ({st.st_size} bytes, "
+                                  f"{sample.size} when planned); run the same command again")
+        trusted = sample.trusted and (st.st_size, st.st_mtime_ns, st.st_ino) == sample.stat
+        check = None if trusted else hashlib.sha256()
         got = writer.add_from(name, fd, sample.size, check)
     finally:
         os.close(fd)
     if got != sample.size:
-        raise ShardsDataError(f"{where} shrank while sharding; run the same command again")
+        raise ShardsDataError(f"{layout.relative(sample.path)} shrank while sharding; run the same command again")
     if check is not None and check.hexdigest() != sample.sha256:
-        raise ShardsDataError(f"{where}: sha256 {check.hexdigest()}, its manifest says {sample.sha256}: the clip "
-                              f"changed after `prepare speech`; run `persian-data verify`, then `persian-data prepare "
-                              f"speech` to rebuild it")
+        raise ShardsDataError(f"{layout.relative(sample.path)}: sha256 {check.hexdigest()}, its manifest says "
+                              f"{sample.sha256}: the clip changed after `prepare speech`; run `persian-data verify`, "
+                              f"then `persian-data prepare speech` to rebuild it")
 
 
 def write_tar(layout: Layout, planned: PlannedFile, target: Path, stopped: Callable[[], bool],
