@@ -52,26 +52,28 @@ def _kept(data: bytes) -> bytes:
 
 @dataclass
 class PlannedFile:
-    """One file of the output: a tar (`members`: (name, bytes, or None for the sample's audio))
-    or a JSON-lines file (`lines`), gzip-compressed when its name ends in .gz."""
+    """One file of the output: a tar (the `members` of its `samples`, in order: (name, bytes, or
+    None for the sample's audio)) or a JSON-lines file (`lines`), gzip-compressed when its name
+    ends in .gz."""
 
     name: str  # relative to the split folder
-    members: list[tuple[str, bytes | None, Sample]] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
     lines: list[bytes] | None = None
     size: int | None = None  # a tar's exact length, known before it is written
     digest: str = ""  # names everything its bytes depend on: equal digests, equal bytes
 
 
 def digest_tar(fmt: str, planned: PlannedFile) -> str:
-    h = hashlib.sha256(f"{WRITER_VERSION}\0{fmt}\0{planned.name}\0".encode())
-    update = h.update
-    for name, data, sample in planned.members:
-        if data is None:  # the audio: its bytes are the manifest's sha256 (checked while writing)
-            update(f"{name}\0{sample.size}\0{sample.sha256}\n".encode())
-        else:
-            update(f"{name}\0{len(data)}\0".encode())
-            update(data)
-    return h.hexdigest()
+    parts = [f"{WRITER_VERSION}\0{fmt}\0{planned.name}\0".encode()]
+    add = parts.append
+    for sample in planned.samples:
+        for name, data in sample.members:
+            if data is None:  # the audio: its bytes are the manifest's sha256 (checked while writing)
+                add(f"{name}\0{sample.size}\0{sample.sha256}\n".encode())
+            else:
+                add(f"{name}\0{len(data)}\0".encode())
+                add(data)
+    return hashlib.sha256(b"".join(parts)).hexdigest()  # one update: the same digest, fewer calls
 
 
 def digest_lines(fmt: str, planned: PlannedFile) -> str:
@@ -159,10 +161,8 @@ def _nemo_line(sample: Sample, shard_id: int) -> bytes:
 def shard_files(fmt: str, split: str, folder: str, number: int, samples: list[Sample]) -> list[PlannedFile]:
     """The files of shard `number` (of its bucket `folder`, "" without buckets); the tar first.
     Each sample's `tar_bytes` is already known (the planner cut the shards by them)."""
-    tar = PlannedFile(_tar_name(fmt, split, folder, number))
-    for sample in samples:
-        tar.members.extend((name, data, sample) for name, data in sample.members)
-    tar.size = tarwrite.archive_size(sum(s.tar_bytes for s in samples))
+    tar = PlannedFile(_tar_name(fmt, split, folder, number), samples)
+    tar.size = tarwrite.archive_size(sum([s.tar_bytes for s in samples]))
     tar.digest = digest_tar(fmt, tar)
     out = [tar]
     if fmt == "shar":

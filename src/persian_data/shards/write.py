@@ -82,10 +82,14 @@ def copy_clip(layout: Layout, writer: TarFileWriter, name: str, sample: Sample) 
     try:
         fd = os.open(sample.path, os.O_RDONLY)
     except FileNotFoundError:
-        raise ShardsDataError(f"{layout.relative(sample.path)} vanished while sharding; run `persian-data prepare "
-                              f"speech` again, then this command") from None
+        raise ShardsDataError(f"{layout.relative(sample.path)} is missing; run `persian-data verify` to see what "
+                              f"else is, then `persian-data prepare speech`") from None
     try:
         st = os.fstat(fd)
+        if st.st_size != sample.size and sample.trusted:  # planned by the size hashed as the manifest's sha256
+            raise ShardsDataError(f"{layout.relative(sample.path)}: {st.st_size} bytes, {sample.size} when it was "
+                                  f"hashed as its manifest's sha256: the clip changed after `prepare speech`; run "
+                                  f"`persian-data verify`, then `persian-data prepare speech` to rebuild it")
         if st.st_size != sample.size:
             raise ShardsDataError(f"{layout.relative(sample.path)} changed while sharding ({st.st_size} bytes, "
                                   f"{sample.size} when planned); run the same command again")
@@ -110,13 +114,14 @@ def write_tar(layout: Layout, planned: PlannedFile, target: Path, stopped: Calla
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
         writer = TarFileWriter(fd, on_bytes)
-        for name, data, sample in planned.members:
+        for sample in planned.samples:
             if stopped():
                 raise Stopped()
-            if data is None:
-                copy_clip(layout, writer, name, sample)
-            else:
-                writer.add(name, data)
+            for name, data in sample.members:
+                if data is None:
+                    copy_clip(layout, writer, name, sample)
+                else:
+                    writer.add(name, data)
         writer.close()
         if writer.size != planned.size:  # the planner and the writer disagree: never place such a file
             raise AssertionError(f"{planned.name}: wrote {writer.size} bytes, planned {planned.size}")
