@@ -1,19 +1,20 @@
 """Writing a run's pending files in a few processes at once ("lanes"), each file whole in one lane.
 
 Each shard file is independent once the plan has said which sample goes where, so the files are
-dealt into lanes (biggest first, to the lane with the fewest bytes so far) and every lane but the
-first is written by a child forked from this process (it inherits the plan: nothing is pickled but
-the outcome). Threads could not do this: the per-sample work (headers, small reads and writes) holds
-the GIL, and with threads the 48,904 Common Voice clips used one core. The bytes of a file do not
-depend on its lane, so the output is the same for any --workers.
+dealt into lanes (biggest first, to the lane with the fewest bytes so far), each written by a child
+forked from this process (it inherits the plan: nothing is pickled but the outcome). Threads could
+not do this: the per-sample work (headers, small reads and writes) holds the GIL, and with threads
+the 48,904 Common Voice clips used one core. The bytes of a file do not depend on its lane, so the
+output is the same for any --workers.
 
 While the splits of a run are planned one after another (smallest first), each planned split
-starts writing in a child of its own; the last split's files are dealt into `--workers` lanes.
-The parent writes the first of those itself and is the only writer of the journal: a child sends, per
-finished file, its sha256 and stat (and bytes written, for the progress bar) over a pipe, and the
-parent journals it. The first failure stops every lane (a child's exception is raised here, as it
-was raised there). A child stops on its own when its parent is gone (killed), so no orphan keeps
-writing; its temp file is removed, or cleared by the next run.
+starts writing in a child of its own; the last split's files are dealt into `--workers` lanes,
+one child each (with --workers 1 the parent writes everything itself, in order, and forks nothing).
+The parent is the only writer of the journal: a child sends, per finished file, its sha256 and stat
+(and bytes written, for the progress bar) over a pipe, and the parent journals it. The first
+failure stops every lane (a child's exception is raised here, as it was raised there). A child
+stops on its own when its parent is gone (killed), so no orphan keeps writing; its temp file is
+removed, or cleared by the next run.
 """
 
 from __future__ import annotations
@@ -96,12 +97,14 @@ class Lanes:
         self._on_bytes(n)
 
     def deal(self, pending: list[Pending]) -> None:
-        """`pending` in `workers` lanes: the first written here (returns when it is done), the others
-        in children."""
-        lanes = deal(pending, self.workers)
-        for lane in lanes[1:]:
-            self.start(lane)
-        for planned, staging, journal in lanes[0]:
+        """`pending` in `workers` lanes, each in a child; with one worker, written here (returns
+        when it is done). This process has planned every split meanwhile: given a lane too, it
+        would finish last (measured: ~0.3 s later on the 48,904 clips)."""
+        if self.workers > 1:
+            for lane in deal(pending, self.workers):
+                self.start(lane)
+            return
+        for planned, staging, journal in pending:
             sha, st = self.write_one(self.layout, planned, staging / planned.name, self._stop.is_set, self.on_bytes)
             journal.record(planned.name, planned.digest, sha, st)
 
