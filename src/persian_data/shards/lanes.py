@@ -19,7 +19,6 @@ removed, or cleared by the next run.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import pickle
@@ -73,11 +72,7 @@ class Lanes:
         """Write `lane` in a child from now on (the caller goes on planning)."""
         if not lane:
             return
-        gc.freeze()  # the plan's objects stay out of the child's collections: fewer copied pages
-        try:
-            process, conn = _start(self.layout, lane, self.write_one)
-        finally:
-            gc.unfreeze()
+        process, conn = _start(self.layout, lane, self.write_one)
         self._children.append((process, conn))
         reader = threading.Thread(target=_listen, args=(conn, lane, self.on_bytes, self.failed, self.halt),
                                   daemon=True)
