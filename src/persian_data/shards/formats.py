@@ -98,9 +98,9 @@ def describer(fmt: str) -> Callable[[Sample, dict], None]:
         if fmt == "webdataset":
             sample.members = ((f"{key}.json", _kept(_dumps(meta))), (audio, None))
         elif fmt == "shar":
-            recording = _kept(_dumps(_recording(meta)))
-            sample.members = ((f"{sample.id}.{sample.ext}", None), (f"{sample.id}.json", recording))
-            sample.extra = _kept(_dumps(_cut(meta)))
+            recording = _recording(meta)
+            sample.members = ((f"{sample.id}.{sample.ext}", None), (f"{sample.id}.json", _kept(_dumps(recording))))
+            sample.extra = _kept(_dumps(_cut(meta, recording)))
         else:
             sample.members = ((audio, None),)
             sample.extra = orjson.dumps(nemo_entry(meta, audio))[:-1]
@@ -125,11 +125,11 @@ def _recording(meta: dict) -> dict:
             "duration": _seconds(meta), "channel_ids": channels}
 
 
-def _cut(meta: dict) -> dict:
+def _cut(meta: dict, recording: dict) -> dict:
     """A lhotse MonoCut (as `MonoCut.to_dict()` writes it) spanning the whole clip."""
-    channels = _channels(meta)
+    channels = recording["channel_ids"]
     channel = channels[0] if len(channels) == 1 else channels
-    supervision = {"id": meta["id"], "recording_id": meta["id"], "start": 0.0, "duration": _seconds(meta),
+    supervision = {"id": meta["id"], "recording_id": meta["id"], "start": 0.0, "duration": recording["duration"],
                    "channel": channel, "text": meta["text_normalized"], "language": LANGUAGE}
     if meta.get("speaker"):
         supervision["speaker"] = meta["speaker"]
@@ -138,8 +138,8 @@ def _cut(meta: dict) -> dict:
     supervision["custom"] = {"text_original": meta["text"], "split": meta["split"]}
     custom = {k: v for k, v in meta.items() if k not in ("id", "duration", "text", "text_normalized", "speaker",
                                                             "gender")}
-    return {"id": meta["id"], "start": 0, "duration": _seconds(meta), "channel": channel,
-            "supervisions": [supervision], "recording": _recording(meta), "custom": custom, "type": "MonoCut"}
+    return {"id": meta["id"], "start": 0, "duration": recording["duration"], "channel": channel,
+            "supervisions": [supervision], "recording": recording, "custom": custom, "type": "MonoCut"}
 
 
 def nemo_entry(meta: dict, member: str) -> dict:
