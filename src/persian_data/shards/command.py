@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import re
+import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Callable
 
 import orjson
 
@@ -126,51 +130,109 @@ def run_shards(layout: Layout, options: ShardOptions, *, verbose: bool = False) 
 
 
 def _run(layout: Layout, cache, splits: list[CorpusSplit], options: ShardOptions) -> ShardsOutcome:
-    """Plan the splits smallest first; each starts writing (in a child process) while the next is
-    planned, and the last one's files are dealt into `workers` lanes (lanes.py)."""
+    """Shard every split (with 2+ workers each in a child of its own, its files dealt into lanes:
+    the splits are planned at once), then publish them all."""
     workers = options.workers or min(4, os.cpu_count() or 1)
-    order = sorted(splits, key=lambda corpus: os.path.getsize(corpus.manifest))
+    manifests = {corpus.split: cache.digests(corpus.manifest).sha256 for corpus in splits}  # the cache stays here
     # The plan is ~10 long-lived objects per sample and no cycles: the collector would only walk them
     # (three full passes on the 48,904 clips, ~0.15 s) and, in a forked writer, copy every page it visits.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _plan_write_publish(layout, cache, order, options, workers)
+        if workers > 1 and hasattr(os, "fork"):
+            done = _shard_in_children(layout, cache, splits, options, workers, manifests)
+        else:
+            done = [_shard_here(layout, cache, corpus, options, manifests[corpus.split]) for corpus in splits]
     finally:
         if collecting:
             gc.enable()
-
-
-def _plan_write_publish(layout: Layout, cache, order: list[CorpusSplit], options: ShardOptions,
-                        workers: int) -> ShardsOutcome:
-    from ..progress import progress
-
-    jobs: list[_SetJob] = []
-    with Lanes(layout, write_one, workers) as lanes:
-        for number, corpus in enumerate(order):
-            job = _plan_set(layout, cache, corpus, options)
-            jobs.append(job)
-            pending = [(planned, job.paths.staging, job.journal) for planned in job.pending]
-            if number < len(order) - 1 and lanes.workers > 1:
-                lanes.start(pending)
-        total = sum(planned.size or 0 for job in jobs for planned in job.pending)
-        with progress(total, "shards", "B", logger=log, unit_scale=True) as bar:
-            lanes.attach(bar.update)
-            lanes.deal(pending if lanes.workers > 1 else [(p, j.paths.staging, j.journal) for j in jobs
-                                                          for p in j.pending])
     outcome = ShardsOutcome(True, [])
-    for job in sorted(jobs, key=lambda job: SPLITS.index(job.corpus.split)):
-        index = _index(layout, job.corpus, job.paths, options, job.plan, job.manifest_sha256, job.journal)
-        outcome.removed += _publish(job.paths, job.plan, job.kept, index, cache, job.journal)
-        job.journal.keep_only({p.name for p in job.plan.files()})
-        outcome.written += len(job.pending) + len(job.staged)
-        outcome.kept += len(job.kept)
+    for result in sorted(done, key=lambda result: SPLITS.index(result.split)):
+        paths = SetPaths(layout, result.key, options.fmt, result.split)
+        journal = Journal(paths.journal, layout.tmp_dir)  # as the split's writer left it
+        outcome.removed += _publish(paths, result.names, result.kept, result.index, cache, journal)
+        journal.keep_only(set(result.names))
+        outcome.written += result.written
+        outcome.kept += len(result.kept)
     return outcome
 
 
-def _plan_set(layout: Layout, cache, corpus: CorpusSplit, options: ShardOptions) -> _SetJob:
+@dataclass
+class _SetDone:
+    """A split's set, written to staging: what publishing it needs."""
+
+    key: str
+    split: str
+    index: bytes
+    names: list[str]  # every file of the plan
+    kept: list[str]  # those already in place
+    written: int  # those written now or by an earlier run (staged)
+
+
+def _shard_split(layout: Layout, cache, corpus: CorpusSplit, options: ShardOptions, manifest_sha256: str,
+                 lanes: int, started: Callable[[int], Callable[[int], None]]) -> _SetDone:
+    """Plan one split and write what its journal does not hold, in `lanes` processes (this one
+    included); `started(bytes to write)` gives the progress callback."""
+    job = _plan_set(layout, cache, corpus, options, manifest_sha256)
+    pending = [(planned, job.paths.staging, job.journal) for planned in job.pending]
+    on_bytes = started(sum(planned.size or 0 for planned in job.pending))
+    with Lanes(layout, write_one, lanes) as writers:
+        writers.attach(on_bytes)
+        writers.deal(pending, here=True)
+    index = _index(layout, job.corpus, job.paths, options, job.plan, manifest_sha256, job.journal)
+    return _SetDone(corpus.key, corpus.split, index, [p.name for p in job.plan.files()], list(job.kept),
+                    len(job.pending) + len(job.staged))
+
+
+def _shard_here(layout: Layout, cache, corpus: CorpusSplit, options: ShardOptions, manifest_sha256: str) -> _SetDone:
+    from ..progress import progress
+
+    with ExitStack() as stack:
+        return _shard_split(layout, cache, corpus, options, manifest_sha256, 1, lambda total: stack.enter_context(
+            progress(total, f"shards {corpus.split}", "B", logger=log, unit_scale=True)).update)
+
+
+def _shard_in_children(layout: Layout, cache, splits: list[CorpusSplit], options: ShardOptions, workers: int,
+                       manifests: dict[str, str]) -> list[_SetDone]:
+    """Each split in a child of its own (biggest first), planned at once; a split gets a share of
+    the `workers` lanes by its manifest's size (at least one). One progress bar once all are planned."""
+    from ..progress import progress
+
+    sizes = {corpus.split: os.path.getsize(corpus.manifest) for corpus in splits}
+    done: list[_SetDone] = []
+    planned: dict[str, int] = {}
+    all_planned = threading.Event()
+    with Lanes(layout, write_one, workers) as children, ExitStack() as stack:
+        for corpus in sorted(splits, key=lambda corpus: -sizes[corpus.split]):
+            lanes = max(1, math.ceil(workers * sizes[corpus.split] / sum(sizes.values()) - 1e-9))
+
+            def task(send, corpus=corpus, lanes=lanes) -> None:
+                def started(total: int) -> Callable[[int], None]:
+                    send(("planned", total))
+                    return lambda n: send(("bytes", n)) if n else None
+
+                send(("set", _shard_split(layout, cache, corpus, options, manifests[corpus.split], lanes, started)))
+
+            def handle(message, split=corpus.split) -> bool:
+                if message[0] == "planned":
+                    planned[split] = message[1]
+                    if len(planned) == len(splits):
+                        all_planned.set()
+                    return False
+                done.append(message[1])
+                return True
+
+            children.spawn(task, handle)
+        while not all_planned.wait(0.05):
+            if children.failed:
+                return []  # leaving the block stops the others and raises the failure
+        bar = stack.enter_context(progress(sum(planned.values()), "shards", "B", logger=log, unit_scale=True))
+        children.attach(bar.update)
+    return done
+
+
+def _plan_set(layout: Layout, cache, corpus: CorpusSplit, options: ShardOptions, manifest_sha256: str) -> _SetJob:
     paths = SetPaths(layout, corpus.key, options.fmt, corpus.split)
-    manifest_sha256 = cache.digests(corpus.manifest).sha256
     samples = read_samples(layout, corpus, cache, describer(options.fmt))
     plan = make_plan(options.fmt, corpus.split, samples, options.shard_size, options.buckets, options.seed)
     job = _SetJob(corpus, paths, plan, Journal(paths.journal, layout.tmp_dir), manifest_sha256, {}, {}, [])
@@ -191,9 +253,8 @@ def _plan_set(layout: Layout, cache, corpus: CorpusSplit, options: ShardOptions)
     return job
 
 
-def _publish(paths: SetPaths, plan: Plan, kept: dict, index: bytes, cache, journal: Journal) -> int:
+def _publish(paths: SetPaths, names: list[str], kept: list[str], index: bytes, cache, journal: Journal) -> int:
     """Staged files into the split folder, leftovers out, the index last. Returns files removed."""
-    names = [p.name for p in plan.files()]
     moving = [name for name in names if name not in kept]
     leftovers = [name for name in own_files(paths.folder, OWN_NAMES[paths.fmt]) if name not in set(names)]
     try:

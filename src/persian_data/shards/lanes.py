@@ -32,6 +32,7 @@ from ..layout import Layout
 from .formats import PlannedFile
 
 Pending = tuple[PlannedFile, Path, "Journal"]  # noqa: F821  (write.Journal: the file's set's journal)
+Task = Callable[[Callable[[tuple], None]], None]  # runs in a child; its argument sends a message to the parent
 WriteOne = Callable[[Layout, PlannedFile, Path, Callable[[], bool], Callable[[int], None]], tuple[str, os.stat_result]]
 _PROGRESS_EVERY = 8 << 20  # a child reports its bytes this often
 
@@ -53,9 +54,9 @@ def _bytes(planned: PlannedFile) -> int:
 
 
 class Lanes:
-    """Files being written: in forked children (`start`, `deal`) and in this process (`deal`'s first
-    lane). Used as a context manager: leaving it waits for every lane, and raises the first failure
-    (on an exception inside it, every lane is stopped first)."""
+    """Work in forked children (`spawn`, `start`, `deal`) and in this process (`deal(here=True)`'s
+    first lane). Used as a context manager: leaving it waits for every child, and raises the first
+    failure (on an exception inside it, every child is stopped first)."""
 
     def __init__(self, layout: Layout, write_one: WriteOne, workers: int) -> None:
         self.layout, self.write_one = layout, write_one
@@ -67,17 +68,59 @@ class Lanes:
         self._lock = threading.Lock()
         self._early = 0  # bytes reported before a progress bar was attached
         self._on_bytes: Callable[[int], None] | None = None
+        self._parent = os.getppid() if _IN_CHILD else None  # in a child: stop when the parent is gone
 
-    def start(self, lane: list[Pending]) -> None:
-        """Write `lane` in a child from now on (the caller goes on planning)."""
-        if not lane:
-            return
-        process, conn = _start(self.layout, lane, self.write_one)
-        self._children.append((process, conn))
-        reader = threading.Thread(target=_listen, args=(conn, lane, self.on_bytes, self.failed, self.halt),
-                                  daemon=True)
+    def stopped(self) -> bool:
+        return self._stop.is_set() or (self._parent is not None and os.getppid() != self._parent)
+
+    def spawn(self, task: Task, handle: Callable[[tuple], bool]) -> None:
+        """Run `task(send)` in a forked child; each message it sends is given to `handle` here (in
+        a thread), which returns True after the last one. "bytes" messages go to the progress bar;
+        a failure there stops every child and is raised when the work is left."""
+        parent, child = _CONTEXT.Pipe(duplex=False)
+        # Not daemonic: a split's child forks its own lanes (and every child is joined on the way out).
+        process = _CONTEXT.Process(target=_child, args=(task, child), name="shards-worker")
+        process.start()
+        child.close()
+        self._children.append((process, parent))
+        reader = threading.Thread(target=self._listen, args=(parent, handle), daemon=True)
         self._readers.append(reader)
         reader.start()
+
+    def start(self, lane: list[Pending]) -> None:
+        """Write `lane` in a child from now on (the caller goes on with other work)."""
+        if not lane:
+            return
+        done = [0]
+
+        def task(send: Callable[[tuple], None]) -> None:
+            parent = os.getppid()
+            reporter = _Reporter(send)
+            for number, (planned, staging, _) in enumerate(lane):
+                sha, st = self.write_one(self.layout, planned, staging / planned.name,
+                                         lambda: os.getppid() != parent, reporter)  # gone: stop
+                reporter.flush()
+                send(("file", number, sha, st))
+
+        def handle(message: tuple) -> bool:
+            _, number, sha, st = message
+            planned, _, journal = lane[number]
+            journal.record(planned.name, planned.digest, sha, st)
+            done[0] += 1
+            return done[0] == len(lane)
+
+        self.spawn(task, handle)
+
+    def deal(self, pending: list[Pending], *, here: bool = False) -> None:
+        """`pending` in `workers` lanes, each in a child, or with `here` the first in this process
+        (returns when it is done); with one worker, all written here, in order."""
+        lanes = deal(pending, self.workers) if self.workers > 1 else [pending]
+        for lane in lanes[1 if here or self.workers == 1 else 0:]:
+            self.start(lane)
+        if here or self.workers == 1:
+            for planned, staging, journal in lanes[0]:
+                sha, st = self.write_one(self.layout, planned, staging / planned.name, self.stopped, self.on_bytes)
+                journal.record(planned.name, planned.digest, sha, st)
 
     def attach(self, on_bytes: Callable[[int], None]) -> None:
         with self._lock:
@@ -91,30 +134,39 @@ class Lanes:
                 return
         self._on_bytes(n)
 
-    def deal(self, pending: list[Pending]) -> None:
-        """`pending` in `workers` lanes, each in a child; with one worker, written here (returns
-        when it is done). This process has planned every split meanwhile: given a lane too, it
-        would finish last (measured: ~0.3 s later on the 48,904 clips)."""
-        if self.workers > 1:
-            for lane in deal(pending, self.workers):
-                self.start(lane)
-            return
-        for planned, staging, journal in pending:
-            sha, st = self.write_one(self.layout, planned, staging / planned.name, self._stop.is_set, self.on_bytes)
-            journal.record(planned.name, planned.digest, sha, st)
-
     def halt(self) -> None:
-        """The first failure anywhere: every lane stops at its next member."""
+        """The first failure anywhere: every child stops at its next member."""
         self._stop.set()
         for process, _ in self._children:
             if process.is_alive():
                 process.terminate()
 
+    def _listen(self, conn, handle: Callable[[tuple], bool]) -> None:
+        """This process's side of one child: progress, its results, its failure (which stops the rest)."""
+        while True:
+            try:
+                message = conn.recv()
+            except Exception:  # noqa: BLE001  (EOF: the child ended, or was killed, before its last result)
+                if not self._stop.is_set():
+                    self.failed.append(PersianDataError("a shard writer process ended before its work was done; run "
+                                                        "the same command again"))
+                self.halt()
+                return
+            if message[0] == "bytes":
+                self.on_bytes(message[1])
+            elif message[0] == "failed":
+                if not isinstance(message[1], Stopped):
+                    self.failed.append(message[1])
+                self.halt()
+                return
+            elif handle(message):
+                return
+
     def __enter__(self) -> Lanes:
         return self
 
     def __exit__(self, kind, exc, tb) -> None:
-        if exc is not None:  # this lane failed or was interrupted: the children stop too
+        if exc is not None:  # this process failed or was interrupted: the children stop too
             if not isinstance(exc, Stopped):
                 self.failed.insert(0, exc)
             self.halt()
@@ -131,69 +183,49 @@ class Stopped(Exception):
     """Another lane failed: this file stops early (its temp file is removed)."""
 
 
-def _start(layout: Layout, lane: list[Pending], write_one: WriteOne):
-    parent, child = multiprocessing.get_context("fork").Pipe(duplex=False)
-    process = multiprocessing.get_context("fork").Process(target=_child, args=(layout, lane, write_one, child),
-                                                          name="shards-lane", daemon=True)
-    process.start()
-    child.close()
-    return process, parent
+_CONTEXT = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
+_IN_CHILD = False  # set in a forked child
 
 
-def _child(layout: Layout, lane: list[Pending], write_one: WriteOne, conn) -> None:
-    """A lane in a forked child: each file written and reported; an exception reported, then exit."""
+class _Reporter:
+    """A child's progress: bytes sent to its parent every few MB (and at `flush`)."""
+
+    def __init__(self, send: Callable[[tuple], None]) -> None:
+        self.send, self.unreported = send, 0
+
+    def __call__(self, n: int) -> None:
+        self.unreported += n
+        if self.unreported >= _PROGRESS_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.unreported:
+            self.send(("bytes", self.unreported))
+            self.unreported = 0
+
+
+def _child(task: Task, conn) -> None:
+    """A forked child: `task` runs with a `send` to the parent; an exception is sent too, then exit."""
+    global _IN_CHILD
+    _IN_CHILD = True
     signal.signal(signal.SIGTERM, _terminated)
-    parent = os.getppid()
-    unreported = 0
+    lock = threading.Lock()  # the task's own children report from threads
 
-    def on_bytes(n: int) -> None:
-        nonlocal unreported
-        unreported += n
-        if unreported >= _PROGRESS_EVERY:
-            conn.send(("bytes", unreported))
-            unreported = 0
+    def send(message: tuple) -> None:
+        with lock:
+            conn.send(message)
 
     try:
-        for number, (planned, staging, _) in enumerate(lane):
-            sha, st = write_one(layout, planned, staging / planned.name, lambda: os.getppid() != parent, on_bytes)
-            conn.send(("done", number, sha, st, unreported))
-            unreported = 0
+        task(send)
     except BaseException as exc:  # noqa: BLE001  (sent to the parent, which raises it)
         try:
             pickle.loads(pickle.dumps(exc))  # it must arrive as itself
         except Exception:  # its message, as the base error
             exc = PersianDataError(f"{type(exc).__name__}: {exc}")
-        conn.send(("failed", exc))
+        send(("failed", exc))
     finally:
         conn.close()
 
 
 def _terminated(signum, frame) -> None:
     raise Stopped()
-
-
-def _listen(conn, lane: list[Pending], on_bytes: Callable[[int], None], failed: list[BaseException],
-            halt: Callable[[], None]) -> None:
-    """The parent's side of one child: progress, journal entries, its failure (which stops the rest)."""
-    done = 0
-    while done < len(lane):
-        try:
-            message = conn.recv()
-        except Exception:  # noqa: BLE001  (EOF: the child ended, or was killed, without finishing its lane)
-            failed.append(PersianDataError(f"a shard writer process ended with {len(lane) - done} file(s) "
-                                           f"unwritten; run the same command again"))
-            halt()
-            return
-        if message[0] == "bytes":
-            on_bytes(message[1])
-        elif message[0] == "done":
-            _, number, sha, st, tail = message
-            planned, _, journal = lane[number]
-            journal.record(planned.name, planned.digest, sha, st)
-            on_bytes(tail)
-            done += 1
-        else:
-            if not isinstance(message[1], Stopped):
-                failed.append(message[1])
-            halt()
-            return
