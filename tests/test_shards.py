@@ -333,6 +333,58 @@ def test_a_killed_run_leaves_no_partial_shard_and_the_rerun_resumes(root, tmp_pa
         {k: v[2] for k, v in _set_files(SetPaths(Layout(root), "commonvoice", "webdataset", "train")).items()}
 
 
+STALLED_WRITERS = r"""
+import os, sys, time, pathlib
+from persian_data.shards import tarwrite
+folder = pathlib.Path(sys.argv[1])
+add = tarwrite.TarFileWriter.add
+def slow_add(self, name, data):  # every writer process takes 0.5 s per sample
+    add(self, name, data)
+    (folder / str(os.getpid())).touch()
+    time.sleep(0.5)
+tarwrite.TarFileWriter.add = slow_add
+from persian_data.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_killing_the_command_stops_its_writer_processes(root, tmp_path):
+    """SIGKILL leaves the writers no one to report to: each stops at its next sample, removes its
+    temp file and exits, so no orphan holds the root or writes on; the rerun writes the same set."""
+    import os
+    import shutil
+
+    work = tmp_path / "orphans"
+    copy_tree(root, work)
+    shutil.rmtree(work / "shards" / "commonvoice" / "webdataset")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    argv = ["shards", "--root", str(work), "--corpus", "commonvoice", "--format", "webdataset", "--split", "all",
+            "--shard-size", CV_SIZE, "--workers", "2"]
+    proc = subprocess.Popen([sys.executable, "-c", STALLED_WRITERS, str(pids), *argv], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(list(pids.iterdir())) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writers = [int(p.name) for p in pids.iterdir()]
+    assert len(writers) >= 3 and proc.pid not in writers  # the splits' children and their lanes
+    killed = time.time()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5  # a writer sees it at its next sample, 0.5 s away
+    while any(os.path.exists(f"/proc/{pid}") and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]
+              for pid in writers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in writers if os.path.exists(f"/proc/{pid}")
+                and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]], "a writer outlived the command"
+    assert max(p.stat().st_mtime for p in pids.iterdir()) < killed  # none began another sample after the kill
+    assert not list((work / ".persian-data" / "tmp").glob("*.tmp"))  # each removed its half shard
+    paths = SetPaths(Layout(work), "commonvoice", "webdataset", "train")
+    assert not paths.index.exists() and not any(paths.folder.rglob("*.tar"))
+    assert _shards(work, "commonvoice", "webdataset", "--split", "all", "--shard-size", CV_SIZE) == 0
+    assert {k: v[2] for k, v in _set_files(paths).items()} == \
+        {k: v[2] for k, v in _set_files(SetPaths(Layout(root), "commonvoice", "webdataset", "train")).items()}
+
+
 # -- bad input -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,expected", [

@@ -7,14 +7,15 @@ not do this: the per-sample work (headers, small reads and writes) holds the GIL
 the 48,904 Common Voice clips used one core. The bytes of a file do not depend on its lane, so the
 output is the same for any --workers.
 
-While the splits of a run are planned one after another (smallest first), each planned split
-starts writing in a child of its own; the last split's files are dealt into `--workers` lanes,
-one child each (with --workers 1 the parent writes everything itself, in order, and forks nothing).
-The parent is the only writer of the journal: a child sends, per finished file, its sha256 and stat
-(and bytes written, for the progress bar) over a pipe, and the parent journals it. The first
-failure stops every lane (a child's exception is raised here, as it was raised there). A child
-stops on its own when its parent is gone (killed), so no orphan keeps writing; its temp file is
-removed, or cleared by the next run.
+With 2+ workers every split of a run is planned and written in a child of its own (the splits
+are planned at once, and the command that forked them holds none of their samples); a split's
+files are dealt into its share of the lanes, the first written by that child, the others by
+children it forks. With --workers 1 everything is written in the command's process, in order, and
+nothing is forked. A split's journal has one writer, the child of that split: a lane sends, per
+finished file, its sha256 and stat (and bytes written, for the progress bar) over a pipe. The
+first failure stops every child (an exception is raised in the command as it was raised where it
+happened). A child stops on its own when its parent is gone (killed), so no orphan keeps writing;
+its temp file is removed, or cleared by the next run.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class Lanes:
         self._lock = threading.Lock()
         self._early = 0  # bytes reported before a progress bar was attached
         self._on_bytes: Callable[[int], None] | None = None
-        self._parent = os.getppid() if _IN_CHILD else None  # in a child: stop when the parent is gone
+        self._parent = _PARENT  # in a child: stop when the parent that forked it is gone
 
     def stopped(self) -> bool:
         return self._stop.is_set() or (self._parent is not None and os.getppid() != self._parent)
@@ -184,7 +185,7 @@ class Stopped(Exception):
 
 
 _CONTEXT = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
-_IN_CHILD = False  # set in a forked child
+_PARENT: int | None = None  # in a forked child: the pid of the process that forked it
 
 
 class _Reporter:
@@ -206,9 +207,10 @@ class _Reporter:
 
 def _child(task: Task, conn) -> None:
     """A forked child: `task` runs with a `send` to the parent; an exception is sent too, then exit."""
-    global _IN_CHILD
-    _IN_CHILD = True
+    global _PARENT
+    _PARENT = os.getppid()
     signal.signal(signal.SIGTERM, _terminated)
+    _terminate_with_parent()
     lock = threading.Lock()  # the task's own children report from threads
 
     def send(message: tuple) -> None:
@@ -229,3 +231,17 @@ def _child(task: Task, conn) -> None:
 
 def _terminated(signum, frame) -> None:
     raise Stopped()
+
+
+def _terminate_with_parent() -> None:
+    """SIGTERM when the parent dies (Linux's PR_SET_PDEATHSIG): a split's child may be only waiting
+    for its lanes, and would not see its parent gone at a next sample. Elsewhere the writers' own
+    check (the parent's pid) still stops them."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != _PARENT:  # gone before the line above
+        raise Stopped()
