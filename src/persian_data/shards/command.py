@@ -1,7 +1,8 @@
 """`persian-data shards`: prepared splits -> WebDataset, lhotse Shar or NeMo tarred shard sets.
 
 Under the root lock and the run log, like every command that writes: read the manifest, plan
-(plan.py), write what the journal does not already hold into staging (write.py), then publish:
+(plan.py), write what the journal does not already hold into staging (write.py; with 2+ workers
+each split in a process of its own, lanes.py), then publish:
 per split, the old index goes first when it will change (no index ever describes a half-replaced set), the
 staged files are renamed into the split folder, leftovers of an earlier plan are removed, and the
 new index is written last. A rerun with the same inputs finds every file finished and in place and
@@ -51,7 +52,7 @@ class ShardOptions:
     shard_size: int = 500 * 10**6
     buckets: int = 1
     seed: int = 0
-    workers: int | None = None  # tars written at once (default: one per CPU, at most 4)
+    workers: int | None = None  # writer processes, shared among the splits (default: one per CPU, at most 4)
     catalog: tuple[Source, ...] = CATALOG  # the root's sources: the five and those it declares
 
 
