@@ -8,7 +8,8 @@
    clip's bytes distinct) and prepares it once with `persian-data prepare speech` into
    W/prepared-<clips>; both are reused by later runs with the same --workdir and --clips.
 2. Per round and format, in one run, each timed from process start to exit with the whole process
-   tree sampled every 0.1 s (peak memory summed over all processes, CPU seconds of every process):
+   tree sampled every 0.1 s (peak memory summed over all processes: PSS, and RSS, which counts the
+   pages the writer processes share with the command twice; CPU seconds of every process):
    - the whole command a user runs: `persian-data shards --root R --corpus commonvoice --split all
      --format F` (500MB shards; the three splits' shards written by one pool), after removing the
      previous sets, their journals and staging, and after os.sync();
@@ -113,7 +114,8 @@ def run_tar(root: Path, files: list[str], out: Path, then_sync: bool) -> dict:
 
 def line(name: str, r: dict, mb: float) -> str:
     return (f"{name:<34} {r['wall']:7.2f} s {mb / r['wall']:7.1f} MB/s | CPU {r['cpu']:6.2f} s | "
-            f"peak {r['peak_rss_sum'] / 2**20:6.0f} MB RSS all processes | load {r['load']}")
+            f"peak {r['peak_tree_rss'] / 2**20:5.0f} MB PSS, {r['peak_rss_sum'] / 2**20:5.0f} MB RSS all processes | "
+            f"load {r['load']}")
 
 
 def main() -> None:

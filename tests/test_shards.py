@@ -253,6 +253,33 @@ def test_verify_names_a_corrupted_or_missing_shard_and_a_stale_index(root, tmp_p
     assert _sha(victim.read_bytes()) == rebuilt["shards"][1]["sha256"]
 
 
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_a_clip_changed_after_prepare_fails_the_run_in_any_writer_and_places_nothing(root, tmp_path, capsys,
+                                                                                        workers):
+    """Same size, other bytes: found while copying, in this process or a writer process (the smallest
+    split's files are written in a child while train is planned, train's dealt into lanes)."""
+    work = tmp_path / "changed"
+    copy_tree(root, work)
+    import shutil
+
+    shutil.rmtree(work / "shards" / "commonvoice" / "webdataset")
+    victims = []
+    for split in ("train", "test"):
+        clip = work / next(iter(_manifest(work, "commonvoice_fa", split).values()))["audio_path"]
+        data = bytearray(clip.read_bytes())
+        data[-1] ^= 0xFF
+        clip.write_bytes(bytes(data))
+        victims.append(clip)
+    capsys.readouterr()
+    assert _shards(work, "commonvoice", "webdataset", "--split", "all", "--shard-size", CV_SIZE,
+                   "--workers", workers) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any("the clip changed after `prepare speech`" in line and any(
+        str(v.relative_to(work)) in line for v in victims) for line in err)
+    assert not list((work / "shards" / "commonvoice" / "webdataset").rglob("*.tar"))  # nothing placed
+    assert not list((work / ".persian-data" / "tmp").glob("*.tmp"))  # no half shard left behind
+
+
 KILLED_RUN = r"""
 import sys, time, pathlib
 from persian_data.shards import tarwrite
@@ -306,6 +333,58 @@ def test_a_killed_run_leaves_no_partial_shard_and_the_rerun_resumes(root, tmp_pa
         {k: v[2] for k, v in _set_files(SetPaths(Layout(root), "commonvoice", "webdataset", "train")).items()}
 
 
+STALLED_WRITERS = r"""
+import os, sys, time, pathlib
+from persian_data.shards import tarwrite
+folder = pathlib.Path(sys.argv[1])
+add = tarwrite.TarFileWriter.add
+def slow_add(self, name, data):  # every writer process takes 0.5 s per sample
+    add(self, name, data)
+    (folder / str(os.getpid())).touch()
+    time.sleep(0.5)
+tarwrite.TarFileWriter.add = slow_add
+from persian_data.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_killing_the_command_stops_its_writer_processes(root, tmp_path):
+    """SIGKILL leaves the writers no one to report to: each stops at its next sample, removes its
+    temp file and exits, so no orphan holds the root or writes on; the rerun writes the same set."""
+    import os
+    import shutil
+
+    work = tmp_path / "orphans"
+    copy_tree(root, work)
+    shutil.rmtree(work / "shards" / "commonvoice" / "webdataset")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    argv = ["shards", "--root", str(work), "--corpus", "commonvoice", "--format", "webdataset", "--split", "all",
+            "--shard-size", CV_SIZE, "--workers", "2"]
+    proc = subprocess.Popen([sys.executable, "-c", STALLED_WRITERS, str(pids), *argv], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(list(pids.iterdir())) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writers = [int(p.name) for p in pids.iterdir()]
+    assert len(writers) >= 3 and proc.pid not in writers  # the splits' children and their lanes
+    killed = time.time()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5  # a writer sees it at its next sample, 0.5 s away
+    while any(os.path.exists(f"/proc/{pid}") and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]
+              for pid in writers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in writers if os.path.exists(f"/proc/{pid}")
+                and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]], "a writer outlived the command"
+    assert max(p.stat().st_mtime for p in pids.iterdir()) < killed  # none began another sample after the kill
+    assert not list((work / ".persian-data" / "tmp").glob("*.tmp"))  # each removed its half shard
+    paths = SetPaths(Layout(work), "commonvoice", "webdataset", "train")
+    assert not paths.index.exists() and not any(paths.folder.rglob("*.tar"))
+    assert _shards(work, "commonvoice", "webdataset", "--split", "all", "--shard-size", CV_SIZE) == 0
+    assert {k: v[2] for k, v in _set_files(paths).items()} == \
+        {k: v[2] for k, v in _set_files(SetPaths(Layout(root), "commonvoice", "webdataset", "train")).items()}
+
+
 # -- bad input -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,expected", [
@@ -355,6 +434,26 @@ def test_tar_headers_are_tarfiles_own(name, size):
     expected = info.tobuf(tarfile.USTAR_FORMAT if fits else tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
     assert tarwrite.header(name, size) == expected
     assert tarwrite.member_size(name, size) == len(expected) + size + (-size) % 512
+
+
+@settings(max_examples=100, deadline=None)
+@given(members=st.lists(st.tuples(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
+                                          min_size=1, max_size=110), st.binary(max_size=1500)), max_size=6),
+       capacity=st.sampled_from([512, 1024, 4096, 256 << 10]))
+def test_tar_writer_writes_what_tarfile_reads(members, capacity):
+    """The writer's headers built in its buffer (any fill, any capacity) are `header`'s bytes."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as handle:
+        writer = tarwrite.TarFileWriter(handle.fileno(), capacity=capacity)
+        for name, data in members:
+            writer.add(name, data)
+        writer.close()
+        handle.seek(0)
+        written = handle.read()
+    expected = b"".join(tarwrite.header(n, len(d)) + d + bytes(-len(d) % 512) for n, d in members)
+    assert written[:len(expected)] == expected and len(written) == tarwrite.archive_size(len(expected))
+    assert writer.sha256.hexdigest() == _sha(written)
 
 
 @settings(max_examples=300, deadline=None)

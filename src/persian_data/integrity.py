@@ -128,6 +128,13 @@ class HashCache:
                 out.append(None)
         return out
 
+    def recorded(self, path: str) -> tuple[str, list[int]] | None:
+        """(sha256, [size, mtime_ns, inode]) as recorded for `path` (absolute, under the root), with
+        no stat: for a caller that compares that stat itself when it opens the file (its fstat)."""
+        entry = self._entries.get(path[len(self._prefix):] if path.startswith(self._prefix) and "/." not in path
+                                  else self._key(path))
+        return None if entry is None else (entry["sha256"], entry["stat"])
+
     def put(self, path: Path, digests: Digests, st: os.stat_result | None = None) -> None:
         st = st or os.stat(path)
         entry = {"stat": _stat_key(st), "sha256": digests.sha256}

@@ -23,7 +23,8 @@ def add_parsers(sub) -> None:
                    help="duration buckets (equal-width, as NeMo's tarred datasets), each sharded in bucketK/ "
                         "(default 1)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0): same seed, same shards")
-    p.add_argument("--workers", type=int, default=None, help="shards written at once (default: one per CPU, at most 4)")
+    p.add_argument("--workers", type=int, default=None, help="writer processes (default: one per CPU, at most 4), shared among the splits by size, "
+                        "at least one each; 1 writes everything in this process")
     add_verbose(p)
     p.set_defaults(run=run_shards)
 

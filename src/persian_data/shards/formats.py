@@ -52,26 +52,28 @@ def _kept(data: bytes) -> bytes:
 
 @dataclass
 class PlannedFile:
-    """One file of the output: a tar (`members`: (name, bytes, or None for the sample's audio))
-    or a JSON-lines file (`lines`), gzip-compressed when its name ends in .gz."""
+    """One file of the output: a tar (the `members` of its `samples`, in order: (name, bytes, or
+    None for the sample's audio)) or a JSON-lines file (`lines`), gzip-compressed when its name
+    ends in .gz."""
 
     name: str  # relative to the split folder
-    members: list[tuple[str, bytes | None, Sample]] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
     lines: list[bytes] | None = None
     size: int | None = None  # a tar's exact length, known before it is written
     digest: str = ""  # names everything its bytes depend on: equal digests, equal bytes
 
 
 def digest_tar(fmt: str, planned: PlannedFile) -> str:
-    h = hashlib.sha256(f"{WRITER_VERSION}\0{fmt}\0{planned.name}\0".encode())
-    update = h.update
-    for name, data, sample in planned.members:
-        if data is None:  # the audio: its bytes are the manifest's sha256 (checked while writing)
-            update(f"{name}\0{sample.size}\0{sample.sha256}\n".encode())
-        else:
-            update(f"{name}\0{len(data)}\0".encode())
-            update(data)
-    return h.hexdigest()
+    parts = [f"{WRITER_VERSION}\0{fmt}\0{planned.name}\0".encode()]
+    add = parts.append
+    for sample in planned.samples:
+        for name, data in sample.members:
+            if data is None:  # the audio: its bytes are the manifest's sha256 (checked while writing)
+                add(f"{name}\0{sample.size}\0{sample.sha256}\n".encode())
+            else:
+                add(f"{name}\0{len(data)}\0".encode())
+                add(data)
+    return hashlib.sha256(b"".join(parts)).hexdigest()  # one update: the same digest, fewer calls
 
 
 def digest_lines(fmt: str, planned: PlannedFile) -> str:
@@ -96,9 +98,9 @@ def describer(fmt: str) -> Callable[[Sample, dict], None]:
         if fmt == "webdataset":
             sample.members = ((f"{key}.json", _kept(_dumps(meta))), (audio, None))
         elif fmt == "shar":
-            recording = _kept(_dumps(_recording(meta)))
-            sample.members = ((f"{sample.id}.{sample.ext}", None), (f"{sample.id}.json", recording))
-            sample.extra = _kept(_dumps(_cut(meta)))
+            recording = _recording(meta)
+            sample.members = ((f"{sample.id}.{sample.ext}", None), (f"{sample.id}.json", _kept(_dumps(recording))))
+            sample.extra = _kept(_dumps(_cut(meta, recording)))
         else:
             sample.members = ((audio, None),)
             sample.extra = orjson.dumps(nemo_entry(meta, audio))[:-1]
@@ -123,11 +125,11 @@ def _recording(meta: dict) -> dict:
             "duration": _seconds(meta), "channel_ids": channels}
 
 
-def _cut(meta: dict) -> dict:
+def _cut(meta: dict, recording: dict) -> dict:
     """A lhotse MonoCut (as `MonoCut.to_dict()` writes it) spanning the whole clip."""
-    channels = _channels(meta)
+    channels = recording["channel_ids"]
     channel = channels[0] if len(channels) == 1 else channels
-    supervision = {"id": meta["id"], "recording_id": meta["id"], "start": 0.0, "duration": _seconds(meta),
+    supervision = {"id": meta["id"], "recording_id": meta["id"], "start": 0.0, "duration": recording["duration"],
                    "channel": channel, "text": meta["text_normalized"], "language": LANGUAGE}
     if meta.get("speaker"):
         supervision["speaker"] = meta["speaker"]
@@ -136,8 +138,8 @@ def _cut(meta: dict) -> dict:
     supervision["custom"] = {"text_original": meta["text"], "split": meta["split"]}
     custom = {k: v for k, v in meta.items() if k not in ("id", "duration", "text", "text_normalized", "speaker",
                                                             "gender")}
-    return {"id": meta["id"], "start": 0, "duration": _seconds(meta), "channel": channel,
-            "supervisions": [supervision], "recording": _recording(meta), "custom": custom, "type": "MonoCut"}
+    return {"id": meta["id"], "start": 0, "duration": recording["duration"], "channel": channel,
+            "supervisions": [supervision], "recording": recording, "custom": custom, "type": "MonoCut"}
 
 
 def nemo_entry(meta: dict, member: str) -> dict:
@@ -159,10 +161,8 @@ def _nemo_line(sample: Sample, shard_id: int) -> bytes:
 def shard_files(fmt: str, split: str, folder: str, number: int, samples: list[Sample]) -> list[PlannedFile]:
     """The files of shard `number` (of its bucket `folder`, "" without buckets); the tar first.
     Each sample's `tar_bytes` is already known (the planner cut the shards by them)."""
-    tar = PlannedFile(_tar_name(fmt, split, folder, number))
-    for sample in samples:
-        tar.members.extend((name, data, sample) for name, data in sample.members)
-    tar.size = tarwrite.archive_size(sum(s.tar_bytes for s in samples))
+    tar = PlannedFile(_tar_name(fmt, split, folder, number), samples)
+    tar.size = tarwrite.archive_size(sum([s.tar_bytes for s in samples]))
     tar.digest = digest_tar(fmt, tar)
     out = [tar]
     if fmt == "shar":

@@ -36,7 +36,7 @@ class Sample:
     line: int  # manifest line number, for messages
     size: int
     stat: tuple[int, int, int]  # (size, mtime_ns, inode) when planned: a changed file is not trusted
-    trusted: bool = False  # the hash cache knows this very file (same stat) by that sha256
+    trusted: bool = False  # the hash cache knows this file by that sha256, with this stat
     # Set by the format's describer, once, from the manifest line:
     members: tuple = ()  # the sample's tar members: (name, bytes, or None for the audio)
     extra: bytes = b""  # its line in the shard's sidecar (a Shar cut, a NeMo entry), if the format has one
@@ -49,11 +49,14 @@ Describe = Callable[[Sample, dict], None]
 
 def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, describe: Describe) -> list[Sample]:
     """Every line of the split's manifest as a Sample, in manifest order. The metadata dicts live
-    only until `describe` has turned them into bytes: 49k of them would cost ~150 MB."""
+    only until `describe` has turned them into bytes: 49k of them would cost ~150 MB. A clip the
+    hash cache knows by the manifest's sha256 is planned by the size and stat recorded there, with
+    no stat (the writer's fstat compares them: a changed clip is hashed, or refused); the others
+    are stat'ed here."""
     samples: list[Sample] = []
-    found: list[tuple[str, os.stat_result]] = []
     seen: set[str] = set()
     root = os.fspath(layout.root) + "/"
+    recorded = cache.recorded if cache is not None else lambda path: None
     with open(corpus.manifest, "rb") as handle:
         for number, raw in enumerate(handle, 1):
             if not raw.strip():
@@ -66,22 +69,24 @@ def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, d
             audio = line["audio_path"]
             name = audio.rpartition("/")[2]
             path = root + audio
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                raise ShardsDataError(f"{audio} ({corpus.manifest.name}:{number}) is missing; run `persian-data "
-                                      f"verify --only {corpus.key}` to see what else is, then `persian-data "
-                                      f"prepare speech --only {corpus.key}`") from None
+            known = recorded(path)
+            trusted = known is not None and known[0] == line["sha256"]
+            stat = tuple(known[1]) if trusted else _stat(path, corpus, number, audio)
             sample = Sample(line["id"], path, name.rpartition(".")[2].lower() if "." in name else "bin",
-                            line["sha256"], float(line["duration"]), number, st.st_size,
-                            (st.st_size, st.st_mtime_ns, st.st_ino))
+                            line["sha256"], float(line["duration"]), number, stat[0], stat, trusted)
             describe(sample, metadata(corpus, line))
             samples.append(sample)
-            found.append((path, st))
-    if cache is not None:  # one dict probe per clip
-        for sample, known in zip(samples, cache.known_sha256(found)):
-            sample.trusted = known == sample.sha256
     return samples
+
+
+def _stat(path: str, corpus: CorpusSplit, number: int, audio: str) -> tuple[int, int, int]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ShardsDataError(f"{audio} ({corpus.manifest.name}:{number}) is missing; run `persian-data verify --only "
+                              f"{corpus.key}` to see what else is, then `persian-data prepare speech --only "
+                              f"{corpus.key}`") from None
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 _REQUIRED = frozenset(REQUIRED_KEYS)
@@ -115,14 +120,8 @@ def metadata(corpus: CorpusSplit, line: dict) -> dict:
             "frames": line["frames"], "sample_rate": line["sample_rate"], "channels": line.get("channels", 1),
             "sha256": line["sha256"], "text": line["text"], "text_normalized": line["text_normalized"],
             "speaker": speaker or None, "gender": gender or None}
-    for key, value in line.items():
-        if key not in _COMMON and key not in meta:
-            meta[key] = value
+    meta.update({key: value for key, value in line.items() if key not in _TAKEN})
     return meta
 
 
-_COMMON = frozenset(COMMON_KEYS)
-
-
-def changed(sample: Sample, st: os.stat_result) -> bool:
-    return (st.st_size, st.st_mtime_ns, st.st_ino) != sample.stat
+_TAKEN = frozenset(COMMON_KEYS) | {"corpus", "speaker", "gender"}  # the keys `metadata` sets itself

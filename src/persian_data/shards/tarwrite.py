@@ -49,6 +49,7 @@ def _template() -> tuple[bytes, bytes, int]:
 
 _FIXED, _TAIL, _BASE = _template()
 _TAIL_BEFORE, _TAIL_AFTER = _TAIL.split(b"%s")
+_EMPTY = bytes(100) + _FIXED + bytes(12) + _TAIL_BEFORE + bytes(8) + _TAIL_AFTER  # no name, size or checksum yet
 
 
 def header(name: str, size: int) -> bytes:
@@ -127,34 +128,61 @@ class TarFileWriter:
             self._used += n
             view = view[n:]
 
+    def _header(self, name: str, size: int) -> None:
+        """`header(name, size)` written straight into the buffer: the template, then the name, size
+        and checksum fields over it (~3x faster per member than building the bytes and copying them)."""
+        raw = name.encode("utf-8", "surrogateescape")
+        at = self._used
+        if len(raw) > 100 or size >= 8 ** 11 or len(self._buf) - at < BLOCK or b"\0" in raw:
+            self._put(header(name, size))
+            return
+        buf = self._buf
+        buf[at:at + BLOCK] = _EMPTY
+        buf[at:at + len(raw)] = raw
+        size_field = b"%011o\0" % size
+        buf[at + 124:at + 136] = size_field
+        buf[at + 148:at + 156] = b"%06o\0 " % (_BASE + sum(raw) + sum(size_field))
+        self._used = at + BLOCK
+
+    def _pad(self, size: int) -> None:
+        if pad := (-size) % BLOCK:
+            if len(self._buf) - self._used >= pad:
+                self._buf[self._used:self._used + pad] = NUL[:pad]
+                self._used += pad
+            else:
+                self._put(NUL[:pad])
+
     def add(self, name: str, data: bytes) -> None:
         """A member whose bytes are in memory (JSON)."""
-        self._put(header(name, len(data)))
-        self._put(data)
-        if pad := (-len(data)) % BLOCK:
-            self._put(NUL[:pad])
+        self._header(name, len(data))
+        if len(self._buf) - self._used >= len(data):
+            self._buf[self._used:self._used + len(data)] = data
+            self._used += len(data)
+        else:
+            self._put(data)
+        self._pad(len(data))
 
     def add_from(self, name: str, fd: int, size: int, check=None) -> int:
         """A member of `size` bytes read from `fd` straight into the buffer (`check`, a hashlib
         object, sees them too). Returns the bytes read: fewer when the file is shorter, and then
         the archive is broken and must be thrown away."""
-        self._put(header(name, size))
+        self._header(name, size)
+        buf, capacity, readv = self._buf, len(self._buf), os.readv
         left = size
         while left:
-            room = len(self._buf) - self._used
-            if not room:
+            used = self._used
+            if used == capacity:
                 self._flush()
                 continue
-            view = self._buf[self._used:self._used + min(room, left)]
-            n = os.readv(fd, [view])
+            view = buf[used:used + min(capacity - used, left)]
+            n = readv(fd, (view,))
             if not n:
                 return size - left
             if check is not None:
                 check.update(view[:n])
-            self._used += n
+            self._used = used + n
             left -= n
-        if pad := (-size) % BLOCK:
-            self._put(NUL[:pad])
+        self._pad(size)
         return size
 
     def close(self) -> None:

@@ -4,8 +4,7 @@ Each file is written to a temp file in `.persian-data/tmp`, fsynced and renamed 
 staging folder; the journal (`.persian-data/shards/.../<split>.journal.json`) then records its
 plan digest, sha256, size and stat. A killed run leaves finished files in staging (or already in
 place) with their journal entries, and a temp file the next run clears: the rerun writes only
-what is missing. Tars are written by a few threads, one file each: reading, hashing (hashlib lets
-go of the GIL) and writing overlap.
+what is missing. Files are written by a few processes, one file each (lanes.py).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import hashlib
 import os
 import tempfile
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +23,8 @@ from ..atomic import atomic_write_bytes, fsync_dir
 from ..layout import Layout
 from .errors import ShardsDataError
 from .formats import PlannedFile
-from .samples import Sample, changed
+from .lanes import Stopped
+from .samples import Sample
 from .tarwrite import TarFileWriter
 
 JOURNAL_VERSION = 1
@@ -80,30 +79,34 @@ class Journal:
 def copy_clip(layout: Layout, writer: TarFileWriter, name: str, sample: Sample) -> None:
     """Copy a clip into the tar as member `name`, checked against the manifest's sha256 on the way
     (unless the hash cache vouches for this very file, unchanged since it was hashed)."""
-    where = layout.relative(sample.path)
     try:
         fd = os.open(sample.path, os.O_RDONLY)
     except FileNotFoundError:
-        raise ShardsDataError(f"{where} vanished while sharding; run `persian-data prepare speech` again, then this "
-                              f"command") from None
+        raise ShardsDataError(f"{layout.relative(sample.path)} is missing; run `persian-data verify` to see what "
+                              f"else is, then `persian-data prepare speech`") from None
     try:
         st = os.fstat(fd)
+        if st.st_size != sample.size and sample.trusted:  # planned by the size hashed as the manifest's sha256
+            raise ShardsDataError(f"{layout.relative(sample.path)}: {st.st_size} bytes, {sample.size} when it was "
+                                  f"hashed as its manifest's sha256: the clip changed after `prepare speech`; run "
+                                  f"`persian-data verify`, then `persian-data prepare speech` to rebuild it")
         if st.st_size != sample.size:
-            raise ShardsDataError(f"{where} changed while sharding ({st.st_size} bytes, {sample.size} when planned); "
-                                  f"run the same command again")
-        check = None if sample.trusted and not changed(sample, st) else hashlib.sha256()
+            raise ShardsDataError(f"{layout.relative(sample.path)} changed while sharding ({st.st_size} bytes, "
+                                  f"{sample.size} when planned); run the same command again")
+        trusted = sample.trusted and (st.st_size, st.st_mtime_ns, st.st_ino) == sample.stat
+        check = None if trusted else hashlib.sha256()
         got = writer.add_from(name, fd, sample.size, check)
     finally:
         os.close(fd)
     if got != sample.size:
-        raise ShardsDataError(f"{where} shrank while sharding; run the same command again")
+        raise ShardsDataError(f"{layout.relative(sample.path)} shrank while sharding; run the same command again")
     if check is not None and check.hexdigest() != sample.sha256:
-        raise ShardsDataError(f"{where}: sha256 {check.hexdigest()}, its manifest says {sample.sha256}: the clip "
-                              f"changed after `prepare speech`; run `persian-data verify`, then `persian-data prepare "
-                              f"speech` to rebuild it")
+        raise ShardsDataError(f"{layout.relative(sample.path)}: sha256 {check.hexdigest()}, its manifest says "
+                              f"{sample.sha256}: the clip changed after `prepare speech`; run `persian-data verify`, "
+                              f"then `persian-data prepare speech` to rebuild it")
 
 
-def write_tar(layout: Layout, planned: PlannedFile, target: Path, stop: threading.Event,
+def write_tar(layout: Layout, planned: PlannedFile, target: Path, stopped: Callable[[], bool],
               on_bytes: Callable[[int], None]) -> tuple[str, os.stat_result]:
     """Write a planned tar to `target` (temp file, fsync, rename); (sha256, stat of the placed file)."""
     layout.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -111,13 +114,14 @@ def write_tar(layout: Layout, planned: PlannedFile, target: Path, stop: threadin
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
         writer = TarFileWriter(fd, on_bytes)
-        for name, data, sample in planned.members:
-            if stop.is_set():
-                raise _Stopped()
-            if data is None:
-                copy_clip(layout, writer, name, sample)
-            else:
-                writer.add(name, data)
+        for sample in planned.samples:
+            if stopped():
+                raise Stopped()
+            for name, data in sample.members:
+                if data is None:
+                    copy_clip(layout, writer, name, sample)
+                else:
+                    writer.add(name, data)
         writer.close()
         if writer.size != planned.size:  # the planner and the writer disagree: never place such a file
             raise AssertionError(f"{planned.name}: wrote {writer.size} bytes, planned {planned.size}")
@@ -145,41 +149,8 @@ def write_lines(layout: Layout, planned: PlannedFile, target: Path) -> tuple[str
     return hashlib.sha256(data).hexdigest(), os.stat(target)
 
 
-class _Stopped(Exception):
-    """Another file failed: this one stops early (its temp file is removed)."""
-
-
-def write_all(layout: Layout, pending: list[tuple[PlannedFile, Path, Journal]], workers: int,
-              on_bytes: Callable[[int], None]) -> None:
-    """Write every pending file (planned, its set's staging folder, its set's journal), `workers`
-    at a time; each is journaled as soon as it is placed. The first failure stops the others and
-    is raised."""
-    stop = threading.Event()
-
-    def one(item: tuple[PlannedFile, Path, Journal]) -> None:
-        planned, staging, journal = item
-        target = staging / planned.name
-        if planned.lines is None:
-            sha, st = write_tar(layout, planned, target, stop, on_bytes)
-        else:
-            sha, st = write_lines(layout, planned, target)
-        journal.record(planned.name, planned.digest, sha, st)
-
-    if workers <= 1 or len(pending) <= 1:
-        for item in pending:
-            one(item)
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shard") as pool:
-        futures = [pool.submit(one, item) for item in pending]
-        try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        except BaseException:  # Ctrl-C: the threads stop at their next member, their temp files go
-            stop.set()
-            raise
-        failed = next((f for f in done if f.exception() is not None), None)
-        if failed is not None:
-            stop.set()
-            for future in futures:
-                future.cancel()
-            wait(futures)
-            raise failed.exception()
+def write_one(layout: Layout, planned: PlannedFile, target: Path, stopped: Callable[[], bool],
+              on_bytes: Callable[[int], None]) -> tuple[str, os.stat_result]:
+    if planned.lines is None:
+        return write_tar(layout, planned, target, stopped, on_bytes)
+    return write_lines(layout, planned, target)
