@@ -15,7 +15,7 @@ from persian_data.catalog import BY_KEY
 from persian_data.cli import main
 from persian_data.layout import Layout
 from persian_data.prepare.speech import SpeechOptions, _unit_context
-from persian_data.prepare.speech_units import ATTEMPTS, run_unit_rerunnable
+from persian_data.prepare.speech_units import ATTEMPTS, PartResult, load_lines, run_unit_rerunnable
 
 CV = BY_KEY["commonvoice"]
 
@@ -91,10 +91,14 @@ def test_a_speech_unit_run_again_after_a_dead_run_gives_the_same_clips_and_lines
         fn(args, ctx)
 
     result = run_unit_rerunnable(fn, args, ctx)
+    assert isinstance(result, PartResult) and not result.lines  # what goes back to the driver: tallies, a file name
+    result = load_lines(result)  # the driver reads the lines back from the root
     assert result.lines == expected.lines and result.rejects == expected.rejects
+    assert (result.nemo, result.recordings, result.supervisions) == \
+        (expected.nemo, expected.recordings, expected.supervisions)
     assert _files(audio) == _files(Path(clean.staging_audio))
     for name, sha256, size, mtime_ns, inode in result.written:  # the cache keys name the placed files
         st = os.stat(audio / name)
         assert (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime_ns, inode)
         assert hashlib.sha256((audio / name).read_bytes()).hexdigest() == sha256
-    assert [p.name for p in (audio.parent / ATTEMPTS).iterdir()] == ["dead-run"]  # its own folder is gone
+    assert [p.name for p in (audio.parent / ATTEMPTS).iterdir()] == ["dead-run"]  # its own folder is gone, once read
