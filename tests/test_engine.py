@@ -15,7 +15,7 @@ from persian_data.catalog import BY_KEY
 from persian_data.cli import main
 from persian_data.layout import Layout
 from persian_data.prepare.speech import SpeechOptions, _unit_context
-from persian_data.prepare.speech_units import ATTEMPTS, PartResult, load_lines, run_unit_rerunnable
+from persian_data.prepare.speech_units import ATTEMPTS, SetAside, load_result, run_unit_rerunnable
 
 CV = BY_KEY["commonvoice"]
 
@@ -91,8 +91,8 @@ def test_a_speech_unit_run_again_after_a_dead_run_gives_the_same_clips_and_lines
         fn(args, ctx)
 
     result = run_unit_rerunnable(fn, args, ctx)
-    assert isinstance(result, PartResult) and not result.lines  # what goes back to the driver: tallies, a file name
-    result = load_lines(result)  # the driver reads the lines back from the root
+    assert isinstance(result, SetAside) and result.rows == expected.rows  # what goes back: a file name, a count
+    result = load_result(result)  # the driver reads the result back from the root
     assert result.lines == expected.lines and result.rejects == expected.rejects
     assert (result.nemo, result.recordings, result.supervisions) == \
         (expected.nemo, expected.recordings, expected.supervisions)

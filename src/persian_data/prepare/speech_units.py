@@ -10,19 +10,22 @@ A rename keeps a file's size, mtime and inode, so what the unit reports (`UnitRe
 still names the placed files for the hash cache. A run that dies leaves only its own folder, which
 goes with the split's staging.
 
-Lines. A unit's manifest and export lines (~2 MB per 1,000 clips) are written into that folder as
-one file (`LINES`); the task returns only its tallies and the file's name (`PartResult`), and the
-driver reads the lines back from the root (`load_lines`), which every node sees anyway. Through
-Ray's object store the same bytes were serialized into a node's store, pulled across to the
-driver's node by the raylets, and deserialized: more CPU on a machine the workers already fill.
-A result lost with its node makes Ray run the unit again, into a folder of its own: the lines of
-the run whose result the driver got are the ones it reads.
+Results. A unit's result (manifest and export lines, ~2 MB per 1,000 clips, and the clips'
+digests, ~130 KB) is written into that folder as one file (`RESULT`); the task returns only its
+name and row count (`SetAside`), and the driver reads the result back from the root
+(`load_result`), which every node sees anyway. Through Ray's object store the same bytes were
+serialized into a node's store, pulled across to the driver's node by the raylets, and
+deserialized: more CPU on machines the units already keep busy. A result lost with its node makes
+Ray run the unit again, into a folder of its own: the driver reads the run whose answer it got.
+The file is a pickle, as Ray's own results are, written and read by our own processes inside the
+root's staging.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -30,19 +33,19 @@ from typing import Any, Callable
 from ..corpora.speech_clips import UnitContext, UnitResult
 
 ATTEMPTS = ".attempts"  # beside staging/<split>/audio, never inside it (that folder is renamed into place)
-LINES = "lines.bin"  # a finished run's manifest and export lines, in its own folder
-_FIELDS = ("lines", "nemo", "recordings", "supervisions")  # UnitResult's byte fields, in file order
+RESULT = "result.pickle"  # a finished run's UnitResult, in its own folder
 
 
-@dataclasses.dataclass
-class PartResult(UnitResult):
-    """A unit's result without its lines: those wait in `part` (a file), `sizes` bytes per field."""
+@dataclasses.dataclass(frozen=True)
+class SetAside:
+    """What a unit's task returns: where its result waits, and its source rows (for progress)."""
 
-    part: str = ""
-    sizes: tuple[int, ...] = ()
+    path: str
+    rows: int
 
 
-def run_unit_rerunnable(fn: Callable[[Any, UnitContext], UnitResult], args: Any, ctx: UnitContext) -> UnitResult:
+def run_unit_rerunnable(fn: Callable[[Any, UnitContext], UnitResult], args: Any,
+                        ctx: UnitContext) -> UnitResult | SetAside:
     if ctx.staging_audio is None:  # --no-extract: nothing written, nothing to replace
         return fn(args, ctx)
     audio = Path(ctx.staging_audio)
@@ -51,32 +54,18 @@ def run_unit_rerunnable(fn: Callable[[Any, UnitContext], UnitResult], args: Any,
     result = fn(args, dataclasses.replace(ctx, staging_audio=str(own)))
     for name, *_ in result.written:
         os.replace(own / name, audio / name)
-    return _set_lines_aside(result, own / LINES)
+    with open(own / RESULT, "wb") as handle:  # not fsynced: the driver reads it back before anything is placed
+        pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return SetAside(str(own / RESULT), result.rows)
 
 
-def _set_lines_aside(result: UnitResult, path: Path) -> PartResult:
-    blobs = [getattr(result, name) for name in _FIELDS]
-    with open(path, "wb") as handle:  # not fsynced: the driver reads it back before anything is placed
-        for blob in blobs:
-            handle.write(blob)
-    tallies = {f.name: getattr(result, f.name) for f in dataclasses.fields(UnitResult) if f.name not in _FIELDS}
-    return PartResult(**tallies, part=str(path), sizes=tuple(len(blob) for blob in blobs))
-
-
-def load_lines(result: UnitResult) -> UnitResult:
-    """The unit's result with its lines, read back (and the file and its folder removed) when a
-    unit set them aside; any other result as it is."""
-    if not isinstance(result, PartResult):
+def load_result(result: UnitResult | SetAside) -> UnitResult:
+    """A unit's result: read back (its file and folder then removed) when the unit set it aside."""
+    if not isinstance(result, SetAside):
         return result
-    path = Path(result.part)
+    path = Path(result.path)
     with open(path, "rb") as handle:
-        data = memoryview(handle.read())
-    at = 0
-    for name, size in zip(_FIELDS, result.sizes):
-        setattr(result, name, data[at:at + size])
-        at += size
-    if at != len(data):
-        raise OSError(f"{path}: {len(data)} bytes, the unit wrote {at}: changed under the run")
+        loaded = pickle.load(handle)
     path.unlink()
     path.parent.rmdir()
-    return result
+    return loaded
