@@ -102,3 +102,21 @@ def test_a_speech_unit_run_again_after_a_dead_run_gives_the_same_clips_and_lines
         assert (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime_ns, inode)
         assert hashlib.sha256((audio / name).read_bytes()).hexdigest() == sha256
     assert [p.name for p in (audio.parent / ATTEMPTS).iterdir()] == ["dead-run"]  # its own folder is gone, once read
+
+
+def test_a_speech_unit_run_once_writes_its_clips_straight_in_and_sets_its_result_aside(fetched, tmp_path):
+    layout = Layout(fetched)
+    plan = CV.reader.plan(layout, CV)[0]
+    fn, args = plan.units[0]
+    expected = fn(args, _unit_context(layout, CV, plan, tmp_path / "clean", SpeechOptions()))
+    ctx = _unit_context(layout, CV, plan, tmp_path / "once", SpeechOptions())
+    audio = Path(ctx.staging_audio)
+    aside = run_unit_rerunnable(fn, args, ctx)
+    assert isinstance(aside, SetAside) and aside.rows == expected.rows
+    attempts = audio.parent / ATTEMPTS
+    assert [p.name for p in attempts.iterdir()] == [Path(aside.path).name]  # the result, no folder of its own
+    assert sorted(p.name for p in audio.iterdir()) == sorted(w[0] for w in expected.written)
+    result = load_result(aside)
+    assert (result.lines, result.rejects, result.nemo) == (expected.lines, expected.rejects, expected.nemo)
+    assert [w[:3] for w in result.written] == [w[:3] for w in expected.written]
+    assert not list(attempts.iterdir())
