@@ -11,7 +11,9 @@ its own processes): the goal is Ray's whole command <= 1.25x the local engine's 
    real 48 kHz MP3 clips in four parquet shards, `--clips`) and the 845 MB chat corpus of
    bench_chat.py (`--text-scale`). Each run gets a fresh root at the same path (lhotse's
    recordings name the audio by absolute path), laid out as `fetch` leaves it (hard links, lock,
-   README.source.md, hash cache).
+   README.source.md, hash cache); the previous run's root is renamed aside, not deleted (deleting
+   49k files slows the next run's file creation on this disk), and all are deleted at the end
+   (~1.4 GB of clips each for speech).
 2. Starts a Ray cluster on this machine with tests/ray_cluster.py: a head and a second node, one
    CPU each (the local engine's default here is 2 worker processes), loopback addresses only.
 3. Per round and workload, interleaved: the whole command `persian-data prepare speech|text
@@ -97,8 +99,27 @@ def sample(pids: list[int], cpu: dict[int, float]) -> tuple[int, int]:
     return pss, rss
 
 
+OLD = ".old-"  # roots of earlier runs, set aside under roots/ and deleted when the benchmark ends
+
+
+def set_aside(work: Path, name: str) -> None:
+    """Move the previous run's root out of the way in one rename instead of deleting it: on a disk
+    mounted with online discard (this one), creating files where 49k were just deleted costs many
+    times the kernel time for minutes (bench_speech.py measured 530 against 20 us a file), and
+    that cost would land on whichever engine runs next."""
+    root = work / "roots" / name
+    if root.exists():
+        os.rename(root, work / "roots" / f"{OLD}{name}-{time.time_ns()}")
+
+
+def delete_set_aside(work: Path) -> None:
+    for old in (work / "roots").glob(f"{OLD}*"):
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def run(work: Path, what: str, engine: str, cluster: LocalCluster) -> dict:
     corpus = "commonvoice" if what == "speech" else "text"
+    set_aside(work, what)
     root = speech.fresh_root(work, what, corpus)  # the same path for both engines
     argv = [CLI, "prepare", what, "--root", str(root)]
     if engine == "ray":
@@ -195,6 +216,7 @@ def main() -> None:
                     raise SystemExit("the engines' outputs differ")
     finally:
         cluster.stop()
+        delete_set_aside(work)  # after the last run: their deletion slows nothing timed here
     print()
     for what in workloads:
         loc, ray = results[(what, "local")], results[(what, "ray")]

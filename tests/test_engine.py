@@ -15,7 +15,7 @@ from persian_data.catalog import BY_KEY
 from persian_data.cli import main
 from persian_data.layout import Layout
 from persian_data.prepare.speech import SpeechOptions, _unit_context
-from persian_data.prepare.speech_units import ATTEMPTS, run_unit_rerunnable
+from persian_data.prepare.speech_units import ATTEMPTS, SetAside, load_result, run_unit_rerunnable
 
 CV = BY_KEY["commonvoice"]
 
@@ -91,10 +91,32 @@ def test_a_speech_unit_run_again_after_a_dead_run_gives_the_same_clips_and_lines
         fn(args, ctx)
 
     result = run_unit_rerunnable(fn, args, ctx)
+    assert isinstance(result, SetAside) and result.rows == expected.rows  # what goes back: a file name, a count
+    result = load_result(result)  # the driver reads the result back from the root
     assert result.lines == expected.lines and result.rejects == expected.rejects
+    assert (result.nemo, result.recordings, result.supervisions) == \
+        (expected.nemo, expected.recordings, expected.supervisions)
     assert _files(audio) == _files(Path(clean.staging_audio))
     for name, sha256, size, mtime_ns, inode in result.written:  # the cache keys name the placed files
         st = os.stat(audio / name)
         assert (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime_ns, inode)
         assert hashlib.sha256((audio / name).read_bytes()).hexdigest() == sha256
-    assert [p.name for p in (audio.parent / ATTEMPTS).iterdir()] == ["dead-run"]  # its own folder is gone
+    assert [p.name for p in (audio.parent / ATTEMPTS).iterdir()] == ["dead-run"]  # its own folder is gone, once read
+
+
+def test_a_speech_unit_run_once_writes_its_clips_straight_in_and_sets_its_result_aside(fetched, tmp_path):
+    layout = Layout(fetched)
+    plan = CV.reader.plan(layout, CV)[0]
+    fn, args = plan.units[0]
+    expected = fn(args, _unit_context(layout, CV, plan, tmp_path / "clean", SpeechOptions()))
+    ctx = _unit_context(layout, CV, plan, tmp_path / "once", SpeechOptions())
+    audio = Path(ctx.staging_audio)
+    aside = run_unit_rerunnable(fn, args, ctx)
+    assert isinstance(aside, SetAside) and aside.rows == expected.rows
+    attempts = audio.parent / ATTEMPTS
+    assert [p.name for p in attempts.iterdir()] == [Path(aside.path).name]  # the result, no folder of its own
+    assert sorted(p.name for p in audio.iterdir()) == sorted(w[0] for w in expected.written)
+    result = load_result(aside)
+    assert (result.lines, result.rejects, result.nemo) == (expected.lines, expected.rejects, expected.nemo)
+    assert [w[:3] for w in result.written] == [w[:3] for w in expected.written]
+    assert not list(attempts.iterdir())

@@ -8,9 +8,11 @@ records, gates) stays in the driver.
 
 - **Retries.** A task whose worker or node dies runs again elsewhere (`MAX_RETRIES`; Ray also
   re-runs a finished task whose result was lost with its node). The units are pure functions of
-  their inputs (speech units write their clips through a folder of their own first:
-  `prepare.speech_units`), so a rerun gives the same bytes. A unit's own error (a damaged file, a
-  bug) is not retried: it is the same error everywhere.
+  their inputs (a speech unit run again over a dead run's clips writes apart and renames over
+  them: `prepare.speech_units`), so a rerun gives the same bytes. A unit's own error (a damaged
+  file, a bug) is not retried: it is the same error everywhere.
+- **Results.** Chat units return theirs through Ray; speech units set theirs aside under the root
+  (every node sees it) and return its file name (`prepare.speech_units`).
 - **Shared root.** Every task checks the driver's marker under the root first (`shared_root`).
 - **Connection.** `ray.init(address)`: `--ray-address HOST:PORT`, else `RAY_ADDRESS`, else a cluster
   started on this machine with `ray start`, else Ray starts one for this run. Made on first use, so

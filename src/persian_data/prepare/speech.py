@@ -89,7 +89,7 @@ from .speech_gates import speech_gates  # registers the gate: pipeline.load_stag
 from .speech_manifests import (MANIFEST_VERSION, clips_digest, iter_manifest, iter_referenced, manifest_lines,
                                marker_path, read_marker)
 from .speech_sink import MANIFEST, NEMO, RECORDINGS, SUPERVISIONS, SplitSink
-from .speech_units import run_unit_rerunnable
+from .speech_units import load_result, run_unit_rerunnable
 
 __all__ = ["EXPORT_FORMATS", "Collector", "Probe", "Reject", "SpeechOptions", "SpeechPrepareError",
            "SpeechStats", "iter_manifest", "iter_referenced", "load_hf_dataset", "manifest_lines", "prepare_speech",
@@ -388,9 +388,10 @@ def _worker_imports(sources: list[Source]) -> list[str]:
 
 
 def _in_order(futures: list) -> Iterable[UnitResult]:
-    """The units' results in source order, each let go (with its future) once consumed."""
+    """The units' results in source order (with their lines, where a unit set them aside in the
+    root: `speech_units`), each let go (with its future) once consumed."""
     for index, future in enumerate(futures):
-        result = future.result()
+        result = load_result(future.result())
         futures[index] = None
         yield result
 
