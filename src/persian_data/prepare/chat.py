@@ -86,7 +86,9 @@ import importlib.util
 import itertools
 import logging
 import os
+import shutil
 import time
+import uuid
 from collections import deque
 from contextlib import ExitStack
 from dataclasses import replace
@@ -166,7 +168,7 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
              n_workers)
 
     with ExitStack() as stack:
-        pool = _start_pool(stack, n_workers, options, source.reader, engine)
+        pool = _start_pool(stack, n_workers, options, source.reader, engine, layout)
         run = _Reading(layout, source, converter, pool, n_workers,
                        _Writers(stack, layout, source, split, cache, staged=options.near_dup),
                        Candidates(tmp_dir=layout.tmp_dir) if options.near_dup else None, stats, split,
@@ -219,13 +221,21 @@ def _corpus_options(options: ChatOptions, source: Source) -> ChatOptions:
     return options
 
 
-def _start_pool(stack: ExitStack, n_workers: int, options: ChatOptions, reader, engine):
+def _start_pool(stack: ExitStack, n_workers: int, options: ChatOptions, reader, engine, layout: Layout):
     """The engine's workers (None: everything in this process), closed when `stack` closes: forked
-    worker processes started before this stage starts any thread (`engine.local`), or Ray tasks. A
-    local worker that dies makes the run fail (BrokenProcessPool), never hang."""
+    worker processes started before this stage starts any thread (`engine.local`), or Ray tasks,
+    which leave their pieces' results in a folder of the root's tmp (`chat_convert._SET_ASIDE`),
+    removed when `stack` closes. A local worker that dies makes the run fail (BrokenProcessPool),
+    never hang."""
     if not n_workers:
         return None
-    pool = engine.executor(n_workers, initializer=_worker_init, initargs=(options, reader))
+    set_aside = None
+    if not engine.local:
+        folder = layout.tmp_dir / f"chat-results-{uuid.uuid4().hex}"
+        folder.mkdir(parents=True)
+        stack.callback(shutil.rmtree, folder, ignore_errors=True)
+        set_aside = str(folder)
+    pool = engine.executor(n_workers, initializer=_worker_init, initargs=(options, reader, None, set_aside))
     stack.callback(pool.close)
     return pool
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 import gc
 import itertools
 import json
+import os
+import pickle
+import uuid
 from dataclasses import asdict, dataclass
 from hashlib import blake2b
 from typing import Any, Iterator, Literal
@@ -325,14 +328,20 @@ def _work_piece(conv: _Converter, reader, piece: _Piece) -> tuple:
 
 _WORKER: _Converter | None = None
 _READER = None  # the corpus's reader (parses pieces, turns rows into records)
+# Where a worker leaves its pieces' results, on an engine whose nodes share the root (Ray): a
+# piece's result (~1.6 MB a 4 MiB piece) goes back through a file there, not the engine's object
+# store (serialized into a node's store, then pulled and deserialized: ~15 ms a result of CPU on
+# nodes the pieces already keep busy). None: returned as they are (local workers, a pipe).
+_SET_ASIDE: str | None = None
 
 
-def _worker_init(options: ChatOptions, reader, run_pid: int | None = None) -> None:
-    global _WORKER, _READER
+def _worker_init(options: ChatOptions, reader, run_pid: int | None = None, set_aside: str | None = None) -> None:
+    global _WORKER, _READER, _SET_ASIDE
     if run_pid is not None:  # the engine's workers see to this themselves (persian_data.engine)
         exit_with(run_pid)  # a killed run leaves no worker behind
     _WORKER = _Converter(options)
     _READER = reader
+    _SET_ASIDE = set_aside
     # A worker makes no reference cycles (rows, strings, tuples; freed by reference counting),
     # and the cyclic collector walking every parsed row costs ~15 % of its time.
     gc.freeze()
@@ -341,7 +350,24 @@ def _worker_init(options: ChatOptions, reader, run_pid: int | None = None) -> No
 
 def _worker_piece(piece: _Piece) -> tuple:
     assert _WORKER is not None
-    return _work_piece(_WORKER, _READER, piece)
+    result = _work_piece(_WORKER, _READER, piece)
+    if _SET_ASIDE is None or result[0] != "ok":
+        return result
+    path = os.path.join(_SET_ASIDE, uuid.uuid4().hex)
+    with open(path, "wb") as handle:  # not fsynced: read back and removed before anything is placed
+        pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return ("aside", path)
+
+
+def taken_back(result: tuple) -> tuple:
+    """A piece's result, read back (and its file removed) when the worker set it aside. A retried
+    piece (its node died) may have left a file of its first run: the run's folder goes at the end."""
+    if result[0] != "aside":
+        return result
+    with open(result[1], "rb") as handle:
+        out = pickle.load(handle)
+    os.unlink(result[1])
+    return out
 
 
 class _Local:

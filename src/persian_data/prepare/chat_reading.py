@@ -17,7 +17,7 @@ from ..corpora.chat_pieces import CHUNK_BYTES, MAX_PIECE_BYTES
 from ..errors import PersianDataError
 from ..layout import Layout
 from .chat_clean import mask_raw
-from .chat_convert import _Converter, _Local, _work_piece, _worker_piece
+from .chat_convert import _Converter, _Local, _work_piece, _worker_piece, taken_back
 from .chat_near_dup import Candidates
 from .chat_output import _dumps_reject, _Writers
 from .chat_stats import ChatStats, FileStats, _add, _fmt, _merge, _merge_tally
@@ -108,7 +108,7 @@ class _Reading:
             while pending:
                 piece, job = pending.popleft()
                 try:
-                    res = job.result()
+                    res = taken_back(job.result())
                 except BrokenProcessPool as e:
                     raise ChatError(f"a worker process died while converting {name} (out of "
                                     "memory?); nothing was written. Retry with --prepare-workers 0 "
