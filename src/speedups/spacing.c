@@ -7,6 +7,7 @@
    character stays): it is built in a buffer of that kind. */
 #define SPACES_LOOP(T)                                                                                \
     do {                                                                                              \
+        Py_ssize_t o = 0;                                                                             \
         const T *in = (const T *)data;                                                                \
         T *out = (T *)buf;                                                                            \
         for (Py_ssize_t i = 0; i < n; i++) {                                                          \
@@ -21,7 +22,32 @@
             }                                                                                         \
             out[o++] = c;                                                                             \
         }                                                                                             \
+        return o;                                                                                     \
     } while (0)
+
+/* One pass of a rule over `n` code units of one kind into `buf`: the result's length. */
+typedef Py_ssize_t (*Pass)(const void *data, Py_ssize_t n, void *buf);
+
+/* `arg` rewritten by the pass for its kind (`passes`: UCS1, UCS2, UCS4), or NULL. */
+static PyObject *rewrite(PyObject *arg, const char *name, const Pass passes[3]) {
+    if (!PyUnicode_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s() wants str", name);
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    int kind = PyUnicode_KIND(arg);
+    void *buf = PyMem_Malloc((n + 1) * kind);
+    if (!buf) return PyErr_NoMemory();
+    Py_ssize_t o = passes[kind == PyUnicode_1BYTE_KIND ? 0 : kind == PyUnicode_2BYTE_KIND ? 1 : 2](
+        PyUnicode_DATA(arg), n, buf);
+    PyObject *r = PyUnicode_FromKindAndData(kind, buf, o);
+    PyMem_Free(buf);
+    return r;
+}
+
+static Py_ssize_t spaces_1(const void *data, Py_ssize_t n, void *buf) { SPACES_LOOP(Py_UCS1); }
+static Py_ssize_t spaces_2(const void *data, Py_ssize_t n, void *buf) { SPACES_LOOP(Py_UCS2); }
+static Py_ssize_t spaces_4(const void *data, Py_ssize_t n, void *buf) { SPACES_LOOP(Py_UCS4); }
 
 const char pd_spaces_and_lines_doc[] =
 "spaces_and_lines(s) -> str\n\n"
@@ -29,25 +55,8 @@ const char pd_spaces_and_lines_doc[] =
 "become one, a space before or after a newline goes, three newlines or more become two.";
 
 PyObject *pd_spaces_and_lines(PyObject *self, PyObject *arg) {
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "spaces_and_lines() wants str");
-        return NULL;
-    }
-    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
-    int kind = PyUnicode_KIND(arg);
-    const void *data = PyUnicode_DATA(arg);
-    void *buf = PyMem_Malloc((n + 1) * kind);
-    if (!buf) return PyErr_NoMemory();
-    Py_ssize_t o = 0;
-    if (kind == PyUnicode_1BYTE_KIND)
-        SPACES_LOOP(Py_UCS1);
-    else if (kind == PyUnicode_2BYTE_KIND)
-        SPACES_LOOP(Py_UCS2);
-    else
-        SPACES_LOOP(Py_UCS4);
-    PyObject *r = PyUnicode_FromKindAndData(kind, buf, o);
-    PyMem_Free(buf);
-    return r;
+    static const Pass passes[3] = {spaces_1, spaces_2, spaces_4};
+    return rewrite(arg, "spaces_and_lines", passes);
 }
 
 enum { P_CLOSE = 1, P_OPEN = 2, P_SPACE = 4, P_SEP = 8 };
@@ -82,6 +91,7 @@ PyObject *pd_set_punct_rules(PyObject *self, PyObject *args) {
 
 #define PUNCT_LOOP(T)                                                                                 \
     do {                                                                                              \
+        Py_ssize_t o = 0;                                                                             \
         const T *in = (const T *)data;                                                                \
         T *out = (T *)buf;                                                                            \
         for (Py_ssize_t i = 0; i < n; i++) {                                                          \
@@ -98,7 +108,12 @@ PyObject *pd_set_punct_rules(PyObject *self, PyObject *args) {
             }                                                                                         \
             out[o++] = c;                                                                             \
         }                                                                                             \
+        return o;                                                                                     \
     } while (0)
+
+static Py_ssize_t punct_1(const void *data, Py_ssize_t n, void *buf) { PUNCT_LOOP(Py_UCS1); }
+static Py_ssize_t punct_2(const void *data, Py_ssize_t n, void *buf) { PUNCT_LOOP(Py_UCS2); }
+static Py_ssize_t punct_4(const void *data, Py_ssize_t n, void *buf) { PUNCT_LOOP(Py_UCS4); }
 
 const char pd_punct_doc[] =
 "punct(s) -> str\n\n"
@@ -107,28 +122,10 @@ const char pd_punct_doc[] =
 "mark.";
 
 PyObject *pd_punct(PyObject *self, PyObject *arg) {
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "punct() wants str");
-        return NULL;
-    }
+    static const Pass passes[3] = {punct_1, punct_2, punct_4};
     if (!punct_ready) {
         PyErr_SetString(PyExc_RuntimeError, "set_punct_rules() first");
         return NULL;
     }
-    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
-    int kind = PyUnicode_KIND(arg);
-    const void *data = PyUnicode_DATA(arg);
-    void *buf = PyMem_Malloc((n + 1) * kind);
-    if (!buf) return PyErr_NoMemory();
-    Py_ssize_t o = 0;
-    if (kind == PyUnicode_1BYTE_KIND)
-        PUNCT_LOOP(Py_UCS1);
-    else if (kind == PyUnicode_2BYTE_KIND)
-        PUNCT_LOOP(Py_UCS2);
-    else
-        PUNCT_LOOP(Py_UCS4);
-    PyObject *r = PyUnicode_FromKindAndData(kind, buf, o);
-    PyMem_Free(buf);
-    return r;
+    return rewrite(arg, "punct", passes);
 }
-
