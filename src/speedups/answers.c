@@ -272,6 +272,24 @@ static Py_ssize_t sentence_end(int kind, const void *data, Py_ssize_t n, Py_ssiz
     return i;
 }
 
+/* text[lo:hi] (stripped of whitespace when `strip`) appended to `list`: 0, or -1 on error */
+static int append_slice(PyObject *list, PyObject *text, Py_ssize_t lo, Py_ssize_t hi, int strip) {
+    PyObject *slice = PyUnicode_Substring(text, lo, hi);
+    if (slice && strip) Py_SETREF(slice, PyObject_CallMethod(slice, "strip", NULL));
+    int r = slice ? PyList_Append(list, slice) : -1;
+    Py_XDECREF(slice);
+    return r;
+}
+
+/* A contact sentence text[pos:end]: into `removed` (stripped), and out of the text kept (`*parts`,
+   started with everything before it at the first one). 0, or -1 on error. */
+static int take_out(PyObject *text, Py_ssize_t pos, Py_ssize_t end, PyObject *removed, PyObject **parts) {
+    if (append_slice(removed, text, pos, end, 1) < 0) return -1;
+    if (*parts) return 0;
+    if (!(*parts = PyList_New(0))) return -1;
+    return append_slice(*parts, text, 0, pos, 0);
+}
+
 static PyObject *verdict(PyObject *kept, const char *reason, PyObject *removed) {
     return Py_BuildValue("(NzN)", kept ? kept : Py_NewRef(Py_None), reason, removed);
 }
@@ -309,34 +327,11 @@ PyObject *pd_answer_verdict(PyObject *self, PyObject *args) {
         } else if (k == K_REFERRAL) {
             referral = 1;
         } else if (k == K_CONTACT) {
-            PyObject *sentence = PyUnicode_Substring(text, pos, end);
-            PyObject *stripped = sentence ? PyObject_CallMethod(sentence, "strip", NULL) : NULL;
-            Py_XDECREF(sentence);
-            if (!stripped || PyList_Append(removed, stripped) < 0) {
-                Py_XDECREF(stripped);
-                goto error;
-            }
-            Py_DECREF(stripped);
-            if (!parts) { /* the sentences kept so far: every one before this */
-                parts = PyList_New(0);
-                PyObject *before = parts ? PyUnicode_Substring(text, 0, pos) : NULL;
-                if (!before || PyList_Append(parts, before) < 0) {
-                    Py_XDECREF(before);
-                    goto error;
-                }
-                Py_DECREF(before);
-            }
+            if (take_out(text, pos, end, removed, &parts) < 0) goto error;
             pos = end;
             continue;
         }
-        if (parts) {
-            PyObject *sentence = PyUnicode_Substring(text, pos, end);
-            if (!sentence || PyList_Append(parts, sentence) < 0) {
-                Py_XDECREF(sentence);
-                goto error;
-            }
-            Py_DECREF(sentence);
-        }
+        if (parts && append_slice(parts, text, pos, end, 0) < 0) goto error;
         pos = end;
     }
     if (!content) {

@@ -82,6 +82,34 @@ const char pd_numbers_doc[] =
 "numbers(text, start, end) -> list of (type, start, end)\n\n"
 "pii._numbers for the digit run text[start:end] (a match of pii._RUN).";
 
+#define MAX_RUN_GROUPS 64 /* a run with more groups is left to the Python form */
+
+/* The groups of the run text[rs:re_] (runs of decimal digits, as Latin digits) into `groups`:
+   1 when the run is one group (all digits), 0 when not, -1 when it holds more than MAX_RUN_GROUPS. */
+static int run_groups(PyObject *text, Py_ssize_t rs, Py_ssize_t re_, Group *groups, int *ng) {
+    int all_digits = 1;
+    for (Py_ssize_t i = rs; i < re_;) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(text, i);
+        if (!Py_UNICODE_ISDECIMAL(c)) {
+            all_digits = 0;
+            i++;
+            continue;
+        }
+        if (*ng == MAX_RUN_GROUPS) return -1;
+        Group *g = &groups[(*ng)++];
+        g->start = i;
+        g->n = 0;
+        while (i < re_ && Py_UNICODE_ISDECIMAL(c = PyUnicode_READ_CHAR(text, i))) {
+            if (g->n < 32) g->d[g->n] = (char)('0' + Py_UNICODE_TODECIMAL(c));
+            g->n++;
+            i++;
+        }
+        g->end = i;
+        if (g->n > 32) g->n = 33; /* longer than any number: never joined, never one */
+    }
+    return all_digits;
+}
+
 static PyObject *run_numbers(PyObject *text, Py_ssize_t rs, Py_ssize_t re_);
 
 PyObject *pd_numbers(PyObject *self, PyObject *args) {
@@ -105,30 +133,11 @@ static PyObject *run_numbers(PyObject *text, Py_ssize_t rs, Py_ssize_t re_) {
     }
     PyObject *found = PyList_New(0);
     if (!found || is_amount(text, re_)) return found;
-    /* the groups: runs of decimal digits, as Latin digits */
-    Group groups[64];
-    int ng = 0, all_digits = 1;
-    for (Py_ssize_t i = rs; i < re_;) {
-        Py_UCS4 c = PyUnicode_READ_CHAR(text, i);
-        if (!Py_UNICODE_ISDECIMAL(c)) {
-            all_digits = 0;
-            i++;
-            continue;
-        }
-        if (ng == 64) { /* a run this long holds no number of the lengths below more than once: */
-            Py_DECREF(found); /* the caller's Python form handles it */
-            Py_RETURN_NONE;
-        }
-        Group *g = &groups[ng++];
-        g->start = i;
-        g->n = 0;
-        while (i < re_ && Py_UNICODE_ISDECIMAL(c = PyUnicode_READ_CHAR(text, i))) {
-            if (g->n < 32) g->d[g->n] = (char)('0' + Py_UNICODE_TODECIMAL(c));
-            g->n++;
-            i++;
-        }
-        g->end = i;
-        if (g->n > 32) g->n = 33; /* longer than any number: never joined, never one */
+    Group groups[MAX_RUN_GROUPS];
+    int ng = 0, all_digits = run_groups(text, rs, re_, groups, &ng);
+    if (all_digits < 0) { /* the caller's Python form handles it */
+        Py_DECREF(found);
+        Py_RETURN_NONE;
     }
     if (all_digits) { /* one group (most runs): a number of one of the lengths, or none */
         int len = groups[0].n;
