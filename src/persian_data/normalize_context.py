@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from .compiled import SPEEDUPS
 from .normalize_tables import _SEP, ZWJ, ZWNJ
 
 _W = r"\w\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed"  # word characters: \w plus marks
@@ -107,12 +108,10 @@ def _punct(s: str) -> str:
 def _compiled_rules():
     """The C forms of `spaces_and_lines` and `_punct` (persian_data._speedups; tests/test_speedups.py
     compares them with the Python forms), or the Python forms where the extension is not built."""
-    try:
-        from . import _speedups
-    except ImportError:  # pragma: no cover - an install without the extension
+    if SPEEDUPS is None:
         return spaces_and_lines, _punct
-    _speedups.set_punct_rules(_CLOSE, _OPEN, _SEP)
-    return _speedups.spaces_and_lines, _speedups.punct
+    SPEEDUPS.set_punct_rules(_CLOSE, _OPEN, _SEP)
+    return SPEEDUPS.spaces_and_lines, SPEEDUPS.punct
 
 
 SPACES_AND_LINES, PUNCT = _compiled_rules()

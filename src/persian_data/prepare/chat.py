@@ -82,7 +82,6 @@ row; the worker says so, and the main process parses that piece again joined wit
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import logging
 import os
@@ -99,6 +98,7 @@ import orjson
 
 from ..atomic import atomic_write_bytes
 from ..catalog import CHAT_SOURCE, Source
+from ..compiled import SPEEDUPS
 from ..corpora.chat_pieces import RawFileError, iter_raw_rows
 from ..engine.local import LocalEngine
 from ..layout import Layout
@@ -159,7 +159,7 @@ def prepare_chat(layout: Layout, options: ChatOptions = ChatOptions(), *,
     converter = _Converter(options)  # validates the options; also used in-process
     engine = engine or LocalEngine()
     n_workers = _pick_workers(options, total_bytes) if engine.local else engine.cpus()
-    if importlib.util.find_spec("persian_data._speedups") is None:
+    if SPEEDUPS is None:
         log.warning("chat: the C extension persian_data._speedups was not built (no C compiler or Python "
                     "headers at install): the rules run in Python, slower; install gcc and python3-dev and "
                     "reinstall (pip install -e .) for full speed")

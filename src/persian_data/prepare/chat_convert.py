@@ -22,6 +22,7 @@ from typing import Any, Iterator, Literal
 
 import orjson
 
+from ..compiled import SPEEDUPS
 from ..normalize import DEFAULT, NormalizerConfig, ZWNJ, _compiled
 from ..workers import exit_with
 from .chat_clean import ANSWER_SCRIPT_SAMPLE, ConversationRules, PieceTally, mask_raw_many
@@ -136,15 +137,7 @@ def user_turns_python(titles: list[str], questions: list[str]) -> list[str]:
     return out
 
 
-def _install_compiled_user_turns():
-    try:
-        from .. import _speedups
-    except ImportError:  # pragma: no cover - an install without the extension
-        return None
-    return _speedups.user_turns
-
-
-_compiled_user_turns = _install_compiled_user_turns()
+_compiled_user_turns = SPEEDUPS.user_turns if SPEEDUPS is not None else None
 
 
 def _plain(s: str) -> str:

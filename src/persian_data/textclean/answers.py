@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from ..compiled import SPEEDUPS
+
 _SENTENCE = re.compile(r"[^.!?؟\n]*(?:[.!?؟]+|\n+|$)")
 _PLACEHOLDER = re.compile(r"\[(?:PHONE|EMAIL|URL|HANDLE)\]")
 
@@ -234,15 +236,13 @@ def _kind_normalized(sentence: str, present: list[str]) -> str:
 
 def _install_compiled_verdict():
     """`_speedups.answer_verdict` told these rules (None without the C extension)."""
-    try:
-        from .. import _speedups
-    except ImportError:  # pragma: no cover - an install without the extension
+    if SPEEDUPS is None:
         return None
     phrases = tuple(tuple((index is _CONTACT_BY_KEYWORD, pattern.search, needs)
                           for index in (_CONTACT_BY_KEYWORD, _REFERRAL_BY_KEYWORD) for _, pattern, needs in index.get(k, ()))
                     for k in _KEYWORDS)
-    _speedups.set_answer_rules(_KEYWORDS, phrases, _STRIP, _COURTESY.match, _PLACEHOLDER.search)
-    return _speedups.answer_verdict
+    SPEEDUPS.set_answer_rules(_KEYWORDS, phrases, _STRIP, _COURTESY.match, _PLACEHOLDER.search)
+    return SPEEDUPS.answer_verdict
 
 
 _compiled_verdict = _install_compiled_verdict()

@@ -27,6 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..compiled import SPEEDUPS
+
 _SEP = "\x00"  # joins the batch; a text never holds one here (the normalizer removed them)
 _DIGIT, _VISIBLE_SEP, _INVISIBLE, _ARABIC, _OTHER, _ASCII, _SPACE = (1 << i for i in range(7))
 _WORD_LETTER = re.compile(r"[^\W\d_]")  # script.py's letters
@@ -96,10 +98,7 @@ def _per_text(owner: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict[int, tu
 _NEW_FACTS = functools.partial(tuple.__new__, TextFacts)  # TextFacts(*args) without the Python-level __new__
 
 
-try:  # the same pass in C, one loop a text (setup.py builds it where a C compiler is)
-    from .. import _speedups as _compiled_facts
-except ImportError:  # pragma: no cover - an install without the extension
-    _compiled_facts = None
+_compiled_facts = SPEEDUPS  # the same pass in C, one loop a text (None: not built)
 
 
 def analyze(texts: list[str], head: int) -> list[TextFacts]:

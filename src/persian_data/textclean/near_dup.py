@@ -48,6 +48,8 @@ from itertools import chain
 
 import numpy as np
 
+from ..compiled import SPEEDUPS
+
 NUM_PERM = 64
 THRESHOLD = 0.8
 SHINGLE_WORDS = 3
@@ -101,12 +103,10 @@ def _word_hash(word: str) -> int:
 
 def _install_compiled_words():
     """`_speedups.word_hashes` told the word rule (None without the C extension)."""
-    try:
-        from .. import _speedups
-    except ImportError:  # pragma: no cover - an install without the extension
+    if SPEEDUPS is None:
         return None
-    _speedups.set_word_rules(_WORD_BREAKS, _blake_word)
-    return _speedups.word_hashes
+    SPEEDUPS.set_word_rules(_WORD_BREAKS, _blake_word)
+    return SPEEDUPS.word_hashes
 
 
 _compiled_words = _install_compiled_words()

@@ -46,6 +46,8 @@ import unicodedata
 from collections import Counter
 from typing import NamedTuple
 
+from ..compiled import SPEEDUPS
+
 PLACEHOLDERS = {
     "PHONE": "[PHONE]",
     "NATIONAL_ID": "[NATIONAL_ID]",
@@ -222,14 +224,12 @@ def _numbers_python(text: str, run: re.Match) -> list[Match]:
 def _install_compiled():
     """`_speedups.numbers` and `_speedups.find_pii` told these rules (None, None without the C
     extension)."""
-    try:
-        from .. import _speedups
-    except ImportError:  # pragma: no cover - an install without the extension
+    if SPEEDUPS is None:
         return None, None
-    _speedups.set_pii_rules(_MONEY_WORDS, "PHONE", "NATIONAL_ID", "CARD", (
+    SPEEDUPS.set_pii_rules(_MONEY_WORDS, "PHONE", "NATIONAL_ID", "CARD", (
         _EMAIL.finditer, _URL.finditer, _HANDLE.match, _IR.finditer, _IBAN.match, _RUN.finditer, _numbers_python,
         Match, "EMAIL", "URL", "HANDLE", "IBAN", _TRAILING, " \u00a0" + _INVISIBLE_CHARS + "-"))
-    return _speedups.numbers, _speedups.find_pii
+    return SPEEDUPS.numbers, SPEEDUPS.find_pii
 
 
 _compiled_numbers, _compiled_find = _install_compiled()
