@@ -1,5 +1,5 @@
-/* module.c: the module persian_data._speedups, the hot loops of the chat stage in C (setup.py
-   builds it where it can; each function has a Python form that stays the reference). */
+/* module.c: the module persian_data._speedups, the hot loops of the chat stage and of the shard
+   writers in C (setup.py builds it where it can; each function has a Python form that stays the reference). */
 #include "speedups.h"
 
 static PyMethodDef methods[] = {
@@ -15,11 +15,12 @@ static PyMethodDef methods[] = {
     {"user_turns", pd_user_turns, METH_VARARGS, pd_user_turns_doc},
     {"set_word_rules", pd_set_word_rules, METH_VARARGS, pd_set_word_rules_doc},
     {"word_hashes", pd_word_hashes, METH_VARARGS, pd_word_hashes_doc},
+    {"tar_samples", pd_tar_samples, METH_VARARGS, pd_tar_samples_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_speedups", "The hot loops of the chat stage in C (see the Python form of each).", -1, methods,
+    PyModuleDef_HEAD_INIT, "_speedups", "The hot loops of the chat stage and the shard writers in C (see the Python form of each).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }

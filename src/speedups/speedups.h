@@ -29,4 +29,8 @@ extern const char pd_set_word_rules_doc[], pd_word_hashes_doc[];
 PyObject *pd_user_turns(PyObject *self, PyObject *args);
 extern const char pd_user_turns_doc[];
 
+/* tarcopy.c: shards.tarwrite.TarFileWriter's per-sample loop */
+PyObject *pd_tar_samples(PyObject *self, PyObject *args);
+extern const char pd_tar_samples_doc[];
+
 #endif

@@ -106,6 +106,31 @@ def copy_clip(layout: Layout, writer: TarFileWriter, name: str, sample: Sample) 
                               f"then `persian-data prepare speech` to rebuild it")
 
 
+_RUN = 64  # samples the C loop writes between two checks of `stopped`
+
+
+def _write_samples(layout: Layout, writer: TarFileWriter, samples: list[Sample], stopped: Callable[[], bool]) -> None:
+    """Every sample's members, in order: runs of them in C (`add_samples`), and here each sample it
+    leaves (a clip to hash on the way, a changed or missing one, a long name) and every sample
+    without the C extension."""
+    at, count = 0, len(samples)
+    while at < count:
+        if stopped():
+            raise Stopped()
+        stop = min(at + _RUN, count)
+        at = writer.add_samples(samples, at, stop)
+        if at < 0:
+            raise ShardsDataError(f"{layout.relative(samples[-1 - at].path)} shrank while sharding; run the same "
+                                  f"command again")
+        if at < stop:
+            for name, data in samples[at].members:
+                if data is None:
+                    copy_clip(layout, writer, name, samples[at])
+                else:
+                    writer.add(name, data)
+            at += 1
+
+
 def write_tar(layout: Layout, planned: PlannedFile, target: Path, stopped: Callable[[], bool],
               on_bytes: Callable[[int], None]) -> tuple[str, os.stat_result]:
     """Write a planned tar to `target` (temp file, fsync, rename); (sha256, stat of the placed file)."""
@@ -114,14 +139,7 @@ def write_tar(layout: Layout, planned: PlannedFile, target: Path, stopped: Calla
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
         writer = TarFileWriter(fd, on_bytes)
-        for sample in planned.samples:
-            if stopped():
-                raise Stopped()
-            for name, data in sample.members:
-                if data is None:
-                    copy_clip(layout, writer, name, sample)
-                else:
-                    writer.add(name, data)
+        _write_samples(layout, writer, planned.samples, stopped)
         writer.close()
         if writer.size != planned.size:  # the planner and the writer disagree: never place such a file
             raise AssertionError(f"{planned.name}: wrote {writer.size} bytes, planned {planned.size}")
