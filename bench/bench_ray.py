@@ -17,11 +17,13 @@ its own processes): the goal is Ray's whole command <= 1.25x the local engine's 
 2. Starts a Ray cluster on this machine with tests/ray_cluster.py: a head and a second node, one
    CPU each (the local engine's default here is 2 worker processes), loopback addresses only.
 3. Per round and workload, interleaved: the whole command `persian-data prepare speech|text
-   --root R [--engine ray --ray-address A]`, process start to exit, `os.sync()` before each.
-   Every 0.1 s it samples the command's process tree and, for Ray, every process of both nodes
-   (GCS, raylets, agents, workers): peak memory as the sum of PSS (shared pages, the object
-   store's included, count once) and the sum of RSS; CPU seconds of every process during the
-   run (Ray's included). The outputs of the two engines must be the same bytes: the sha256 of
+   --root R [--engine ray --ray-address A]`, process start to the kernel's report of its exit,
+   `os.sync()` before each. Every 0.1 s a thread samples the command's process tree and, for Ray,
+   every process of both nodes (GCS, raylets, agents, workers): the sum of RSS and the CPU seconds
+   of every process during the run (Ray's included). After the rounds, one run per workload and
+   engine for peak memory as the sum of PSS (shared pages, the object store's included, count
+   once): reading PSS takes each process's memory lock (~12 processes, the object store mapped
+   in each), which would slow the timed runs, Ray's more than the local engine's. The outputs of the two engines must be the same bytes: the sha256 of
    `checksums/datasets.sha256.txt` (every file under datasets/) and of each output are compared.
 4. Prints wall, CPU seconds, peak memory, the ratio ray/local against the goal, the load average,
    and the per-unit costs the README's "Scaling out" section works from.
@@ -38,6 +40,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -84,31 +87,51 @@ def cluster_pids(cluster: LocalCluster) -> list[int]:
     return [pid for node in cluster.nodes for pid in node.pids()]
 
 
-def sample(pids: list[int], cpu: dict[int, float]) -> tuple[int, int]:
-    """(sum of PSS, sum of RSS) over `pids` and their descendants; records each one's CPU time."""
-    seen, todo, pss, rss = set(), list(pids), 0, 0
+def sample(pids: list[int], cpu: dict[int, float], pss: bool = True) -> tuple[int, int]:
+    """(sum of PSS, or of RSS without `pss`; sum of RSS) over `pids` and their descendants; records
+    each one's CPU time."""
+    seen, todo, pss_sum, rss_sum = set(), list(pids), 0, 0
     while todo:
         pid = todo.pop()
         if pid in seen:
             continue
         seen.add(pid)
-        pss += speech._pss(pid)
-        rss += speech._rss(pid)
+        rss = speech._rss(pid)
+        pss_sum += speech._pss(pid) if pss else rss
+        rss_sum += rss
         cpu[pid] = max(cpu.get(pid, 0.0), speech._cpu(pid))
         todo += speech._children(pid)
-    return pss, rss
+    return pss_sum, rss_sum
 
 
 OLD = ".old-"  # roots of earlier runs, set aside under roots/ and deleted when the benchmark ends
+
+
+def on_tmpfs(path: Path) -> bool:
+    """Whether `path` is on a tmpfs (the mount with the longest prefix of it, from mountinfo)."""
+    best, kind = "", ""
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            fields = line.split()
+            mount, fstype = fields[4], fields[fields.index("-") + 1]
+            if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+                best, kind = mount, fstype
+    return kind == "tmpfs"
 
 
 def set_aside(work: Path, name: str) -> None:
     """Move the previous run's root out of the way in one rename instead of deleting it: on a disk
     mounted with online discard (this one), creating files where 49k were just deleted costs many
     times the kernel time for minutes (bench_speech.py measured 530 against 20 us a file), and
-    that cost would land on whichever engine runs next."""
+    that cost would land on whichever engine runs next. On a tmpfs (no discard; the roots would
+    fill memory) it is deleted now."""
     root = work / "roots" / name
-    if root.exists():
+    if not root.exists():
+        return
+    if on_tmpfs(root):
+        shutil.rmtree(root)
+    else:
         os.rename(root, work / "roots" / f"{OLD}{name}-{time.time_ns()}")
 
 
@@ -117,7 +140,12 @@ def delete_set_aside(work: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def run(work: Path, what: str, engine: str, cluster: LocalCluster) -> dict:
+def run(work: Path, what: str, engine: str, cluster: LocalCluster, pss: bool = False) -> dict:
+    """The whole command, from process start to the kernel's report of its exit, with its process
+    tree and (for Ray) the cluster's processes sampled every 0.1 s from a thread. `pss`: peak
+    memory as PSS; reading it (smaps_rollup, under each process's memory lock, ~12 processes with
+    the object store mapped) slows what it measures, so timed runs read RSS and CPU only, and
+    PSS is measured in runs of its own."""
     corpus = "commonvoice" if what == "speech" else "text"
     set_aside(work, what)
     root = speech.fresh_root(work, what, corpus)  # the same path for both engines
@@ -127,34 +155,46 @@ def run(work: Path, what: str, engine: str, cluster: LocalCluster) -> dict:
     os.sync()
     ray_pids = cluster_pids(cluster)
     cpu0: dict[int, float] = {}
-    sample(ray_pids, cpu0)  # the cluster's CPU before the run: only what it spends during the run counts
+    sample(ray_pids, cpu0, pss=False)  # the cluster's CPU before the run: only what it spends during the run counts
     load = os.getloadavg()[0]
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=node_env())
     cpu: dict[int, float] = {}
     cluster_cpu: dict[int, float] = {}
-    peak_pss = peak_rss = 0
-    while proc.poll() is None:
-        pss, rss = sample([proc.pid], cpu)
-        c_pss, c_rss = sample(cluster_pids(cluster), cluster_cpu)
-        if engine == "ray":  # the local engine's run does not count the idle cluster beside it
-            pss, rss = pss + c_pss, rss + c_rss
-        peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
-        time.sleep(speech.SAMPLE_EVERY)
-    wall = time.perf_counter() - started
+    peaks = [0, 0]
+    done = threading.Event()
+
+    def sampler() -> None:
+        while not done.is_set():
+            mem, rss = sample([proc.pid], cpu, pss)
+            c_mem, c_rss = sample(cluster_pids(cluster), cluster_cpu, pss)
+            if engine == "ray":  # the local engine's run does not count the idle cluster beside it
+                mem, rss = mem + c_mem, rss + c_rss
+            peaks[0], peaks[1] = max(peaks[0], mem), max(peaks[1], rss)
+            done.wait(speech.SAMPLE_EVERY)
+
+    thread = threading.Thread(target=sampler, daemon=True)
+    thread.start()
     err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    done.set()
+    thread.join()
+    sample(cluster_pids(cluster), cluster_cpu, pss=False)  # the cluster's CPU up to the end
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{err[-3000:]}")
     ray_cpu = sum(v - cpu0.get(pid, 0.0) for pid, v in cluster_cpu.items())
+    command_cpu = max(sum(cpu.values()), usage.ru_utime + usage.ru_stime)  # the command and what it waited for
     log = (root / "logs" / "dataset_download.log").read_text("utf-8")
     outputs = {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
                for p in sorted((root / OUTPUTS[what]).rglob("*"))
                if p.is_file() and "/data/" not in p.as_posix() and "/audio/" not in p.as_posix()}
     checksums = hashlib.sha256((root / "checksums" / "datasets.sha256.txt").read_bytes()).hexdigest()
-    return {"wall": wall, "cpu": sum(cpu.values()) + (ray_cpu if engine == "ray" else 0.0), "ray_cpu": ray_cpu,
+    return {"wall": wall, "cpu": command_cpu + (ray_cpu if engine == "ray" else 0.0), "ray_cpu": ray_cpu,
             "driver_cpu": cpu.get(proc.pid, 0.0),  # the command's own process: the part that does not scale out
-            "peak_pss": peak_pss,
-            "peak_rss": peak_rss, "load": load, "log": log, "outputs": outputs, "checksums": checksums}
+            "peak_pss" if pss else "peak_rss_only": peaks[0],
+            "peak_rss": peaks[1], "load": load, "log": log, "outputs": outputs, "checksums": checksums}
 
 
 def _near_dup_seconds(log: str) -> float | None:
@@ -207,13 +247,19 @@ def main() -> None:
                     of_ray += f", near-dup {near:.1f} s" if near is not None else ""
                     of_ray = f" (driver {r['driver_cpu']:.1f} s)" + of_ray
                     print(f"round {rnd + 1} {what:<6} {engine:<5} wall {r['wall']:7.1f} s  CPU {r['cpu']:7.1f} s{of_ray}  "
-                          f"peak {r['peak_pss'] / 2**20:6.0f} MB PSS / {r['peak_rss'] / 2**20:6.0f} MB RSS, all "
-                          f"processes  load {r['load']:.1f}", flush=True)
+                          f"peak {r['peak_rss'] / 2**20:6.0f} MB RSS, all processes  load {r['load']:.1f}", flush=True)
                 local, ray = results[(what, "local")][-1], results[(what, "ray")][-1]
                 same = local["checksums"] == ray["checksums"] and local["outputs"] == ray["outputs"]
                 print(f"  outputs identical (checksums file and {len(ray['outputs'])} outputs): {same}", flush=True)
                 if not same:
                     raise SystemExit("the engines' outputs differ")
+        memory: dict[tuple[str, str], dict] = {}
+        for what in workloads:
+            for engine in ("local", "ray"):
+                memory[(what, engine)] = r = run(work, what, engine, cluster, pss=True)
+                print(f"memory {what:<6} {engine:<5} peak {r['peak_pss'] / 2**20:6.0f} MB PSS / "
+                      f"{r['peak_rss'] / 2**20:6.0f} MB RSS, all processes (a run of its own, sampling PSS; its "
+                      f"wall time {r['wall']:.1f} s is not compared)", flush=True)
     finally:
         cluster.stop()
         delete_set_aside(work)  # after the last run: their deletion slows nothing timed here
@@ -225,8 +271,8 @@ def main() -> None:
         units = (info["clips"], "clip") if what == "speech" else (info["text_bytes"] / MB, "MB")
         print(f"{what}: local {lw:.1f} s, ray {rw:.1f} s: ray/local x{rw / lw:.2f} (goal <= {GOAL}) | CPU local "
               f"{lc:.1f} s, ray {rc:.1f} s (x{rc / lc:.2f}) | peak memory local "
-              f"{max(r['peak_pss'] for r in loc) / 2**20:.0f} MB, ray {max(r['peak_pss'] for r in ray) / 2**20:.0f} MB "
-              f"PSS (all processes, Ray's included)")
+              f"{memory[(what, 'local')]['peak_pss'] / 2**20:.0f} MB, ray {memory[(what, 'ray')]['peak_pss'] / 2**20:.0f} "
+              f"MB PSS (all processes, Ray's included)")
         rd = statistics.median(r["driver_cpu"] for r in ray)
         print(f"  per unit of input: local {1000 * lc / units[0]:.2f} ms CPU per {units[1]}, ray "
               f"{1000 * rc / units[0]:.2f} ms, of which the driver {1000 * rd / units[0]:.2f} ms and the units plus "

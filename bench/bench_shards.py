@@ -7,16 +7,20 @@
 1. Generates the Common Voice set once with bench_speech's generator (real 48 kHz MP3s, every
    clip's bytes distinct) and prepares it once with `persian-data prepare speech` into
    W/prepared-<clips>; both are reused by later runs with the same --workdir and --clips.
-2. Per round and format, in one run, each timed from process start to exit with the whole process
-   tree sampled every 0.1 s (peak memory summed over all processes: PSS, and RSS, which counts the
-   pages the writer processes share with the command twice; CPU seconds of every process):
+2. Per round and format, in one run, each timed from process start to exit (the kernel's exit, not
+   a sampler's tick) with the whole process tree's RSS and CPU sampled every 0.1 s from a thread
+   (CPU seconds of every process; RSS summed over all processes counts the pages the writer
+   processes share with the command twice):
    - the whole command a user runs: `persian-data shards --root R --corpus commonvoice --split all
      --format F` (500MB shards; the three splits' shards written by one pool), after removing the
      previous sets, their journals and staging, and after os.sync();
    - the baseline, plain `tar -cf OUT -T list` of the same 48,904 audio files (manifest order),
      into the same filesystem, after os.sync(). tar does not fsync; the shards are fsynced before
      they are renamed into place, so `tar` followed by `sync` is printed too.
-3. Prints MB/s (audio bytes / wall time), CPU seconds, the load average before and after each step
+3. Then once per format a run of its own for peak memory as PSS (pages shared between processes
+   counted once): reading PSS (smaps_rollup) costs ~17 ms a sample under the writers' own memory
+   lock, which would slow the timed runs (and tar, one small process, not).
+4. Prints MB/s (audio bytes / wall time), CPU seconds, the load average before and after each step
    (the machine is shared: compare ratios of one run, and CPU seconds), peak memory, and the ratio
    shards / tar against the goal (>= 70 %).
 """
@@ -79,7 +83,7 @@ def _load() -> str:
     return f"{os.getloadavg()[0]:.1f}"
 
 
-def run_shards(root: Path, fmt: str, split: str, workers: int | None) -> dict:
+def run_shards(root: Path, fmt: str, split: str, workers: int | None, pss: bool = False) -> dict:
     for leftover in (root / "shards" / "commonvoice" / fmt, root / ".persian-data" / "shards" / "commonvoice" / fmt,
                      root / ".persian-data" / "staging" / "shards"):
         shutil.rmtree(leftover, ignore_errors=True)
@@ -88,7 +92,7 @@ def run_shards(root: Path, fmt: str, split: str, workers: int | None) -> dict:
     if workers:
         argv += ["--workers", str(workers)]
     load = _load()
-    proc, out, sample = bench_speech.run_process(argv, stderr=subprocess.STDOUT)
+    proc, out, sample = bench_speech.run_process(argv, pss=pss, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{out[-3000:]}")
     sample["load"] = f"{load}->{_load()}"
@@ -104,7 +108,7 @@ def run_tar(root: Path, files: list[str], out: Path, then_sync: bool) -> dict:
     if then_sync:  # the same bytes made durable, as the shards are (fsync before rename)
         argv = ["sh", "-c", " ".join(argv) + f" && sync -d {out}"]
     load = _load()
-    proc, text, sample = bench_speech.run_process(argv, stderr=subprocess.STDOUT)
+    proc, text, sample = bench_speech.run_process(argv, pss=False, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         raise SystemExit(f"tar failed: {text[-2000:]}")
     sample["load"] = f"{load}->{_load()}"
@@ -114,8 +118,12 @@ def run_tar(root: Path, files: list[str], out: Path, then_sync: bool) -> dict:
 
 def line(name: str, r: dict, mb: float) -> str:
     return (f"{name:<34} {r['wall']:7.2f} s {mb / r['wall']:7.1f} MB/s | CPU {r['cpu']:6.2f} s | "
-            f"peak {r['peak_tree_rss'] / 2**20:5.0f} MB PSS, {r['peak_rss_sum'] / 2**20:5.0f} MB RSS all processes | "
-            f"load {r['load']}")
+            f"peak {r['peak_rss_sum'] / 2**20:5.0f} MB RSS all processes | load {r['load']}")
+
+
+def memory_line(name: str, r: dict) -> str:
+    return (f"{name:<34} peak {r['peak_tree_rss'] / 2**20:5.0f} MB PSS, {r['peak_rss_sum'] / 2**20:5.0f} MB RSS, "
+            f"all processes (a run of its own, sampling PSS; its wall time {r['wall']:.2f} s is not compared)")
 
 
 def main() -> None:
@@ -156,6 +164,8 @@ def main() -> None:
             label = kind if kind.startswith("tar") else f"shards --format {kind}"
             print(line(label + (f" [{number + 1}/{args.rounds}]" if args.rounds > 1 else ""), result, mb),
                   flush=True)
+    for fmt in formats:
+        print(memory_line(f"shards --format {fmt}", run_shards(root, fmt, "all", args.workers, pss=True)), flush=True)
     median = {k: sorted(v, key=lambda r: r["wall"])[(len(v) - 1) // 2] for k, v in runs.items()}  # lower median
     if args.rounds > 1:
         print(f"medians of {args.rounds} rounds:")

@@ -12,8 +12,6 @@ import sys
 import threading
 import time
 
-from tqdm.auto import tqdm
-
 
 def is_interactive() -> bool:
     return sys.stderr.isatty()
@@ -29,7 +27,7 @@ class Progress:
         self._lock = threading.Lock()
         self._log_every = log_every
         self._last_log = time.monotonic()
-        self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, leave=False,
+        self._bar = _bar(total=total, desc=desc, unit=unit, unit_scale=unit_scale, leave=False,
                          dynamic_ncols=True) if is_interactive() else None
 
     def update(self, n: float = 1) -> None:
@@ -57,6 +55,14 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _bar(**kw):
+    """A tqdm bar. Imported here, on a terminal only: tqdm (with asyncio, which tqdm.auto pulls in)
+    is ~35 ms of every command's start, and a command whose stderr is a pipe never draws a bar."""
+    from tqdm.auto import tqdm
+
+    return tqdm(**kw)
 
 
 def human_bytes(n: float) -> str:

@@ -22,7 +22,6 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .errors import PersianDataError, RunLockedError
 from .gates import release_warm
@@ -240,7 +239,9 @@ class Run:
                 file_handler.close()
 
         self._stack.callback(teardown)
-        if is_interactive():
+        if is_interactive():  # tqdm only on a terminal, where bars are drawn (progress._bar)
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
             self._stack.enter_context(logging_redirect_tqdm([root_logger]))
 
 

@@ -43,17 +43,21 @@ class EngineSpec:
             raise UsageError("--ray-address needs --engine ray")
 
     def check_available(self) -> None:
-        """Fail now, before a run starts, when the engine's extra is not installed."""
+        """Fail now, before a run starts, when the engine's extra is not installed (found, not
+        imported: Ray is imported while connecting, in the background, `RayEngine.start`)."""
         if self.name == "ray":
+            import importlib.util
+
             from .ray_engine import import_ray
 
-            import_ray()
+            if importlib.util.find_spec("ray") is None:
+                import_ray()  # raises the extra's error
 
 
 @contextmanager
 def open_engine(spec: EngineSpec | None, layout: Layout) -> Iterator:
-    """The engine of `spec` (default: local) for one command; a Ray connection is made on first
-    use and closed (its root marker removed) when the block ends."""
+    """The engine of `spec` (default: local) for one command; a Ray connection is begun in the
+    background at once (`RayEngine.start`) and closed (its root marker removed) when the block ends."""
     if spec is None or spec.name == "local":
         yield LocalEngine()
         return
@@ -61,6 +65,7 @@ def open_engine(spec: EngineSpec | None, layout: Layout) -> Iterator:
 
     engine = RayEngine(layout, spec.address)
     try:
+        engine.start()
         yield engine
     finally:
         engine.close()

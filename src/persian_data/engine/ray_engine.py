@@ -15,15 +15,20 @@ records, gates) stays in the driver.
   (every node sees it) and return its file name (`prepare.speech_units`).
 - **Shared root.** Every task checks the driver's marker under the root first (`shared_root`).
 - **Connection.** `ray.init(address)`: `--ray-address HOST:PORT`, else `RAY_ADDRESS`, else a cluster
-  started on this machine with `ray start`, else Ray starts one for this run. Made on first use, so
-  a run with nothing to prepare never connects.
+  started on this machine with `ray start`, else Ray starts one for this run. Begun in a thread
+  when the prepare stages start (`start`): importing Ray (~0.5 s), the handshake with the head and
+  the nodes starting their workers (~0.5-1 s more) overlap the stages' own start (imports,
+  reading the sources' indexes, planning); the first use waits for it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import sys
+import threading
 import uuid
 from collections import deque
 from concurrent.futures import CancelledError
@@ -112,6 +117,18 @@ def _check_reachable(address: str | None) -> None:
                           "See README 'Scaling out'") from exc
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    sys.exit(signum)  # what Ray's own handler does
+
+
+class _NotMainThread(logging.Filter):
+    """Drops Ray's warning that it did not set its SIGTERM handler (ray.init in `start`'s thread):
+    `start` set the same handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
 def _import_all(modules: tuple[str, ...]) -> None:
     import importlib
 
@@ -188,12 +205,47 @@ class RayEngine:
         self._marker: RootMarker | None = None
         self._shutdown = False
         self._warming: list = []
+        self._preload: tuple[str, ...] | None = None  # warm_up asked for before the connection was made
+        self._connecting: threading.Thread | None = None
+        self._connected = False  # by `start`'s thread (then it no longer looks at _preload)
+        self._handover = threading.Lock()
+        self._failed: BaseException | None = None
+
+    def start(self) -> None:
+        """Begin connecting in a thread (the caller goes on); `connect` waits for it. Called from
+        the main thread: Ray sets its SIGTERM handler (exit, so a run stopped that way still logs
+        its outcome) only when ray.init runs there, so it is set here."""
+        if self.ray is not None or self._connecting is not None:
+            return
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        self._connecting = threading.Thread(target=self._connect_in_thread, name="ray-connect", daemon=True)
+        self._connecting.start()
+
+    def _connect_in_thread(self) -> None:
+        try:
+            self._connect_now()
+            with self._handover:
+                self._connected, preload = True, self._preload
+            if preload is not None:
+                self._warm(preload)
+        except BaseException as exc:  # noqa: BLE001 - raised again where the connection is first needed
+            self._failed = exc
 
     def connect(self) -> None:
-        """Connect (once), count the CPUs, write the root's marker."""
-        if self.ray is not None:
-            return
+        """Connect (once, or wait for `start`'s thread), count the CPUs, write the root's marker."""
+        if self._connecting is not None and self._connecting is not threading.current_thread():
+            self._connecting.join()
+            self._connecting = None
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
+        if self.ray is None:
+            self._connect_now()
+
+    def _connect_now(self) -> None:
         ray = import_ray()
+        logging.getLogger("ray._private.worker").addFilter(_NotMainThread())
         where = self.address or "RAY_ADDRESS, or a cluster on this machine"
         if ray.is_initialized():  # a program that already connected (its connection, its shutdown)
             self._shutdown = False
@@ -237,9 +289,16 @@ class RayEngine:
 
     def warm_up(self, preload: Iterable[str]) -> None:
         """Start a worker on each CPU of the cluster importing `preload`, while the caller plans (the
-        tasks are spread over the nodes; their results are not waited for)."""
+        tasks are spread over the nodes; their results are not waited for). While `start`'s thread
+        is still connecting, that thread does it once connected: this returns at once."""
+        with self._handover:
+            if self._connecting is not None and not self._connected:
+                self._preload = tuple(preload)
+                return
+        self._warm(tuple(preload))
+
+    def _warm(self, modules: tuple[str, ...]) -> None:
         ex = self.executor()
-        modules = tuple(preload)
         spread = self._remote.options(num_cpus=1, max_retries=MAX_RETRIES, scheduling_strategy="SPREAD")
         self._warming = [spread.remote(ex._setup, _import_all, modules) for _ in range(self.slots)]
 
@@ -260,6 +319,9 @@ class RayEngine:
             ex.close()
 
     def close(self) -> None:
+        if self._connecting is not None:  # a run that ended before its first unit
+            self._connecting.join()
+            self._connecting = None
         if self._marker is not None:
             remove_marker(self._marker)
             self._marker = None

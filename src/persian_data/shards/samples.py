@@ -56,27 +56,37 @@ def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, d
     samples: list[Sample] = []
     seen: set[str] = set()
     root = os.fspath(layout.root) + "/"
-    recorded = cache.recorded if cache is not None else lambda path: None
+    recorded = cache.recorded if cache is not None else _unknown
+    meta_of, loads, required, append = metadata_of(corpus), orjson.loads, _REQUIRED, samples.append
     with open(corpus.manifest, "rb") as handle:
         for number, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            line = _parse(corpus, number, raw)
-            if line["id"] in seen:
-                raise ShardsDataError(f"{corpus.manifest}:{number}: id {line['id']!r} appears twice in the manifest; "
+            try:
+                line = loads(raw)
+            except orjson.JSONDecodeError:
+                line = None
+            if type(line) is not dict or not line.keys() >= required or line.get("audio_ref") is not None:
+                if not raw.strip():
+                    continue
+                line = _parse(corpus, number, raw)  # says what is wrong with the line
+            ident, audio, sha256 = line["id"], line["audio_path"], line["sha256"]
+            if ident in seen:
+                raise ShardsDataError(f"{corpus.manifest}:{number}: id {ident!r} appears twice in the manifest; "
                                       f"run `persian-data prepare speech --only {corpus.key}` again")
-            seen.add(line["id"])
-            audio = line["audio_path"]
-            name = audio.rpartition("/")[2]
+            seen.add(ident)
             path = root + audio
             known = recorded(path)
-            trusted = known is not None and known[0] == line["sha256"]
+            trusted = known is not None and known[0] == sha256
             stat = tuple(known[1]) if trusted else _stat(path, corpus, number, audio)
-            sample = Sample(line["id"], path, name.rpartition(".")[2].lower() if "." in name else "bin",
-                            line["sha256"], float(line["duration"]), number, stat[0], stat, trusted)
-            describe(sample, metadata(corpus, line))
-            samples.append(sample)
+            name = audio.rpartition("/")[2]
+            sample = Sample(ident, path, name.rpartition(".")[2].lower() if "." in name else "bin", sha256,
+                            float(line["duration"]), number, stat[0], stat, trusted)
+            describe(sample, meta_of(line))
+            append(sample)
     return samples
+
+
+def _unknown(path: str) -> None:
+    return None
 
 
 def _stat(path: str, corpus: CorpusSplit, number: int, audio: str) -> tuple[int, int, int]:
@@ -113,15 +123,30 @@ def metadata(corpus: CorpusSplit, line: dict) -> dict:
     """What every format carries: id, corpus, split, duration, frames, sample_rate, channels, sha256,
     text, text_normalized, speaker, gender (lower case; None when unknown), then the source columns
     under their own names (a name already taken keeps the common value)."""
-    speaker = line.get(corpus.speaker_column) if corpus.speaker_column else None
-    gender = line.get(corpus.gender_column) if corpus.gender_column else None
-    gender = gender.strip().lower() if isinstance(gender, str) else gender
-    meta = {"id": line["id"], "corpus": corpus.key, "split": corpus.split, "duration": line["duration"],
-            "frames": line["frames"], "sample_rate": line["sample_rate"], "channels": line.get("channels", 1),
-            "sha256": line["sha256"], "text": line["text"], "text_normalized": line["text_normalized"],
-            "speaker": speaker or None, "gender": gender or None}
-    meta.update({key: value for key, value in line.items() if key not in _TAKEN})
-    return meta
+    return metadata_of(corpus)(line)
+
+
+def metadata_of(corpus: CorpusSplit) -> Callable[[dict], dict]:
+    """`metadata` for one split's lines, with what does not change from line to line looked up once."""
+    key, split, speaker_column, gender_column, taken = (corpus.key, corpus.split, corpus.speaker_column,
+                                                        corpus.gender_column, _TAKEN)
+
+    def meta_of(line: dict) -> dict:
+        speaker = line.get(speaker_column) if speaker_column else None
+        gender = line.get(gender_column) if gender_column else None
+        if isinstance(gender, str):
+            gender = gender.strip().lower()
+        get = line.get
+        meta = {"id": line["id"], "corpus": key, "split": split, "duration": line["duration"],
+                "frames": line["frames"], "sample_rate": line["sample_rate"], "channels": get("channels", 1),
+                "sha256": line["sha256"], "text": line["text"], "text_normalized": line["text_normalized"],
+                "speaker": speaker or None, "gender": gender or None}
+        for name, value in line.items():
+            if name not in taken:
+                meta[name] = value
+        return meta
+
+    return meta_of
 
 
 _TAKEN = frozenset(COMMON_KEYS) | {"corpus", "speaker", "gender"}  # the keys `metadata` sets itself
