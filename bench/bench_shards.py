@@ -13,10 +13,12 @@
    processes share with the command twice):
    - the whole command a user runs: `persian-data shards --root R --corpus commonvoice --split all
      --format F` (500MB shards; the three splits' shards written by one pool), after removing the
-     previous sets, their journals and staging, and after os.sync();
+     previous sets, their journals and staging, os.sync() and 5 s for the freed memory to settle
+     (settle());
    - the baseline, plain `tar -cf OUT -T list` of the same 48,904 audio files (manifest order),
-     into the same filesystem, after os.sync(). tar does not fsync; the shards are fsynced before
-     they are renamed into place, so `tar` followed by `sync` is printed too.
+     into the same filesystem, after the same os.sync() and settling. tar does not fsync; the
+     shards are fsynced before they are renamed into place, so `tar` followed by `sync` is
+     printed too.
 3. Then once per format a run of its own for peak memory as PSS (pages shared between processes
    counted once): reading PSS (smaps_rollup) costs ~17 ms a sample under the writers' own memory
    lock, which would slow the timed runs (and tar, one small process, not).
@@ -42,6 +44,7 @@ import bench_speech  # noqa: E402  (generator, fetched-root builder, process-tre
 
 SPLITS = ("train", "validation", "test")
 GOAL = 0.70
+SETTLE = 5.0  # seconds between deleting the last run's output and the next timed run (see settle())
 
 
 def prepared_root(work: Path, clips: int) -> Path:
@@ -83,11 +86,22 @@ def _load() -> str:
     return f"{os.getloadavg()[0]:.1f}"
 
 
+def settle() -> None:
+    """Every timed run starts from the same memory state. On this VM (virtio-balloon) freed memory
+    is reported to the hypervisor within seconds; a run started right after a 1.4 GB delete reuses
+    those pages for free, one started later faults them back in from the host (tar of the same
+    files: 1.5 s right after deleting its last output, 1.7-1.9 s six seconds later, and up to
+    3-4 s after the shards runs freed several GB). Without this, whichever step happened to follow
+    a large delete looked fast: tar after tar+sync's output, or a format after its own last set."""
+    os.sync()
+    time.sleep(SETTLE)
+
+
 def run_shards(root: Path, fmt: str, split: str, workers: int | None, pss: bool = False) -> dict:
     for leftover in (root / "shards" / "commonvoice" / fmt, root / ".persian-data" / "shards" / "commonvoice" / fmt,
                      root / ".persian-data" / "staging" / "shards"):
         shutil.rmtree(leftover, ignore_errors=True)
-    os.sync()
+    settle()
     argv = [_console(), "shards", "--root", str(root), "--corpus", "commonvoice", "--split", split, "--format", fmt]
     if workers:
         argv += ["--workers", str(workers)]
@@ -103,7 +117,7 @@ def run_tar(root: Path, files: list[str], out: Path, then_sync: bool) -> dict:
     out.unlink(missing_ok=True)
     listing = out.with_suffix(".list")
     listing.write_text("\n".join(files) + "\n")
-    os.sync()
+    settle()
     argv = ["tar", "-cf", str(out), "-C", str(root), "-T", str(listing)]
     if then_sync:  # the same bytes made durable, as the shards are (fsync before rename)
         argv = ["sh", "-c", " ".join(argv) + f" && sync -d {out}"]
