@@ -22,7 +22,6 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-
 from .errors import PersianDataError, RunLockedError
 from .gates import release_warm
 from .integrity import HashCache
