@@ -96,6 +96,13 @@ def test_prepare_all_on_ray_is_the_local_engines_bytes(cluster, fetched, tmp_pat
     log = log_of(root)
     assert "ray: connected to 127.0.0.2" in log and "2 node(s), 2 CPU(s)" in log
     assert not list((root / ".persian-data" / "engine").glob("*.marker"))  # the run took its marker away
+    # Again, nothing to do: the connection begun in the background at the start is closed cleanly.
+    code, err = finished(prepare(root, "all", "--engine", "ray", "--ray-address", cluster.address,
+                                 "--valid-fraction", "0.2"))
+    assert code == 0, err
+    assert digests(root) == local_files
+    assert "already prepared (source unchanged); kept" in log_of(root)
+    assert not list((root / ".persian-data" / "engine").glob("*.marker"))
 
 
 def test_a_node_that_cannot_see_the_root_is_refused_in_one_line(cluster, fetched, tmp_path):
