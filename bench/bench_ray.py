@@ -40,7 +40,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -162,26 +161,16 @@ def run(work: Path, what: str, engine: str, cluster: LocalCluster, pss: bool = F
     cpu: dict[int, float] = {}
     cluster_cpu: dict[int, float] = {}
     peaks = [0, 0]
-    done = threading.Event()
 
-    def sampler() -> None:
-        while not done.is_set():
-            mem, rss = sample([proc.pid], cpu, pss)
-            c_mem, c_rss = sample(cluster_pids(cluster), cluster_cpu, pss)
-            if engine == "ray":  # the local engine's run does not count the idle cluster beside it
-                mem, rss = mem + c_mem, rss + c_rss
-            peaks[0], peaks[1] = max(peaks[0], mem), max(peaks[1], rss)
-            done.wait(speech.SAMPLE_EVERY)
+    def tick() -> None:
+        mem, rss = sample([proc.pid], cpu, pss)
+        c_mem, c_rss = sample(cluster_pids(cluster), cluster_cpu, pss)
+        if engine == "ray":  # the local engine's run does not count the idle cluster beside it
+            mem, rss = mem + c_mem, rss + c_rss
+        peaks[0], peaks[1] = max(peaks[0], mem), max(peaks[1], rss)
 
-    thread = threading.Thread(target=sampler, daemon=True)
-    thread.start()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    done.set()
-    thread.join()
+    err, wall, usage = speech.watch(proc, proc.stderr, tick, started)
     sample(cluster_pids(cluster), cluster_cpu, pss=False)  # the cluster's CPU up to the end
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{err[-3000:]}")
     ray_cpu = sum(v - cpu0.get(pid, 0.0) for pid, v in cluster_cpu.items())
@@ -193,7 +182,7 @@ def run(work: Path, what: str, engine: str, cluster: LocalCluster, pss: bool = F
     checksums = hashlib.sha256((root / "checksums" / "datasets.sha256.txt").read_bytes()).hexdigest()
     return {"wall": wall, "cpu": command_cpu + (ray_cpu if engine == "ray" else 0.0), "ray_cpu": ray_cpu,
             "driver_cpu": cpu.get(proc.pid, 0.0),  # the command's own process: the part that does not scale out
-            "peak_pss" if pss else "peak_rss_only": peaks[0],
+            **({"peak_pss": peaks[0]} if pss else {}),  # without it peaks[0] is the RSS sum again
             "peak_rss": peaks[1], "load": load, "log": log, "outputs": outputs, "checksums": checksums}
 
 

@@ -398,25 +398,37 @@ def run_process(argv: list[str], *, pss: bool = True, **popen) -> tuple[subproce
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, **popen)
     peaks = [0, 0, 0]  # tree (PSS or RSS), RSS sum, largest process
     cpu: dict[int, float] = {}
+
+    def tick() -> None:
+        for i, value in enumerate(tree_sample(proc.pid, cpu, pss)):
+            peaks[i] = max(peaks[i], value)
+
+    out, wall, usage = watch(proc, proc.stdout, tick, started)
+    tree_cpu = max(sum(cpu.values()), usage.ru_utime + usage.ru_stime)
+    return proc, out, {"wall": wall, "peak_tree_rss": peaks[0], "peak_rss_sum": peaks[1],
+                       "peak_process_rss": peaks[2], "cpu": tree_cpu}
+
+
+def watch(proc: subprocess.Popen, stream, tick, started: float):
+    """`tick()` every SAMPLE_EVERY from a thread while `proc` runs; `stream` (its pipe) read to
+    the end. Returns (what the pipe gave, wall seconds from `started` to the kernel's report of the
+    exit, its rusage: the process and every descendant it waited for); sets `proc.returncode`."""
     done = threading.Event()
 
     def sampler() -> None:
         while not done.is_set():
-            for i, value in enumerate(tree_sample(proc.pid, cpu, pss)):
-                peaks[i] = max(peaks[i], value)
+            tick()
             done.wait(SAMPLE_EVERY)
 
     thread = threading.Thread(target=sampler, daemon=True)
     thread.start()
-    out = proc.stdout.read()
+    out = stream.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     done.set()
     thread.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    tree_cpu = max(sum(cpu.values()), usage.ru_utime + usage.ru_stime)
-    return proc, out, {"wall": wall, "peak_tree_rss": peaks[0], "peak_rss_sum": peaks[1],
-                       "peak_process_rss": peaks[2], "cpu": tree_cpu}
+    return out, wall, usage
 
 
 def run_step(args: list[str]) -> dict:

@@ -207,7 +207,6 @@ class RayEngine:
         self._warming: list = []
         self._preload: tuple[str, ...] | None = None  # warm_up asked for before the connection was made
         self._connecting: threading.Thread | None = None
-        self._connected = False  # by `start`'s thread (then it no longer looks at _preload)
         self._handover = threading.Lock()
         self._failed: BaseException | None = None
 
@@ -225,8 +224,8 @@ class RayEngine:
     def _connect_in_thread(self) -> None:
         try:
             self._connect_now()
-            with self._handover:
-                self._connected, preload = True, self._preload
+            with self._handover:  # after this, warm_up sees self.ray set and warms up itself
+                preload = self._preload
             if preload is not None:
                 self._warm(preload)
         except BaseException as exc:  # noqa: BLE001 - raised again where the connection is first needed
@@ -245,7 +244,9 @@ class RayEngine:
 
     def _connect_now(self) -> None:
         ray = import_ray()
-        logging.getLogger("ray._private.worker").addFilter(_NotMainThread())
+        worker_log = logging.getLogger("ray._private.worker")
+        if not any(isinstance(f, _NotMainThread) for f in worker_log.filters):
+            worker_log.addFilter(_NotMainThread())
         where = self.address or "RAY_ADDRESS, or a cluster on this machine"
         if ray.is_initialized():  # a program that already connected (its connection, its shutdown)
             self._shutdown = False
@@ -296,7 +297,7 @@ class RayEngine:
         tasks are spread over the nodes; their results are not waited for). While `start`'s thread
         is still connecting, that thread does it once connected: this returns at once."""
         with self._handover:
-            if self._connecting is not None and not self._connected:
+            if self._connecting is not None and self.ray is None:
                 self._preload = tuple(preload)
                 return
         self._warm(tuple(preload))

@@ -119,15 +119,11 @@ def _parse(corpus: CorpusSplit, number: int, raw: bytes) -> dict:
     return line
 
 
-def metadata(corpus: CorpusSplit, line: dict) -> dict:
-    """What every format carries: id, corpus, split, duration, frames, sample_rate, channels, sha256,
-    text, text_normalized, speaker, gender (lower case; None when unknown), then the source columns
-    under their own names (a name already taken keeps the common value)."""
-    return metadata_of(corpus)(line)
-
-
 def metadata_of(corpus: CorpusSplit) -> Callable[[dict], dict]:
-    """`metadata` for one split's lines, with what does not change from line to line looked up once."""
+    """line -> what every format carries: id, corpus, split, duration, frames, sample_rate, channels,
+    sha256, text, text_normalized, speaker, gender (lower case; None when unknown), then the source
+    columns under their own names (a name already taken keeps the common value). What does not
+    change from line to line is looked up once per split."""
     key, split, speaker_column, gender_column, taken = (corpus.key, corpus.split, corpus.speaker_column,
                                                         corpus.gender_column, _TAKEN)
 
@@ -149,4 +145,4 @@ def metadata_of(corpus: CorpusSplit) -> Callable[[dict], dict]:
     return meta_of
 
 
-_TAKEN = frozenset(COMMON_KEYS) | {"corpus", "speaker", "gender"}  # the keys `metadata` sets itself
+_TAKEN = frozenset(COMMON_KEYS) | {"corpus", "speaker", "gender"}  # the keys `metadata_of` sets itself
