@@ -6,7 +6,7 @@ extension could not be built (no C compiler). Everything else is in pyproject.to
 
 from setuptools import Extension, setup
 
-SOURCES = ["module.c", "facts.c", "answers.c", "pii.c", "spacing.c", "words.c", "titles.c", "tarcopy.c"]
+SOURCES = ["module.c", "facts.c", "answers.c", "pii.c", "spacing.c", "words.c", "titles.c", "tarcopy.c", "jsonout.c"]
 
 setup(ext_modules=[Extension("persian_data._speedups", [f"src/speedups/{name}" for name in SOURCES],
                              depends=["src/speedups/speedups.h"], include_dirs=["src/speedups"],

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from persian_data.cli import main
 from persian_data.layout import Layout
 from persian_data.shards import readers, tarwrite
-from persian_data.shards.formats import member_key
+from persian_data.shards.documents import member_key
 from persian_data.shards.index import SetPaths, read_index
 from persian_data.shards.plan import cut_by_size
 

@@ -16,6 +16,7 @@ static PyMethodDef methods[] = {
     {"set_word_rules", pd_set_word_rules, METH_VARARGS, pd_set_word_rules_doc},
     {"word_hashes", pd_word_hashes, METH_VARARGS, pd_word_hashes_doc},
     {"tar_samples", pd_tar_samples, METH_VARARGS, pd_tar_samples_doc},
+    {"render", pd_render, METH_VARARGS, pd_render_doc},
     {NULL, NULL, 0, NULL},
 };
 

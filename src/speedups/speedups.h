@@ -32,5 +32,8 @@ extern const char pd_user_turns_doc[];
 /* tarcopy.c: shards.tarwrite.TarFileWriter's per-sample loop */
 PyObject *pd_tar_samples(PyObject *self, PyObject *args);
 extern const char pd_tar_samples_doc[];
+/* jsonout.c: the shard formats' per-sample JSON documents, as orjson writes them */
+PyObject *pd_render(PyObject *self, PyObject *args);
+extern const char pd_render_doc[];
 
 #endif

@@ -30,8 +30,9 @@ from ..atomic import fsync_dir, write_if_changed
 from ..catalog import CATALOG, Source
 from ..layout import Layout
 from .corpus import SPLITS, CorpusSplit, corpus_split
+from .documents import describer
 from .errors import ShardsInputError
-from .formats import FORMATS, WRITER_VERSION, describer, shard_pattern
+from .formats import FORMATS, WRITER_VERSION, shard_pattern
 from .index import INDEX_VERSION, OWN_NAMES, SetPaths, check_set, own_files
 from .plan import Plan, make_plan
 from .samples import read_samples
@@ -234,7 +235,7 @@ def _shard_in_children(layout: Layout, cache, splits: list[CorpusSplit], options
 
 def _plan_set(layout: Layout, cache, corpus: CorpusSplit, options: ShardOptions, manifest_sha256: str) -> _SetJob:
     paths = SetPaths(layout, corpus.key, options.fmt, corpus.split)
-    samples = read_samples(layout, corpus, cache, describer(options.fmt))
+    samples = read_samples(layout, corpus, cache, describer(options.fmt, corpus))
     plan = make_plan(options.fmt, corpus.split, samples, options.shard_size, options.buckets, options.seed)
     job = _SetJob(corpus, paths, plan, Journal(paths.journal, layout.tmp_dir), manifest_sha256, {}, {}, [])
     for planned in plan.files():

@@ -1,4 +1,4 @@
-"""The three shard formats: what each sample becomes, and the files of one shard.
+"""The three shard formats: the files of one shard (what each sample becomes: documents.py).
 
 WebDataset (the Hub's webdataset docs): `<split>-NNNNNN.tar`; per sample `<key>.json` (the
 metadata) then `<key>.<ext>` (the audio bytes as they are in datasets/). A key must not hold a
@@ -23,31 +23,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Callable
-
-import orjson
 
 from . import tarwrite
 from .samples import Sample
 
 FORMATS = ("webdataset", "shar", "nemo")
-LANGUAGE = "fa"
 WRITER_VERSION = 1  # part of every file's plan digest: bump when the bytes written for a plan change
-
-
-def member_key(sample_id: str) -> str:
-    """A sample id as a tar member stem without dots or slashes (reversible; most ids are unchanged)."""
-    return sample_id.replace("%", "%25").replace(".", "%2E").replace("/", "%2F")
-
-
-def _dumps(obj) -> bytes:
-    return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
-
-
-def _kept(data: bytes) -> bytes:
-    """A copy of exactly its size: orjson's result holds an 8 KB allocation whatever its length
-    (measured with tracemalloc), and a split keeps one or two per sample until it is written."""
-    return memoryview(data).tobytes()
 
 
 @dataclass
@@ -81,75 +62,6 @@ def digest_lines(fmt: str, planned: PlannedFile) -> str:
     for line in planned.lines or ():
         h.update(line)
     return h.hexdigest()
-
-
-# -- what one sample becomes --------------------------------------------------------------------
-
-def describer(fmt: str) -> Callable[[Sample, dict], None]:
-    """(sample, metadata) -> the sample's members, sidecar line and size in a tar, set once while
-    the manifest is read (no metadata dict is kept). The sidecar line is the Shar cut, or the NeMo
-    entry without its shard_id (which comes last, as NeMo's script writes it)."""
-    if fmt not in FORMATS:
-        raise ValueError(fmt)
-
-    def describe(sample: Sample, meta: dict) -> None:
-        key = member_key(sample.id)
-        audio = f"{key}.{sample.ext}"
-        if fmt == "webdataset":
-            sample.members = ((f"{key}.json", _kept(_dumps(meta))), (audio, None))
-        elif fmt == "shar":
-            recording = _recording(meta)
-            sample.members = ((f"{sample.id}.{sample.ext}", None), (f"{sample.id}.json", _kept(_dumps(recording))))
-            sample.extra = _kept(_dumps(_cut(meta, recording)))
-        else:
-            sample.members = ((audio, None),)
-            sample.extra = orjson.dumps(nemo_entry(meta, audio))[:-1]
-        sample.tar_bytes = sum(tarwrite.member_size(name, sample.size if data is None else len(data))
-                               for name, data in sample.members)
-
-    return describe
-
-
-def _channels(meta: dict) -> list[int]:
-    return list(range(int(meta.get("channels") or 1)))
-
-
-def _seconds(meta: dict) -> float:
-    return meta["frames"] / meta["sample_rate"]
-
-
-def _recording(meta: dict) -> dict:
-    channels = _channels(meta)
-    return {"id": meta["id"], "sources": [{"type": "shar", "channels": channels, "source": ""}],
-            "sampling_rate": meta["sample_rate"], "num_samples": meta["frames"],
-            "duration": _seconds(meta), "channel_ids": channels}
-
-
-def _cut(meta: dict, recording: dict) -> dict:
-    """A lhotse MonoCut (as `MonoCut.to_dict()` writes it) spanning the whole clip."""
-    channels = recording["channel_ids"]
-    channel = channels[0] if len(channels) == 1 else channels
-    supervision = {"id": meta["id"], "recording_id": meta["id"], "start": 0.0, "duration": recording["duration"],
-                   "channel": channel, "text": meta["text_normalized"], "language": LANGUAGE}
-    if meta.get("speaker"):
-        supervision["speaker"] = meta["speaker"]
-    if meta.get("gender"):
-        supervision["gender"] = meta["gender"]
-    supervision["custom"] = {"text_original": meta["text"], "split": meta["split"]}
-    custom = {k: v for k, v in meta.items() if k not in ("id", "duration", "text", "text_normalized", "speaker",
-                                                            "gender")}
-    return {"id": meta["id"], "start": 0, "duration": recording["duration"], "channel": channel,
-            "supervisions": [supervision], "recording": recording, "custom": custom, "type": "MonoCut"}
-
-
-def nemo_entry(meta: dict, member: str) -> dict:
-    """A NeMo manifest entry (shard_id is added after it, last)."""
-    entry = {"audio_filepath": member, "duration": meta["duration"], "text": meta["text_normalized"],
-             "id": meta["id"], "text_original": meta["text"]}
-    for key, value in meta.items():
-        if key not in entry and key not in ("text_normalized", "text"):
-            entry[key] = value
-    return entry
 
 
 def _nemo_line(sample: Sample, shard_id: int) -> bytes:

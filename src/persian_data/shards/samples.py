@@ -44,12 +44,12 @@ class Sample:
 
 
 Describe = Callable[[Sample, dict], None]
-"""Sets a sample's members, extra and tar_bytes from its metadata (formats.describer)."""
+"""Sets a sample's members, extra and tar_bytes from its manifest line (documents.describer)."""
 
 
 def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, describe: Describe) -> list[Sample]:
-    """Every line of the split's manifest as a Sample, in manifest order. The metadata dicts live
-    only until `describe` has turned them into bytes: 49k of them would cost ~150 MB. A clip the
+    """Every line of the split's manifest as a Sample, in manifest order. The lines live only until
+    `describe` has turned them into bytes: 49k dicts would cost ~150 MB. A clip the
     hash cache knows by the manifest's sha256 is planned by the size and stat recorded there, with
     no stat (the writer's fstat compares them: a changed clip is hashed, or refused); the others
     are stat'ed here."""
@@ -57,7 +57,7 @@ def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, d
     seen: set[str] = set()
     root = os.fspath(layout.root) + "/"
     recorded = cache.recorded if cache is not None else _unknown
-    meta_of, loads, required, append = metadata_of(corpus), orjson.loads, _REQUIRED, samples.append
+    loads, required, append = orjson.loads, _REQUIRED, samples.append
     with open(corpus.manifest, "rb") as handle:
         for number, raw in enumerate(handle, 1):
             try:
@@ -80,7 +80,7 @@ def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, d
             name = audio.rpartition("/")[2]
             sample = Sample(ident, path, name.rpartition(".")[2].lower() if "." in name else "bin", sha256,
                             float(line["duration"]), number, stat[0], stat, trusted)
-            describe(sample, meta_of(line))
+            describe(sample, line)
             append(sample)
     return samples
 
@@ -125,7 +125,7 @@ def metadata_of(corpus: CorpusSplit) -> Callable[[dict], dict]:
     columns under their own names (a name already taken keeps the common value). What does not
     change from line to line is looked up once per split."""
     key, split, speaker_column, gender_column, taken = (corpus.key, corpus.split, corpus.speaker_column,
-                                                        corpus.gender_column, _TAKEN)
+                                                        corpus.gender_column, TAKEN)
 
     def meta_of(line: dict) -> dict:
         speaker = line.get(speaker_column) if speaker_column else None
@@ -145,4 +145,4 @@ def metadata_of(corpus: CorpusSplit) -> Callable[[dict], dict]:
     return meta_of
 
 
-_TAKEN = frozenset(COMMON_KEYS) | {"corpus", "speaker", "gender"}  # the keys `metadata_of` sets itself
+TAKEN = frozenset(COMMON_KEYS) | {"corpus", "speaker", "gender"}  # the keys `metadata_of` sets itself
