@@ -159,6 +159,12 @@ def _run(layout: Layout, cache, splits: list[CorpusSplit], options: ShardOptions
     return outcome
 
 
+_LEFT_TO_EXIT: list = []
+"""In a split's child, which ends as soon as its set is sent: its plan (~10 objects a sample), left
+to the process's exit rather than freed object by object (~0.1 s for the 48,904 clips, at the end
+of the run)."""
+
+
 @dataclass
 class _SetDone:
     """A split's set, written to staging: what publishing it needs."""
@@ -172,10 +178,13 @@ class _SetDone:
 
 
 def _shard_split(layout: Layout, cache, corpus: CorpusSplit, options: ShardOptions, manifest_sha256: str,
-                 lanes: int, started: Callable[[int], Callable[[int], None]]) -> _SetDone:
+                 lanes: int, started: Callable[[int], Callable[[int], None]], keep: list | None = None) -> _SetDone:
     """Plan one split and write what its journal does not hold, in `lanes` processes (this one
-    included); `started(bytes to write)` gives the progress callback."""
+    included); `started(bytes to write)` gives the progress callback. The plan is appended to
+    `keep` when given (see _LEFT_TO_EXIT)."""
     job = _plan_set(layout, cache, corpus, options, manifest_sha256)
+    if keep is not None:
+        keep.append(job)
     pending = [(planned, job.paths.staging, job.journal) for planned in job.pending]
     on_bytes = started(sum(planned.size or 0 for planned in job.pending))
     with Lanes(layout, write_one, lanes) as writers:
@@ -213,7 +222,8 @@ def _shard_in_children(layout: Layout, cache, splits: list[CorpusSplit], options
                     send(("planned", total))
                     return lambda n: send(("bytes", n)) if n else None
 
-                send(("set", _shard_split(layout, cache, corpus, options, manifests[corpus.split], lanes, started)))
+                send(("set", _shard_split(layout, cache, corpus, options, manifests[corpus.split], lanes, started,
+                                          _LEFT_TO_EXIT)))
 
             def handle(message, split=corpus.split) -> bool:
                 if message[0] == "planned":

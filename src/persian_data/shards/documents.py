@@ -74,8 +74,7 @@ def _python_form(fmt: str, corpus: CorpusSplit) -> Callable[[Sample, dict], None
 
 
 def _sized(sample: Sample) -> None:
-    sample.tar_bytes = sum(tarwrite.member_size(name, sample.size if data is None else len(data))
-                           for name, data in sample.members)
+    sample.tar_bytes = tarwrite.members_size(sample.members, sample.size)
 
 
 def _dumps(obj) -> bytes:
