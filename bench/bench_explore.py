@@ -441,6 +441,7 @@ def main() -> None:
     parser.add_argument("--naive-server", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    bench_speech.as_installed()
     if args.naive_server is not None:
         naive_server(args.naive_server, args.port)
         return

@@ -207,6 +207,7 @@ def main() -> None:
     ap.add_argument("--only", choices=("speech", "text"), default=None)
     ap.add_argument("--object-store-mb", type=int, default=1000, help="per node")
     args = ap.parse_args()
+    speech.as_installed()
     work = args.workdir
     info = generate(work, args.clips, args.text_scale)
     speech.warm_page_cache(work / "gen")

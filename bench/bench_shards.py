@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians are compared")
     parser.add_argument("--workers", type=int, default=None, help="--workers of the command (default: its own)")
     args = parser.parse_args()
+    bench_speech.as_installed()
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     root = prepared_root(args.workdir, args.clips)

@@ -213,6 +213,7 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    bs.as_installed()
 
     if args.step:
         kind, root = args.step[0], Path(args.step[1])
