@@ -135,6 +135,11 @@ class HashCache:
                                   else self._key(path))
         return None if entry is None else (entry["sha256"], entry["stat"])
 
+    def entries_view(self) -> tuple[str, dict]:
+        """(the root prefix, the entries by root-relative path) for a compiled reader of many
+        entries at once (shards.documents.line_planner: `recorded` per clip, in C). Read only."""
+        return self._prefix, self._entries
+
     def put(self, path: Path, digests: Digests, st: os.stat_result | None = None) -> None:
         st = st or os.stat(path)
         entry = {"stat": _stat_key(st), "sha256": digests.sha256}

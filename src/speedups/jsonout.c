@@ -7,6 +7,9 @@
 #include "speedups.h"
 #include <math.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define MAX_DEPTH 64 /* deeper values go to the Python form */
 
@@ -40,12 +43,29 @@ static int put(Out *o, const char *s, Py_ssize_t n) {
     return DONE;
 }
 
+/* The length of the run at the start of u[0..n) that needs no escape (no `"`, `\`, control). */
+static Py_ssize_t plain_run(const unsigned char *u, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x1f);
+    for (; i + 16 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(u + i));
+        __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+                                   _mm_cmpeq_epi8(_mm_min_epu8(x, space), x)); /* x <= 0x1f, unsigned */
+        int mask = _mm_movemask_epi8(bad);
+        if (mask) return i + __builtin_ctz(mask);
+    }
+#endif
+    while (i < n && u[i] >= 0x20 && u[i] != '"' && u[i] != '\\') i++;
+    return i;
+}
+
 /* A str as orjson quotes it: `"` and `\` escaped, \b \t \n \f \r, other controls as \u00xx, the
    rest as its UTF-8 bytes. */
 static int put_str(Out *o, PyObject *s) {
     static const char hex[] = "0123456789abcdef";
     Py_ssize_t n;
-    const char *u = PyUnicode_AsUTF8AndSize(s, &n);
+    const unsigned char *u = (const unsigned char *)PyUnicode_AsUTF8AndSize(s, &n);
     if (!u) {
         PyErr_Clear();
         return FALL_BACK;
@@ -54,11 +74,12 @@ static int put_str(Out *o, PyObject *s) {
     char *p = o->buf + o->len;
     *p++ = '"';
     for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)u[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *p++ = (char)c;
-            continue;
-        }
+        Py_ssize_t run = plain_run(u + i, n - i);
+        memcpy(p, u + i, run);
+        p += run;
+        i += run;
+        if (i == n) break;
+        unsigned char c = u[i];
         *p++ = '\\';
         switch (c) {
         case '"': *p++ = '"'; break;
@@ -79,6 +100,18 @@ static int put_str(Out *o, PyObject *s) {
     *p++ = '"';
     o->len = p - o->buf;
     return DONE;
+}
+
+/* A long long in decimal, as orjson writes an int. */
+static int put_int(Out *o, long long v) {
+    char text[24], *end = text + sizeof text, *p = end;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    return put(o, p, end - p);
 }
 
 static int put_value(Out *o, PyObject *v, int depth);
@@ -116,19 +149,31 @@ static int put_value(Out *o, PyObject *v, int depth) {
         long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
         if (overflow) return FALL_BACK; /* orjson writes up to 2**64 - 1; the Python form knows */
         if (n == -1 && PyErr_Occurred()) return FAILED;
-        char text[24];
-        return put(o, text, snprintf(text, sizeof text, "%lld", n));
+        return put_int(o, n);
     }
     if (PyFloat_CheckExact(v)) {
         double d = PyFloat_AS_DOUBLE(v);
         if (!isfinite(d)) return FALL_BACK;
         /* repr's shortest round trip; orjson writes the same digits, but its exponent notation
-           differs from repr's (1e-5 vs 1e-05, 1e-7 vs 1e-07): those go to the Python form. */
-        char *text = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-        if (!text) return FAILED;
-        int r = strchr(text, 'e') ? FALL_BACK : put(o, text, (Py_ssize_t)strlen(text));
-        PyMem_Free(text);
-        return r;
+           differs from repr's (1e-5 vs 1e-05, 1e-7 vs 1e-07): those go to the Python form. The
+           last one is kept: a Shar cut holds its duration three times. (Under the GIL.) */
+        static double last = 0.0;
+        static char last_text[32] = "0.0";
+        static Py_ssize_t last_len = 3;
+        if (memcmp(&d, &last, sizeof d) != 0) {
+            char *text = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+            if (!text) return FAILED;
+            size_t len = strlen(text);
+            int exponent = strchr(text, 'e') != NULL;
+            if (!exponent && len < sizeof last_text) {
+                memcpy(last_text, text, len);
+                last_len = (Py_ssize_t)len;
+                last = d;
+            }
+            PyMem_Free(text);
+            if (exponent || len >= sizeof last_text) return FALL_BACK;
+        }
+        return put(o, last_text, last_len);
     }
     if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
         PyObject *seq = v;
@@ -157,16 +202,10 @@ const char pd_render_doc[] =
     "each item of the dict `rest` whose key is not in the set `skip`. None when a value is one it\n"
     "cannot write exactly as orjson would (the caller's Python form then writes it).";
 
-PyObject *pd_render(PyObject *self, PyObject *args) {
-    PyObject *fragments, *values, *skip, *rest;
-    if (!PyArg_ParseTuple(args, "O!O!OO!", &PyTuple_Type, &fragments, &PyTuple_Type, &values, &skip, &PyDict_Type,
-                          &rest))
-        return NULL;
-    if (!PyAnySet_Check(skip)) {
-        PyErr_SetString(PyExc_TypeError, "render: skip must be a set or frozenset");
-        return NULL;
-    }
-    Py_ssize_t n = PyTuple_GET_SIZE(values);
+/* The C form of `render` for this extension's own callers (shardplan.c): `values` a C array of
+   `n` values, `fragments` a tuple of n + 1 bytes, `rest` a dict or NULL. */
+PyObject *pd_render_values(PyObject *fragments, PyObject *const *values, Py_ssize_t n, PyObject *skip,
+                           PyObject *rest) {
     if (PyTuple_GET_SIZE(fragments) != n + 1) {
         PyErr_SetString(PyExc_ValueError, "render: one fragment more than values");
         return NULL;
@@ -181,10 +220,10 @@ PyObject *pd_render(PyObject *self, PyObject *args) {
             r = FAILED;
             break;
         }
-        if (i == n && (r = put_items(&o, rest, skip, 0, 0)) < 0) break;
+        if (i == n && rest && (r = put_items(&o, rest, skip, 0, 0)) < 0) break;
         r = put(&o, PyBytes_AS_STRING(fragment), PyBytes_GET_SIZE(fragment));
         if (r < 0 || i == n) break;
-        PyObject *value = PyTuple_GET_ITEM(values, i);
+        PyObject *value = values[i];
         r = PyBytes_CheckExact(value) ? put(&o, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
                                       : put_value(&o, value, 0);
     }
@@ -195,4 +234,16 @@ PyObject *pd_render(PyObject *self, PyObject *args) {
         result = Py_NewRef(Py_None);
     if (o.buf != first) PyMem_Free(o.buf);
     return result;
+}
+
+PyObject *pd_render(PyObject *self, PyObject *args) {
+    PyObject *fragments, *values, *skip, *rest;
+    if (!PyArg_ParseTuple(args, "O!O!OO!", &PyTuple_Type, &fragments, &PyTuple_Type, &values, &skip, &PyDict_Type,
+                          &rest))
+        return NULL;
+    if (!PyAnySet_Check(skip)) {
+        PyErr_SetString(PyExc_TypeError, "render: skip must be a set or frozenset");
+        return NULL;
+    }
+    return pd_render_values(fragments, &PyTuple_GET_ITEM(values, 0), PyTuple_GET_SIZE(values), skip, rest);
 }

@@ -17,6 +17,7 @@ static PyMethodDef methods[] = {
     {"word_hashes", pd_word_hashes, METH_VARARGS, pd_word_hashes_doc},
     {"tar_samples", pd_tar_samples, METH_VARARGS, pd_tar_samples_doc},
     {"render", pd_render, METH_VARARGS, pd_render_doc},
+    {"shard_sample", (PyCFunction)(void (*)(void))pd_shard_sample, METH_FASTCALL, pd_shard_sample_doc},
     {NULL, NULL, 0, NULL},
 };
 

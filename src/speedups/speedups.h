@@ -34,6 +34,11 @@ PyObject *pd_tar_samples(PyObject *self, PyObject *args);
 extern const char pd_tar_samples_doc[];
 /* jsonout.c: the shard formats' per-sample JSON documents, as orjson writes them */
 PyObject *pd_render(PyObject *self, PyObject *args);
+PyObject *pd_render_values(PyObject *fragments, PyObject *const *values, Py_ssize_t n, PyObject *skip,
+                           PyObject *rest);
 extern const char pd_render_doc[];
+/* shardplan.c: shards.samples.read_samples' work on one manifest line */
+PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+extern const char pd_shard_sample_doc[];
 
 #endif

@@ -30,7 +30,7 @@ from ..atomic import fsync_dir, write_if_changed
 from ..catalog import CATALOG, Source
 from ..layout import Layout
 from .corpus import SPLITS, CorpusSplit, corpus_split
-from .documents import describer
+from .documents import describer, line_planner
 from .errors import ShardsInputError
 from .formats import FORMATS, WRITER_VERSION, shard_pattern
 from .index import INDEX_VERSION, OWN_NAMES, SetPaths, check_set, own_files
@@ -245,7 +245,8 @@ def _shard_in_children(layout: Layout, cache, splits: list[CorpusSplit], options
 
 def _plan_set(layout: Layout, cache, corpus: CorpusSplit, options: ShardOptions, manifest_sha256: str) -> _SetJob:
     paths = SetPaths(layout, corpus.key, options.fmt, corpus.split)
-    samples = read_samples(layout, corpus, cache, describer(options.fmt, corpus))
+    samples = read_samples(layout, corpus, cache, describer(options.fmt, corpus),
+                           lambda root, seen: line_planner(options.fmt, corpus, root, cache, seen))
     plan = make_plan(options.fmt, corpus.split, samples, options.shard_size, options.buckets, options.seed)
     job = _SetJob(corpus, paths, plan, Journal(paths.journal, layout.tmp_dir), manifest_sha256, {}, {}, [])
     for planned in plan.files():

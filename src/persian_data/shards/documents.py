@@ -6,18 +6,20 @@
 - NeMo: `<key>.<ext>`, and the manifest entry (without its shard_id and closing brace: the
   planner adds `"shard_id":N}` once it knows the shard).
 
-Each document is orjson's text of a dict built from the manifest line (the Python form, the
-reference). For 49k lines that costs more than reading them, so where the C extension is built
-each split compiles the documents into templates once: the JSON between the values (key names,
-the corpus, the split, the constants) as fixed fragments, and `_speedups.render` writes each
-line's values between them exactly as orjson would. A line `render` cannot write that way (a
-float orjson writes in exponent notation, an int beyond 64 bits, a lone surrogate) goes to the
-Python form, which writes the same bytes or raises orjson's own error; a hypothesis test holds
-the two forms to the same bytes on any line.
+Each document is orjson's text of a dict built from the manifest line (`describer`, the Python
+form, the reference). For 49k lines that costs more than reading them, so where the C extension
+is built each split compiles the documents into templates once: the JSON between the values (key
+names, the corpus, the split, the constants) as fixed fragments. `line_planner` then hands each
+parsed line to `_speedups.shard_sample`, which makes its Sample, checks its clip and writes its
+values between the fragments exactly as orjson would (jsonout.c). A line it cannot take that way
+(a float orjson writes in exponent notation, an int beyond 64 bits, a lone surrogate, an id to
+escape, a missing field) goes to the Python form, which plans it the same way or says what is
+wrong; hypothesis tests hold the two forms to the same samples on any manifest.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import orjson
@@ -30,8 +32,6 @@ from .samples import TAKEN, Sample, metadata_of
 LANGUAGE = "fa"
 _NEMO_SKIP = TAKEN | {"audio_filepath", "text_original"}  # NeMo's own keys, ahead of the source columns
 _SHAR_CUT_SKIP = frozenset({"id", "duration", "text", "text_normalized", "speaker", "gender"})
-_NONE: frozenset = frozenset()
-_EMPTY: dict = {}
 
 
 def member_key(sample_id: str) -> str:
@@ -39,18 +39,11 @@ def member_key(sample_id: str) -> str:
     return sample_id.replace("%", "%25").replace(".", "%2E").replace("/", "%2F")
 
 
-def describer(fmt: str, corpus: CorpusSplit, *, compiled: bool = True) -> Callable[[Sample, dict], None]:
-    """(sample, manifest line) -> the sample's members, sidecar line and size in a tar, set once
-    while the manifest is read (no dict is kept). `compiled=False`: the Python form only."""
-    python = _python_form(fmt, corpus)
-    if SPEEDUPS is None or not compiled:
-        return python
-    return {"webdataset": _webdataset, "shar": _shar, "nemo": _nemo}[fmt](corpus, python)
-
-
 # -- the Python form: the reference ------------------------------------------------------------
 
-def _python_form(fmt: str, corpus: CorpusSplit) -> Callable[[Sample, dict], None]:
+def describer(fmt: str, corpus: CorpusSplit) -> Callable[[Sample, dict], None]:
+    """(sample, manifest line) -> the sample's members, sidecar line and size in a tar, set once
+    while the manifest is read (no dict is kept)."""
     if fmt not in ("webdataset", "shar", "nemo"):
         raise ValueError(fmt)
     meta_of = metadata_of(corpus)
@@ -124,7 +117,7 @@ def nemo_entry(meta: dict, member: str) -> dict:
     return entry
 
 
-# -- the compiled form: the same documents from templates --------------------------------------
+# -- the compiled form: the same samples from templates, in C ----------------------------------
 
 _VALUE = object()  # a value's place in a template
 
@@ -142,94 +135,42 @@ def _template(*parts) -> tuple[bytes, ...]:
     return tuple(fragments)
 
 
-def _who(corpus: CorpusSplit) -> Callable[[dict], tuple]:
-    """line -> (speaker, gender) as metadata_of sets them."""
-    speaker_column, gender_column = corpus.speaker_column, corpus.gender_column
-
-    def who(line: dict) -> tuple:
-        speaker = line.get(speaker_column) if speaker_column else None
-        gender = line.get(gender_column) if gender_column else None
-        if isinstance(gender, str):
-            gender = gender.strip().lower()
-        return speaker or None, gender or None
-
-    return who
-
-
-def _common(corpus: CorpusSplit) -> bytes:
-    return b',"corpus":' + orjson.dumps(corpus.key) + b',"split":' + orjson.dumps(corpus.split)
-
-
-def _webdataset(corpus: CorpusSplit, python: Callable[[Sample, dict], None]) -> Callable[[Sample, dict], None]:
-    V, render, who, skip = _VALUE, SPEEDUPS.render, _who(corpus), TAKEN
-    meta = _template(b'{"id":', V, _common(corpus) + b',"duration":', V, b',"frames":', V, b',"sample_rate":', V,
-                     b',"channels":', V, b',"sha256":', V, b',"text":', V, b',"text_normalized":', V,
-                     b',"speaker":', V, b',"gender":', V, b"}\n")
-
-    def describe(sample: Sample, line: dict) -> None:
-        speaker, gender = who(line)
-        get = line.get
-        doc = render(meta, (line["id"], line["duration"], line["frames"], line["sample_rate"], get("channels", 1),
-                            line["sha256"], line["text"], line["text_normalized"], speaker, gender), skip, line)
-        if doc is None:
-            return python(sample, line)
-        key = member_key(sample.id)
-        sample.members = ((key + ".json", doc), (f"{key}.{sample.ext}", None))
-        _sized(sample)
-
-    return describe
-
-
-def _shar(corpus: CorpusSplit, python: Callable[[Sample, dict], None]) -> Callable[[Sample, dict], None]:
-    V, render, who, skip = _VALUE, SPEEDUPS.render, _who(corpus), TAKEN
+def _templates(fmt: str, corpus: CorpusSplit) -> tuple:
+    """(the document, the second document or None, the speaker part, the gender part): the values
+    between them are filled in C (shardplan.c) in the order the Python form's dicts have them."""
+    V = _VALUE
+    common = b',"corpus":' + orjson.dumps(corpus.key) + b',"split":' + orjson.dumps(corpus.split)
+    parts = (_template(b',"speaker":', V, b""), _template(b',"gender":', V, b""))
+    if fmt == "webdataset":  # metadata_of: id, corpus, split, duration, ..., gender, then the source columns
+        return (_template(b'{"id":', V, common + b',"duration":', V, b',"frames":', V, b',"sample_rate":', V,
+                          b',"channels":', V, b',"sha256":', V, b',"text":', V, b',"text_normalized":', V,
+                          b',"speaker":', V, b',"gender":', V, b"}\n"), None, *parts)
+    if fmt == "nemo":  # nemo_entry, without its closing brace
+        return (_template(b'{"audio_filepath":', V, b',"duration":', V, b',"text":', V, b',"id":', V,
+                          b',"text_original":', V, common + b',"frames":', V, b',"sample_rate":', V,
+                          b',"channels":', V, b',"sha256":', V, b',"speaker":', V, b',"gender":', V, b""), None, *parts)
     recording = _template(b'{"id":', V, b',"sources":[{"type":"shar","channels":', V,
                           b',"source":""}],"sampling_rate":', V, b',"num_samples":', V, b',"duration":', V,
-                          b',"channel_ids":', V, b"}")
-    split = orjson.dumps(corpus.split)
+                          b',"channel_ids":', V, b"}")  # _recording, without the newline its member ends with
     cut = _template(b'{"id":', V, b',"start":0,"duration":', V, b',"channel":', V, b',"supervisions":[{"id":', V,
                     b',"recording_id":', V, b',"start":0.0,"duration":', V, b',"channel":', V, b',"text":', V,
                     b',"language":' + orjson.dumps(LANGUAGE), V, V, b',"custom":{"text_original":', V,
-                    b',"split":' + split + b'}}],"recording":', V, b',"custom":{' + _common(corpus)[1:] + b',"frames":',
-                    V, b',"sample_rate":', V, b',"channels":', V, b',"sha256":', V, b'},"type":"MonoCut"}\n')
-    speaker_of, gender_of = (b',"speaker":', b""), (b',"gender":', b"")
-
-    def describe(sample: Sample, line: dict) -> None:
-        speaker, gender = who(line)
-        ident, frames, rate, channels = line["id"], line["frames"], line["sample_rate"], line.get("channels", 1)
-        ids = list(range(int(channels or 1)))
-        seconds = frames / rate
-        body = render(recording, (ident, ids, rate, frames, seconds, ids), _NONE, _EMPTY)
-        said = [render(speaker_of, (speaker,), _NONE, _EMPTY) if speaker else b"",
-                render(gender_of, (gender,), _NONE, _EMPTY) if gender else b""]
-        line_of_cut = None if body is None or None in said else render(
-            cut, (ident, seconds, ids[0] if len(ids) == 1 else ids, ident, ident, seconds,
-                  ids[0] if len(ids) == 1 else ids, line["text_normalized"], said[0], said[1], line["text"], body,
-                  frames, rate, channels, line["sha256"]), skip, line)
-        if line_of_cut is None:
-            return python(sample, line)
-        sample.members = ((f"{ident}.{sample.ext}", None), (f"{ident}.json", body + b"\n"))
-        sample.extra = line_of_cut
-        _sized(sample)
-
-    return describe
+                    b',"split":' + orjson.dumps(corpus.split) + b'}}],"recording":', V, b',"custom":{' + common[1:]
+                    + b',"frames":', V, b',"sample_rate":', V, b',"channels":', V, b',"sha256":', V,
+                    b'},"type":"MonoCut"}\n')  # _cut
+    return (recording, cut, *parts)
 
 
-def _nemo(corpus: CorpusSplit, python: Callable[[Sample, dict], None]) -> Callable[[Sample, dict], None]:
-    V, render, who, skip = _VALUE, SPEEDUPS.render, _who(corpus), _NEMO_SKIP
-    entry = _template(b'{"audio_filepath":', V, b',"duration":', V, b',"text":', V, b',"id":', V,
-                      b',"text_original":', V, _common(corpus) + b',"frames":', V, b',"sample_rate":', V,
-                      b',"channels":', V, b',"sha256":', V, b',"speaker":', V, b',"gender":', V, b"")
-
-    def describe(sample: Sample, line: dict) -> None:
-        speaker, gender = who(line)
-        audio = f"{member_key(sample.id)}.{sample.ext}"
-        doc = render(entry, (audio, line["duration"], line["text_normalized"], line["id"], line["text"],
-                             line["frames"], line["sample_rate"], line.get("channels", 1), line["sha256"], speaker,
-                             gender), skip, line)
-        if doc is None:
-            return python(sample, line)
-        sample.members = ((audio, None),)
-        sample.extra = doc
-        _sized(sample)
-
-    return describe
+def line_planner(fmt: str, corpus: CorpusSplit, root: str, cache, seen: set,
+                 sample_type: type = Sample) -> Callable[[dict, int], Sample | None] | None:
+    """read_samples' loop body for a parsed manifest line, in C: the line -> its Sample, described
+    (members, sidecar line, tar size) as the Python form would, the clip vouched for by `cache` or
+    stat'ed, its id added to `seen`; None for a line the Python form must take. None without the
+    extension."""
+    if SPEEDUPS is None or not hasattr(SPEEDUPS, "shard_sample"):
+        return None
+    prefix, entries = cache.entries_view() if cache is not None else ("", None)
+    skip = _NEMO_SKIP if fmt == "nemo" else TAKEN
+    ctx = (("webdataset", "shar", "nemo").index(fmt), root, prefix, entries, seen, sample_type,
+           corpus.speaker_column, corpus.gender_column, skip, _templates(fmt, corpus))
+    return partial(SPEEDUPS.shard_sample, ctx)

@@ -47,15 +47,21 @@ Describe = Callable[[Sample, dict], None]
 """Sets a sample's members, extra and tar_bytes from its manifest line (documents.describer)."""
 
 
-def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, describe: Describe) -> list[Sample]:
+Planner = Callable[[str, set], Callable[[dict, int], "Sample | None"] | None]
+"""(root with a trailing slash, the ids seen) -> the compiled loop body (documents.line_planner), or None."""
+
+
+def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, describe: Describe,
+                 planner: Planner | None = None) -> list[Sample]:
     """Every line of the split's manifest as a Sample, in manifest order. The lines live only until
     `describe` has turned them into bytes: 49k dicts would cost ~150 MB. A clip the
     hash cache knows by the manifest's sha256 is planned by the size and stat recorded there, with
     no stat (the writer's fstat compares them: a changed clip is hashed, or refused); the others
-    are stat'ed here."""
+    are stat'ed here. `planner` gives the same loop body in C, for every line it can take."""
     samples: list[Sample] = []
     seen: set[str] = set()
     root = os.fspath(layout.root) + "/"
+    compiled = planner(root, seen) if planner is not None else None
     recorded = cache.recorded if cache is not None else _unknown
     loads, required, append = orjson.loads, _REQUIRED, samples.append
     with open(corpus.manifest, "rb") as handle:
@@ -64,6 +70,11 @@ def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, d
                 line = loads(raw)
             except orjson.JSONDecodeError:
                 line = None
+            if compiled is not None:
+                sample = compiled(line, number)
+                if sample is not None:
+                    append(sample)
+                    continue
             if type(line) is not dict or not line.keys() >= required or line.get("audio_ref") is not None:
                 if not raw.strip():
                     continue
