@@ -1,9 +1,10 @@
-"""The per-sample documents of the shard formats: the C templates write what the Python form writes.
+"""Planning a shard set in C gives what the Python form gives.
 
-`_speedups.render` must give orjson's bytes for any value orjson.loads can give, or None (then
-the Python form runs); and a split's compiled describer must give every sample the same members,
-sidecar line and tar size as the Python form, for any manifest line prepare could write (and
-lines it would not: odd floats, big ints, nested source columns, control characters, surrogates).
+`_speedups.render` (the JSON writer) must give orjson's bytes for any value orjson.loads can give,
+or None (then the Python form runs); and `read_samples` with `_speedups.shard_sample` must give
+every sample the same fields, members, documents and tar size as the Python form, or the same
+error, for any manifest prepare could write and many it would not (odd floats, big ints, nested
+source columns, control characters, surrogates, ids to escape or seen twice, missing clips).
 """
 
 from __future__ import annotations

@@ -300,7 +300,8 @@ PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t narg
     goto done;
 
 fall_back:
-    result = Py_NewRef(Py_None);
+    /* An error met on the way (never expected here) is raised, not left behind a None. */
+    result = PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
 done:
     Py_XDECREF(path);
     Py_XDECREF(stat);
