@@ -158,6 +158,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench_card"))
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    from installed import as_installed  # (bench/installed.py)
+
+    as_installed()  # the commands read our modules from bytecode, as after pip install
     root = args.workdir / f"root-{args.clips}"
     if not (root / "datasets/speech/commonvoice_fa/manifests/stats.json").is_file():
         print(f"generating {args.clips} clips into {root}", flush=True)

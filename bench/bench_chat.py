@@ -317,6 +317,9 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the generated corpus")
     ap.add_argument("--child", choices=("prepare", "baseline"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    from installed import as_installed  # (bench/installed.py)
+
+    as_installed()  # the commands read our modules from bytecode, as after pip install
 
     if args.child:
         root = args.dir

@@ -212,6 +212,9 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
+    from installed import as_installed  # (bench/installed.py)
+
+    as_installed()  # the commands read our modules from bytecode, as after pip install
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_eval."))
     work.mkdir(parents=True, exist_ok=True)
     try:

@@ -441,7 +441,9 @@ def main() -> None:
     parser.add_argument("--naive-server", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    bench_speech.as_installed()
+    from installed import as_installed  # (bench/installed.py)
+
+    as_installed()  # the commands read our modules from bytecode, as after pip install
     if args.naive_server is not None:
         naive_server(args.naive_server, args.port)
         return

@@ -398,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--second-repeats", type=int, default=3, help="second-fetch runs (default 3)")
     parser.add_argument("--no-hf-parallel", action="store_true", help="skip the informational hf x5-at-once run")
     args = parser.parse_args(argv)
+    from installed import as_installed  # (bench/installed.py)
+
+    as_installed()  # the commands read our modules from bytecode, as after pip install
     if args.scale <= 0:
         parser.error("--scale must be > 0")
 

@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
+    from installed import as_installed  # (bench/installed.py)
+
+    as_installed()  # the commands read our modules from bytecode, as after pip install
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_mirrors_"))
     workdir.mkdir(parents=True, exist_ok=True)

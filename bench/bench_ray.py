@@ -207,7 +207,9 @@ def main() -> None:
     ap.add_argument("--only", choices=("speech", "text"), default=None)
     ap.add_argument("--object-store-mb", type=int, default=1000, help="per node")
     args = ap.parse_args()
-    speech.as_installed()
+    from installed import as_installed  # (bench/installed.py)
+
+    as_installed()  # the commands read our modules from bytecode, as after pip install
     work = args.workdir
     info = generate(work, args.clips, args.text_scale)
     speech.warm_page_cache(work / "gen")

@@ -148,7 +148,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians are compared")
     parser.add_argument("--workers", type=int, default=None, help="--workers of the command (default: its own)")
     args = parser.parse_args()
-    bench_speech.as_installed()
+    from installed import as_installed  # (bench/installed.py)
+
+    as_installed()  # the commands read our modules from bytecode, as after pip install
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     root = prepared_root(args.workdir, args.clips)

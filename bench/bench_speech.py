@@ -381,21 +381,6 @@ def tree_sample(pid: int, cpu: dict[int, float], pss: bool = True) -> tuple[int,
     return total, rss_sum, largest
 
 
-def as_installed() -> None:
-    """Time commands as an installed package runs them: its modules read from bytecode. pip
-    compiles a package when it installs it, and Python caches what it compiles on first import;
-    but a shell with PYTHONDONTWRITEBYTECODE=1 (as ours was) never writes that cache, and every
-    command start and every worker process (Ray's included) compiles ~45 of our modules from
-    source again: ~60 ms each time, measured with cProfile. So: the package compiled once here,
-    and the cache allowed for the commands and the clusters this benchmark starts."""
-    import compileall
-
-    import persian_data
-
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    compileall.compile_dir(Path(persian_data.__file__).parent, quiet=1)
-
-
 SAMPLE_EVERY = 0.1  # seconds; reading smaps_rollup is not free, and the sampler must not steal the CPUs
 
 
@@ -521,7 +506,9 @@ def main() -> None:
                              "and RAM is short; on a disk, deleting 49k files slows the next steps' file creation)")
     parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    as_installed()
+    from installed import as_installed  # (bench/installed.py)
+
+    as_installed()  # the commands read our modules from bytecode, as after pip install
 
     if args.step:
         kind, root = args.step[0], Path(args.step[1])

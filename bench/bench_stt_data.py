@@ -213,7 +213,9 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    bs.as_installed()
+    from installed import as_installed  # (bench/installed.py)
+
+    as_installed()  # the commands read our modules from bytecode, as after pip install
 
     if args.step:
         kind, root = args.step[0], Path(args.step[1])

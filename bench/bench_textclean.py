@@ -196,6 +196,9 @@ def main() -> None:
     ap.add_argument("--realistic-scale", type=float, default=0.05,
                     help="share of the 845 MB realistic corpus the rules run on (0: skip)")
     args = ap.parse_args()
+    from installed import as_installed  # (bench/installed.py)
+
+    as_installed()  # the commands read our modules from bytecode, as after pip install
     texts = corpus(args.n)
     bench_near_dup(texts, min(args.sample, args.n))
     bench_rules(texts[: args.rules_n])

@@ -363,6 +363,9 @@ def main() -> int:
     parser.add_argument("--light-venv", type=Path, default=ROOT / ".venv-serve")
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
+    from installed import as_installed  # (bench/installed.py)
+
+    as_installed()  # the commands read our modules from bytecode, as after pip install
 
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")  # this checkout's code
