@@ -72,7 +72,7 @@ class Lanes:
         self._parent = _PARENT  # in a child: stop when the parent that forked it is gone
 
     def stopped(self) -> bool:
-        return self._stop.is_set() or (self._parent is not None and os.getppid() != self._parent)
+        return self._stop.is_set() or (self._parent is not None and _gone(self._parent))
 
     def spawn(self, task: Task, handle: Callable[[tuple], bool]) -> None:
         """Run `task(send)` in a forked child; each message it sends is given to `handle` here (in
@@ -99,7 +99,7 @@ class Lanes:
             reporter = _Reporter(send)
             for number, (planned, staging, _) in enumerate(lane):
                 sha, st = self.write_one(self.layout, planned, staging / planned.name,
-                                         lambda: os.getppid() != parent, reporter)  # gone: stop
+                                         lambda: _gone(parent), reporter)  # gone: stop
                 reporter.flush()
                 send(("file", number, sha, st))
 
@@ -229,7 +229,25 @@ def _child(task: Task, conn) -> None:
         conn.close()
 
 
+_STOPPING = False  # in a child: it is stopping (its cleanup must run to the end)
+
+
+def _gone(parent: int) -> bool:
+    """The process that forked this one is gone: stop (and let no SIGTERM cut the cleanup short)."""
+    global _STOPPING
+    if os.getppid() != parent:
+        _STOPPING = True
+    return _STOPPING
+
+
 def _terminated(signum, frame) -> None:
+    """SIGTERM (a sibling failed, or the parent died: PR_SET_PDEATHSIG): stop once. The parent's death
+    comes twice, as this signal and as `_gone`; a second Stopped raised while the first one removes
+    the temp file would leave it behind."""
+    global _STOPPING
+    if _STOPPING:
+        return
+    _STOPPING = True
     raise Stopped()
 
 
