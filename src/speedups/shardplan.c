@@ -69,19 +69,8 @@ static PyObject *stat_tuple(PyObject *path) {
     int r = stat(PyBytes_AS_STRING(encoded), &st);
     Py_DECREF(encoded);
     if (r != 0) return NULL;
-    PyObject *ns = NULL, *sec = PyLong_FromLongLong((long long)st.st_mtim.tv_sec), *nsec = NULL, *billion = NULL;
-    if (sec && (billion = PyLong_FromLong(1000000000L)) && (nsec = PyLong_FromLong(st.st_mtim.tv_nsec))) {
-        PyObject *scaled = PyNumber_Multiply(sec, billion);
-        if (scaled) {
-            ns = PyNumber_Add(scaled, nsec);
-            Py_DECREF(scaled);
-        }
-    }
-    Py_XDECREF(sec);
-    Py_XDECREF(billion);
-    Py_XDECREF(nsec);
-    if (!ns) return NULL;
-    return Py_BuildValue("(LNK)", (long long)st.st_size, ns, (unsigned long long)st.st_ino);
+    long long mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec; /* to the year 2262 */
+    return Py_BuildValue("(LLK)", (long long)st.st_size, mtime_ns, (unsigned long long)st.st_ino);
 }
 
 const char pd_shard_sample_doc[] =
@@ -132,7 +121,8 @@ PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t narg
     PyObject *prefix = PyTuple_GET_ITEM(ctx, CTX_PREFIX), *entries = PyTuple_GET_ITEM(ctx, CTX_ENTRIES);
     if (entries != Py_None) {
         Py_ssize_t length = PyUnicode_GET_LENGTH(path), cut = PyUnicode_GET_LENGTH(prefix);
-        if (PyUnicode_Tailmatch(path, prefix, 0, length, -1) != 1 || PyUnicode_Find(path, s_slash_dot, 0, length, 1) != -1)
+        if (PyUnicode_Tailmatch(path, prefix, 0, length, -1) != 1 ||
+            PyUnicode_Find(path, s_slash_dot, 0, length, 1) != -1)
             goto fall_back; /* the hash cache's slow key (HashCache._key) */
         PyObject *key = PyUnicode_Substring(path, cut, length);
         if (!key) goto done;
@@ -207,24 +197,28 @@ PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t narg
         if (!truthy) Py_SETREF(gender, Py_NewRef(Py_None));
     }
 
-    long long tar_bytes = 0;
-    if (fmt == WEBDATASET || fmt == NEMO) {
-        /* member_key(id) is the id itself unless it holds % . or / (then the Python form escapes it). */
+    /* The member names: <key>.<ext> (the audio) and <key>.json (WebDataset's metadata, Shar's
+       recording). Shar's key is the id; WebDataset's and NeMo's is member_key(id), the id itself
+       unless it holds % . or / (then the Python form escapes it). */
+    if (fmt != SHAR) {
         Py_ssize_t ilen = PyUnicode_GET_LENGTH(id);
         if (PyUnicode_FindChar(id, '%', 0, ilen, 1) != -1 || PyUnicode_FindChar(id, '.', 0, ilen, 1) != -1 ||
             PyUnicode_FindChar(id, '/', 0, ilen, 1) != -1)
             goto fall_back;
-        PyObject *dotted = PyUnicode_Concat(s_dot, ext);
-        if (!dotted) goto done;
-        name_a = PyUnicode_Concat(id, dotted); /* <key>.<ext>: the audio */
-        Py_DECREF(dotted);
-        if (!name_a) goto done;
+    }
+    PyObject *dotted = PyUnicode_Concat(s_dot, ext);
+    if (!dotted) goto done;
+    name_a = PyUnicode_Concat(id, dotted);
+    Py_DECREF(dotted);
+    if (!name_a || (fmt != NEMO && !(name_b = PyUnicode_Concat(id, s_json)))) goto done;
+    if (!plain_name(name_a) || (name_b && !plain_name(name_b)) || audio_size >= MAX_TAR_SIZE) goto fall_back;
+
+    long long tar_bytes = 0;
+    if (fmt == WEBDATASET || fmt == NEMO) {
         if (fmt == WEBDATASET) {
             PyObject *values[10] = {id, raw_duration, frames, rate, channels, sha, text, normalized, speaker, gender};
             if (!(doc = pd_render_values(PyTuple_GET_ITEM(templates, 0), values, 10, skip, line))) goto done;
             if (doc == Py_None) goto fall_back;
-            if (!(name_b = PyUnicode_Concat(id, s_json))) goto done;
-            if (!plain_name(name_a) || !plain_name(name_b) || audio_size >= MAX_TAR_SIZE) goto fall_back;
             tar_bytes = member_bytes(PyBytes_GET_SIZE(doc)) + member_bytes(audio_size);
             members = Py_BuildValue("((OO)(OO))", name_b, doc, name_a, Py_None);
         } else {
@@ -232,7 +226,6 @@ PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t narg
                                     gender};
             if (!(doc = pd_render_values(PyTuple_GET_ITEM(templates, 0), values, 11, skip, line))) goto done;
             if (doc == Py_None) goto fall_back;
-            if (!plain_name(name_a) || audio_size >= MAX_TAR_SIZE) goto fall_back;
             tar_bytes = member_bytes(audio_size);
             members = Py_BuildValue("((OO))", name_a, Py_None);
             second = Py_NewRef(doc); /* the NeMo entry is the sample's sidecar line */
@@ -278,16 +271,10 @@ PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t narg
                              frames, rate, channels, sha};
         if (!(second = pd_render_values(PyTuple_GET_ITEM(templates, 1), cut, 16, skip, line))) goto done;
         if (second == Py_None) goto fall_back;
-        PyObject *dotted = PyUnicode_Concat(s_dot, ext);
-        if (!dotted) goto done;
-        name_a = PyUnicode_Concat(id, dotted); /* <id>.<ext>: the audio, then <id>.json: the recording */
-        Py_DECREF(dotted);
-        if (!name_a || !(name_b = PyUnicode_Concat(id, s_json))) goto done;
         member_b = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(doc) + 1);
         if (!member_b) goto done;
         memcpy(PyBytes_AS_STRING(member_b), PyBytes_AS_STRING(doc), PyBytes_GET_SIZE(doc));
         PyBytes_AS_STRING(member_b)[PyBytes_GET_SIZE(doc)] = '\n';
-        if (!plain_name(name_a) || !plain_name(name_b) || audio_size >= MAX_TAR_SIZE) goto fall_back;
         tar_bytes = member_bytes(audio_size) + member_bytes(PyBytes_GET_SIZE(member_b));
         members = Py_BuildValue("((OO)(OO))", name_a, Py_None, name_b, member_b);
     }

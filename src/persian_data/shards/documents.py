@@ -27,6 +27,7 @@ import orjson
 from ..compiled import SPEEDUPS
 from . import tarwrite
 from .corpus import CorpusSplit
+from .formats import FORMATS
 from .samples import TAKEN, Sample, metadata_of
 
 LANGUAGE = "fa"
@@ -44,7 +45,7 @@ def member_key(sample_id: str) -> str:
 def describer(fmt: str, corpus: CorpusSplit) -> Callable[[Sample, dict], None]:
     """(sample, manifest line) -> the sample's members, sidecar line and size in a tar, set once
     while the manifest is read (no dict is kept)."""
-    if fmt not in ("webdataset", "shar", "nemo"):
+    if fmt not in FORMATS:
         raise ValueError(fmt)
     meta_of = metadata_of(corpus)
 
@@ -161,8 +162,8 @@ def _templates(fmt: str, corpus: CorpusSplit) -> tuple:
     return (recording, cut, *parts)
 
 
-def line_planner(fmt: str, corpus: CorpusSplit, root: str, cache, seen: set,
-                 sample_type: type = Sample) -> Callable[[dict, int], Sample | None] | None:
+def line_planner(fmt: str, corpus: CorpusSplit, root: str, cache,
+                 seen: set) -> Callable[[dict, int], Sample | None] | None:
     """read_samples' loop body for a parsed manifest line, in C: the line -> its Sample, described
     (members, sidecar line, tar size) as the Python form would, the clip vouched for by `cache` or
     stat'ed, its id added to `seen`; None for a line the Python form must take. None without the
@@ -171,6 +172,6 @@ def line_planner(fmt: str, corpus: CorpusSplit, root: str, cache, seen: set,
         return None
     prefix, entries = cache.entries_view() if cache is not None else ("", None)
     skip = _NEMO_SKIP if fmt == "nemo" else TAKEN
-    ctx = (("webdataset", "shar", "nemo").index(fmt), root, prefix, entries, seen, sample_type,
+    ctx = (FORMATS.index(fmt), root, prefix, entries, seen, Sample,
            corpus.speaker_column, corpus.gender_column, skip, _templates(fmt, corpus))
     return partial(SPEEDUPS.shard_sample, ctx)

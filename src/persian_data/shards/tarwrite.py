@@ -82,15 +82,8 @@ def member_size(name: str, size: int) -> int:
 
 def members_size(members: tuple, audio_size: int) -> int:
     """member_size summed over a sample's members ((name, bytes, or None for its audio of
-    `audio_size` bytes)); names of at most 100 ASCII bytes (nearly all) summed at once."""
-    total = 0
-    for name, data in members:
-        size = audio_size if data is None else len(data)
-        if len(name) <= 100 and name.isascii() and "\0" not in name and size < 8 ** 11:
-            total += BLOCK + size + (-size) % BLOCK
-        else:
-            total += member_size(name, size)
-    return total
+    `audio_size` bytes))."""
+    return sum(member_size(name, audio_size if data is None else len(data)) for name, data in members)
 
 
 def archive_size(members_bytes: int) -> int:
