@@ -125,6 +125,40 @@ def test_shar_reads_back_with_lhotse_and_audio_loads(root):
     assert loaded[next(iter(fleurs))].load_audio().shape[1] == fleurs[next(iter(fleurs))]["frames"]
 
 
+def test_shar_cuts_without_isal_are_zlib_and_a_rerun_with_it_rewrites_only_the_cuts(root, tmp_path):
+    """The base install has no python-isal: the cuts are zlib's gzip. Its plan digest names the
+    compressor, so a rerun with isal installed rewrites the cuts (igzip's bytes) and keeps every tar."""
+    import gzip
+
+    from lhotse import CutSet
+
+    other = tmp_path / "other"
+    copy_tree(root, other)
+    paths, index = _index(other, "commonvoice", "shar")
+    cuts = {f["name"]: gzip.decompress((paths.folder / f["name"]).read_bytes()) for s in index["shards"]
+            for f in s["files"]}
+    no_isal = ("import sys; sys.modules['isal'] = None; from persian_data.cli import entry; sys.argv[0] = "
+               "'persian-data'; entry()")
+    done = subprocess.run([sys.executable, "-c", no_isal, "shards", "--root", str(other), "--corpus", "commonvoice",
+                           "--format", "shar", "--shard-size", CV_SIZE], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    _, zlib_index = _index(other, "commonvoice", "shar")
+    tars = {s["name"]: s["sha256"] for s in index["shards"]}
+    assert {s["name"]: s["sha256"] for s in zlib_index["shards"]} == tars
+    for shard in zlib_index["shards"]:
+        (name, data), = ((f["name"], (paths.folder / f["name"]).read_bytes()) for f in shard["files"])
+        assert data[9] == 3 and gzip.decompress(data) == cuts[name]  # zlib's gzip says Unix; the same lines
+    assert sorted(c.id for c in CutSet.from_shar(in_dir=paths.folder)) == sorted(_manifest(root, "commonvoice_fa"))
+
+    assert _shards(other, "commonvoice", "shar", "--shard-size", CV_SIZE) == 0  # isal, as the scale extra has it
+    _, isal_index = _index(other, "commonvoice", "shar")
+    assert {s["name"]: s["sha256"] for s in isal_index["shards"]} == tars
+    for shard in isal_index["shards"]:
+        (name, data), = ((f["name"], (paths.folder / f["name"]).read_bytes()) for f in shard["files"])
+        assert data[9] == 255 and gzip.decompress(data) == cuts[name]  # igzip's header: OS unknown
+    assert isal_index == index  # what the module's run wrote, with isal too
+
+
 def test_nemo_buckets_shards_and_manifests_agree_with_the_tars(root):
     manifest = _manifest(root, "commonvoice_fa")
     paths, index = _index(root, "commonvoice", "nemo")

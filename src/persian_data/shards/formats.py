@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from . import tarwrite
+from . import gz, tarwrite
 from .samples import Sample
 
 FORMATS = ("webdataset", "shar", "nemo")
@@ -67,6 +67,8 @@ _DIGEST_RUN = 512  # samples hashed per update: few calls, and no copy of a whol
 
 def digest_lines(fmt: str, planned: PlannedFile) -> str:
     h = hashlib.sha256(f"{WRITER_VERSION}\0{fmt}\0{planned.name}\0".encode())
+    if planned.name.endswith(".gz"):
+        h.update(f"{gz.COMPRESSOR}\0".encode())
     for line in planned.lines or ():
         h.update(line)
     return h.hexdigest()
