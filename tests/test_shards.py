@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import copy_tree
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from persian_data.cli import main
@@ -593,3 +593,87 @@ def test_the_c_loop_stops_between_runs_and_leaves_a_changed_clip_to_be_named(tmp
         writer = tarwrite.TarFileWriter(handle.fileno())
         with pytest.raises(ShardsDataError, match=r"150\.mp3: 700 bytes, 900 .*the clip changed after"):
             write._write_samples(Layout(tmp_path), writer, planned, lambda: False)
+
+
+# -- the plan's loops in C (plan.shuffle, cut_by_size, formats.digest_tar): the Python form's results --
+
+@settings(max_examples=300, deadline=None)
+@given(sizes=st.lists(st.one_of(st.integers(0, 5000), st.integers(0, 2**60), st.just(0)), max_size=60),
+       target=st.one_of(st.integers(1, 20000), st.integers(1, 2**62)))
+def test_cut_points_are_cut_by_size_python_or_left_to_it(sizes, target):
+    """Any sizes (zeros, a total or target past 2**53, where float division decides the count):
+    the C cut is the Python form's, or None and the Python form runs (which then may raise)."""
+    from persian_data.compiled import SPEEDUPS
+    from persian_data.shards.plan import cut_by_size_python
+
+    cut = SPEEDUPS.cut_points(sizes, target)
+    try:
+        expected = cut_by_size_python(sizes, target)
+    except ZeroDivisionError:  # every size 0: the Python form's error, the C form leaves it
+        assert cut is None
+        return
+    assert cut is None or cut == expected
+    if sizes and sum(sizes) < 2**53 and target < 2**53 and sum(sizes) > 0:
+        assert cut == expected  # the range the planner meets: always in C
+    assert cut_by_size(sizes, target) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(length=st.integers(0, 3000), seed=st.one_of(st.integers(0, 2**70), st.text(max_size=5)))
+def test_the_c_shuffle_draws_what_random_shuffle_draws(length, seed):
+    import random
+
+    from persian_data.compiled import SPEEDUPS
+    from persian_data.shards.plan import _c_shuffle_agrees, shuffle
+
+    assert _c_shuffle_agrees()
+    ours, theirs = list(range(length)), list(range(length))
+    SPEEDUPS.shuffle(random.Random(seed).getrandbits, ours)
+    random.Random(seed).shuffle(theirs)
+    assert ours == theirs
+    planned = list(range(length))
+    shuffle(planned, seed)
+    assert planned == theirs
+
+
+_MEMBERS = st.lists(st.tuples(st.text(max_size=40), st.one_of(st.none(), st.binary(max_size=400))), max_size=3)
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples=st.lists(st.tuples(_MEMBERS, st.integers(0, 2**70), st.text(max_size=70)), max_size=40),
+       big=st.booleans(), surrogate=st.booleans())
+def test_the_c_plan_digest_is_the_python_forms(samples, big, surrogate):
+    """Any member names (surrogates included), JSON sizes (some past the C buffer), audio sizes
+    (past 64 bits too) and sha256 strings: digest_tar gives what the Python records give, and a
+    sample the C form cannot take leaves the whole digest to the Python form."""
+    import hashlib
+
+    from persian_data.compiled import SPEEDUPS
+    from persian_data.shards import formats
+    from persian_data.shards.samples import Sample
+
+    planned = []
+    for number, (members, size, sha) in enumerate(samples):
+        sample = Sample(str(number), "/x.mp3", "mp3", sha, 1.0, number, size, (size, 0, 0))
+        sample.members = tuple((name, data + b"j" * (300 << 10) if big and data and number == 1 else data)
+                               for name, data in members)
+        planned.append(sample)
+    if surrogate and planned:  # a name that does not encode (the Python form raises)
+        planned[-1].members += (("\udc80.json", b"{}"),)
+    tar = formats.PlannedFile("shard.tar", planned)
+    head = f"{formats.WRITER_VERSION}\0webdataset\0shard.tar\0".encode()
+    try:
+        records = formats.digest_records(planned)
+    except UnicodeEncodeError:  # a name or sha256 with surrogates: the Python form's error either way
+        with pytest.raises(UnicodeEncodeError):
+            formats.digest_tar("webdataset", tar)
+        assert not SPEEDUPS.digest_records(hashlib.sha256().update, planned)
+        event("surrogates: left to the Python form")
+        return
+    assert formats.digest_tar("webdataset", tar) == hashlib.sha256(head + records).hexdigest()
+    fits = all(s.size < 2**63 for s in planned if any(d is None for _, d in s.members))
+    h = hashlib.sha256(head)
+    assert SPEEDUPS.digest_records(h.update, planned) is fits
+    event(f"in C: {fits}")
+    if fits:
+        assert h.hexdigest() == hashlib.sha256(head + records).hexdigest()

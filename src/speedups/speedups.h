@@ -40,5 +40,10 @@ extern const char pd_render_doc[];
 /* shardplan.c: shards.samples.read_samples' work on one manifest line */
 PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 extern const char pd_shard_sample_doc[];
+/* planmath.c: shards.plan's shuffle and cut, and the tar plan digest's records */
+PyObject *pd_digest_records(PyObject *self, PyObject *args);
+PyObject *pd_cut_points(PyObject *self, PyObject *args);
+PyObject *pd_shuffle(PyObject *self, PyObject *args);
+extern const char pd_digest_records_doc[], pd_cut_points_doc[], pd_shuffle_doc[];
 
 #endif

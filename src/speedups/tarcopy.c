@@ -73,6 +73,12 @@ static int pad(Sink *k, long long size) {
     return put(k, zeros, n);
 }
 
+/* `v` in `digits` octal digits, zero-padded (v < 8 ** digits: a size below MAX_SIZE, a checksum
+   below 8 ** 6), as "%0*llo" would write it without its NUL. */
+static void octal(char *at, int digits, long long v) {
+    for (int i = digits - 1; i >= 0; i--, v >>= 3) at[i] = (char)('0' + (v & 7));
+}
+
 /* tarwrite.header(name, size) for a name of at most 100 bytes: the template with name, size and
    checksum filled in. */
 static int header(Sink *k, const char *empty, long long base, const char *name, Py_ssize_t len, long long size) {
@@ -80,14 +86,13 @@ static int header(Sink *k, const char *empty, long long base, const char *name, 
     char *h = k->buf + k->used;
     memcpy(h, empty, BLOCK);
     memcpy(h, name, len);
-    char field[16];
-    snprintf(field, sizeof field, "%011llo", size); /* and its NUL: 12 bytes */
-    memcpy(h + 124, field, 12);
+    octal(h + 124, 11, size); /* "%011o\0" */
+    h[135] = 0;
     long long sum = base;
     for (Py_ssize_t i = 0; i < len; i++) sum += (unsigned char)name[i];
     for (int i = 0; i < 12; i++) sum += (unsigned char)h[124 + i];
-    snprintf(field, sizeof field, "%06llo", sum);
-    memcpy(h + 148, field, 7); /* six digits and a NUL, then a space: "%06o\0 " */
+    octal(h + 148, 6, sum); /* "%06o\0 " */
+    h[154] = 0;
     h[155] = ' ';
     k->used += BLOCK;
     return 0;

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from ..compiled import SPEEDUPS
 from . import gz, tarwrite
 from .samples import Sample
 
@@ -45,24 +46,35 @@ class PlannedFile:
 
 
 def digest_tar(fmt: str, planned: PlannedFile) -> str:
-    h = hashlib.sha256(f"{WRITER_VERSION}\0{fmt}\0{planned.name}\0".encode())
-    parts: list[bytes] = []
-    add = parts.append
-    for number, sample in enumerate(planned.samples, 1):
-        for name, data in sample.members:
-            if data is None:  # the audio: its bytes are the manifest's sha256 (checked while writing)
-                add(f"{name}\0{sample.size}\0{sample.sha256}\n".encode())
-            else:
-                add(f"{name}\0{len(data)}\0".encode())
-                add(data)
-        if not number % _DIGEST_RUN:
-            h.update(b"".join(parts))
-            parts.clear()
-    h.update(b"".join(parts))
+    head = f"{WRITER_VERSION}\0{fmt}\0{planned.name}\0".encode()
+    samples = planned.samples
+    if SPEEDUPS is not None:
+        h = hashlib.sha256(head)
+        if SPEEDUPS.digest_records(h.update, samples):
+            return h.hexdigest()
+    h = hashlib.sha256(head)
+    for at in range(0, len(samples), _DIGEST_RUN):
+        h.update(digest_records(samples[at:at + _DIGEST_RUN]))
     return h.hexdigest()
 
 
 _DIGEST_RUN = 512  # samples hashed per update: few calls, and no copy of a whole shard's JSON (~25 MB)
+
+
+def digest_records(samples: list[Sample]) -> bytes:
+    """What a tar's plan digest hashes for these samples: each member's name and size, then the
+    audio's sha256 (its bytes are checked against it while writing) or the JSON member's bytes.
+    The Python form of _speedups.digest_records (~10x slower)."""
+    parts: list[bytes] = []
+    add = parts.append
+    for sample in samples:
+        for name, data in sample.members:
+            if data is None:
+                add(f"{name}\0{sample.size}\0{sample.sha256}\n".encode())
+            else:
+                add(f"{name}\0{len(data)}\0".encode())
+                add(data)
+    return b"".join(parts)
 
 
 def digest_lines(fmt: str, planned: PlannedFile) -> str:

@@ -14,10 +14,12 @@ the same inputs always give the same plan (and, written, the same bytes):
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass
 
+from ..compiled import SPEEDUPS
 from .formats import PlannedFile, bucket_files, shard_files
 from .samples import Sample
 
@@ -46,7 +48,7 @@ class Plan:
 
 def make_plan(fmt: str, split: str, samples: list[Sample], shard_size: int, buckets: int, seed: int) -> Plan:
     order = list(samples)
-    random.Random(seed).shuffle(order)
+    shuffle(order, seed)
     groups, ranges = _bucketed(order, buckets)
     plan = Plan([], [], [])
     for index, group in enumerate(groups):
@@ -83,6 +85,12 @@ def _bucketed(order: list[Sample], buckets: int) -> tuple[list[list[Sample]], li
 def cut_by_size(sizes: list[int], target: int) -> list[tuple[int, int]]:
     """(start, end) of each shard over samples of `sizes` bytes: ceil(total / target) shards of
     nearly equal size (a sample joins the shard its midpoint falls in). No samples: no shard."""
+    cut = SPEEDUPS.cut_points(sizes, target) if SPEEDUPS is not None and type(sizes) is list else None
+    return cut if cut is not None else cut_by_size_python(sizes, target)
+
+
+def cut_by_size_python(sizes: list[int], target: int) -> list[tuple[int, int]]:
+    """cut_by_size's Python form, the reference of _speedups.cut_points (~15x slower)."""
     total = sum(sizes)
     if not sizes:
         return []
@@ -97,3 +105,30 @@ def cut_by_size(sizes: list[int], target: int) -> list[tuple[int, int]]:
         done += size
     bounds.append((start, len(sizes)))
     return bounds
+
+
+def shuffle(order: list, seed: int) -> None:
+    """random.Random(seed).shuffle(order), in C where the C form draws exactly what Random does
+    (checked once, below: ~5x faster on 28k samples)."""
+    rng = random.Random(seed)
+    if _c_shuffle_agrees():
+        SPEEDUPS.shuffle(rng.getrandbits, order)
+    else:
+        rng.shuffle(order)
+
+
+@functools.cache
+def _c_shuffle_agrees() -> bool:
+    """The C shuffle reproduces this Python's Random.shuffle (its algorithm is CPython's, not a
+    promise of the language: a Python that draws otherwise gets its own shuffle, and the same plans)."""
+    if SPEEDUPS is None:
+        return False
+    for seed in (0, 7, 2**40 + 3):
+        for length in (0, 1, 2, 3, 5, 64, 300):
+            ours, theirs = list(range(length)), list(range(length))
+            SPEEDUPS.shuffle(random.Random(seed).getrandbits, ours)
+            random.Random(seed).shuffle(theirs)
+            if ours != theirs:
+                return False
+    return True
+
