@@ -161,6 +161,9 @@ def _dispatch(args) -> int:
 def entry() -> None:
     """Console script. After Ctrl-C, exit without waiting for download threads blocked in a read
     (their partial files are in staging and resume next time; the run lock is already released)."""
+    from .run import process_ends_after_run
+
+    process_ends_after_run()
     code = main()
     # Skip interpreter teardown (a few hundred ms of module finalisation on a rerun that is otherwise
     # nearly free): the run has already saved its cache, closed its log and released the root.

@@ -33,6 +33,17 @@ log = logging.getLogger("persian_data")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
+_LEFT_TO_EXIT: list | None = None
+"""Set by `process_ends_after_run`: the runs' hash caches, kept until the process ends."""
+
+
+def process_ends_after_run() -> None:
+    """The console script ends the process with os._exit right after its command (cli.entry): a
+    run's hash cache, ~300k objects for a prepared Common Voice root, is then left to the exit
+    rather than freed object by object (~25 ms). A library caller's runs free theirs as usual."""
+    global _LEFT_TO_EXIT
+    _LEFT_TO_EXIT = []
+
 
 class RedactFilter(logging.Filter):
     """Keeps secrets (the Hub token) out of every log line."""
@@ -112,6 +123,8 @@ class Run:
                     staging.rmdir()
         finally:
             self._stack.close()
+            if _LEFT_TO_EXIT is not None and self.cache is not None:
+                _LEFT_TO_EXIT.append(self.cache)
 
     def append_summary(self, block: str) -> None:
         if self.log_written:

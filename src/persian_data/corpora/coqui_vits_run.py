@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import struct
-import zipfile
 from importlib.resources import files
 from typing import Any
 
@@ -82,6 +81,8 @@ def tfevents(voice: str, start: int) -> bytes:
 
 
 def phoneme_cache_zip(voice: str) -> bytes:
+    import zipfile  # only the replica needs it, not every command that imports the corpora
+
     import numpy as np
 
     buf = io.BytesIO()

@@ -29,11 +29,6 @@ from .config import Fields
 from .registry import SHAPES
 from ..source import Source
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 FILE_NAME = "persian-data.toml"
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -43,6 +38,10 @@ RESERVED = ("speech", "tts", "chat", "cv", "all")  # `--only` groups
 def load(path: Path, taken: tuple[Source, ...], where: str | None = None) -> tuple[Source, ...]:
     """The corpora `path` declares; `taken`: the sources they must not clash with."""
     where = where or os.fspath(path)
+    if sys.version_info >= (3, 11):  # imported here: most roots declare nothing, and every command loads this
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         data = tomllib.loads(path.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import gzip
 import io
 import random
-import tarfile
 from typing import Any
 
 from ..localhub import replica_kit as kit
@@ -119,6 +118,7 @@ def _wav_name(r: random.Random) -> str:
 
 def tar_gz(members: list[tuple[str, bytes | None, str | None]]) -> bytes:
     """Deterministic tar.gz: (name, data, symlink target); data None + no target = directory."""
+    import tarfile  # only the replica needs it, not every command that imports the corpora
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name, data, target in members:

@@ -16,7 +16,6 @@ import hashlib
 import io
 import random
 import shutil
-import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -191,6 +190,8 @@ def synth_int16(n: int, *seed_parts: object) -> np.ndarray:
 
 
 def espeak_int16(text: str, sr: int, n_max: int) -> np.ndarray | None:
+    import subprocess  # here, as numpy: the CLI imports this module with every corpus
+
     import numpy as np
     import soundfile as sf
 
