@@ -14,6 +14,7 @@ and on a root it may not write (a read-only copy) no lock, no log and no cache a
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import shutil
@@ -101,8 +102,23 @@ class Run:
         if not self.read_only:  # a killed run may have left temp files; only ever ours, under the state folder
             shutil.rmtree(layout.tmp_dir, ignore_errors=True)
             layout.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.cache = HashCache(layout.hash_cache, layout.root)
+        self.cache = self._load_cache()
         return self
+
+    def _load_cache(self) -> HashCache:
+        """The root's hash cache. In a process that ends after its run, its objects (~300k for a
+        prepared Common Voice root) go to the collector's permanent generation: they live to the
+        exit, and no collection walks them (the first one after the load alone took ~10-20 ms)."""
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            cache = HashCache(self.layout.hash_cache, self.layout.root)
+            if _LEFT_TO_EXIT is not None:
+                gc.freeze()
+            return cache
+        finally:
+            if collecting:
+                gc.enable()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
