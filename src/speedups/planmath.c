@@ -23,29 +23,33 @@ typedef struct {
     Py_ssize_t used, cap;
 } Feed;
 
+/* `update(view of data[:n])`, the view released after the call (no reference to memory that is
+   reused or freed can outlive it). */
+static int hash_view(PyObject *update, const char *data, Py_ssize_t n) {
+    PyObject *view = PyMemoryView_FromMemory((char *)data, n, PyBUF_READ);
+    if (!view) return -1;
+    PyObject *r = PyObject_CallOneArg(update, view);
+    PyObject *released = PyObject_CallMethod(view, "release", NULL);
+    Py_DECREF(view);
+    Py_XDECREF(released);
+    if (!r || !released) {
+        Py_XDECREF(r);
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
 static int feed_flush(Feed *f) {
     if (!f->used) return 0;
-    PyObject *view = PyMemoryView_FromMemory(f->data, f->used, PyBUF_READ);
-    if (!view) return -1;
-    PyObject *r = PyObject_CallOneArg(f->update, view);
-    Py_DECREF(view);
-    if (!r) return -1;
-    Py_DECREF(r);
+    if (hash_view(f->update, f->data, f->used) < 0) return -1;
     f->used = 0;
     return 0;
 }
 
 static int add(Feed *f, const char *data, Py_ssize_t n) {
     if (f->cap - f->used < n && feed_flush(f) < 0) return -1;
-    if (n > f->cap) { /* a member bigger than the buffer: hashed as it is */
-        PyObject *view = PyMemoryView_FromMemory((char *)data, n, PyBUF_READ);
-        if (!view) return -1;
-        PyObject *r = PyObject_CallOneArg(f->update, view);
-        Py_DECREF(view);
-        if (!r) return -1;
-        Py_DECREF(r);
-        return 0;
-    }
+    if (n > f->cap) return hash_view(f->update, data, n); /* a member bigger than the buffer */
     memcpy(f->data + f->used, data, n);
     f->used += n;
     return 0;
@@ -79,11 +83,13 @@ static int digest_record(Feed *f, PyObject *sample) {
         PyObject *data = PyTuple_GET_ITEM(member, 1);
         if (data != Py_None && !PyBytes_CheckExact(data)) goto done;
         if (data == Py_None && !sha) {
-            if (!(size = PyObject_GetAttr(sample, s_size)) || !(sha = PyObject_GetAttr(sample, s_sha256))) goto error;
+            if (!(size = PyObject_GetAttr(sample, s_size)) || !(sha = PyObject_GetAttr(sample, s_sha256)))
+                goto error;
             if (!PyLong_CheckExact(size) || !PyUnicode_CheckExact(sha)) goto done;
             int overflow;
             audio_size = PyLong_AsLongLongAndOverflow(size, &overflow);
-            if (overflow || (audio_size == -1 && PyErr_Occurred()) || !(sha_text = PyUnicode_AsUTF8AndSize(sha, &sha_len))) {
+            if (overflow || (audio_size == -1 && PyErr_Occurred()) ||
+                !(sha_text = PyUnicode_AsUTF8AndSize(sha, &sha_len))) {
                 PyErr_Clear();
                 goto done;
             }

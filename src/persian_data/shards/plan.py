@@ -131,4 +131,3 @@ def _c_shuffle_agrees() -> bool:
             if ours != theirs:
                 return False
     return True
-
