@@ -5,6 +5,7 @@
    escaping, a name that needs a PAX header, a clip it cannot stat, a value render leaves) gets
    None: the Python form, which stays the reference, then plans it or says what is wrong with it. */
 #include "speedups.h"
+#include <math.h>
 #include <sys/stat.h>
 
 enum { WEBDATASET = 0, SHAR = 1, NEMO = 2 };
@@ -51,6 +52,13 @@ static int intern_all(void) {
 
 /* line[key], borrowed; NULL with no error when the key is missing. */
 static PyObject *field(PyObject *line, PyObject *key) { return PyDict_GetItemWithError(line, key); }
+
+/* -1, 0 or 1 as the int `v` is below, at or above zero. */
+static int long_sign(PyObject *v) {
+    int overflow;
+    long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
+    return overflow ? overflow : (n > 0) - (n < 0);
+}
 
 /* A member name of one ustar header: at most 100 bytes, ASCII (so bytes = characters), no NUL. */
 static int plain_name(PyObject *name) {
@@ -107,14 +115,24 @@ PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t narg
         !PyUnicode_CheckExact(sha))
         Py_RETURN_NONE;
     if (!channels) channels = i_one;
+    /* the values samples._value_problem accepts (the Python form names any other) */
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_CheckExact(normalized) || !PyUnicode_GET_LENGTH(id) ||
+        !PyUnicode_GET_LENGTH(audio) || !PyUnicode_GET_LENGTH(sha) || !PyLong_CheckExact(frames) ||
+        long_sign(frames) < 0 || !PyLong_CheckExact(rate) || long_sign(rate) <= 0)
+        Py_RETURN_NONE;
+    if (PyFloat_CheckExact(raw_duration)) {
+        double d = PyFloat_AS_DOUBLE(raw_duration);
+        if (!isfinite(d) || d < 0) Py_RETURN_NONE;
+    } else if (!PyLong_CheckExact(raw_duration) || long_sign(raw_duration) < 0)
+        Py_RETURN_NONE;
     int seen = PySet_Contains(PyTuple_GET_ITEM(ctx, CTX_SEEN), id);
     if (seen != 0) return seen < 0 ? NULL : Py_NewRef(Py_None);
     if (PyFloat_CheckExact(raw_duration))
         duration = Py_NewRef(raw_duration);
-    else if (PyLong_CheckExact(raw_duration)) {
-        if (!(duration = PyNumber_Float(raw_duration))) goto fall_back;
-    } else
-        goto fall_back;
+    else if (!(duration = PyNumber_Float(raw_duration))) { /* an int past the largest float */
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
 
     /* The clip: vouched for by the hash cache with the manifest's sha256, or stat'ed. */
     if (!(path = PyUnicode_Concat(PyTuple_GET_ITEM(ctx, CTX_ROOT), audio))) goto done;
@@ -243,10 +261,7 @@ PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t narg
                 goto fall_back;
             }
         }
-        if (count < 1 || count > MAX_CHANNELS) goto fall_back;
-        if (!PyLong_CheckExact(frames) || !PyLong_CheckExact(rate)) goto fall_back;
-        int zero = PyObject_Not(rate);
-        if (zero != 0) goto fall_back; /* ZeroDivisionError, or an error: the Python form's */
+        if (count < 1 || count > MAX_CHANNELS) goto fall_back; /* frames and rate: ints, rate > 0 (above) */
         if (!(ids = PyList_New(count))) goto done;
         for (long i = 0; i < count; i++) {
             PyObject *n = PyLong_FromLong(i);

@@ -9,6 +9,7 @@ the others are hashed in memory on the way.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -79,6 +80,7 @@ def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, d
                 if not raw.strip():
                     continue
                 line = _parse(corpus, number, raw)  # says what is wrong with the line
+            _check_values(corpus, number, line)
             ident, audio, sha256 = line["id"], line["audio_path"], line["sha256"]
             if ident in seen:
                 raise ShardsDataError(f"{corpus.manifest}:{number}: id {ident!r} appears twice in the manifest; "
@@ -128,6 +130,46 @@ def _parse(corpus: CorpusSplit, number: int, raw: bytes) -> dict:
                                f"files); shards copy audio files: run `persian-data prepare speech --only "
                                f"{corpus.key}` without --no-extract first")
     return line
+
+
+def _check_values(corpus: CorpusSplit, number: int, line: dict) -> None:
+    """The values a sample is planned from have the types prepare writes: a hand-edited line that
+    does not gets one line naming the field (not a traceback from deep inside a format)."""
+    problem = _value_problem(line)
+    if problem:
+        raise ShardsDataError(f"{corpus.manifest}:{number}: {problem}; run `persian-data prepare speech --only "
+                              f"{corpus.key}` again")
+
+
+def _value_problem(line: dict) -> str | None:
+    """What is wrong with a line's values, or None. Texts are named by type only: their words stay
+    out of the log."""
+    for key in ("id", "audio_path", "sha256", "text", "text_normalized"):
+        value = line[key]
+        if type(value) is not str:
+            return f"{key} is a {type(value).__name__}, not a string"
+        if not value and key in ("id", "audio_path", "sha256"):
+            return f"{key} is empty"
+    duration, frames, rate = line["duration"], line["frames"], line["sample_rate"]
+    if type(duration) not in (int, float) or not _finite(duration) or duration < 0:
+        return f"duration is {_shown(duration)}, not a number of seconds"
+    if type(frames) is not int or frames < 0:
+        return f"frames is {_shown(frames)}, not a count of samples"
+    if type(rate) is not int or rate <= 0:
+        return f"sample_rate is {_shown(rate)}, not a rate in Hz"
+    return None
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int past the largest float
+        return False
+
+
+def _shown(value) -> str:
+    """A number as it is; anything else by its type (a string could hold anything)."""
+    return repr(value) if type(value) in (int, float) and len(repr(value)) <= 24 else f"a {type(value).__name__}"
 
 
 def metadata_of(corpus: CorpusSplit) -> Callable[[dict], dict]:
