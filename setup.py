@@ -6,7 +6,7 @@ runs where the extension could not be built (no C compiler). Everything else is 
 
 from setuptools import Extension, setup
 
-SOURCES = ["module.c", "facts.c", "answers.c", "pii.c", "spacing.c", "words.c", "titles.c", "tarcopy.c", "jsonout.c", "shardplan.c", "planmath.c"]
+SOURCES = ["module.c", "facts.c", "answers.c", "pii.c", "spacing.c", "words.c", "titles.c", "tarcopy.c", "jsonout.c", "shardplan.c", "manifestline.c", "planmath.c"]
 
 setup(ext_modules=[Extension("persian_data._speedups", [f"src/speedups/{name}" for name in SOURCES],
                              depends=["src/speedups/speedups.h"], include_dirs=["src/speedups"],

@@ -1,15 +1,19 @@
 """Planning a shard set in C gives what the Python form gives.
 
 `_speedups.render` (the JSON writer) must give orjson's bytes for any value orjson.loads can give,
-or None (then the Python form runs); and `read_samples` with `_speedups.shard_sample` must give
-every sample the same fields, members, documents and tar size as the Python form, or the same
-error, for any manifest prepare could write and many it would not (odd floats, big ints, nested
-source columns, control characters, surrogates, ids to escape or seen twice, missing clips).
+or None (then the Python form runs); and `read_samples` with `_speedups.shard_raw` (from a line's
+bytes) and `_speedups.shard_sample` (from its dict) must give every sample the same fields,
+members, documents and tar size as the Python form, or the same error, for any manifest prepare
+could write and many it would not (odd floats, big ints, nested source columns, control
+characters, surrogates, ids to escape or seen twice, missing clips), written by orjson as prepare
+writes them or otherwise (escapes, white space, a duplicate key, bytes that are not UTF-8).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from pathlib import Path
 
 import orjson
@@ -95,16 +99,21 @@ _FIELDS = ("id", "path", "ext", "sha256", "duration", "line", "size", "stat", "t
                       max_size=5),
        fmt=st.sampled_from(["webdataset", "shar", "nemo"]),
        columns=st.sampled_from([(None, None), ("speaker_id", "gender"), ("client_id", "Gender")]),
+       writer=st.sampled_from(["orjson"] * 4 + ["json ascii", "json spaced", "duplicate key", "odd numbers"]),
        odd=st.none() | st.tuples(st.integers(0, 4), st.sampled_from(["id", "duration", "frames", "sample_rate",
                                                                        "sha256", "text", "text_normalized"]),
                                  st.one_of(_VALUES, st.sampled_from(["", -1, -0.5, -0.0, 0, True, "48000", 2.0,
                                                                      2**70, 2**1100, 1e300]))))
-def test_the_compiled_samples_are_the_python_forms(lines, fmt, columns, odd):
-    """read_samples with the C loop body (shard_sample) and without it: the same samples (every
-    field, every document byte), or the same error, for any manifest: odd values, ids to escape or
-    seen twice, clips vouched for by the hash cache, hashed under another sha256, unknown or
-    missing, names without an extension, --no-extract lines, and in about half the examples one value
-    of one line of a type or range prepare never writes (named by the Python form, never a traceback)."""
+def test_the_compiled_samples_are_the_python_forms(lines, fmt, columns, writer, odd):
+    """read_samples with the C loop bodies (shard_raw, then shard_sample), with shard_sample alone,
+    and in Python: the same samples (every field, every document byte), or the same error, for any
+    manifest: odd values, ids to escape or seen twice, clips vouched for by the hash cache, hashed
+    under another sha256, unknown or missing, names without an extension, --no-extract lines, and
+    in about half the examples one value of one line of a type or range prepare never writes (named
+    by the Python form, never a traceback). Most manifests are written by orjson, as prepare writes
+    them; the others by the standard library's json (non-ASCII escaped, or with spaces; lone
+    surrogates as bytes that are not UTF-8), with a duplicate key (orjson.loads keeps its last value),
+    or with numbers not in orjson's form (2.50, -0)."""
     import shutil
     import tempfile
 
@@ -131,36 +140,62 @@ def test_the_compiled_samples_are_the_python_forms(lines, fmt, columns, odd):
                     path.write_bytes(b"\1" * size)
                     if known != "unknown":
                         cache.put(path, Digests(line["sha256"] if known == "known" else "0" * 64))
-                try:
-                    handle.write(orjson.dumps(line) + b"\n")
-                except TypeError:  # a value orjson cannot write (a lone surrogate): not a manifest line
-                    handle.write(b"{}\n")
+                handle.write(_written(line, writer) + b"\n")
         corpus = CorpusSplit("commonvoice", "train", None, manifest, *columns)
 
-        in_c = []
+        taken = {"bytes": 0, "dict": 0}
 
-        def counted(root_, seen):
-            body = line_planner(fmt, corpus, root_, cache, seen)
-            return lambda line, number: in_c.append(body(line, number)) or in_c[-1]
+        def counted(forms):
+            def planner(root_, seen):
+                bodies = line_planner(fmt, corpus, root_, cache, seen)
+                return tuple(_counting(body, form, taken) if form in forms else None
+                             for body, form in zip(bodies, ("bytes", "dict")))
+            return planner
 
-        def planned(compiled: bool):
+        def planned(planner):
             try:
-                samples = read_samples(layout, corpus, cache, describer(fmt, corpus), counted if compiled else None)
+                samples = read_samples(layout, corpus, cache, describer(fmt, corpus), planner)
             except Exception as exc:  # noqa: BLE001  (the same error either way, whatever it is)
                 return type(exc), str(exc)
             return [tuple(getattr(sample, name) for name in _FIELDS) for sample in samples]
 
-        outcome = planned(True)
-        assert outcome == planned(False)
-        event(f"lines planned in C: {'some' if any(s is not None for s in in_c) else 'none'}; "
+        outcome = planned(counted(("bytes", "dict")))
+        event(f"lines planned in C from bytes: {'some' if taken['bytes'] else 'none'}, from a dict: "
+              f"{'some' if taken['dict'] else 'none'}; {writer}; "
               f"{'samples' if isinstance(outcome, list) else outcome[0].__name__}")
+        assert outcome == planned(counted(("dict",))) == planned(None)
     finally:
         shutil.rmtree(root)
 
 
+def _written(line: dict, writer: str) -> bytes:
+    if writer == "json ascii":
+        return json.dumps(line).encode()
+    if writer == "json spaced":
+        return json.dumps(line, ensure_ascii=False, separators=(" , ", " : ")).encode("utf-8", "surrogatepass")
+    try:
+        data = orjson.dumps(line)
+    except TypeError:  # a value orjson cannot write (a lone surrogate): not a manifest line
+        return b"{}"
+    if writer == "duplicate key":
+        return data[:-1] + b',"id":"again"}'
+    if writer == "odd numbers":  # 2.5 as 2.50, 0 as -0 (and the same inside strings: the line is what it is)
+        return re.sub(rb":0([,}])", rb":-0\1", re.sub(rb"([0-9]\.[0-9]+)", rb"\g<1>0", data))
+    return data
+
+
+def _counting(body, form: str, taken: dict):
+    def count(line, number):
+        sample = body(line, number)
+        taken[form] += sample is not None
+        return sample
+    return count
+
+
 def test_a_prepared_common_voice_line_takes_the_c_path(tmp_path):
-    """The real shape of a prepared Common Voice line is planned in C (not left to the Python
-    form), vouched for by the hash cache or stat'ed, with the Python form's sample."""
+    """The real shape of a prepared Common Voice line is planned in C from its bytes (not left to
+    the dict form or the Python form), vouched for by the hash cache or stat'ed, with the Python
+    form's sample."""
     from persian_data.integrity import Digests, HashCache
     from persian_data.shards.documents import line_planner
 
@@ -178,8 +213,11 @@ def test_a_prepared_common_voice_line_takes_the_c_path(tmp_path):
         if vouched:
             cache.put(clip, Digests(line["sha256"]))
         for fmt in ("webdataset", "shar", "nemo"):
-            sample = line_planner(fmt, corpus, f"{tmp_path}/", cache, set())(line, 1)
+            from_bytes, from_line = line_planner(fmt, corpus, f"{tmp_path}/", cache, set())
+            sample = from_bytes(orjson.dumps(line) + b"\n", 1)
             assert sample is not None and sample.trusted is vouched and sample.size == 1000
+            from_dict = line_planner(fmt, corpus, f"{tmp_path}/", cache, set())[1](line, 1)
+            assert [getattr(from_dict, name) for name in _FIELDS] == [getattr(sample, name) for name in _FIELDS]
             reference = Sample(line["id"], str(clip), "mp3", line["sha256"], 2.575, 1, 1000, sample.stat, vouched)
             describer(fmt, corpus)(reference, line)
             assert [getattr(sample, name) for name in _FIELDS] == [getattr(reference, name) for name in _FIELDS]

@@ -203,7 +203,8 @@ const char pd_render_doc[] =
     "cannot write exactly as orjson would (the caller's Python form then writes it).";
 
 /* The C form of `render` for this extension's own callers (shardplan.c): `values` a C array of
-   `n` values, `fragments` a tuple of n + 1 bytes, `rest` a dict or NULL. */
+   `n` values, `fragments` a tuple of n + 1 bytes, `rest` a dict, or bytes already written as
+   `,"key":value...` (put as they are: manifestline.c), or NULL. */
 PyObject *pd_render_values(PyObject *fragments, PyObject *const *values, Py_ssize_t n, PyObject *skip,
                            PyObject *rest) {
     if (PyTuple_GET_SIZE(fragments) != n + 1) {
@@ -220,7 +221,10 @@ PyObject *pd_render_values(PyObject *fragments, PyObject *const *values, Py_ssiz
             r = FAILED;
             break;
         }
-        if (i == n && rest && (r = put_items(&o, rest, skip, 0, 0)) < 0) break;
+        if (i == n && rest &&
+            (r = PyBytes_CheckExact(rest) ? put(&o, PyBytes_AS_STRING(rest), PyBytes_GET_SIZE(rest))
+                                          : put_items(&o, rest, skip, 0, 0)) < 0)
+            break;
         r = put(&o, PyBytes_AS_STRING(fragment), PyBytes_GET_SIZE(fragment));
         if (r < 0 || i == n) break;
         PyObject *value = values[i];

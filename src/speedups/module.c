@@ -18,6 +18,7 @@ static PyMethodDef methods[] = {
     {"tar_samples", pd_tar_samples, METH_VARARGS, pd_tar_samples_doc},
     {"render", pd_render, METH_VARARGS, pd_render_doc},
     {"shard_sample", (PyCFunction)(void (*)(void))pd_shard_sample, METH_FASTCALL, pd_shard_sample_doc},
+    {"shard_raw", (PyCFunction)(void (*)(void))pd_shard_raw, METH_FASTCALL, pd_shard_raw_doc},
     {"digest_records", pd_digest_records, METH_VARARGS, pd_digest_records_doc},
     {"cut_points", pd_cut_points, METH_VARARGS, pd_cut_points_doc},
     {"shuffle", pd_shuffle, METH_VARARGS, pd_shuffle_doc},

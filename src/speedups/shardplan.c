@@ -10,10 +10,6 @@
 
 enum { WEBDATASET = 0, SHAR = 1, NEMO = 2 };
 
-/* The split's context, a tuple built once by documents.line_planner. */
-enum { CTX_FORMAT, CTX_ROOT, CTX_PREFIX, CTX_ENTRIES, CTX_SEEN, CTX_SAMPLE, CTX_SPEAKER, CTX_GENDER, CTX_SKIP,
-       CTX_TEMPLATES, CTX_SIZE };
-/* CTX_TEMPLATES: (document, second document or None, speaker part, gender part), each a fragments tuple. */
 
 #define MAX_CHANNELS 64
 #define MAX_TAR_SIZE 8589934592LL /* 8 ** 11: from there a member needs a PAX header */
@@ -87,13 +83,32 @@ const char pd_shard_sample_doc[] =
     "None when the Python form must plan the line.";
 
 PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != CTX_SIZE) {
+    if (nargs != 3 || !pd_is_plan_context(args[0])) {
         PyErr_SetString(PyExc_TypeError, "shard_sample(ctx, line, number): ctx is documents.line_planner's tuple");
         return NULL;
     }
     if (intern_all() < 0) return NULL;
-    PyObject *ctx = args[0], *line = args[1], *number = args[2];
+    PyObject *ctx = args[0], *line = args[1];
     if (!PyDict_CheckExact(line)) Py_RETURN_NONE;
+    PyObject *speaker = PyTuple_GET_ITEM(ctx, CTX_SPEAKER), *gender = PyTuple_GET_ITEM(ctx, CTX_GENDER);
+    PdLine f = {field(line, k_id), field(line, k_audio_path), field(line, k_sha256), field(line, k_duration),
+                field(line, k_frames), field(line, k_sample_rate), field(line, k_text),
+                field(line, k_text_normalized), field(line, k_channels),
+                speaker != Py_None ? field(line, speaker) : NULL, gender != Py_None ? field(line, gender) : NULL};
+    PyObject *ref = field(line, k_audio_ref);
+    if (PyErr_Occurred()) return NULL;
+    if (ref && ref != Py_None) Py_RETURN_NONE;
+    return pd_plan_line(ctx, &f, args[2], line);
+}
+
+int pd_is_plan_context(PyObject *ctx) { return PyTuple_CheckExact(ctx) && PyTuple_GET_SIZE(ctx) == CTX_SIZE; }
+
+/* The loop body once a line's fields are known (borrowed in `line`; `speaker` and `gender` NULL
+   when the line lacks the column): from a dict (shard_sample; `rest` the dict) or from the line's
+   bytes (manifestline.c; `text` and `normalized` their JSON strings as bytes, `rest` the source
+   columns already written). */
+PyObject *pd_plan_line(PyObject *ctx, const PdLine *line, PyObject *number, PyObject *rest) {
+    if (intern_all() < 0) return NULL;
     int fmt = (int)PyLong_AsLong(PyTuple_GET_ITEM(ctx, CTX_FORMAT));
     PyObject *templates = PyTuple_GET_ITEM(ctx, CTX_TEMPLATES), *skip = PyTuple_GET_ITEM(ctx, CTX_SKIP);
 
@@ -104,19 +119,15 @@ PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t narg
              *tar = NULL;
     int trusted = 0;
 
-    PyObject *id = field(line, k_id), *audio = field(line, k_audio_path), *sha = field(line, k_sha256),
-             *raw_duration = field(line, k_duration), *frames = field(line, k_frames),
-             *rate = field(line, k_sample_rate), *text = field(line, k_text),
-             *normalized = field(line, k_text_normalized), *ref = field(line, k_audio_ref),
-             *channels = field(line, k_channels);
-    if (PyErr_Occurred()) return NULL;
+    PyObject *id = line->id, *audio = line->audio, *sha = line->sha, *raw_duration = line->duration,
+             *frames = line->frames, *rate = line->rate, *text = line->text, *normalized = line->normalized,
+             *channels = line->channels;
     if (!id || !audio || !sha || !raw_duration || !frames || !rate || !text || !normalized) Py_RETURN_NONE;
-    if ((ref && ref != Py_None) || !PyUnicode_CheckExact(id) || !PyUnicode_CheckExact(audio) ||
-        !PyUnicode_CheckExact(sha))
-        Py_RETURN_NONE;
+    if (!PyUnicode_CheckExact(id) || !PyUnicode_CheckExact(audio) || !PyUnicode_CheckExact(sha)) Py_RETURN_NONE;
     if (!channels) channels = i_one;
     /* the values samples._value_problem accepts (the Python form names any other) */
-    if (!PyUnicode_CheckExact(text) || !PyUnicode_CheckExact(normalized) || !PyUnicode_GET_LENGTH(id) ||
+    if (!(PyUnicode_CheckExact(text) || PyBytes_CheckExact(text)) ||
+        !(PyUnicode_CheckExact(normalized) || PyBytes_CheckExact(normalized)) || !PyUnicode_GET_LENGTH(id) ||
         !PyUnicode_GET_LENGTH(audio) || !PyUnicode_GET_LENGTH(sha) || !PyLong_CheckExact(frames) ||
         long_sign(frames) < 0 || !PyLong_CheckExact(rate) || long_sign(rate) <= 0)
         Py_RETURN_NONE;
@@ -189,26 +200,22 @@ PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t narg
     if (!(sample = PyObject_Vectorcall(PyTuple_GET_ITEM(ctx, CTX_SAMPLE), sample_args, 9, NULL))) goto done;
 
     /* speaker and gender as metadata_of sets them. */
-    PyObject *speaker = Py_None, *column = PyTuple_GET_ITEM(ctx, CTX_SPEAKER);
-    if (column != Py_None) {
-        PyObject *value = field(line, column);
-        if (!value && PyErr_Occurred()) goto done;
-        int truthy = value ? PyObject_IsTrue(value) : 0;
+    PyObject *speaker = Py_None;
+    if (line->speaker) {
+        int truthy = PyObject_IsTrue(line->speaker);
         if (truthy < 0) goto done;
-        if (truthy) speaker = value;
+        if (truthy) speaker = line->speaker;
     }
     gender = Py_NewRef(Py_None);
-    column = PyTuple_GET_ITEM(ctx, CTX_GENDER);
-    if (column != Py_None) {
-        PyObject *value = field(line, column);
-        if (!value && PyErr_Occurred()) goto done;
-        if (value && PyUnicode_Check(value)) {
+    if (line->gender) {
+        PyObject *value = line->gender;
+        if (PyUnicode_Check(value)) {
             PyObject *stripped = PyObject_CallMethodNoArgs(value, k_strip);
             if (!stripped) goto done;
             Py_SETREF(gender, PyObject_CallMethodNoArgs(stripped, k_lower));
             Py_DECREF(stripped);
             if (!gender) goto done;
-        } else if (value)
+        } else
             Py_SETREF(gender, Py_NewRef(value));
         int truthy = PyObject_IsTrue(gender);
         if (truthy < 0) goto done;
@@ -235,14 +242,14 @@ PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t narg
     if (fmt == WEBDATASET || fmt == NEMO) {
         if (fmt == WEBDATASET) {
             PyObject *values[10] = {id, raw_duration, frames, rate, channels, sha, text, normalized, speaker, gender};
-            if (!(doc = pd_render_values(PyTuple_GET_ITEM(templates, 0), values, 10, skip, line))) goto done;
+            if (!(doc = pd_render_values(PyTuple_GET_ITEM(templates, 0), values, 10, skip, rest))) goto done;
             if (doc == Py_None) goto fall_back;
             tar_bytes = member_bytes(PyBytes_GET_SIZE(doc)) + member_bytes(audio_size);
             members = Py_BuildValue("((OO)(OO))", name_b, doc, name_a, Py_None);
         } else {
             PyObject *values[11] = {name_a, raw_duration, normalized, id, text, frames, rate, channels, sha, speaker,
                                     gender};
-            if (!(doc = pd_render_values(PyTuple_GET_ITEM(templates, 0), values, 11, skip, line))) goto done;
+            if (!(doc = pd_render_values(PyTuple_GET_ITEM(templates, 0), values, 11, skip, rest))) goto done;
             if (doc == Py_None) goto fall_back;
             tar_bytes = member_bytes(audio_size);
             members = Py_BuildValue("((OO))", name_a, Py_None);
@@ -284,7 +291,7 @@ PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t narg
         if (spoken == Py_None || gendered == Py_None) goto fall_back;
         PyObject *cut[16] = {id, seconds, channel, id, id, seconds, channel, normalized, spoken, gendered, text, doc,
                              frames, rate, channels, sha};
-        if (!(second = pd_render_values(PyTuple_GET_ITEM(templates, 1), cut, 16, skip, line))) goto done;
+        if (!(second = pd_render_values(PyTuple_GET_ITEM(templates, 1), cut, 16, skip, rest))) goto done;
         if (second == Py_None) goto fall_back;
         member_b = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(doc) + 1);
         if (!member_b) goto done;

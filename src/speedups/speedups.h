@@ -37,9 +37,21 @@ PyObject *pd_render(PyObject *self, PyObject *args);
 PyObject *pd_render_values(PyObject *fragments, PyObject *const *values, Py_ssize_t n, PyObject *skip,
                            PyObject *rest);
 extern const char pd_render_doc[];
-/* shardplan.c: shards.samples.read_samples' work on one manifest line */
+/* shardplan.c: shards.samples.read_samples' work on one manifest line. The split's context is a
+   tuple built once by documents.line_planner; CTX_TEMPLATES: (document, second document or None,
+   speaker part, gender part), each a fragments tuple. */
+enum { CTX_FORMAT, CTX_ROOT, CTX_PREFIX, CTX_ENTRIES, CTX_SEEN, CTX_SAMPLE, CTX_SPEAKER, CTX_GENDER, CTX_SKIP,
+       CTX_TEMPLATES, CTX_SIZE };
+typedef struct { /* a line's fields, borrowed; NULL where the line lacks the key */
+    PyObject *id, *audio, *sha, *duration, *frames, *rate, *text, *normalized, *channels, *speaker, *gender;
+} PdLine;
 PyObject *pd_shard_sample(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pd_plan_line(PyObject *ctx, const PdLine *line, PyObject *number, PyObject *rest);
+int pd_is_plan_context(PyObject *ctx);
 extern const char pd_shard_sample_doc[];
+/* manifestline.c: the same from a manifest line's bytes, with no dict in between */
+PyObject *pd_shard_raw(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+extern const char pd_shard_raw_doc[];
 /* planmath.c: shards.plan's shuffle and cut, and the tar plan digest's records */
 PyObject *pd_digest_records(PyObject *self, PyObject *args);
 PyObject *pd_cut_points(PyObject *self, PyObject *args);

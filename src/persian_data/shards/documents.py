@@ -10,8 +10,10 @@ Each document is orjson's text of a dict built from the manifest line (`describe
 form, the reference). For 49k lines that costs more than reading them, so where the C extension
 is built each split compiles the documents into templates once: the JSON between the values (key
 names, the corpus, the split, the constants) as fixed fragments. `line_planner` then hands each
-parsed line to `_speedups.shard_sample`, which makes its Sample, checks its clip and writes its
-values between the fragments exactly as orjson would (jsonout.c). A line it cannot take that way
+line's bytes to `_speedups.shard_raw`, which scans it and puts its values between the fragments as
+they are written (a line written as orjson writes it: prepare's), or else the parsed line to
+`_speedups.shard_sample`, which writes its values exactly as orjson would (jsonout.c); either
+makes the Sample and checks its clip (shardplan.c). A line neither can take that way
 (a float orjson writes in exponent notation, an int beyond 64 bits, a lone surrogate, an id to
 escape, a missing field) goes to the Python form, which plans it the same way or says what is
 wrong; hypothesis tests hold the two forms to the same samples on any manifest.
@@ -163,15 +165,16 @@ def _templates(fmt: str, corpus: CorpusSplit) -> tuple:
 
 
 def line_planner(fmt: str, corpus: CorpusSplit, root: str, cache,
-                 seen: set) -> Callable[[dict, int], Sample | None] | None:
-    """read_samples' loop body for a parsed manifest line, in C: the line -> its Sample, described
-    (members, sidecar line, tar size) as the Python form would, the clip vouched for by `cache` or
-    stat'ed, its id added to `seen`; None for a line the Python form must take. None without the
-    extension."""
-    if SPEEDUPS is None or not hasattr(SPEEDUPS, "shard_sample"):
+                 seen: set) -> tuple[Callable[[bytes, int], Sample | None], Callable[[dict, int], Sample | None]] | None:
+    """read_samples' loop body in C, in two forms: (from a line's bytes, from its parsed dict). Each
+    gives the line's Sample, described (members, sidecar line, tar size) as the Python form would,
+    the clip vouched for by `cache` or stat'ed, its id added to `seen`; or None when the next form
+    must take the line (the bytes form takes lines written as orjson writes them: manifestline.c).
+    None without the extension."""
+    if SPEEDUPS is None or not hasattr(SPEEDUPS, "shard_raw"):
         return None
     prefix, entries = cache.entries_view() if cache is not None else ("", None)
     skip = _NEMO_SKIP if fmt == "nemo" else TAKEN
     ctx = (FORMATS.index(fmt), root, prefix, entries, seen, Sample,
            corpus.speaker_column, corpus.gender_column, skip, _templates(fmt, corpus))
-    return partial(SPEEDUPS.shard_sample, ctx)
+    return partial(SPEEDUPS.shard_raw, ctx), partial(SPEEDUPS.shard_sample, ctx)

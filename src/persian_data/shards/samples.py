@@ -48,8 +48,9 @@ Describe = Callable[[Sample, dict], None]
 """Sets a sample's members, extra and tar_bytes from its manifest line (documents.describer)."""
 
 
-Planner = Callable[[str, set], Callable[[dict, int], "Sample | None"] | None]
-"""(root with a trailing slash, the ids seen) -> the compiled loop body (documents.line_planner), or None."""
+Planner = Callable[[str, set], "tuple[Callable[[bytes, int], Sample | None], Callable[[dict, int], Sample | None]] | None"]
+"""(root with a trailing slash, the ids seen) -> the compiled loop body from a line's bytes and from its
+dict (documents.line_planner), or None."""
 
 
 def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, describe: Describe,
@@ -58,21 +59,27 @@ def read_samples(layout: Layout, corpus: CorpusSplit, cache: HashCache | None, d
     `describe` has turned them into bytes: 49k dicts would cost ~150 MB. A clip the
     hash cache knows by the manifest's sha256 is planned by the size and stat recorded there, with
     no stat (the writer's fstat compares them: a changed clip is hashed, or refused); the others
-    are stat'ed here. `planner` gives the same loop body in C, for every line it can take."""
+    are stat'ed here. `planner` gives the same loop body in C, for every line it can take: from the
+    line's bytes, else from its dict."""
     samples: list[Sample] = []
     seen: set[str] = set()
     root = os.fspath(layout.root) + "/"
-    compiled = planner(root, seen) if planner is not None else None
+    from_bytes, from_line = (planner(root, seen) if planner is not None else None) or (None, None)
     recorded = cache.recorded if cache is not None else _unknown
     loads, required, append = orjson.loads, _REQUIRED, samples.append
     with open(corpus.manifest, "rb") as handle:
         for number, raw in enumerate(handle, 1):
+            if from_bytes is not None:
+                sample = from_bytes(raw, number)
+                if sample is not None:
+                    append(sample)
+                    continue
             try:
                 line = loads(raw)
             except orjson.JSONDecodeError:
                 line = None
-            if compiled is not None:
-                sample = compiled(line, number)
+            if from_line is not None:
+                sample = from_line(line, number)
                 if sample is not None:
                     append(sample)
                     continue
