@@ -30,7 +30,7 @@ from ..compiled import SPEEDUPS
 from . import tarwrite
 from .corpus import CorpusSplit
 from .formats import FORMATS
-from .samples import TAKEN, Sample, metadata_of
+from .samples import TAKEN, FromBytes, FromLine, Sample, metadata_of
 
 LANGUAGE = "fa"
 _NEMO_SKIP = TAKEN | {"audio_filepath", "text_original"}  # NeMo's own keys, ahead of the source columns
@@ -164,8 +164,7 @@ def _templates(fmt: str, corpus: CorpusSplit) -> tuple:
     return (recording, cut, *parts)
 
 
-def line_planner(fmt: str, corpus: CorpusSplit, root: str, cache,
-                 seen: set) -> tuple[Callable[[bytes, int], Sample | None], Callable[[dict, int], Sample | None]] | None:
+def line_planner(fmt: str, corpus: CorpusSplit, root: str, cache, seen: set) -> tuple[FromBytes, FromLine] | None:
     """read_samples' loop body in C, in two forms: (from a line's bytes, from its parsed dict). Each
     gives the line's Sample, described (members, sidecar line, tar size) as the Python form would,
     the clip vouched for by `cache` or stat'ed, its id added to `seen`; or None when the next form

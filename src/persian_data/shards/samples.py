@@ -48,7 +48,9 @@ Describe = Callable[[Sample, dict], None]
 """Sets a sample's members, extra and tar_bytes from its manifest line (documents.describer)."""
 
 
-Planner = Callable[[str, set], "tuple[Callable[[bytes, int], Sample | None], Callable[[dict, int], Sample | None]] | None"]
+FromBytes = Callable[[bytes, int], "Sample | None"]
+FromLine = Callable[[dict, int], "Sample | None"]
+Planner = Callable[[str, set], "tuple[FromBytes, FromLine] | None"]
 """(root with a trailing slash, the ids seen) -> the compiled loop body from a line's bytes and from its
 dict (documents.line_planner), or None."""
 
