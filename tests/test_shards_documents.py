@@ -226,3 +226,51 @@ def test_a_prepared_common_voice_line_takes_the_c_path(tmp_path):
             assert doc["id"] == line["id"] and math.isclose(doc["duration"], 2.575)
             assert ((doc["speaker"], doc["gender"]) if fmt != "shar" else
                     (doc["supervisions"][0]["speaker"], doc["supervisions"][0]["gender"])) == ("7a9b", "male")
+
+
+_PLAIN = (b'{"id":"cv_1","split":"train","audio_path":"datasets/speech/x/a.mp3","duration":2.5,"frames":120000,'
+          b'"sample_rate":48000,"channels":1,"sha256":"' + b"ab" * 32 + b'","text":"\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85",'
+          b'"text_normalized":"\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85","client_id":"7a9b","up_votes":9,"gender":"male"}')
+
+
+@pytest.mark.parametrize("raw, taken", [
+    (_PLAIN, True),
+    (b"  " + _PLAIN.replace(b",", b" ,\t").replace(b":", b" : ") + b" \r\n", True),  # white space anywhere
+    (_PLAIN.replace(b'"duration":2.5', b'"duration":2.50'), True),  # read to the same double: written by render
+    (_PLAIN.replace(b'"up_votes":9', b'"up_votes":9.50'), False),  # a source column as written: orjson's form only
+    (_PLAIN.replace(b'"up_votes":9', b'"up_votes":-0'), False),
+    (_PLAIN.replace(b'"duration":2.5', b'"duration":2.5e0'), False),  # exponents: repr's and orjson's differ
+    (_PLAIN.replace(b'"up_votes":9', b'"up_votes":12345678901234567890'), False),
+    (_PLAIN.replace(b'"up_votes":9', b'"up_votes":[9]'), False),
+    (_PLAIN.replace(b'"client_id":"7a9b"', b'"client_id":"7a\\u0039b"'), False),  # an escape
+    (_PLAIN.replace(b'"7a9b"', b'"7a9b","client_id":"again"'), False),  # a duplicate key (orjson keeps the last)
+    (_PLAIN.replace(b"7a9b", b"7a\xed\xa0\x80"), False),  # a surrogate, as bytes: not UTF-8
+    (_PLAIN.replace(b"7a9b", b"7a\xc0\x80"), False),  # an overlong encoding
+    (_PLAIN.replace(b"7a9b", b"7a\x01"), False),  # a raw control character
+    (_PLAIN + b"{}", False),  # more after the object
+    (_PLAIN[:-1], False),  # cut short
+    (b"", False),
+])
+def test_a_line_is_planned_from_its_bytes_only_as_orjson_would_read_and_write_it(tmp_path, raw, taken):
+    """shard_raw takes a line written as orjson writes it (white space aside), and gives None for any
+    line whose values it could not put as written (the dict way then plans it, or names it): its
+    sample is always the dict form's and the Python form's."""
+    from persian_data.integrity import HashCache
+    from persian_data.shards.documents import line_planner
+
+    clip = tmp_path / "datasets/speech/x/a.mp3"
+    clip.parent.mkdir(parents=True)
+    clip.write_bytes(b"\1" * 1000)
+    corpus = CorpusSplit("commonvoice", "train", None, tmp_path / "m.jsonl", "client_id", "gender")
+    cache = HashCache(tmp_path / "cache", tmp_path)
+    for fmt in ("webdataset", "shar", "nemo"):
+        sample = line_planner(fmt, corpus, f"{tmp_path}/", cache, set())[0](raw, 7)
+        assert (sample is not None) is taken
+        try:
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            assert not taken
+            continue
+        from_line = line_planner(fmt, corpus, f"{tmp_path}/", cache, set())[1](line, 7)
+        if sample is not None:
+            assert [getattr(sample, name) for name in _FIELDS] == [getattr(from_line, name) for name in _FIELDS]

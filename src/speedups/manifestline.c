@@ -151,22 +151,25 @@ static int scan(const unsigned char *p, Py_ssize_t n, Item *items, int *count) {
     return 1;
 }
 
-/* Significant digits of a float's text (its leading zeros are not). */
-static int significant_digits(const Item *it) {
-    int digits = 0, leading = 1;
+/* Whether every correct parser reads the float text `it` (no exponent) to the same double: at
+   most 15 significant digits and 22 after the point, so that it is one integer below 2**53 divided
+   by an exact power of ten, one correctly rounded division (Clinger's fast path). */
+static int read_alike(const Item *it) {
+    int digits = 0, leading = 1, after_point = -1;
     for (Py_ssize_t i = 0; i < it->vlen; i++) {
         char c = it->val[i];
+        if (after_point >= 0) after_point++;
+        if (c == '.') after_point = 0;
         if (c < '0' || c > '9' || (leading && c == '0')) continue;
         leading = 0;
         digits++;
     }
-    return digits;
+    return digits <= 15 && after_point <= 22;
 }
 
 /* A value as orjson.loads gives it. NULL with no error: one the dict way must take (an int of 19
    digits or more, -0, a float that is not finite). `as_written`: a float is taken only in repr's
-   shortest form (then its text is what orjson.dumps writes); else any float of at most 15
-   significant digits (every correct parser reads those to the same double), or in repr's form. */
+   shortest form (then its text is what orjson.dumps writes); else also one `read_alike`. */
 static PyObject *value_object(const Item *it, int as_written) {
     switch (it->kind) {
     case V_STRING:
@@ -186,7 +189,7 @@ static PyObject *value_object(const Item *it, int as_written) {
         double d = PyOS_string_to_double(text, NULL, NULL);
         if (d == -1.0 && PyErr_Occurred()) return NULL;
         if (!isfinite(d)) return NULL;
-        if (!as_written && significant_digits(it) <= 15) return PyFloat_FromDouble(d);
+        if (!as_written && read_alike(it)) return PyFloat_FromDouble(d);
         char *shortest = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
         if (!shortest) return NULL;
         int same = (Py_ssize_t)strlen(shortest) == it->vlen && !memcmp(shortest, text, it->vlen);
