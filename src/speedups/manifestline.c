@@ -8,6 +8,7 @@
    then shard_sample or the Python form), which stays the reference. */
 #include "speedups.h"
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -247,6 +248,18 @@ static const char *column_name(PyObject *column, Py_ssize_t *len) {
     return name;
 }
 
+/* The fields taken as objects, and the kind each must have (-1: any). */
+#define SLOT(name, field, kind) {name, sizeof name - 1, offsetof(PdLine, field), kind}
+static const struct {
+    const char *name;
+    Py_ssize_t len;
+    size_t offset;
+    int want;
+} SLOTS[] = {SLOT("id", id, V_STRING),         SLOT("audio_path", audio, V_STRING), SLOT("sha256", sha, V_STRING),
+             SLOT("duration", duration, -1),   SLOT("frames", frames, V_INT),        SLOT("sample_rate", rate, V_INT),
+             SLOT("channels", channels, -1)};
+#undef SLOT
+
 const char pd_shard_raw_doc[] =
     "shard_raw(ctx, raw, number) -> Sample or None\n\n"
     "shard_sample for a manifest line's bytes, scanned here; None for a line not written as orjson\n"
@@ -278,31 +291,19 @@ PyObject *pd_shard_raw(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     for (int i = 0; i < count; i++) {
         const Item *it = &items[i];
         PyObject **slot = NULL;
-        int want = -1; /* the kind the slot takes; -1: any but a float or int the dict way must take */
-        if (KEY_IS(it, "id"))
-            slot = &f.id, want = V_STRING;
-        else if (KEY_IS(it, "audio_path"))
-            slot = &f.audio, want = V_STRING;
-        else if (KEY_IS(it, "sha256"))
-            slot = &f.sha, want = V_STRING;
-        else if (KEY_IS(it, "duration"))
-            slot = &f.duration;
-        else if (KEY_IS(it, "frames"))
-            slot = &f.frames, want = V_INT;
-        else if (KEY_IS(it, "sample_rate"))
-            slot = &f.rate, want = V_INT;
-        else if (KEY_IS(it, "channels"))
-            slot = &f.channels;
-        else if (KEY_IS(it, "text") || KEY_IS(it, "text_normalized")) {
+        int want = -1;
+        for (size_t j = 0; j < sizeof SLOTS / sizeof *SLOTS && !slot; j++)
+            if (key_is(it, SLOTS[j].name, SLOTS[j].len))
+                slot = (PyObject **)((char *)&f + SLOTS[j].offset), want = SLOTS[j].want;
+        if (slot) {
+            if ((want >= 0 && it->kind != want) || !(*slot = value_object(it, 0))) goto fall_back;
+        } else if (KEY_IS(it, "text") || KEY_IS(it, "text_normalized")) {
             if (it->kind != V_STRING) goto fall_back;
             /* the JSON string as it is written: render puts bytes as they are */
             PyObject **text = KEY_IS(it, "text") ? &f.text : &f.normalized;
             if (!(*text = PyBytes_FromStringAndSize(it->val, it->vlen))) goto done;
         } else if (KEY_IS(it, "audio_ref") && it->kind != V_NULL)
             goto fall_back; /* --no-extract: the Python form says so */
-        if (slot) {
-            if ((want >= 0 && it->kind != want) || !(*slot = value_object(it, 0))) goto fall_back;
-        }
         /* the speaker and gender columns may be any column, common ones included */
         if (speaker_name && key_is(it, speaker_name, speaker_len) && !(f.speaker = value_object(it, 0))) goto fall_back;
         if (gender_name && key_is(it, gender_name, gender_len) && !(f.gender = value_object(it, 0))) goto fall_back;
