@@ -1,15 +1,15 @@
-/* shardplan.c: shards.samples.read_samples' work on one manifest line (already parsed by orjson),
-   in C: the checks, the hash cache's word on the clip (or its stat), the Sample, and what the
-   format makes of it (documents.py's templates, written by jsonout.c). A line it cannot take
-   exactly as the Python form would (a missing or odd field, an id seen before, an id that needs
-   escaping, a name that needs a PAX header, a clip it cannot stat, a value render leaves) gets
-   None: the Python form, which stays the reference, then plans it or says what is wrong with it. */
+/* shardplan.c: shards.samples.read_samples' work on one manifest line, in C, once its fields are
+   known (from its dict, parsed by orjson: shard_sample; or from its bytes: manifestline.c): the
+   checks, the hash cache's word on the clip (or its stat), the Sample, and what the format makes
+   of it (documents.py's templates, written by jsonout.c). A line it cannot take exactly as the
+   Python form would (a missing or odd field, an id seen before, an id that needs escaping, a name
+   that needs a PAX header, a clip it cannot stat, a value render leaves) gets None: the Python
+   form, which stays the reference, then plans it or says what is wrong with it. */
 #include "speedups.h"
 #include <math.h>
 #include <sys/stat.h>
 
 enum { WEBDATASET = 0, SHAR = 1, NEMO = 2 };
-
 
 #define MAX_CHANNELS 64
 #define MAX_TAR_SIZE 8589934592LL /* 8 ** 11: from there a member needs a PAX header */

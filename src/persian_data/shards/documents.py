@@ -16,7 +16,7 @@ they are written (a line written as orjson writes it: prepare's), or else the pa
 makes the Sample and checks its clip (shardplan.c). A line neither can take that way
 (a float orjson writes in exponent notation, an int beyond 64 bits, a lone surrogate, an id to
 escape, a missing field) goes to the Python form, which plans it the same way or says what is
-wrong; hypothesis tests hold the two forms to the same samples on any manifest.
+wrong; hypothesis tests hold the three forms to the same samples on any manifest.
 """
 
 from __future__ import annotations
