@@ -2,8 +2,8 @@
    (shards.samples.read_samples). The line is scanned here and its values are put into the
    documents as they are written: no objects for the keys and source columns, no second UTF-8
    encoding of the texts. That is exact only for a line written as orjson writes one (prepare's
-   own lines): a flat object, strings without escapes, integers below 10**18 and floats in repr's
-   shortest form. Any other line (an escape, an exponent, a nested value, a duplicate key, bytes
+   own lines): a flat object, strings without escapes, integers below 10**18, floats without an
+   exponent (a source column's only in repr's shortest form). Any other line (an escape, an exponent, a nested value, a duplicate key, bytes
    that are not UTF-8, anything that is not JSON) gives None, and goes the dict way (orjson.loads,
    then shard_sample or the Python form), which stays the reference. */
 #include "speedups.h"
