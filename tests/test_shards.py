@@ -459,7 +459,6 @@ def test_a_no_extract_manifest_is_refused_clearly(root, tmp_path, capsys):
     assert len(err) == 1 and "prepared with --no-extract" in err[0] and "without --no-extract" in err[0]
 
 
-
 @pytest.mark.parametrize("fmt", ["shar", "webdataset"])
 @pytest.mark.parametrize("field,value,expected", [
     ("sample_rate", 0, "sample_rate is 0, not a rate in Hz"),
