@@ -192,6 +192,83 @@ def _counting(body, form: str, taken: dict):
     return count
 
 
+_SHA = "ab" * 32
+_ENTRY_NUMBER = st.one_of(st.integers(0, 2**63 - 1).map(str), st.integers(-2**63, 2**64).map(str),
+                          st.sampled_from(["", "-0", "+5", "007", "1_0", "\u0665", "-", "0x1", "1" * 19, "0" * 19 + "7"]))
+_ENTRY_PARTS = st.tuples(st.sampled_from([_SHA, _SHA, "cd" * 32, _SHA[:63], _SHA + "0"]),
+                         st.lists(_ENTRY_NUMBER, min_size=3, max_size=3) | st.lists(_ENTRY_NUMBER, max_size=5),
+                         st.sampled_from(["", "", " " + "12" * 20, " ", "  ", " a b"]))
+_ENTRY_EDITS = st.just([]) | st.lists(st.tuples(st.sampled_from(["insert", "delete"]), st.integers(0, 200),
+                                                st.sampled_from([" ", "-", "+", "_", "0", "9", "a", "\u0665", "\n"])),
+                                      max_size=3)
+
+
+def _entry(parts, edits):
+    sha, numbers, tail = parts
+    text = sha + (" " + " ".join(numbers) if numbers else "") + tail
+    for kind, at, char in edits:
+        at %= len(text) + 1
+        text = text[:at] + char + text[at:] if kind == "insert" else text[:at] + text[at + 1:]
+    return text
+
+
+@settings(max_examples=300, deadline=None)
+@given(entries=st.lists(st.one_of(st.tuples(_ENTRY_PARTS, _ENTRY_EDITS).map(lambda t: _entry(*t)),
+                                  st.sampled_from([None, 7, [], {"stat": [1, 2, 3], "sha256": _SHA}])),
+                        min_size=1, max_size=3),
+       fmt=st.sampled_from(["webdataset", "shar", "nemo"]))
+def test_a_hash_cache_entry_is_read_in_c_as_the_python_form_reads_it(entries, fmt):
+    """The cache file as a user's disk may hold it (integrity.CACHE_VERSION's entries, well formed or
+    edited: signs, leading zeros, 19 digits, non-ASCII digits, spaces, another sha256, not a string):
+    the C planner trusts a clip, stats it, or leaves its line to the Python form, exactly as
+    HashCache.recorded and the Python form read that entry."""
+    import shutil
+    import tempfile
+
+    from persian_data.integrity import HashCache
+    from persian_data.layout import Layout
+    from persian_data.shards.documents import line_planner
+    from persian_data.shards.samples import read_samples
+
+    root = Path(tempfile.mkdtemp())
+    try:
+        layout = Layout(root)
+        corpus = CorpusSplit("commonvoice", "train", None, root / "m.jsonl", None, None)
+        lines, cached = [], {}
+        for number, entry in enumerate(entries):
+            audio = f"datasets/speech/x/{number}.mp3"
+            (root / audio).parent.mkdir(parents=True, exist_ok=True)
+            (root / audio).write_bytes(b"\1" * (number + 1))
+            lines.append(orjson.dumps({"id": f"cv_{number}", "split": "train", "audio_path": audio, "duration": 1.5,
+                                       "frames": 24000, "sample_rate": 16000, "channels": 1, "sha256": _SHA,
+                                       "text": "سلام", "text_normalized": "سلام"}))
+            cached[audio] = entry
+        corpus.manifest.write_bytes(b"\n".join(lines) + b"\n")
+        layout.hash_cache.parent.mkdir(parents=True, exist_ok=True)
+        layout.hash_cache.write_bytes(orjson.dumps({"version": 2, "entries": cached, "memo": {}}))
+        cache = HashCache(layout.hash_cache, root)
+        taken = {"bytes": 0, "dict": 0}
+
+        def planned(forms):
+            def planner(root_, seen):
+                bodies = line_planner(fmt, corpus, root_, cache, seen)
+                return tuple(_counting(body, form, taken) if form in forms else None
+                             for body, form in zip(bodies, ("bytes", "dict")))
+            samples = read_samples(layout, corpus, cache, describer(fmt, corpus), planner if forms else None)
+            return [tuple(getattr(sample, name) for name in _FIELDS) for sample in samples]
+
+        compiled = planned(("bytes", "dict"))
+        event(f"lines planned in C: {taken['bytes']} of {len(entries)}")
+        assert compiled == planned(("dict",)) == planned(())
+        for sample, entry in zip(compiled, entries):
+            known = cache.recorded(sample[1])
+            assert sample[8] is (known is not None and known[0] == _SHA)  # trusted
+            if isinstance(entry, str) and entry == f"{_SHA} 1 2 3":
+                assert sample[7] == (1, 2, 3) and taken["bytes"]
+    finally:
+        shutil.rmtree(root)
+
+
 def test_a_prepared_common_voice_line_takes_the_c_path(tmp_path):
     """The real shape of a prepared Common Voice line is planned in C from its bytes (not left to
     the dict form or the Python form), vouched for by the hash cache or stat'ed, with the Python

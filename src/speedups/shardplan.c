@@ -6,6 +6,7 @@
    that needs a PAX header, a clip it cannot stat, a value render leaves) gets None: the Python
    form, which stays the reference, then plans it or says what is wrong with it. */
 #include "speedups.h"
+#include <limits.h>
 #include <math.h>
 #include <sys/stat.h>
 
@@ -15,7 +16,7 @@ enum { WEBDATASET = 0, SHAR = 1, NEMO = 2 };
 #define MAX_TAR_SIZE 8589934592LL /* 8 ** 11: from there a member needs a PAX header */
 
 static PyObject *k_id, *k_audio_path, *k_audio_ref, *k_duration, *k_frames, *k_sample_rate, *k_channels, *k_sha256,
-    *k_text, *k_text_normalized, *k_stat, *k_members, *k_extra, *k_tar_bytes, *k_lower, *k_strip, *s_slash_dot,
+    *k_text, *k_text_normalized, *k_members, *k_extra, *k_tar_bytes, *k_lower, *k_strip, *s_slash_dot,
     *s_bin, *s_json, *s_dot, *b_newline, *b_empty, *i_one;
 
 static int intern_all(void) {
@@ -31,7 +32,6 @@ static int intern_all(void) {
     INTERN(k_sha256, "sha256");
     INTERN(k_text, "text");
     INTERN(k_text_normalized, "text_normalized");
-    INTERN(k_stat, "stat");
     INTERN(k_members, "members");
     INTERN(k_extra, "extra");
     INTERN(k_tar_bytes, "tar_bytes");
@@ -63,6 +63,51 @@ static int plain_name(PyObject *name) {
 }
 
 static long long member_bytes(long long size) { return 512 + size + (512 - size % 512) % 512; }
+
+/* A decimal int of integrity._unpack's (an optional '-', then ASCII digits, within a long long)
+   from `*at`, ended by a space or `end`: 1 with `*at` moved past it, 0 when it is not one (the
+   Python form reads it, or not). */
+static int entry_number(const char **at, const char *end, long long *out) {
+    const char *p = *at;
+    int negative = p < end && *p == '-';
+    p += negative;
+    const char *digits = p;
+    long long n = 0;
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {
+        if (n > (LLONG_MAX - (*p - '0')) / 10) return 0;
+        n = n * 10 + (*p - '0');
+    }
+    if (p == digits || (p < end && *p != ' ')) return 0;
+    *out = negative ? -n : n;
+    *at = p;
+    return 1;
+}
+
+/* The hash cache's entry for a clip, "<sha256> <size> <mtime_ns> <inode>[ <blob sha1>]"
+   (integrity.CACHE_VERSION), against the manifest's sha256: 1 when it records that sha256
+   (*stat then (size, mtime_ns, inode), new), 0 when it records another one (so the clip is
+   stat'ed, as HashCache.recorded's caller does), 2 when it is not an entry read the same way here
+   (the Python form decides), -1 on error (set). */
+static int cache_word(PyObject *entry, PyObject *sha, PyObject **stat) {
+    if (!PyUnicode_CheckExact(entry) || !PyUnicode_IS_ASCII(entry)) return 2;
+    const char *text = (const char *)PyUnicode_DATA(entry), *end = text + PyUnicode_GET_LENGTH(entry);
+    const char *space = memchr(text, ' ', end - text);
+    if (!space || space == text) return 2;
+    long long v[3];
+    const char *at = space;
+    for (int i = 0; i < 3; i++) {
+        if (at == end || *at++ != ' ' || !entry_number(&at, end, &v[i])) return 2;
+    }
+    if (at < end && (*at != ' ' || memchr(at + 1, ' ', end - at - 1))) return 2; /* a blob sha1, without spaces */
+    Py_ssize_t sha_len;
+    const char *want = PyUnicode_AsUTF8AndSize(sha, &sha_len);
+    if (!want) { /* surrogates: compared by the Python form */
+        PyErr_Clear();
+        return 2;
+    }
+    if (sha_len != space - text || memcmp(want, text, sha_len) != 0) return 0;
+    return (*stat = Py_BuildValue("(LLL)", v[0], v[1], v[2])) ? 1 : -1;
+}
 
 /* (size, mtime_ns, inode) of `path`, as samples._stat gives them; NULL with no error when it
    cannot be stat'ed (the Python form says why). */
@@ -159,16 +204,10 @@ PyObject *pd_plan_line(PyObject *ctx, const PdLine *line, PyObject *number, PyOb
         Py_DECREF(key);
         if (!entry && PyErr_Occurred()) goto done;
         if (entry) {
-            if (!PyDict_CheckExact(entry)) goto fall_back;
-            PyObject *known = field(entry, k_sha256), *known_stat = field(entry, k_stat);
-            if (!known || !known_stat) goto fall_back; /* HashCache.recorded raises: the Python form shows it */
-            int same = PyObject_RichCompareBool(known, sha, Py_EQ);
-            if (same < 0) goto done;
-            if (same) {
-                if (!PyList_CheckExact(known_stat) && !PyTuple_CheckExact(known_stat)) goto fall_back;
-                if (!(stat = PySequence_Tuple(known_stat))) goto done;
-                trusted = 1;
-            }
+            int word = cache_word(entry, sha, &stat);
+            if (word < 0) goto done;
+            if (word == 2) goto fall_back;
+            trusted = word;
         }
     }
     if (!stat && !(stat = stat_tuple(path))) {
