@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from persian_data.compiled import SPEEDUPS
 from persian_data.shards.corpus import CorpusSplit
-from persian_data.shards.documents import describer
+from persian_data.shards.documents import describer, line_planner
 from persian_data.shards.samples import COMMON_KEYS, Sample
 
 
@@ -119,7 +119,6 @@ def test_the_compiled_samples_are_the_python_forms(lines, fmt, columns, writer, 
 
     from persian_data.integrity import Digests, HashCache
     from persian_data.layout import Layout
-    from persian_data.shards.documents import line_planner
     from persian_data.shards.samples import read_samples
 
     root = Path(tempfile.mkdtemp())
@@ -146,11 +145,7 @@ def test_the_compiled_samples_are_the_python_forms(lines, fmt, columns, writer, 
         taken = {"bytes": 0, "dict": 0}
 
         def counted(forms):
-            def planner(root_, seen):
-                bodies = line_planner(fmt, corpus, root_, cache, seen)
-                return tuple(_counting(body, form, taken) if form in forms else None
-                             for body, form in zip(bodies, ("bytes", "dict")))
-            return planner
+            return _counted_planner(fmt, corpus, cache, forms, taken)
 
         def planned(planner):
             try:
@@ -184,12 +179,20 @@ def _written(line: dict, writer: str) -> bytes:
     return data
 
 
-def _counting(body, form: str, taken: dict):
-    def count(line, number):
-        sample = body(line, number)
-        taken[form] += sample is not None
-        return sample
-    return count
+def _counted_planner(fmt, corpus, cache, forms, taken: dict):
+    """read_samples' planner with only the C forms in `forms` ("bytes", "dict"), counting in `taken`
+    the lines each one planned itself."""
+    def counting(body, form):
+        def count(line, number):
+            sample = body(line, number)
+            taken[form] += sample is not None
+            return sample
+        return count
+
+    def planner(root_, seen):
+        bodies = line_planner(fmt, corpus, root_, cache, seen)
+        return tuple(counting(body, form) if form in forms else None for body, form in zip(bodies, ("bytes", "dict")))
+    return planner
 
 
 _SHA = "ab" * 32
@@ -227,7 +230,6 @@ def test_a_hash_cache_entry_is_read_in_c_as_the_python_form_reads_it(entries, fm
 
     from persian_data.integrity import HashCache
     from persian_data.layout import Layout
-    from persian_data.shards.documents import line_planner
     from persian_data.shards.samples import read_samples
 
     root = Path(tempfile.mkdtemp())
@@ -250,11 +252,8 @@ def test_a_hash_cache_entry_is_read_in_c_as_the_python_form_reads_it(entries, fm
         taken = {"bytes": 0, "dict": 0}
 
         def planned(forms):
-            def planner(root_, seen):
-                bodies = line_planner(fmt, corpus, root_, cache, seen)
-                return tuple(_counting(body, form, taken) if form in forms else None
-                             for body, form in zip(bodies, ("bytes", "dict")))
-            samples = read_samples(layout, corpus, cache, describer(fmt, corpus), planner if forms else None)
+            planner = _counted_planner(fmt, corpus, cache, forms, taken) if forms else None
+            samples = read_samples(layout, corpus, cache, describer(fmt, corpus), planner)
             return [tuple(getattr(sample, name) for name in _FIELDS) for sample in samples]
 
         compiled = planned(("bytes", "dict"))
@@ -274,7 +273,6 @@ def test_a_prepared_common_voice_line_takes_the_c_path(tmp_path):
     the dict form or the Python form), vouched for by the hash cache or stat'ed, with the Python
     form's sample."""
     from persian_data.integrity import Digests, HashCache
-    from persian_data.shards.documents import line_planner
 
     line = {"id": "common_voice_fa_1", "split": "train", "audio_path": "datasets/speech/x/a.mp3", "duration": 2.575,
             "frames": 123600, "sample_rate": 48000, "channels": 1, "sha256": "ab" * 32, "text": "سلام\u200cدنیا.",
@@ -333,7 +331,6 @@ def test_a_line_is_planned_from_its_bytes_only_as_orjson_would_read_and_write_it
     line whose values it could not put as written (the dict way then plans it, or names it): its
     sample is always the dict form's and the Python form's."""
     from persian_data.integrity import HashCache
-    from persian_data.shards.documents import line_planner
 
     clip = tmp_path / "datasets/speech/x/a.mp3"
     clip.parent.mkdir(parents=True)
@@ -366,7 +363,6 @@ def test_a_damaged_line_gets_the_dict_forms_outcome(tmp_path_factory, edits, fmt
     bytes exactly as from its dict (and as in Python), or left to them; never a crash."""
     from persian_data.integrity import HashCache
     from persian_data.layout import Layout
-    from persian_data.shards.documents import line_planner
     from persian_data.shards.samples import read_samples
 
     raw = bytearray(_PLAIN)
@@ -386,11 +382,9 @@ def test_a_damaged_line_gets_the_dict_forms_outcome(tmp_path_factory, edits, fmt
     cache = HashCache(root / "cache", root)
 
     def planned(forms):
-        def planner(root_, seen):
-            bodies = line_planner(fmt, corpus, root_, cache, seen)
-            return tuple(body if form in forms else None for body, form in zip(bodies, ("bytes", "dict")))
+        planner = _counted_planner(fmt, corpus, cache, forms, {"bytes": 0, "dict": 0}) if forms else None
         try:
-            samples = read_samples(Layout(root), corpus, cache, describer(fmt, corpus), planner if forms else None)
+            samples = read_samples(Layout(root), corpus, cache, describer(fmt, corpus), planner)
         except Exception as exc:  # noqa: BLE001  (the same error either way, whatever it is)
             return type(exc), str(exc)
         return [tuple(getattr(sample, name) for name in _FIELDS) for sample in samples]
