@@ -197,7 +197,8 @@ def _counted_planner(fmt, corpus, cache, forms, taken: dict):
 
 _SHA = "ab" * 32
 _ENTRY_NUMBER = st.one_of(st.integers(0, 2**63 - 1).map(str), st.integers(-2**63, 2**64).map(str),
-                          st.sampled_from(["", "-0", "+5", "007", "1_0", "\u0665", "-", "0x1", "1" * 19, "0" * 19 + "7"]))
+                          st.sampled_from(["", "-0", "+5", "007", "1_0", "\u0665", "-", "0x1", "1" * 19,
+                                           "0" * 19 + "7"]))
 _ENTRY_PARTS = st.tuples(st.sampled_from([_SHA, _SHA, "cd" * 32, _SHA[:63], _SHA + "0"]),
                          st.lists(_ENTRY_NUMBER, min_size=3, max_size=3) | st.lists(_ENTRY_NUMBER, max_size=5),
                          st.sampled_from(["", "", " " + "12" * 20, " ", "  ", " a b"]))

@@ -130,10 +130,11 @@ def _from_v1(entries) -> dict[str, str]:
         return out
     for key, entry in entries.items():
         try:
-            sha256, stat = entry["sha256"], entry["stat"]
-            if (type(sha256) is str and len(sha256) == 64 and type(stat) is list and len(stat) == 3
-                    and all(type(n) is int for n in stat)):
-                out[key] = _pack(sha256, stat, entry.get("blob_sha1") or None)
+            sha256, stat, blob = entry["sha256"], entry["stat"], entry.get("blob_sha1") or None
+            if (type(sha256) is str and sha256 and " " not in sha256
+                    and type(stat) is list and len(stat) == 3 and all(type(n) is int for n in stat)
+                    and (blob is None or (type(blob) is str and " " not in blob))):
+                out[key] = _pack(sha256, stat, blob)
         except (TypeError, KeyError):
             continue  # damaged: that file is hashed again
     return out
